@@ -1,0 +1,66 @@
+"""Shared CLI plumbing: error rendering, exit codes and the ``--output text|json`` option."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+
+from crmsync.errors import CrmsyncError, ExitCode, InvalidFileError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Human output goes to stdout; diagnostics and progress to stderr, so pipes stay clean.
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def output_option(func: F) -> F:
+    """Add ``--output text|json`` (machine-readable results for schedulers and scripts)."""
+    return click.option(
+        "--output",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Result format: human text, or one JSON document for machines.",
+    )(func)
+
+
+def emit_json(payload: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2, default=str) + b"\n")
+    sys.stdout.flush()
+
+
+def render_error(error: CrmsyncError) -> None:
+    """Print a crmsync error the way a person wants to read it (no traceback)."""
+    if isinstance(error, InvalidFileError):
+        for diagnostic in error.diagnostics:
+            stderr.print(diagnostic.render(), markup=False)
+        stderr.print(f"crmsync: {error}", markup=False)
+    else:
+        stderr.print(f"crmsync: error: {error}", markup=False)
+
+
+class CrmsyncGroup(click.Group):
+    """Root group that turns :class:`CrmsyncError` into a message and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CrmsyncError as error:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            render_error(error)
+            ctx.exit(int(error.exit_code))
+        except KeyboardInterrupt:
+            stderr.print("crmsync: interrupted")
+            ctx.exit(130)
+
+
+__all__ = ["CrmsyncGroup", "ExitCode", "emit_json", "output_option", "render_error", "stderr", "stdout"]

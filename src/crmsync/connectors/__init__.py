@@ -1,0 +1,1 @@
+"""Connectors: one small protocol, one implementation per CRM."""

@@ -1,0 +1,154 @@
+"""The plain data that flows between crmsync's modules: contacts, decisions and changes.
+
+Everything here is a frozen dataclass with no behaviour beyond construction, so every other
+module can depend on it without pulling anything else in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal, TypeAlias
+
+#: The closed set of funnel statuses (DOMAIN.md), in funnel order.
+STATUSES: tuple[str, ...] = ("lead", "prospect", "opportunity", "disqualified")
+#: The closed set of miss types (DOMAIN.md).
+MISS_TYPES: tuple[str, ...] = ("none", "soft", "hard")
+#: Task priorities, mapped by each connector onto its CRM's own picklist.
+PRIORITIES: tuple[str, ...] = ("high", "normal", "low")
+#: Selling approaches a follow-up task can carry (DOMAIN.md, "Selling approach").
+APPROACHES: tuple[str, ...] = ("consultative", "direct")
+
+#: Canonical contact facts: fact name -> value (``None`` when missing). See DESIGN.md §2.
+Facts: TypeAlias = Mapping[str, Any]
+
+Priority = Literal["high", "normal", "low"]
+Approach = Literal["consultative", "direct"]
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One CRM record as crmsync sees it.
+
+    Attributes:
+        id: The CRM's record id.
+        facts: Canonical facts (DESIGN.md §2) produced by the connector's field map.
+        outputs: The crmsync output fields as currently stored in the CRM, by canonical output
+            name (``status``, ``miss_type``, ``score``, ``reason``, ...); used to diff.
+        object_type: The CRM object the record lives in (``contact``, ``Lead``, ``Contact``).
+        modified_at: The record's change timestamp, used as the incremental cursor.
+        owner_id: The CRM user who owns the record; tasks are assigned to them.
+    """
+
+    id: str
+    facts: Facts
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    object_type: str = "contact"
+    modified_at: datetime | None = None
+    owner_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A follow-up task a decision asks for; rendered from a rule file's task template.
+
+    Attributes:
+        purpose: Stable purpose key; a contact never has two open crmsync tasks for one purpose.
+        subject: One-line subject, placeholders already filled in.
+        body: Longer guidance for the rep, placeholders already filled in.
+        due: Due date (business days already counted from the run's ``now``).
+        priority: ``high``, ``normal`` or ``low``.
+        approach: ``consultative`` (soft selling) or ``direct`` (hard selling).
+        rule_id: The id of the task template rule that asked for it.
+        close_when_obsolete: Close the open task once the purpose no longer applies.
+    """
+
+    purpose: str
+    subject: str
+    body: str
+    due: date
+    priority: Priority = "normal"
+    approach: Approach = "consultative"
+    rule_id: str = ""
+    close_when_obsolete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The rules engine's verdict on one contact.
+
+    Attributes:
+        contact_id: The evaluated contact's id.
+        status: One of :data:`STATUSES`.
+        miss_type: One of :data:`MISS_TYPES`.
+        score: The clamped lead score.
+        reason: One-line human reason (at most 255 characters) built from ``because`` texts.
+        rules: Ids of the rules that fired, in evaluation order.
+        tasks: Follow-up tasks the rules ask for.
+        ruleset_version: The rule file's declared version.
+        ruleset_hash: Content hash of the rule file, so a decision names exactly what made it.
+        trace: Optional explanation (only when asked for): JSON-ready dicts.
+    """
+
+    contact_id: str
+    status: str
+    miss_type: str
+    score: int
+    reason: str
+    rules: tuple[str, ...] = ()
+    tasks: tuple[TaskSpec, ...] = ()
+    ruleset_version: str = ""
+    ruleset_hash: str = ""
+    trace: tuple[Mapping[str, Any], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldUpdate:
+    """Set one crmsync-owned output field on a record (``old`` is kept for the journal/undo)."""
+
+    contact_id: str
+    object_type: str
+    output: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCreate:
+    """Create a follow-up task; ``key`` is deterministic in (contact, purpose)."""
+
+    contact_id: str
+    object_type: str
+    key: str
+    spec: TaskSpec
+    owner_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskClose:
+    """Close an open crmsync task whose purpose no longer applies."""
+
+    contact_id: str
+    object_type: str
+    key: str
+    task_id: str
+
+
+#: One planned write.
+Change: TypeAlias = FieldUpdate | TaskCreate | TaskClose
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where an incremental read of one CRM object stream resumes.
+
+    Attributes:
+        stream: The object stream (``hubspot:contacts``, ``salesforce:Lead``...).
+        value: Highest change timestamp fully processed, or ``None`` for a first full read.
+        ids_at_value: Ids already processed at exactly ``value`` (de-duplication on overlap).
+    """
+
+    stream: str
+    value: datetime | None = None
+    ids_at_value: frozenset[str] = frozenset()

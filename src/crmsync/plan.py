@@ -1,0 +1,1 @@
+"""Turn a decision and the current CRM values into the minimal list of changes (pure)."""

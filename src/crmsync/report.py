@@ -1,0 +1,1 @@
+"""Run summaries and the funnel health report (HTML and JSON)."""

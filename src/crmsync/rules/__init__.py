@@ -1,0 +1,1 @@
+"""The rules engine: load, validate, compile, evaluate and explain JSON rule sets (pure)."""

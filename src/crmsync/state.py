@@ -1,0 +1,1 @@
+"""The state store: run ledger, cursors, write journal and rejected records (SQLAlchemy)."""

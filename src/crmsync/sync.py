@@ -1,0 +1,1 @@
+"""One sync run: read a page, evaluate, plan, apply, journal, commit the cursor."""
