@@ -20,6 +20,41 @@ PRIORITIES: tuple[str, ...] = ("high", "normal", "low")
 #: Selling approaches a follow-up task can carry (DOMAIN.md, "Selling approach").
 APPROACHES: tuple[str, ...] = ("consultative", "direct")
 
+#: The canonical contact facts (DESIGN.md §2) and their types; rules are written against these,
+#: connectors produce them. Types: ``str``, ``int``, ``number``, ``bool``, ``datetime``.
+#: ``status_override`` (a rep's manual status, which wins) and ``not_a_fit`` (explicitly marked
+#: "not a fit") are additions DOMAIN.md needs.
+CANONICAL_FACTS: Mapping[str, str] = {
+    # identity
+    "id": "str", "email": "str", "email_domain": "str", "first_name": "str", "last_name": "str",
+    "title": "str", "owner_id": "str",
+    # firmographics
+    "company": "str", "country": "str", "industry": "str", "employees": "int",
+    "annual_revenue": "number",
+    # engagement
+    "created_at": "datetime", "last_activity_at": "datetime", "last_contacted_at": "datetime",
+    "form_submissions": "int", "webinars_attended": "int", "content_downloads": "int",
+    "page_views": "int", "pricing_page_views": "int", "chat_conversations": "int",
+    "trial_signup": "bool", "demo_requested": "bool", "case_study_requested": "bool",
+    "inbound_from_decision_maker": "bool",
+    # qualification
+    "budget_confirmed": "bool", "decision_maker": "bool", "not_a_fit": "bool",
+    # deals
+    "open_deals": "int", "won_deals": "int", "lost_deals": "int", "deal_stage": "str",
+    "deal_amount": "number", "closed_lost_reason": "str", "closed_lost_at": "datetime",
+    "competitor": "str",
+    # CRM native
+    "lifecycle_stage": "str", "lead_status": "str", "status_override": "str",
+    # previous outputs (what crmsync wrote last time)
+    "previous_status": "str", "previous_miss_type": "str", "status_since": "datetime",
+}
+
+#: The outputs crmsync writes back, with their types (a field map names the CRM field of each).
+OUTPUTS: Mapping[str, str] = {
+    "status": "str", "miss_type": "str", "score": "int", "reason": "str", "ruleset": "str",
+    "evaluated_at": "datetime", "status_since": "datetime",
+}
+
 #: Canonical contact facts: fact name -> value (``None`` when missing). See DESIGN.md §2.
 Facts: TypeAlias = Mapping[str, Any]
 

@@ -1,0 +1,140 @@
+"""The one small protocol every CRM connector implements, and the values it exchanges.
+
+A connector reads contacts as canonical facts (through its field map) and writes crmsync's
+output fields and tasks back. It knows nothing about rules: the sync decides, the connector
+moves data. It counts its own API calls so a run can report them against the minimum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from crmsync.model import Contact, TaskClose, TaskCreate
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of contacts read from a stream, in ascending ``modified_at`` order.
+
+    Attributes:
+        stream: The stream it came from (``hubspot:contacts``, ``salesforce:Lead``).
+        contacts: The contacts, facts already normalised by the field map.
+        related: True for contacts re-read because a related record (a deal) changed; they do
+            not move the stream's cursor.
+    """
+
+    stream: str
+    contacts: Sequence[Contact]
+    related: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecordUpdate:
+    """New values for crmsync's output fields on one record, by canonical output name."""
+
+    record_id: str
+    object_type: str
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What the CRM said about one record of a batched write.
+
+    Attributes:
+        record_id: The contact (for field writes and task creates) or task (for closes).
+        ok: Whether the write took effect.
+        error_code: The CRM's error code when it did not (``UNABLE_TO_LOCK_ROW``...).
+        message: The CRM's message, with record data stripped.
+        retryable: Whether the same write may succeed on a later run.
+        task_id: The created task's id (task creates only).
+        key: The task key (task creates and closes).
+    """
+
+    record_id: str
+    ok: bool
+    error_code: str | None = None
+    message: str | None = None
+    retryable: bool = False
+    task_id: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetupReport:
+    """What ``crmsync setup`` did: fields created now and fields that were already there."""
+
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    """The CRM's batch and page maxima, used to batch writes and estimate API calls."""
+
+    read_page: int
+    write_batch: int
+    task_batch: int
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """Everything the sync needs from a CRM."""
+
+    crm: str
+    limits: ApiLimits
+
+    def streams(self) -> list[str]:
+        """Return the contact streams this connector reads (one per CRM object)."""
+        ...
+
+    def check(self) -> None:
+        """Verify credentials and that crmsync's fields exist (ConfigError names the missing)."""
+        ...
+
+    def setup(self) -> SetupReport:
+        """Create crmsync's fields/properties in the CRM; idempotent."""
+        ...
+
+    def read(self, stream: str, since: datetime | None) -> Iterator[Page]:
+        """Yield pages of contacts modified at or after ``since`` (all when ``None``).
+
+        Pages come in ascending ``modified_at`` order; windowing around search caps is the
+        connector's business. Contacts whose related deals changed since ``since`` follow in
+        pages marked ``related``.
+        """
+        ...
+
+    def read_ids(self, stream: str, ids: Sequence[str]) -> list[Contact]:
+        """Read specific contacts (rejected last run, or otherwise due a re-evaluation)."""
+        ...
+
+    def write_fields(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        """Write output fields, batched at ``limits.write_batch``; one result per record."""
+        ...
+
+    def find_tasks(self, contact_ids: Sequence[str], keys: Sequence[str]) -> dict[str, str]:
+        """Return ``{task key: task id}`` for open crmsync tasks among those contacts' tasks.
+
+        Used to recover after a crash between creating a task and recording it.
+        """
+        ...
+
+    def create_tasks(self, creates: Sequence[TaskCreate]) -> list[WriteResult]:
+        """Create tasks (idempotently by key where the CRM allows); one result per task."""
+        ...
+
+    def close_tasks(self, closes: Sequence[TaskClose]) -> list[WriteResult]:
+        """Mark tasks completed; one result per task."""
+        ...
+
+    def api_calls(self) -> int:
+        """Return how many API calls this connector has made so far."""
+        ...
+
+    def close(self) -> None:
+        """Release HTTP sessions."""
+        ...

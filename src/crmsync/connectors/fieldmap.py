@@ -1,0 +1,462 @@
+"""Field maps: how a CRM's fields become canonical facts, and where crmsync's outputs go.
+
+A field map is a JSON file admins edit (``connectors/hubspot.json``, ``connectors/salesforce.json``).
+It is validated by a JSON Schema shipped with the package, then compiled into small per-object
+readers. Normalisation is here, once, for both CRMs: HubSpot sends every value as a string and
+datetimes as ISO or epoch-ms strings; Salesforce uses typed JSON, ``+0000`` offsets and dotted
+parent fields (``Account.Name``). An odd value (``"n/a"`` for a number, a junk date) becomes
+``None`` (missing), never an exception: one bad record must not stop a run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from crmsync.errors import Diagnostic, InvalidFileError
+from crmsync.model import CANONICAL_FACTS, OUTPUTS
+
+#: Deal facts rolled up from related deals/opportunities rather than read from a field.
+DEAL_FACTS = frozenset(
+    {"open_deals", "won_deals", "lost_deals", "deal_stage", "deal_amount", "closed_lost_reason",
+     "closed_lost_at", "competitor"}
+)
+#: Facts derived from crmsync's own stored outputs.
+PREVIOUS_OUTPUT_FACTS = {"previous_status": "status", "previous_miss_type": "miss_type",
+                         "status_since": "status_since"}
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "on", "checked"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", "off", "unchecked"})
+
+
+# -- value coercion ---------------------------------------------------------------------------
+
+
+def coerce(value: Any, kind: str) -> Any:
+    """Coerce a raw CRM value to a canonical type, or ``None`` when it is missing or odd.
+
+    Args:
+        value: What the CRM sent (string, number, bool, None...).
+        kind: ``str``, ``int``, ``number``, ``bool``, ``datetime`` or ``date``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if value == "":
+            return None
+    try:
+        return _COERCERS[kind](value)
+    except (ValueError, TypeError, OverflowError, KeyError):
+        return None
+
+
+def _to_str(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    return None
+
+
+def _to_number(value: Any) -> float | int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = value
+    else:
+        number = float(str(value).replace(",", ""))
+    if isinstance(number, float) and (number != number or number in (float("inf"), float("-inf"))):
+        return None
+    return int(number) if isinstance(number, float) and number.is_integer() else number
+
+
+def _to_int(value: Any) -> int | None:
+    number = _to_number(value)
+    if number is None:
+        return None
+    if isinstance(number, float):
+        # "12.0" is 12; "12.5" employees is a data error, not a value to round silently.
+        return None
+    return number
+
+
+def _to_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value) if value in (0, 1) else None
+    text = str(value).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return None
+
+
+def _to_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time.min, tzinfo=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _from_epoch_ms(float(value))
+    text = str(value)
+    if text.lstrip("-").isdigit():
+        # HubSpot sends epoch milliseconds as strings.
+        return _from_epoch_ms(float(text))
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _from_epoch_ms(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _to_date(value: Any) -> date | None:
+    moment = _to_datetime(value)
+    return moment.date() if moment else None
+
+
+_COERCERS: dict[str, Callable[[Any], Any]] = {
+    "str": _to_str,
+    "int": _to_int,
+    "number": _to_number,
+    "bool": _to_bool,
+    "datetime": _to_datetime,
+    "date": _to_date,
+}
+
+_TRANSFORMS: dict[str, Callable[[str], str | None]] = {
+    "upper": str.upper,
+    "lower": str.lower,
+    "email_domain": lambda text: text.rpartition("@")[2].lower() or None if "@" in text else None,
+}
+
+
+# -- the compiled field map -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FactSource:
+    """How one fact is read from a record: a field (or derived from another fact)."""
+
+    fact: str
+    kind: str
+    field: str | None = None
+    derive_from: str | None = None
+    transform: str | None = None
+    values: Mapping[str, str] | None = None
+
+    def read(self, record: Mapping[str, Any], facts: Mapping[str, Any]) -> Any:
+        """Return the normalised value of this fact for one record."""
+        raw = facts.get(self.derive_from) if self.derive_from else get_field(record, self.field)
+        value = coerce(raw, "str" if self.transform or self.values else self.kind)
+        if value is None:
+            return None
+        if self.transform:
+            value = _TRANSFORMS[self.transform](value)
+        if self.values is not None:
+            value = self.values.get(value, self.values.get("*", value))
+        return coerce(value, self.kind) if (self.transform or self.values) else value
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTarget:
+    """Where one crmsync output is stored in the CRM, and how its values are spelled there."""
+
+    output: str
+    field: str
+    kind: str
+    values: Mapping[str, str] | None = None
+
+    def encode(self, value: Any) -> Any:
+        """Return ``value`` as the CRM field expects it (enumeration values mapped)."""
+        if value is None:
+            return None
+        if self.values is not None:
+            return self.values.get(str(value), str(value))
+        if self.kind == "datetime" and isinstance(value, datetime):
+            return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return value
+
+    def decode(self, raw: Any) -> Any:
+        """Return the canonical value of what the CRM holds in this field."""
+        if self.values is not None:
+            text = coerce(raw, "str")
+            if text is None:
+                return None
+            reverse = {v: k for k, v in self.values.items()}
+            return reverse.get(text, text)
+        return coerce(raw, self.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMap:
+    """The fact readers of one CRM object (``contacts``; ``Lead``; ``Contact``)."""
+
+    name: str
+    modified_field: str
+    owner_field: str | None
+    sources: tuple[FactSource, ...]
+
+    def fields(self) -> list[str]:
+        """Return the CRM fields to request for this object (facts only; outputs separately)."""
+        seen: dict[str, None] = {}
+        for source in self.sources:
+            if source.field:
+                seen.setdefault(source.field, None)
+        seen.setdefault(self.modified_field, None)
+        if self.owner_field:
+            seen.setdefault(self.owner_field, None)
+        return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class DealMap:
+    """How related deals/opportunities are read and rolled up into the deal facts."""
+
+    object: str
+    fields: Mapping[str, str]
+    won_stages: frozenset[str]
+    lost_stages: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMap:
+    """How a crmsync follow-up task is written in the CRM."""
+
+    object: str
+    fields: Mapping[str, str]
+    priority_values: Mapping[str, str]
+    open_status: str
+    closed_status: str
+    key_field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMap:
+    """A validated, compiled field map."""
+
+    crm: str
+    path: str
+    objects: Mapping[str, ObjectMap]
+    outputs: Mapping[str, OutputTarget]
+    deals: DealMap | None
+    tasks: TaskMap
+    custom_facts: Mapping[str, str] = field(default_factory=dict)
+
+    def fact_types(self) -> dict[str, str]:
+        """Return every fact a rule may read through this map (canonical + custom) and its type."""
+        return {**CANONICAL_FACTS, **self.custom_facts}
+
+    def output_fields(self) -> list[str]:
+        """Return the CRM fields holding crmsync's outputs."""
+        return [target.field for target in self.outputs.values()]
+
+    def to_contact_facts(
+        self,
+        object_name: str,
+        record: Mapping[str, Any],
+        deals: Sequence[Mapping[str, Any]] = (),
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return (facts, current outputs) for one CRM record and its related deal records."""
+        facts: dict[str, Any] = {}
+        for source in self.objects[object_name].sources:
+            facts[source.fact] = source.read(record, facts)
+        outputs = {name: t.decode(get_field(record, t.field)) for name, t in self.outputs.items()}
+        for fact, output in PREVIOUS_OUTPUT_FACTS.items():
+            facts[fact] = outputs.get(output)
+        if self.deals is not None:
+            facts.update(rollup_deals(self.deals, deals))
+        return facts, outputs
+
+
+def get_field(record: Mapping[str, Any], name: str | None) -> Any:
+    """Return a possibly dotted field (``Account.Name``) from a record, ``None`` if absent."""
+    if name is None:
+        return None
+    value: Any = record
+    for part in name.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def rollup_deals(deal_map: DealMap, deals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Roll related deal records up into the canonical deal facts.
+
+    The most recently closed lost deal supplies ``closed_lost_reason``/``closed_lost_at`` and a
+    recorded ``competitor``; the most recent deal overall supplies ``deal_stage``/``deal_amount``.
+    """
+    f = deal_map.fields
+    rows = []
+    for deal in deals:
+        stage = coerce(get_field(deal, f.get("stage")), "str")
+        rows.append(
+            {
+                "stage": stage,
+                "amount": coerce(get_field(deal, f.get("amount")), "number"),
+                "closed_at": coerce(get_field(deal, f.get("closed_at")), "datetime"),
+                "loss_reason": coerce(get_field(deal, f.get("loss_reason")), "str"),
+                "competitor": coerce(get_field(deal, f.get("competitor")), "str"),
+                "won": stage in deal_map.won_stages,
+                "lost": stage in deal_map.lost_stages,
+            }
+        )
+    if not rows:
+        return {"open_deals": 0, "won_deals": 0, "lost_deals": 0, "deal_stage": None,
+                "deal_amount": None, "closed_lost_reason": None, "closed_lost_at": None,
+                "competitor": None}
+    epoch = datetime.min.replace(tzinfo=UTC)
+    latest = max(rows, key=lambda r: r["closed_at"] or epoch)
+    lost = [r for r in rows if r["lost"]]
+    last_lost = max(lost, key=lambda r: r["closed_at"] or epoch) if lost else None
+    return {
+        "open_deals": sum(1 for r in rows if not r["won"] and not r["lost"]),
+        "won_deals": sum(1 for r in rows if r["won"]),
+        "lost_deals": len(lost),
+        "deal_stage": latest["stage"],
+        "deal_amount": latest["amount"],
+        "closed_lost_reason": last_lost["loss_reason"] if last_lost else None,
+        "closed_lost_at": last_lost["closed_at"] if last_lost else None,
+        "competitor": last_lost["competitor"] if last_lost else None,
+    }
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def fieldmap_schema() -> dict[str, Any]:
+    """Return the JSON Schema of field map files."""
+    text = resources.files("crmsync.connectors").joinpath("fieldmap.schema.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def load_fieldmap(path: str | Path) -> FieldMap:
+    """Load, validate and compile a field map; raise InvalidFileError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as error:
+        raise InvalidFileError(
+            [Diagnostic(str(path), 1, 1, "", f"cannot read field map: {error.strerror}")]
+        ) from None
+    return parse_fieldmap(text, filename=str(path))
+
+
+def parse_fieldmap(text: str, *, filename: str) -> FieldMap:
+    """Validate and compile field map JSON text (see :func:`load_fieldmap`)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidFileError(
+            [Diagnostic(filename, error.lineno, error.colno, "", f"invalid JSON: {error.msg}")]
+        ) from None
+    validator = jsonschema.Draft202012Validator(fieldmap_schema())
+    problems = [
+        _diagnostic(filename, text, "/" + "/".join(str(p) for p in err.absolute_path), err.message)
+        for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if problems:
+        raise InvalidFileError(problems)
+    return _compile(doc, filename, text)
+
+
+def _diagnostic(
+    filename: str, text: str, pointer: str, message: str, suggestion: str | None = None
+) -> Diagnostic:
+    line, col = _locate(text, pointer)
+    return Diagnostic(filename, line, col, pointer if pointer != "/" else "", message, suggestion)
+
+
+def _locate(text: str, pointer: str) -> tuple[int, int]:
+    """Best-effort line/column of the last key of a JSON pointer (the file's start otherwise)."""
+    parts = [p for p in pointer.split("/") if p]
+    offset = 0
+    for part in parts:
+        if part.isdigit():
+            continue
+        found = text.find(f'"{part}"', offset)
+        if found < 0:
+            break
+        offset = found
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, col
+
+
+def _compile(doc: Mapping[str, Any], filename: str, text: str) -> FieldMap:
+    custom = {name: spec["type"] for name, spec in doc.get("custom_facts", {}).items()}
+    known = {**CANONICAL_FACTS, **custom}
+    problems: list[Diagnostic] = []
+    objects: dict[str, ObjectMap] = {}
+    for object_name, spec in doc["objects"].items():
+        sources = []
+        for fact, raw in spec["facts"].items():
+            pointer = f"/objects/{object_name}/facts/{fact}"
+            if fact not in known:
+                problems.append(_unknown(filename, text, pointer, f"unknown fact {fact!r}", fact, known))
+                continue
+            if fact in DEAL_FACTS or fact in PREVIOUS_OUTPUT_FACTS:
+                problems.append(_diagnostic(
+                    filename, text, pointer, f"fact {fact!r} is computed by crmsync, not read",
+                    "remove it: deal facts come from the 'deals' section, previous outputs "
+                    "from 'outputs'"))
+                continue
+            raw = {"field": raw} if isinstance(raw, str) else raw
+            derive = raw.get("derive_from")
+            if derive is not None and derive not in spec["facts"]:
+                problems.append(_unknown(filename, text, pointer + "/derive_from",
+                                         f"derives from unmapped fact {derive!r}", derive,
+                                         spec["facts"]))
+            sources.append(FactSource(fact=fact, kind=known[fact], field=raw.get("field"),
+                                      derive_from=derive, transform=raw.get("transform"),
+                                      values=raw.get("values")))
+        # Derived facts read other facts, so they run after every plain field.
+        sources.sort(key=lambda s: s.derive_from is not None)
+        objects[object_name] = ObjectMap(object_name, spec["modified_field"],
+                                         spec.get("owner_field"), tuple(sources))
+    outputs = {}
+    for output, raw in doc["outputs"].items():
+        if output not in OUTPUTS:
+            problems.append(_unknown(filename, text, f"/outputs/{output}",
+                                     f"unknown output {output!r}", output, OUTPUTS))
+            continue
+        outputs[output] = OutputTarget(output, raw["field"], OUTPUTS[output], raw.get("values"))
+    missing = sorted(set(OUTPUTS) - set(doc["outputs"]))
+    if missing:
+        problems.append(_diagnostic(filename, text, "/outputs",
+                                    f"outputs {', '.join(missing)} have no CRM field",
+                                    "map every output so results are stored and diffs work"))
+    if problems:
+        raise InvalidFileError(problems)
+    deals = None
+    if "deals" in doc:
+        d = doc["deals"]
+        deals = DealMap(d["object"], d["fields"], frozenset(d["won_stages"]),
+                        frozenset(d["lost_stages"]))
+    t = doc["tasks"]
+    tasks = TaskMap(t["object"], t["fields"], t["priority_values"], t["open_status"],
+                    t["closed_status"], t.get("key_field"))
+    return FieldMap(doc["crm"], filename, objects, outputs, deals, tasks, custom)
+
+
+def _unknown(
+    filename: str, text: str, pointer: str, message: str, name: str, known: Mapping[str, Any]
+) -> Diagnostic:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return _diagnostic(filename, text, pointer, message,
+                       f"did you mean {close[0]!r}?" if close else None)
