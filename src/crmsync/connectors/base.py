@@ -24,11 +24,15 @@ class Page:
         contacts: The contacts, facts already normalised by the field map.
         related: True for contacts re-read because a related record (a deal) changed; they do
             not move the stream's cursor.
+        ordered: True when pages arrive in ascending ``modified_at`` order (search, SOQL
+            ``ORDER BY``), so the cursor may advance page by page; False for an id-ordered full
+            scan, whose cursor may only move once the whole stream is read.
     """
 
     stream: str
     contacts: Sequence[Contact]
     related: bool = False
+    ordered: bool = True
 
 
 @dataclass(frozen=True, slots=True)
