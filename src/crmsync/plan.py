@@ -1,1 +1,149 @@
-"""Turn a decision and the current CRM values into the minimal list of changes (pure)."""
+"""Turn a decision and the contact's current CRM values into the minimal list of changes (pure).
+
+Nothing here talks to a CRM or reads the clock. The rules decide; this module only compares:
+an output whose stored value already equals the decision is not written, so an unchanged re-run
+writes nothing. Task keys are deterministic in (contact, purpose), which is what keeps a contact
+at one open crmsync task per purpose across runs, retries and crashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from crmsync.model import Contact, Decision, TaskClose, TaskCreate
+
+#: Outputs whose change is a real change; ``evaluated_at`` and ``status_since`` only follow them.
+COMPARED_OUTPUTS = ("status", "miss_type", "score", "reason", "ruleset")
+#: The CRM-side limit of the reason field (a Salesforce Text(255)); the engine keeps to it too.
+REASON_MAX = 255
+
+
+def task_key(contact_id: str, purpose: str) -> str:
+    """Return the deterministic key of the task for ``purpose`` on ``contact_id``."""
+    digest = hashlib.sha256(f"{contact_id}\x1f{purpose}".encode()).hexdigest()
+    return f"cs-{digest[:24]}"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTask:
+    """An open crmsync task already recorded for a contact."""
+
+    key: str
+    purpose: str
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPlan:
+    """Everything one contact needs written, and how its status moved.
+
+    Attributes:
+        contact: The contact as read.
+        decision: What the rules decided.
+        updates: Output name -> new value, for outputs that change (empty when none do).
+        previous: Output name -> value stored before, for the same outputs (journal and undo).
+        task_creates: Tasks to create.
+        task_closes: Open tasks whose purpose no longer applies, to close.
+    """
+
+    contact: Contact
+    decision: Decision
+    updates: Mapping[str, Any]
+    previous: Mapping[str, Any]
+    task_creates: tuple[TaskCreate, ...] = ()
+    task_closes: tuple[TaskClose, ...] = ()
+
+    @property
+    def transition(self) -> tuple[str, str]:
+        """``(old status or "new", new status)``; equal when the status did not move."""
+        return (self.contact.outputs.get("status") or "new", self.decision.status)
+
+    @property
+    def miss_transition(self) -> tuple[str, str]:
+        """``(old miss type or "none", new miss type)``."""
+        return (self.contact.outputs.get("miss_type") or "none", self.decision.miss_type)
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything at all is written for this contact."""
+        return bool(self.updates or self.task_creates or self.task_closes)
+
+
+@dataclass
+class PlanOptions:
+    """Knobs of planning.
+
+    Attributes:
+        close_obsolete_tasks: Close open crmsync tasks whose purpose no longer applies (else
+            leave them for the rep).
+    """
+
+    close_obsolete_tasks: bool = True
+
+
+def plan_contact(
+    contact: Contact,
+    decision: Decision,
+    *,
+    now: datetime,
+    open_tasks: Mapping[str, OpenTask] | None = None,
+    options: PlanOptions | None = None,
+) -> ContactPlan:
+    """Diff one decision against the contact's stored outputs and open tasks.
+
+    Args:
+        contact: The contact as read, with ``outputs`` holding the stored crmsync values.
+        decision: The rules' decision for it.
+        now: The run's clock, stamped into ``evaluated_at`` (and ``status_since`` on a move).
+        open_tasks: Open crmsync tasks of this contact, by key.
+        options: Planning knobs.
+    """
+    options = options or PlanOptions()
+    open_tasks = open_tasks or {}
+    wanted = {
+        "status": decision.status,
+        "miss_type": decision.miss_type,
+        "score": decision.score,
+        "reason": decision.reason[:REASON_MAX],
+        "ruleset": decision.ruleset_version or decision.ruleset_hash[:12],
+    }
+    stored = contact.outputs
+    updates = {name: value for name, value in wanted.items() if not _same(stored.get(name), value)}
+    if updates:
+        updates["evaluated_at"] = now.astimezone(UTC)
+    if "status" in updates or (stored.get("status_since") is None and decision.status):
+        updates["status_since"] = now.astimezone(UTC)
+        updates.setdefault("evaluated_at", now.astimezone(UTC))
+    previous = {name: stored.get(name) for name in updates}
+
+    creates = []
+    wanted_keys = set()
+    for spec in decision.tasks:
+        key = task_key(contact.id, spec.purpose)
+        wanted_keys.add(key)
+        if key not in open_tasks:
+            creates.append(TaskCreate(contact.id, contact.object_type, key, spec, contact.owner_id))
+    closes = []
+    if options.close_obsolete_tasks:
+        closes = [
+            TaskClose(contact.id, contact.object_type, key, task.task_id)
+            for key, task in sorted(open_tasks.items())
+            if key not in wanted_keys
+        ]
+    return ContactPlan(contact, decision, updates, previous, tuple(creates), tuple(closes))
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    """Compare a stored CRM value with a decided one, forgiving the CRM's spelling of it."""
+    if stored is None or stored == "":
+        return wanted is None or wanted == ""
+    if isinstance(wanted, int | float) and not isinstance(wanted, bool):
+        try:
+            return float(stored) == float(wanted)
+        except (TypeError, ValueError):
+            return False
+    return str(stored) == str(wanted)
