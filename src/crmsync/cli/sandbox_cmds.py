@@ -1,9 +1,52 @@
-"""CLI commands of the sandbox family (filled in by the issue that builds them)."""
+"""``crmsync sandbox serve``: the loopback CRM emulators, for trying rules against a fake CRM."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from crmsync.cli.common import stderr
+from crmsync.sandbox.launch import CRMS, build_sandbox
+
+
+@click.group("sandbox")
+def sandbox() -> None:
+    """Loopback emulators of the Salesforce and HubSpot APIs (no account needed)."""
+
+
+@sandbox.command("serve")
+@click.option("--crm", type=click.Choice(CRMS), default="hubspot", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="TCP port on 127.0.0.1 (0 picks a free one).")
+@click.option("--contacts", type=click.IntRange(0), default=2000, show_default=True,
+              help="How many contacts to seed.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated data.")
+@click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Load data from this file if it exists, and save it there on exit.")
+def serve(crm: str, port: int, contacts: int, seed: int, state_file: Path | None) -> None:
+    """Serve a seeded CRM emulator until interrupted.
+
+    The first line printed is the base URL and the token to use, e.g. with
+    CRMSYNC_CRM__BASE_URL and CRMSYNC_CRM__TOKEN.
+    """
+    server = build_sandbox(crm, contacts=contacts, seed=seed, port=port, state_file=state_file)
+    # First line: machine-readable, so scripts can start the sandbox and read where it is.
+    click.echo(f"{server.base_url} token={server.token}", nl=True)
+    stderr.print(
+        f"crmsync sandbox: {crm} with {contacts} contacts (seed {seed}); admin API at "
+        f"{server.base_url}/_sandbox/calls. Ctrl-C to stop."
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        if state_file is not None:
+            stderr.print(f"crmsync sandbox: data saved to {state_file}")
 
 
 def register(group: click.Group) -> None:
-    """Attach this family's commands to the root group."""
+    """Attach the ``sandbox`` group to the root group."""
+    group.add_command(sandbox)
