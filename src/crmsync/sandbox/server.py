@@ -132,6 +132,9 @@ class SandboxServer:
     ) -> None:
         self.emulator = emulator
         self.faults = FaultInjector()
+        # Per-record faults (reject_record) are decided inside batch writes, so the emulator
+        # needs the injector too.
+        emulator.faults = self.faults  # type: ignore[attr-defined]
         self.calls = CallLog()
         self.state_file = state_file
         # One lock around the emulator's data: correctness over throughput. Latency is slept
