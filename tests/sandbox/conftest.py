@@ -1,0 +1,99 @@
+"""Shared fixtures for the sandbox emulator tests (HubSpot ones are prefixed ``hubspot_``)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from crmsync.sandbox.hubspot import HubSpotEmulator, RateLimits
+from crmsync.sandbox.seed import Org, generate_org
+from crmsync.sandbox.server import SandboxServer
+
+HUBSPOT_ANCHOR = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+class FakeClock:
+    """A settable clock in epoch seconds: the emulator's "now" for timestamps and rate limits."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def hubspot_org() -> Org:
+    """A small seeded org: enough contacts for three list pages of 100."""
+    return generate_org(250, 7, HUBSPOT_ANCHOR)
+
+
+@pytest.fixture
+def hubspot_clock() -> FakeClock:
+    """The emulator clock, one hour after the seed anchor."""
+    return FakeClock(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def hubspot_emulator(hubspot_org: Org, hubspot_clock: FakeClock) -> HubSpotEmulator:
+    """A seeded emulator with rate limits raised so functional tests never hit them."""
+    return HubSpotEmulator(
+        hubspot_org,
+        clock=hubspot_clock,
+        rate_limits=RateLimits(per_10s=100_000, search_per_s=100_000),
+    )
+
+
+@pytest.fixture
+def hubspot_server(hubspot_emulator: HubSpotEmulator) -> Iterator[SandboxServer]:
+    """The seeded emulator served on loopback."""
+    with SandboxServer(hubspot_emulator) as server:
+        yield server
+
+
+@pytest.fixture
+def hubspot_api(hubspot_server: SandboxServer) -> Any:
+    """The real hubspot-api-client aimed at the emulator (no retries)."""
+    from hubspot import HubSpot
+
+    return HubSpot(access_token=hubspot_server.token, host=hubspot_server.base_url)
+
+
+HttpCall = Callable[..., tuple[int, Any, dict[str, str]]]
+
+
+@pytest.fixture
+def hubspot_http(hubspot_server: SandboxServer) -> HttpCall:
+    """Raw HTTP against the emulator: ``call(method, path, body=None, token=...)``.
+
+    Returns (status, parsed JSON body or None, headers). Used where the SDK hides the wire
+    (exact status codes, headers, admin calls).
+    """
+
+    def call(
+        method: str, path: str, body: Any = None, *, token: str | None = hubspot_server.token
+    ) -> tuple[int, Any, dict[str, str]]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(hubspot_server.base_url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, raw, headers = response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            status, raw, headers = error.code, error.read(), dict(error.headers)
+            error.close()
+        return status, json.loads(raw) if raw else None, headers
+
+    return call
