@@ -54,11 +54,24 @@ def hubspot_emulator(hubspot_org: Org, hubspot_clock: FakeClock) -> HubSpotEmula
     )
 
 
-@pytest.fixture
-def hubspot_server(hubspot_emulator: HubSpotEmulator) -> Iterator[SandboxServer]:
-    """The seeded emulator served on loopback."""
-    with SandboxServer(hubspot_emulator) as server:
+@pytest.fixture(scope="session")
+def _hubspot_shared_server() -> Iterator[SandboxServer]:
+    # One listening server for the session: stopping one waits out serve_forever's 0.5 s poll,
+    # which would dominate the suite. Each test swaps its own fresh emulator in (below).
+    with SandboxServer(HubSpotEmulator()) as server:
         yield server
+
+
+@pytest.fixture
+def hubspot_server(
+    _hubspot_shared_server: SandboxServer, hubspot_emulator: HubSpotEmulator
+) -> SandboxServer:
+    """The seeded emulator served on loopback, with no faults and zeroed call counts."""
+    server = _hubspot_shared_server
+    server.reset()
+    server.emulator = hubspot_emulator
+    hubspot_emulator.faults = server.faults
+    return server
 
 
 @pytest.fixture

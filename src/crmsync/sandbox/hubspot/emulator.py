@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from crmsync.sandbox.faults import FaultInjector, FaultRule
 from crmsync.sandbox.hubspot.crm import HubSpotCrm, Settings
@@ -352,7 +353,7 @@ class HubSpotEmulator:
         route, match = found
         owner_name, method = route.handler.split(".")
         handler = getattr(self.objects if owner_name == "objects" else self.meta, method)
-        args = [v for v in match.groups() if v is not None]
+        args = [unquote(v) for v in match.groups() if v is not None]  # emails as ids arrive %-encoded
         result: Response = handler(request, *args)
         return result
 

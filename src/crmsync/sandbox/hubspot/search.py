@@ -40,6 +40,8 @@ class Searcher:
         self.store = store
         self.registry = registry
         self._cache: OrderedDict[str, list[Record]] = OrderedDict()
+        #: How many times a query was filtered and sorted from scratch (cache misses).
+        self.evaluations = 0
 
     def search(self, body: Any, *, visible_before_ms: int | None) -> tuple[int, list[Record], int | None]:
         """Return (total matches, this page's records, next offset or None).
@@ -70,6 +72,7 @@ class Searcher:
                          sort_keys=True, default=str)
         matches = self._cache.get(key)
         if matches is None:
+            self.evaluations += 1
             predicate = self._compile_groups(groups, str(query))
             matches = [
                 r
