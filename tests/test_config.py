@@ -1,0 +1,239 @@
+"""Settings come from crmsync.toml, the environment and a secrets file; problems come all at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crmsync.config import (
+    STARTER_TOML,
+    Secret,
+    Settings,
+    SettingsError,
+    load_settings,
+    write_starter,
+)
+from crmsync.errors import ConfigError, ExitCode
+
+TOKEN = "pat-na1-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # load_settings looks for ./crmsync.toml; never pick up the repo's or a neighbour's.
+    monkeypatch.chdir(tmp_path)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, "utf-8")
+    return path
+
+
+def _load_error(path: Path | None = None, env: dict[str, str] | None = None) -> SettingsError:
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, env or {})
+    return info.value
+
+
+def test_file_values_are_loaded_and_typed(tmp_path: Path) -> None:
+    config = _write(tmp_path / "crmsync.toml", f"""
+[crm]
+type = "salesforce"
+auth = "session"
+base_url = "https://example.my.salesforce.com"
+token = "{TOKEN}"
+objects = ["Lead", "Contact"]
+field_map = "connectors/sf.json"
+[rules]
+path = "rules/mine.json"
+[sync]
+batch_size = 150
+retry_budget_s = 30
+full = true
+""")
+    settings = load_settings(None, {})  # found in the working directory
+    assert settings.config_file == Path("crmsync.toml")
+    assert settings.crm.type == "salesforce" and settings.crm.auth == "session"
+    assert settings.crm.objects == ("Lead", "Contact")
+    assert settings.crm.secret("token") == TOKEN
+    # relative paths in a file are anchored at the file's folder
+    assert settings.crm.field_map == tmp_path / "connectors/sf.json"
+    assert settings.rules.path == tmp_path / "rules/mine.json"
+    assert settings.sync.batch_size == 150 and settings.sync.full is True
+    assert settings.sync.retry_budget_s == 30.0 and isinstance(settings.sync.retry_budget_s, float)
+    assert settings.sync.page_size is None and settings.sync.max_attempts == 5
+    assert settings.state.url == "sqlite:///.crmsync/state.db"  # the default, cwd-relative
+    assert load_settings(config, {}) == settings.__class__(**{
+        **{f: getattr(settings, f) for f in ("crm", "rules", "state", "sync")},
+        "config_file": config})
+
+
+def test_env_overrides_file_and_is_coerced(tmp_path: Path) -> None:
+    config = _write(tmp_path / "c.toml", '[crm]\ntype = "salesforce"\n[sync]\nbatch_size = 10\n')
+    settings = load_settings(config, {
+        "CRMSYNC_CRM__TYPE": "hubspot",
+        "CRMSYNC_CRM__BASE_URL": "http://127.0.0.1:8765",
+        "CRMSYNC_CRM__TOKEN": TOKEN,
+        "CRMSYNC_CRM__OBJECTS": "Lead, Contact,",
+        "CRMSYNC_RULES__PATH": "rules/default.json",
+        "CRMSYNC_STATE__URL": "sqlite:///state.db",
+        "CRMSYNC_SYNC__BATCH_SIZE": "75",
+        "CRMSYNC_SYNC__FULL": "yes",
+        "CRMSYNC_SYNC__RETRY_BUDGET_S": "2.5",
+        "CRMSYNC_TEST_POSTGRES_URL": "ignored: not a CRMSYNC_<SECTION>__<KEY> name",
+    })
+    assert (settings.crm.type, settings.crm.auth) == ("hubspot", "private_app")
+    assert settings.crm.base_url == "http://127.0.0.1:8765"
+    assert settings.crm.objects == ("Lead", "Contact")
+    assert settings.rules.path == Path("rules/default.json")  # env paths stay cwd-relative
+    assert settings.state.url == "sqlite:///state.db"
+    assert (settings.sync.batch_size, settings.sync.full, settings.sync.retry_budget_s) == (
+        75, True, 2.5)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    config = _write(tmp_path / "c.toml", """
+[crm]
+type = "salesforce"
+auth = "pasword"
+[sync]
+batch_size = "many"
+concurrency = 0
+full = "maybe"
+colour = "blue"
+[rule]
+path = "x.json"
+""")
+    error = _load_error(config, {"CRMSYNC_SYNC__PAGE_SIZE": "ten", "CRMSYNC_CRM__TOKNE": "x"})
+    text = str(error)
+    assert isinstance(error, ConfigError) and error.exit_code == ExitCode.BAD_CONFIG
+    assert len(error.problems) == 8, text
+    for expected in (
+        "[crm] auth: expected one of session, password, jwt, got 'pasword' (did you mean password?)",
+        "[sync] batch_size: expected an integer, got 'many'",
+        "[sync] concurrency: expected at least 1, got 0",
+        "[sync] full: expected true or false",
+        "unknown key [sync] colour",
+        "unknown section [rule] (did you mean rules?)",
+        "[sync] page_size: expected an integer, got 'ten' (from env CRMSYNC_SYNC__PAGE_SIZE)",
+        "unknown setting CRMSYNC_CRM__TOKNE (did you mean CRMSYNC_CRM__TOKEN?)",
+    ):
+        assert expected in text
+
+
+def test_missing_values_name_every_place_looked(tmp_path: Path) -> None:
+    secrets = _write(tmp_path / "secrets.toml", "[crm]\n")
+    config = _write(tmp_path / "c.toml", '[crm]\ntype = "salesforce"\nauth = "password"\n')
+    error = _load_error(config, {"CRMSYNC_SECRETS_FILE": str(secrets)})
+    [username] = [p for p in error.problems if "username" in p]
+    [password] = [p for p in error.problems if "password is missing" in p]
+    assert "env CRMSYNC_CRM__USERNAME" in username and f"in {config}" in username
+    assert "secrets file" not in username  # a user name is not a secret
+    assert "env CRMSYNC_CRM__PASSWORD" in password
+    assert f"secrets file {secrets}" in password and f"[crm] password in {config}" in password
+    assert len(error.problems) == 2
+
+
+def test_missing_type_without_any_file() -> None:
+    error = _load_error(None, {})
+    [problem] = error.problems
+    assert "[crm] type is missing" in problem and "env CRMSYNC_CRM__TYPE" in problem
+    assert "crmsync.toml (not found)" in problem
+    assert load_settings(None, {}, require_crm=False).state.url == "sqlite:///.crmsync/state.db"
+
+
+def test_named_config_file_must_exist(tmp_path: Path) -> None:
+    error = _load_error(tmp_path / "nope.toml", {"CRMSYNC_CRM__TYPE": "hubspot"})
+    assert any("nope.toml does not exist" in p for p in error.problems)
+
+
+def test_invalid_toml_is_located(tmp_path: Path) -> None:
+    config = _write(tmp_path / "c.toml", '[crm]\ntype = "hubspot\n')
+    error = _load_error(config, {})
+    assert any(p.startswith(f"{config}: invalid TOML") and "line 2" in p for p in error.problems)
+
+
+def test_secrets_file_supplies_credentials_and_env_still_wins(tmp_path: Path) -> None:
+    _write(tmp_path / "secrets.toml", f'[crm]\ntoken = "{TOKEN}"\n')
+    config = _write(tmp_path / "c.toml",
+                    '[crm]\ntype = "hubspot"\nsecrets_file = "secrets.toml"\n')
+    settings = load_settings(config, {})
+    assert settings.crm.secret("token") == TOKEN
+    assert settings.crm.secrets_file == tmp_path / "secrets.toml"
+    assert load_settings(config, {"CRMSYNC_CRM__TOKEN": "from-env"}).crm.secret("token") == (
+        "from-env")
+
+
+def test_secrets_file_holds_only_secrets(tmp_path: Path) -> None:
+    secrets = _write(tmp_path / "s.toml", '[crm]\ntoken = "t"\ntype = "salesforce"\n')
+    error = _load_error(None, {"CRMSYNC_SECRETS_FILE": str(secrets), "CRMSYNC_CRM__TYPE": "hubspot"})
+    assert error.problems == [f"{secrets}: [crm] type does not belong in a secrets file"]
+    error = _load_error(None, {"CRMSYNC_SECRETS_FILE": str(tmp_path / "gone.toml"),
+                               "CRMSYNC_CRM__TYPE": "hubspot", "CRMSYNC_CRM__TOKEN": "t"})
+    assert error.problems == [
+        f"secrets file {tmp_path / 'gone.toml'} does not exist (named by env CRMSYNC_SECRETS_FILE)"]
+
+
+def test_secrets_never_show(tmp_path: Path) -> None:
+    password = "hunter2-very-secret"
+    settings = load_settings(None, {
+        "CRMSYNC_CRM__TYPE": "salesforce", "CRMSYNC_CRM__USERNAME": "ops@example.com",
+        "CRMSYNC_CRM__PASSWORD": password, "CRMSYNC_CRM__SECURITY_TOKEN": TOKEN,
+        "CRMSYNC_STATE__URL": f"postgresql+psycopg://crmsync:{password}@db:5432/crmsync",
+    })
+    assert settings.crm.auth == "password"
+    for shown in (repr(settings), str(settings), repr(settings.crm), f"{settings.crm.password}"):
+        assert password not in shown and TOKEN not in shown
+    assert "password='***'" in repr(settings.crm)
+    assert "crmsync:***@db:5432" in repr(settings.state)
+    assert settings.crm.secret("password") == password
+    assert settings.state.url.endswith(f"{password}@db:5432/crmsync")  # usable, just not shown
+    assert Secret("a") == Secret("a") and Secret("a") != Secret("b")
+    with pytest.raises(AttributeError):
+        settings.crm.secret("username")
+
+
+def test_wrong_secret_values_are_not_echoed(tmp_path: Path) -> None:
+    # A secret pasted under the wrong key, or given the wrong type, must not leak into errors.
+    config = _write(tmp_path / "c.toml", f"""
+[crm]
+type = "hubspot"
+token = 987654321
+tokn = "{TOKEN}"
+base_url = "{TOKEN}"
+""")
+    text = str(_load_error(config, {}))
+    assert "[crm] token: expected a string (from" in text
+    assert "987654321" not in text
+    assert "unknown key [crm] tokn" in text
+    assert "[crm] base_url: expected an http:// or https:// URL" in text
+    assert TOKEN in text  # base_url is not a secret; shown so the user sees what was read
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(None, {"CRMSYNC_CRM__TYPE": "hubspot", "CRMSYNC_CRM__TOKEN": "t"})
+    assert isinstance(settings, Settings)
+    with pytest.raises(AttributeError):
+        settings.crm.type = "salesforce"  # type: ignore[misc]
+
+
+def test_starter_file_loads_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    [written] = write_starter(tmp_path / "proj")
+    assert written == tmp_path / "proj" / "crmsync.toml"
+    assert written.read_text("utf-8") == STARTER_TOML
+    error = _load_error(written, {})
+    [problem] = error.problems  # only the credential is missing, and it says where to put it
+    assert "[crm] token is missing" in problem and "CRMSYNC_CRM__TOKEN" in problem
+    settings = load_settings(written, {"CRMSYNC_CRM__TOKEN": TOKEN})
+    assert settings.crm.type == "hubspot" and settings.crm.base_url is None
+    assert settings.rules.path == tmp_path / "proj" / "rules/default.json"
+    assert settings.state.url.endswith("/proj/.crmsync/state.db")
+    assert settings.sync.task_close_policy == "rule"
+    assert "http://127.0.0.1:8765" in STARTER_TOML
+    written.write_text("# mine\n", "utf-8")
+    with pytest.raises(ConfigError, match="already exists"):
+        write_starter(tmp_path / "proj")
+    assert written.read_text("utf-8") == "# mine\n"
+    assert write_starter(tmp_path / "proj", force=True) == [written]
+    assert written.read_text("utf-8") == STARTER_TOML
