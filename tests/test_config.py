@@ -143,6 +143,12 @@ def test_missing_type_without_any_file() -> None:
     assert load_settings(None, {}, require_crm=False).state.url == "sqlite:///.crmsync/state.db"
 
 
+def test_an_empty_credential_counts_as_missing() -> None:
+    error = _load_error(None, {"CRMSYNC_CRM__TYPE": "hubspot", "CRMSYNC_CRM__TOKEN": ""})
+    [problem] = error.problems
+    assert "[crm] token is missing" in problem
+
+
 def test_named_config_file_must_exist(tmp_path: Path) -> None:
     error = _load_error(tmp_path / "nope.toml", {"CRMSYNC_CRM__TYPE": "hubspot"})
     assert any("nope.toml does not exist" in p for p in error.problems)

@@ -347,7 +347,8 @@ def _build(
             one_of("crm", "auth", AUTH_BY_CRM[crm_type])
         if require_crm and auth in AUTH_BY_CRM[crm_type]:
             for key in _required_credentials(crm_type, auth):
-                if ("crm", key) not in values:
+                given = values.get(("crm", key))
+                if given is None or (isinstance(given, Secret) and not given):  # "" is unset
                     missing("crm", key, f" (needed by {crm_type} auth {auth!r})")
     one_of("sync", "task_close_policy", TASK_CLOSE_POLICIES)
     for key, low in (("overlap_seconds", 0), ("batch_size", 1), ("page_size", 1),

@@ -408,32 +408,8 @@ class StateStore:
         """Journal writes as ``pending`` before sending them; return their ids, in order."""
         if not entries:
             return []
-        now = self._clock()
         with self._engine.begin() as conn:
-            # Per-run sequence numbers; (run_id, seq) is unique, so a racing writer fails loudly.
-            seq = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(_journal.c.seq), 0))
-                .where(_journal.c.run_id == run_id)
-            ).scalar_one()
-            rows = []
-            for offset, entry in enumerate(entries, start=1):
-                if entry.kind not in JOURNAL_KINDS:
-                    raise ValueError(f"unknown journal kind {entry.kind!r}")
-                rows.append({
-                    "run_id": run_id, "seq": seq + offset, "stream": entry.stream,
-                    "object_type": entry.object_type, "record_id": entry.record_id,
-                    "kind": entry.kind, "name": entry.name, "before": entry.before,
-                    "after": entry.after, "state": "pending", "task_key": entry.task_key,
-                    "task_id": entry.task_id, "created_at": now, "updated_at": now,
-                })
-            conn.execute(_journal.insert(), rows)
-            ids = conn.execute(
-                sa.select(_journal.c.id)
-                .where(_journal.c.run_id == run_id, _journal.c.seq > seq,
-                       _journal.c.seq <= seq + len(rows))
-                .order_by(_journal.c.seq)
-            ).scalars().all()
-        return list(ids)
+            return _insert_pending(conn, run_id, entries, self._clock())
 
     def journal_fields(
         self,
@@ -528,30 +504,33 @@ class StateStore:
         if not creates:
             return []
         keys = [c.key for c in creates]
-        with self._engine.connect() as conn:
+        now = self._clock()
+        # One transaction: an intent never exists without its journal entry, nor the reverse.
+        with self._engine.begin() as conn:
             existing = {
                 row.key: row.state
                 for row in conn.execute(
                     sa.select(_tasks.c.key, _tasks.c.state).where(_tasks.c.key.in_(keys))
                 )
             }
-        fresh = [c for c in creates if existing.get(c.key) not in ("intent", "open")]
-        journal_ids = self.journal_pending(run_id, [
-            PendingWrite(stream, c.object_type, c.contact_id, "task_create", c.spec.purpose,
-                         None, {"subject": c.spec.subject, "due": c.spec.due,
-                                "priority": c.spec.priority}, task_key=c.key)
-            for c in fresh
-        ])
-        now = self._clock()
-        with self._engine.begin() as conn:
+            fresh = [c for c in creates if existing.get(c.key) not in ("intent", "open")]
+            journal_ids = _insert_pending(conn, run_id, [
+                PendingWrite(stream, c.object_type, c.contact_id, "task_create", c.spec.purpose,
+                             None, {"subject": c.spec.subject, "due": c.spec.due,
+                                    "priority": c.spec.priority}, task_key=c.key)
+                for c in fresh
+            ], now)
+            inserts = []
             for create, journal_id in zip(fresh, journal_ids, strict=True):
                 values = {"record_id": create.contact_id, "stream": stream,
                           "purpose": create.spec.purpose, "state": "intent", "task_id": None,
                           "run_id": run_id, "journal_id": journal_id, "updated_at": now}
-                if create.key in existing:
+                if create.key in existing:  # closed or failed before: rare, one by one
                     conn.execute(_tasks.update().where(_tasks.c.key == create.key).values(**values))
                 else:
-                    conn.execute(_tasks.insert().values(key=create.key, **values))
+                    inserts.append({"key": create.key, **values})
+            if inserts:
+                conn.execute(_tasks.insert(), inserts)
             rows = conn.execute(_tasks.select().where(_tasks.c.key.in_(keys))).all()
         by_key = {row.key: _task(row) for row in rows}
         return [by_key[k] for k in keys]
@@ -654,6 +633,38 @@ class StateStore:
                     _rejections.c.stream == stream, _rejections.c.resolved.is_(False)
                 ).order_by(_rejections.c.record_id)
             ).scalars())
+
+
+def _insert_pending(
+    conn: sa.Connection, run_id: str, entries: Sequence[PendingWrite], now: datetime
+) -> list[int]:
+    """Insert pending journal rows with one executemany; return their ids in order."""
+    if not entries:
+        return []
+    # Per-run sequence numbers; (run_id, seq) is unique, so a racing writer fails loudly.
+    seq = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.max(_journal.c.seq), 0))
+        .where(_journal.c.run_id == run_id)
+    ).scalar_one()
+    rows = []
+    for offset, entry in enumerate(entries, start=1):
+        if entry.kind not in JOURNAL_KINDS:
+            raise ValueError(f"unknown journal kind {entry.kind!r}")
+        rows.append({
+            "run_id": run_id, "seq": seq + offset, "stream": entry.stream,
+            "object_type": entry.object_type, "record_id": entry.record_id,
+            "kind": entry.kind, "name": entry.name, "before": entry.before,
+            "after": entry.after, "state": "pending", "task_key": entry.task_key,
+            "task_id": entry.task_id, "created_at": now, "updated_at": now,
+        })
+    conn.execute(_journal.insert(), rows)
+    ids = conn.execute(
+        sa.select(_journal.c.id)
+        .where(_journal.c.run_id == run_id, _journal.c.seq > seq,
+               _journal.c.seq <= seq + len(rows))
+        .order_by(_journal.c.seq)
+    ).scalars().all()
+    return list(ids)
 
 
 def _task(row: sa.Row[Any]) -> TaskRecord:
