@@ -1,0 +1,386 @@
+"""Compile a validated rule tree into one fast Python function.
+
+The tree is turned into Python source and compiled once, as Jinja2 and attrs do. Nothing from
+the rule file is ever pasted into the source as code: identifiers are generated (``f3``,
+``o1``), names only appear inside ``repr()`` string literals, every literal is embedded with
+``repr`` (primitives) or bound as a pre-built constant (sets, dates, regexes), and the tree has
+already been validated. The source is kept on the :class:`Compiled` result for debugging.
+
+Three-valued logic (DESIGN.md §2) is compiled without any "unknown" value at run time: every
+condition yields two plain boolean expressions, *is true* and *is false*, and unknown is the
+case where neither holds. ``all`` is true when all items are true and false when any is false;
+``any`` the reverse; ``not`` swaps the two. A rule fires on *is true* only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from crmsync.model import Decision as DecisionRecord
+from crmsync.model import TaskSpec
+from crmsync.rules.facts import COERCERS, coerce
+from crmsync.rules.regexes import MAX_SUBJECT
+from crmsync.rules.templates import format_value
+from crmsync.rules.tree import (
+    All,
+    AnyOf,
+    Decision,
+    FactRef,
+    Leaf,
+    Node,
+    Not,
+    Placeholder,
+    Ref,
+    Template,
+    Tree,
+    iter_leaves,
+)
+
+#: The one-line reason reps see is cut to this length (a Salesforce Text(255)).
+REASON_MAX = 255
+
+
+def compose_reason(parts: list[str]) -> str:
+    """Join reason parts: the headline, then ``": "`` and the rest separated by ``"; "``."""
+    kept = [part for part in parts if part]
+    if not kept:
+        return ""
+    text = kept[0] if len(kept) == 1 else kept[0] + ": " + "; ".join(kept[1:])
+    return text if len(text) <= REASON_MAX else text[: REASON_MAX - 1] + "…"
+
+
+def normalise_closed(value: Any) -> str | None:
+    """Normalise a fact value proposed for a closed-set output (``" Prospect "`` -> prospect)."""
+    return value.strip().lower() if value.__class__ is str else None
+
+
+@dataclass
+class Compiled:
+    """The compiled evaluator and what it needs per ``now``.
+
+    Attributes:
+        function: ``function(facts, K, contact_id) -> Decision``; ``K`` comes from
+            :meth:`constants_for`.
+        source: The generated Python source.
+        thresholds: Day spans used by within/older-than checks (``K[1:1+len]``).
+        dues: Business-day counts used by tasks (after the thresholds in ``K``).
+    """
+
+    function: Callable[[Any, tuple[Any, ...], str], DecisionRecord]
+    source: str
+    thresholds: list[timedelta] = field(default_factory=list)
+    dues: list[int] = field(default_factory=list)
+
+
+class _Generator:
+    def __init__(self, tree: Tree, version: str, content_hash: str) -> None:
+        self.tree = tree
+        self.version = version
+        self.content_hash = content_hash
+        self.lines: list[str] = []
+        self.namespace: dict[str, Any] = {
+            "_Decision": DecisionRecord,
+            "_TaskSpec": TaskSpec,
+            "_fmt": format_value,
+            "_reason": compose_reason,
+            "_norm": normalise_closed,
+            "_datetime": datetime,
+        }
+        self.constants: dict[Any, str] = {}
+        self.locals: dict[str, str] = {}  # fact/derived/output name -> local variable
+        self.thresholds: list[timedelta] = []
+        self.dues: list[int] = []
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def emit(self, line: str, indent: int = 1) -> None:
+        self.lines.append("    " * indent + line)
+
+    def const(self, value: Any) -> str:
+        """Return an expression for ``value``: its repr for primitives, else a bound global."""
+        if value is None or value.__class__ in (bool, int, str):
+            return repr(value)
+        if value.__class__ is float:
+            return repr(value)
+        key = (value.__class__.__name__, repr(value))
+        if key not in self.constants:
+            name = f"_k{len(self.constants)}"
+            self.constants[key] = name
+            self.namespace[name] = value
+        return self.constants[key]
+
+    def threshold(self, span: timedelta) -> str:
+        if span not in self.thresholds:
+            self.thresholds.append(span)
+        return f"K[{1 + self.thresholds.index(span)}]"
+
+    def due(self, days: int) -> str:
+        if days not in self.dues:
+            self.dues.append(days)
+        # Dues sit after every threshold; thresholds are all known before tasks are compiled.
+        return f"K[{1 + len(self.thresholds) + self.dues.index(days)}]"
+
+    # -- generation ---------------------------------------------------------------------
+
+    def generate(self) -> str:
+        tree = self.tree
+        # Thresholds go first in K and dues after them, so every threshold is registered
+        # before any due index is handed out.
+        for leaf in iter_leaves(tree):
+            if leaf.op in ("within_days", "older_than_days"):
+                self.threshold(leaf.operand)
+        self.emit("def _evaluate(facts, K, cid):", 0)
+        self.emit("g = facts.get")
+        self.emit("rules = []")
+        for index, name in enumerate(sorted(tree.facts_used)):
+            var = f"f{index}"
+            self.locals[name] = var
+            kind = tree.facts[name]
+            self.emit(f"{var} = g({name!r})")
+            self.emit(f"if {var} is not None and {self._needs_coercion(var, kind)}:")
+            self.namespace[f"_c_{kind}"] = _safe_coercer(kind)
+            self.emit(f"{var} = _c_{kind}({var})", 2)
+        for index, derived in enumerate(tree.derived.values()):
+            var = f"d{index}"
+            if derived.when is not None:
+                true, false = self.cond(derived.when)
+                self.emit(f"{var} = True if {true} else (False if {false} else None)")
+            else:
+                expr = "None"
+                for fact in reversed(derived.first_of):
+                    local = self.locals[fact]
+                    expr = f"({local} if {local} is not None else {expr})"
+                self.emit(f"{var} = {expr}")
+            self.locals[derived.name] = var
+        reason_outputs = set(tree.reason)
+        for index, decision in enumerate(tree.decisions):
+            var = f"o{index}"
+            self.decision(decision, var, f"b{index}", decision.output in reason_outputs)
+            self.locals[decision.output] = var
+        self.tasks()
+        self.reason()
+        status = self.locals.get("status", "'lead'")
+        miss = self.locals.get("miss_type", "'none'")
+        score = self.locals.get("score", "0")
+        self.emit(
+            f"return _Decision(cid, {status}, {miss}, {score}, reason, tuple(rules), "
+            f"tuple(tasks), {self.version!r}, {self.content_hash!r}, None)"
+        )
+        return "\n".join(self.lines) + "\n"
+
+    @staticmethod
+    def _needs_coercion(var: str, kind: str) -> str:
+        """The cheap test for "this value is not already of its fact's type"."""
+        if kind == "str":
+            return f"({var}.__class__ is not str or not {var})"
+        if kind == "int":
+            return f"{var}.__class__ is not int"
+        if kind == "number":
+            # x - x != 0.0 catches NaN and infinities, which are treated as missing.
+            return (f"{var}.__class__ is not int and ({var}.__class__ is not float "
+                    f"or {var} - {var} != 0.0)")
+        if kind == "bool":
+            return f"{var}.__class__ is not bool"
+        return f"({var}.__class__ is not _datetime or {var}.tzinfo is None)"
+
+    def decision(self, decision: Decision, var: str, because_var: str, in_reason: bool) -> None:
+        if decision.hit == "first":
+            keyword = "if"
+            for rule in decision.rules:
+                true = self.cond(rule.when)[0] if rule.when is not None else "True"
+                if isinstance(rule.then, FactRef):
+                    source = self.locals[rule.then.name]
+                    if decision.closed_set is not None:
+                        allowed = self.const(frozenset(decision.closed_set))
+                        true = f"({true}) and (_v := _norm({source})) in {allowed}"
+                    else:
+                        true = f"({true}) and (_v := {source}) is not None"
+                    value = "_v"
+                else:
+                    value = self.const(rule.then)
+                self.emit(f"{keyword} {true}:")
+                self.emit(f"{var} = {value}", 2)
+                self.emit(f"rules.append({rule.id!r})", 2)
+                if in_reason:
+                    self.emit(f"{because_var} = {self.template(rule.because)}", 2)
+                keyword = "elif"
+            if decision.rules:
+                self.emit("else:")
+            indent = 2 if decision.rules else 1
+            self.emit(f"{var} = {self.const(decision.default)}", indent)
+            if in_reason:
+                self.emit(f"{because_var} = {self.template(decision.default_because)}", indent)
+            return
+        if decision.hit == "sum":
+            self.emit(f"{var} = {int(decision.default or 0)}")
+        else:
+            self.emit(f"{var} = []")
+        if in_reason:
+            self.emit(f"{because_var} = []")
+        for rule in decision.rules:
+            true = self.cond(rule.when)[0] if rule.when is not None else "True"
+            self.emit(f"if {true}:")
+            if decision.hit == "sum":
+                self.emit(f"{var} += {int(rule.add)}", 2)
+            else:
+                self.emit(f"{var}.append({self.const(rule.then)})", 2)
+            self.emit(f"rules.append({rule.id!r})", 2)
+            if in_reason:
+                self.emit(f"{because_var}.append({self.template(rule.because)})", 2)
+        if decision.minimum is not None:
+            self.emit(f"if {var} < {decision.minimum}: {var} = {decision.minimum}")
+        if decision.maximum is not None:
+            self.emit(f"if {var} > {decision.maximum}: {var} = {decision.maximum}")
+        if in_reason:
+            self.emit(f"{because_var} = ' + '.join({because_var})")
+
+    def tasks(self) -> None:
+        self.emit("tasks = []")
+        purposes = [task.purpose for task in self.tree.tasks]
+        shared = {p for p in purposes if purposes.count(p) > 1}
+        if shared:
+            self.emit("purposes = set()")
+        for task in self.tree.tasks:
+            true = self.cond(task.when)[0] if task.when is not None else "True"
+            if task.purpose in shared:
+                true = f"{task.purpose!r} not in purposes and ({true})"
+            self.emit(f"if {true}:")
+            self.emit(
+                f"tasks.append(_TaskSpec({task.purpose!r}, {self.template(task.subject)}, "
+                f"{self.template(task.body)}, {self.due(task.due_in_business_days)}, "
+                f"{task.priority!r}, {task.approach!r}, {task.id!r}, "
+                f"{task.close_when_obsolete!r}))",
+                2,
+            )
+            self.emit(f"rules.append({task.id!r})", 2)
+            if task.purpose in shared:
+                self.emit(f"purposes.add({task.purpose!r})", 2)
+
+    def reason(self) -> None:
+        parts = []
+        for output in self.tree.reason:
+            index = [d.output for d in self.tree.decisions].index(output)
+            parts.append(f"b{index}")
+        self.emit(f"reason = _reason([{', '.join(parts)}])")
+
+    def template(self, template: Template) -> str:
+        pieces = []
+        for part in template.parts:
+            if isinstance(part, Placeholder):
+                pieces.append(f"_fmt({self.locals[part.name]}, {part.fallback!r})")
+            else:
+                pieces.append(repr(part))
+        return " + ".join(pieces) if pieces else "''"
+
+    # -- conditions -----------------------------------------------------------------------
+
+    def cond(self, node: Node) -> tuple[str, str]:
+        """Return ``(is_true, is_false)`` Python expressions for ``node``."""
+        if isinstance(node, All):
+            parts = [self.cond(item) for item in node.items]
+            return ("(" + " and ".join(t for t, _ in parts) + ")",
+                    "(" + " or ".join(f for _, f in parts) + ")")
+        if isinstance(node, AnyOf):
+            parts = [self.cond(item) for item in node.items]
+            return ("(" + " or ".join(t for t, _ in parts) + ")",
+                    "(" + " and ".join(f for _, f in parts) + ")")
+        if isinstance(node, Not):
+            true, false = self.cond(node.item)
+            return false, true
+        if isinstance(node, Ref):
+            return self.cond(self.tree.conditions[node.name])
+        return self.leaf(node)
+
+    def leaf(self, leaf: Leaf) -> tuple[str, str]:
+        v = self.locals[leaf.name]
+        op, operand = leaf.op, leaf.operand
+        present = f"{v} is not None"
+        if leaf.kind == "list" and op in ("exists", "missing"):
+            # A collected output is never null; it "exists" when something was collected.
+            return (f"(len({v}) > 0)", f"(len({v}) == 0)")[:: 1 if op == "exists" else -1]
+        if op == "exists":
+            return f"({v} is not None)", f"({v} is None)"
+        if op == "missing":
+            return f"({v} is None)", f"({v} is not None)"
+        if leaf.kind == "list":
+            item = self.const(operand)
+            return f"({item} in {v})", f"({item} not in {v})"
+        if isinstance(operand, FactRef):
+            w = self.locals[operand.name]
+            both = f"{v} is not None and {w} is not None"
+            true_op, false_op = _COMPARISONS[op]
+            return f"({both} and {v} {true_op} {w})", f"({both} and {v} {false_op} {w})"
+        if op in _COMPARISONS:
+            true_op, false_op = _COMPARISONS[op]
+            c = self.const(operand)
+            return f"({present} and {v} {true_op} {c})", f"({present} and {v} {false_op} {c})"
+        if op in ("in", "not_in"):
+            c = self.const(operand)
+            true, false = f"({v} in {c})", f"({present} and {v} not in {c})"
+            return (true, false) if op == "in" else (false, true)
+        if op == "between":
+            low, high = self.const(operand[0]), self.const(operand[1])
+            inside = f"{low} <= {v} <= {high}"
+            return f"({present} and {inside})", f"({present} and not {inside})"
+        if op in ("within_days", "older_than_days"):
+            limit = self.threshold(operand)
+            true, false = f"({present} and {v} >= {limit})", f"({present} and {v} < {limit})"
+            return (true, false) if op == "within_days" else (false, true)
+        if op == "matches":
+            pattern = self.const(operand)
+            hit = f"{pattern}.search({v}[:{MAX_SUBJECT}]) is not None"
+            return f"({present} and {hit})", f"({present} and not {hit})"
+        return self.text_leaf(v, op, operand)
+
+    def text_leaf(self, v: str, op: str, needles: tuple[str, ...]) -> tuple[str, str]:
+        present = f"{v} is not None"
+        if op == "contains":
+            if len(needles) == 1:
+                hit = f"{needles[0]!r} in {v}.casefold()"
+            else:
+                import re
+
+                pattern = re.compile("|".join(re.escape(n) for n in needles))
+                hit = f"{self.const(pattern)}.search({v}.casefold()) is not None"
+        elif op in ("starts_with", "ends_with"):
+            method = "startswith" if op == "starts_with" else "endswith"
+            hit = f"{v}.strip().casefold().{method}({self.const(tuple(needles))})"
+        else:  # text_is
+            hit = f"{v}.strip().casefold() in {self.const(frozenset(needles))}"
+        return f"({present} and {hit})", f"({present} and not {hit})"
+
+
+#: Operator -> (Python operator when true, Python operator when false).
+_COMPARISONS: dict[str, tuple[str, str]] = {
+    "is": ("==", "!="),
+    "is_not": ("!=", "=="),
+    "at_least": (">=", "<"),
+    "at_most": ("<=", ">"),
+    "more_than": (">", "<="),
+    "less_than": ("<", ">="),
+}
+
+
+def _safe_coercer(kind: str) -> Callable[[Any], Any]:
+    coercer = COERCERS[kind]
+
+    def safe(value: Any) -> Any:
+        try:
+            return coercer(value)
+        except Exception:  # noqa: BLE001 - junk from a CRM is missing data, never a crash
+            return coerce(None, kind)
+
+    return safe
+
+
+def compile_tree(tree: Tree, *, version: str, content_hash: str) -> Compiled:
+    """Generate, compile and return the evaluator for ``tree``."""
+    generator = _Generator(tree, version, content_hash)
+    source = generator.generate()
+    code = compile(source, f"<crmsync rules {content_hash[:12]}>", "exec")
+    namespace = dict(generator.namespace)
+    exec(code, namespace)  # noqa: S102 - generated from a validated tree, see module docstring
+    return Compiled(namespace["_evaluate"], source, generator.thresholds, generator.dues)
