@@ -73,16 +73,19 @@ class ContactPlan:
         return bool(self.updates or self.task_creates or self.task_closes)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PlanOptions:
     """Knobs of planning.
 
     Attributes:
         close_obsolete_tasks: Close open crmsync tasks whose purpose no longer applies (else
             leave them for the rep).
+        keep_open_purposes: Purposes whose tasks stay open even when obsolete (task templates
+            that say ``close_when_obsolete: false``).
     """
 
     close_obsolete_tasks: bool = True
+    keep_open_purposes: frozenset[str] = frozenset()
 
 
 def plan_contact(
@@ -112,7 +115,7 @@ def plan_contact(
         "ruleset": decision.ruleset_version or decision.ruleset_hash[:12],
     }
     stored = contact.outputs
-    updates = {name: value for name, value in wanted.items() if not _same(stored.get(name), value)}
+    updates = {name: value for name, value in wanted.items() if not same_value(stored.get(name), value)}
     if updates:
         updates["evaluated_at"] = now.astimezone(UTC)
     if "status" in updates or (stored.get("status_since") is None and decision.status):
@@ -132,18 +135,36 @@ def plan_contact(
         closes = [
             TaskClose(contact.id, contact.object_type, key, task.task_id)
             for key, task in sorted(open_tasks.items())
-            if key not in wanted_keys
+            if key not in wanted_keys and task.purpose not in options.keep_open_purposes
         ]
     return ContactPlan(contact, decision, updates, previous, tuple(creates), tuple(closes))
 
 
-def _same(stored: Any, wanted: Any) -> bool:
-    """Compare a stored CRM value with a decided one, forgiving the CRM's spelling of it."""
+def same_value(stored: Any, wanted: Any) -> bool:
+    """Compare a stored CRM value with a decided one, forgiving the CRM's spelling of it.
+
+    ``"40.0"`` equals ``40``; an empty string equals ``None``; datetimes compare as instants
+    whether given as ``datetime`` or ISO text (the journal stores text).
+    """
     if stored is None or stored == "":
         return wanted is None or wanted == ""
+    if wanted is None or wanted == "":
+        return False
+    if isinstance(stored, datetime) or isinstance(wanted, datetime):
+        return _instant(stored) == _instant(wanted)
     if isinstance(wanted, int | float) and not isinstance(wanted, bool):
         try:
             return float(stored) == float(wanted)
         except (TypeError, ValueError):
             return False
     return str(stored) == str(wanted)
+
+
+def _instant(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,1 +1,435 @@
-"""One sync run: read a page, evaluate, plan, apply, journal, commit the cursor."""
+"""One sync run: read a page, evaluate, plan, apply, journal, commit the cursor.
+
+The loop is the same for ``crmsync plan`` (dry run: nothing written, nothing committed) and
+``crmsync run``. Its promises (DESIGN.md §5):
+
+* incremental: read from the stream's cursor minus an overlap, skip ids already processed at
+  exactly the cursor, cap the new cursor at the run's start, commit it only after the page's
+  writes are journaled;
+* minimal writes: only outputs that changed are written (``plan``), batched by the connector;
+* nothing lost: every write is journaled *before* the CRM call and settled after it; per-record
+  rejections are recorded and retried next run; a run killed anywhere leaves enough in the
+  state store for the next run to finish the job without duplicates;
+* clean stops: a used-up daily quota or refused credentials end the run with the cursor where
+  the last fully written page left it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crmsync.connectors.base import Connector, RecordUpdate, WriteResult
+from crmsync.errors import (
+    AuthError,
+    CrmRequestError,
+    CrmsyncError,
+    ExitCode,
+    QuotaExhausted,
+    TransientError,
+)
+from crmsync.model import Contact, Cursor, TaskClose, TaskCreate
+from crmsync.plan import ContactPlan, OpenTask, PlanOptions, plan_contact
+from crmsync.rules import RuleSet
+from crmsync.state import StateStore
+
+log = logging.getLogger("crmsync.sync")
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """How a run behaves.
+
+    Attributes:
+        dry_run: Plan only: read and evaluate, write nothing, commit no cursor.
+        full: Ignore the cursors and re-read everything.
+        overlap: How far before the cursor an incremental read starts (late-indexed records).
+        task_close_policy: What happens to an open crmsync task whose purpose no longer
+            applies: ``rule`` (its task template's ``close_when_obsolete`` decides), ``close``
+            or ``leave``.
+        samples: How many example decisions the summary keeps.
+    """
+
+    dry_run: bool = False
+    full: bool = False
+    overlap: timedelta = timedelta(minutes=5)
+    task_close_policy: str = "rule"
+    samples: int = 5
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the ledger, the CLI table, ``--output json`` and the log line."""
+
+    run_id: str
+    crm: str
+    mode: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"
+    exit_code: ExitCode = ExitCode.OK
+    error: str | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    miss_types: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[str] = field(default_factory=Counter)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    api_calls: int = 0
+    estimated_write_calls: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (no contact data beyond ids and reasons)."""
+        return {
+            "run_id": self.run_id,
+            "crm": self.crm,
+            "mode": self.mode,
+            "status": self.status,
+            "exit_code": int(self.exit_code),
+            "error": self.error,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "counts": dict(self.counts),
+            "statuses": dict(self.statuses),
+            "miss_types": dict(self.miss_types),
+            "transitions": dict(self.transitions.most_common()),
+            "api_calls": self.api_calls,
+            "estimated_write_calls": self.estimated_write_calls,
+            "samples": self.samples,
+        }
+
+    def logfmt(self) -> str:
+        """Return the one-line ``key=value`` summary log tools parse."""
+        seconds = (
+            (self.finished_at - self.started_at).total_seconds() if self.finished_at else 0.0
+        )
+        keys = ("read", "evaluated", "updated", "unchanged", "tasks_created", "tasks_closed",
+                "rejected")
+        parts = [f"crmsync_run={self.run_id}", f"mode={self.mode}", f"crm={self.crm}",
+                 f"status={self.status}", f"exit={int(self.exit_code)}"]
+        parts += [f"{key}={self.counts.get(key, 0)}" for key in keys]
+        parts += [f"api_calls={self.api_calls}", f"duration_s={seconds:.1f}"]
+        return " ".join(parts)
+
+
+ProgressCallback = Callable[[str, int], None]
+
+
+class SyncRun:
+    """Execute one run of one connector against one rule set, recording it in the state store.
+
+    Args:
+        connector: The CRM to read from and write to.
+        ruleset: The compiled rules.
+        store: The state store (ledger, cursors, journal, tasks, rejections).
+        options: Run behaviour.
+        now: The run's clock; the only time the rules ever see.
+        on_progress: Called with (stream, contacts processed) after each page.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        ruleset: RuleSet,
+        store: StateStore,
+        *,
+        options: SyncOptions | None = None,
+        now: datetime | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.connector = connector
+        self.ruleset = ruleset
+        self.store = store
+        self.options = options or SyncOptions()
+        # The one place a run reads the clock: everything downstream is given this value.
+        self.now = (now or datetime.now(UTC)).astimezone(UTC)
+        self.on_progress = on_progress or (lambda stream, n: None)
+        self.plan_options = _plan_options(self.options.task_close_policy, ruleset)
+        self.summary: RunSummary | None = None
+
+    @property
+    def mode(self) -> str:
+        """``plan`` for a dry run, ``full`` for a re-scan, ``run`` otherwise."""
+        if self.options.dry_run:
+            return "plan"
+        return "full" if self.options.full else "run"
+
+    def execute(self) -> RunSummary:
+        """Run every stream of the connector; never raises a CrmsyncError (the summary says)."""
+        run_id = self.store.start_run(
+            crm=self.connector.crm,
+            mode=self.mode,
+            ruleset_version=self.ruleset.version,
+            ruleset_hash=self.ruleset.content_hash,
+            started_at=self.now,
+        )
+        summary = RunSummary(run_id, self.connector.crm, self.mode, self.now)
+        self.summary = summary
+        started = time.monotonic()
+        try:
+            for stream in self.connector.streams():
+                self._sync_stream(stream)
+        except QuotaExhausted as error:
+            self._stop(summary, "aborted", ExitCode.AUTH_OR_QUOTA, error)
+        except AuthError as error:
+            self._stop(summary, "failed", ExitCode.AUTH_OR_QUOTA, error)
+        except (TransientError, CrmRequestError) as error:
+            self._stop(summary, "failed", ExitCode.TRANSIENT, error)
+        except CrmsyncError as error:
+            self._stop(summary, "failed", error.exit_code, error)
+        else:
+            rejected = summary.counts.get("rejected", 0)
+            summary.status = "partial" if rejected else "ok"
+            summary.exit_code = ExitCode.PARTIAL if rejected else ExitCode.OK
+        summary.api_calls = self.connector.api_calls()
+        summary.finished_at = summary.started_at + timedelta(seconds=time.monotonic() - started)
+        self.store.finish_run(
+            run_id,
+            status=summary.status,
+            exit_code=int(summary.exit_code),
+            counts=summary.to_json(),
+            error=summary.error,
+            finished_at=summary.finished_at,
+        )
+        log.info(summary.logfmt())
+        return summary
+
+    @staticmethod
+    def _stop(summary: RunSummary, status: str, code: ExitCode, error: CrmsyncError) -> None:
+        summary.status = status
+        summary.exit_code = code
+        summary.error = f"{type(error).__name__}: {error}"
+
+    # -- one stream ---------------------------------------------------------------------------
+
+    def _sync_stream(self, stream: str) -> None:
+        cursor = self.store.get_cursor(stream)
+        if not self.options.dry_run:
+            self._recover_pending_tasks(stream)
+        since = None
+        if not self.options.full and cursor.value is not None:
+            since = cursor.value - self.options.overlap
+        # Records rejected last run are retried first. Only their ids are remembered, so that
+        # the same record met again in this run's pages is not written twice; remembering every
+        # id read would make memory grow with the org.
+        retried: set[str] = set()
+        retry_ids = [] if self.options.dry_run else self.store.rejected_ids(stream)
+        if retry_ids:
+            self._process(stream, self.connector.read_ids(stream, retry_ids))
+            retried.update(retry_ids)
+
+        new_cursor = cursor
+        scanned_unordered = False
+        for page in self.connector.read(stream, since):
+            contacts = [
+                c for c in page.contacts
+                if c.id not in retried
+                and not (cursor.value is not None and c.modified_at == cursor.value
+                         and c.id in cursor.ids_at_value)
+            ]
+            self._process(stream, contacts)
+            if page.related or self.options.dry_run:
+                continue
+            if page.ordered:
+                new_cursor = _advance(new_cursor, page.contacts, cap=self.now)
+                self.store.commit_cursor(new_cursor)
+            else:
+                scanned_unordered = True
+        if scanned_unordered and not self.options.dry_run:
+            # An id-ordered scan saw everything modified before the run started, no more.
+            self.store.commit_cursor(Cursor(stream, self.now, frozenset()))
+
+    def _process(self, stream: str, fresh: Sequence[Contact]) -> None:
+        if not fresh:
+            return
+        summary = self.summary
+        assert summary is not None
+        open_tasks = self._open_tasks([c.id for c in fresh])
+        plans = []
+        for contact in fresh:
+            decision = self.ruleset.evaluate(contact.facts, now=self.now, contact_id=contact.id)
+            plan = plan_contact(contact, decision, now=self.now,
+                                open_tasks=open_tasks.get(contact.id), options=self.plan_options)
+            plans.append(plan)
+            self._tally(summary, plan)
+        summary.counts["read"] += len(fresh)
+        summary.counts["evaluated"] += len(fresh)
+        if not self.options.dry_run:
+            self._apply(stream, plans)
+        self.on_progress(stream, len(fresh))
+
+    def _tally(self, summary: RunSummary, plan: ContactPlan) -> None:
+        decision = plan.decision
+        summary.statuses[decision.status] += 1
+        summary.miss_types[decision.miss_type] += 1
+        old, new = plan.transition
+        if old != new:
+            summary.transitions[f"{old} → {new}"] += 1
+        old_miss, new_miss = plan.miss_transition
+        if old_miss != new_miss:
+            summary.transitions[f"{old_miss} miss → {new_miss} miss"] += 1
+        summary.counts["updated" if plan.updates else "unchanged"] += 1
+        summary.counts["planned_task_creates"] += len(plan.task_creates)
+        summary.counts["planned_task_closes"] += len(plan.task_closes)
+        if plan.changed and len(summary.samples) < self.options.samples:
+            summary.samples.append(
+                {"id": plan.contact.id, "transition": f"{old} → {new}",
+                 "miss_type": decision.miss_type, "score": decision.score,
+                 "reason": decision.reason, "tasks": [t.purpose for t in plan.task_creates]}
+            )
+
+    def _open_tasks(self, contact_ids: Sequence[str]) -> dict[str, dict[str, OpenTask]]:
+        by_contact: dict[str, dict[str, OpenTask]] = {}
+        for task in self.store.open_tasks(contact_ids):
+            # An unsettled intent has no CRM id yet: it blocks a second create, but cannot be
+            # closed until recovery finds it.
+            by_contact.setdefault(task.record_id, {})[task.key] = OpenTask(
+                task.key, task.purpose, task.task_id or ""
+            )
+        return by_contact
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _apply(self, stream: str, plans: Sequence[ContactPlan]) -> None:
+        updates = [p for p in plans if p.updates]
+        if updates:
+            self._write_fields(stream, updates)
+        creates = [c for p in plans for c in p.task_creates]
+        if creates:
+            self._create_tasks(stream, creates)
+        closes = [c for p in plans for c in p.task_closes if c.task_id]
+        if closes:
+            self._close_tasks(stream, closes)
+
+    def _write_fields(self, stream: str, plans: Sequence[ContactPlan]) -> None:
+        summary = self.summary
+        assert summary is not None
+        for batch in _chunks(plans, self.connector.limits.write_batch):
+            journal_ids = self.store.journal_fields(
+                summary.run_id, stream,
+                [(p.contact.id, p.contact.object_type, dict(p.previous), dict(p.updates))
+                 for p in batch],
+            )
+            results = self.connector.write_fields(
+                [RecordUpdate(p.contact.id, p.contact.object_type, p.updates) for p in batch]
+            )
+            self._settle(stream, batch, journal_ids, results, kind="fields")
+
+    def _settle(
+        self,
+        stream: str,
+        plans: Sequence[ContactPlan],
+        journal_ids: Sequence[int],
+        results: Sequence[WriteResult],
+        *,
+        kind: str,
+    ) -> None:
+        summary = self.summary
+        assert summary is not None
+        by_id = {r.record_id: r for r in results}
+        applied, resolved = [], []
+        for plan, journal_id in zip(plans, journal_ids, strict=True):
+            result = by_id.get(plan.contact.id)
+            if result is not None and result.ok:
+                applied.append(journal_id)
+                resolved.append(plan.contact.id)
+                continue
+            code = result.error_code if result else "NO_RESULT"
+            message = result.message if result else "the CRM returned no result for this record"
+            self.store.journal_rejected(journal_id, code or "UNKNOWN", message or "")
+            self.store.record_rejection(stream, plan.contact.id, summary.run_id, code or "UNKNOWN",
+                                        message or "")
+            summary.counts["rejected"] += 1
+        if applied:
+            self.store.journal_applied(applied)
+            self.store.resolve_rejections(stream, resolved)
+            summary.counts["field_writes"] += len(applied)
+
+    def _create_tasks(self, stream: str, creates: Sequence[TaskCreate]) -> None:
+        summary = self.summary
+        assert summary is not None
+        for batch in _chunks(creates, self.connector.limits.task_batch):
+            records = self.store.task_intents(summary.run_id, stream, batch)
+            # A key that is already open, or left as an unsettled intent by another run, is
+            # never created again here: recovery settles it first.
+            fresh = {r.key for r in records if r.state == "intent" and r.run_id == summary.run_id}
+            batch = [create for create in batch if create.key in fresh]
+            if not batch:
+                continue
+            results = self.connector.create_tasks(batch)
+            by_key = {r.key: r for r in results if r.key}
+            for create in batch:
+                result = by_key.get(create.key)
+                if result is not None and result.ok and result.task_id:
+                    self.store.task_created(create.key, result.task_id)
+                    summary.counts["tasks_created"] += 1
+                else:
+                    code = (result.error_code if result else None) or "NO_RESULT"
+                    self.store.task_failed(create.key, code, (result.message if result else "") or "")
+                    self.store.record_rejection(stream, create.contact_id, summary.run_id, code,
+                                                "task create failed")
+                    summary.counts["rejected"] += 1
+
+    def _close_tasks(self, stream: str, closes: Sequence[TaskClose]) -> None:
+        summary = self.summary
+        assert summary is not None
+        for batch in _chunks(closes, self.connector.limits.task_batch):
+            self.store.journal_task_closes(summary.run_id, stream, batch)
+            results = self.connector.close_tasks(batch)
+            ok = {r.key for r in results if r.ok}
+            for close in batch:
+                if close.key in ok:
+                    self.store.task_closed(close.key)
+                    summary.counts["tasks_closed"] += 1
+
+    def _recover_pending_tasks(self, stream: str) -> None:
+        """Settle task creates a killed run left half-done: find them in the CRM, or forget them.
+
+        A forgotten intent is re-planned by this run (its purpose still applies, no open task is
+        recorded), so a task lost between "create" and "record" is neither lost nor duplicated.
+        """
+        pending = self.store.pending_task_intents(stream)
+        if not pending:
+            return
+        found = self.connector.find_tasks(
+            sorted({p.record_id for p in pending}), [p.key for p in pending]
+        )
+        for intent in pending:
+            if intent.key in found:
+                self.store.task_created(intent.key, found[intent.key])
+            else:
+                self.store.task_failed(intent.key, "INTERRUPTED", "run stopped before the CRM answered")
+
+
+def _plan_options(policy: str, ruleset: RuleSet) -> PlanOptions:
+    if policy == "leave":
+        return PlanOptions(close_obsolete_tasks=False)
+    if policy == "close":
+        return PlanOptions(close_obsolete_tasks=True)
+    # "rule": a purpose whose template says so stays open; a purpose no template names any
+    # more (the rule was deleted) is closed.
+    keep = frozenset(t.purpose for t in ruleset.tree.tasks if not t.close_when_obsolete)
+    return PlanOptions(close_obsolete_tasks=True, keep_open_purposes=keep)
+
+
+def _advance(cursor: Cursor, contacts: Iterable[Contact], *, cap: datetime) -> Cursor:
+    """Move a cursor past a page of contacts, never beyond the run's start ``cap``."""
+    stamps = [c.modified_at for c in contacts if c.modified_at is not None]
+    if not stamps:
+        return cursor
+    top = min(max(stamps), cap)
+    if cursor.value is not None and top < cursor.value:
+        return cursor
+    ids = frozenset(c.id for c in contacts if c.modified_at == top) if top < cap else frozenset()
+    if cursor.value == top:
+        ids = ids | cursor.ids_at_value
+    return Cursor(cursor.stream, top, ids)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]

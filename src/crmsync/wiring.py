@@ -1,0 +1,84 @@
+"""Build the run's parts from settings: rule set, field map, connector and state store.
+
+Kept apart from the command functions so ``demo``, ``setup``, ``plan``, ``run`` and ``undo``
+assemble things the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from crmsync.config import Settings
+from crmsync.connectors.base import Connector
+from crmsync.connectors.fieldmap import FieldMap, load_fieldmap
+from crmsync.errors import ConfigError
+from crmsync.rules import RuleSet, load_ruleset
+from crmsync.state import StateStore
+
+#: The repository root when running from a checkout (editable install): default rule file and
+#: field maps live there, where sales ops and admins edit them.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_path(relative: str) -> Path:
+    """Return a shipped default file (``rules/default.json``, ``connectors/hubspot.json``).
+
+    Looks in the working directory first (what ``crmsync init`` writes), then in the checkout
+    crmsync was installed from.
+    """
+    for base in (Path.cwd(), PROJECT_ROOT):
+        candidate = base / relative
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"cannot find {relative}: looked in {Path.cwd()} and {PROJECT_ROOT}; "
+        "run `crmsync init` to write the starter files here"
+    )
+
+
+@dataclass
+class Parts:
+    """Everything a run needs."""
+
+    settings: Settings
+    fieldmap: FieldMap
+    ruleset: RuleSet
+    connector: Connector
+    store: StateStore
+
+    def close(self) -> None:
+        """Release the connector's sessions and the store's connections."""
+        self.connector.close()
+        self.store.close()
+
+
+def load_parts(settings: Settings, *, need_rules: bool = True) -> Parts:
+    """Assemble the parts of a run; every file is validated before any CRM is contacted."""
+    fieldmap = load_fieldmap(
+        Path(settings.crm.field_map) if settings.crm.field_map
+        else default_path(f"connectors/{settings.crm.type}.json")
+    )
+    if fieldmap.crm != settings.crm.type:
+        raise ConfigError(
+            f"field map {fieldmap.path} is for {fieldmap.crm}, but [crm] type is {settings.crm.type}"
+        )
+    rules_path = Path(settings.rules.path) if settings.rules.path else default_path("rules/default.json")
+    ruleset = load_ruleset(rules_path, extra_facts=dict(fieldmap.custom_facts))
+    connector = make_connector(settings, fieldmap)
+    store = StateStore.open(settings.state.url)
+    return Parts(settings, fieldmap, ruleset, connector, store)
+
+
+def make_connector(settings: Settings, fieldmap: FieldMap) -> Connector:
+    """Return the connector ``[crm] type`` names, with credentials from settings."""
+    crm = settings.crm
+    if crm.type == "hubspot":
+        from crmsync.connectors.hubspot import HubSpotConnector
+
+        return HubSpotConnector(fieldmap, token=crm.secret("token"), base_url=crm.base_url or None)
+    from crmsync.connectors.salesforce import SalesforceAuth, SalesforceConnector
+
+    auth = SalesforceAuth.from_settings(crm)
+    return SalesforceConnector(fieldmap, auth=auth, objects=crm.objects or None,
+                               api_version=crm.api_version)
