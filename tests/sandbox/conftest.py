@@ -110,3 +110,95 @@ def hubspot_http(hubspot_server: SandboxServer) -> HttpCall:
         return status, json.loads(raw) if raw else None, headers
 
     return call
+
+
+# -- Salesforce (fixtures prefixed ``sf_``) ----------------------------------------------------
+
+SF_ANCHOR = datetime(2026, 11, 23, tzinfo=UTC)
+SF_USERNAME = "sync@crmsync-demo.example"
+SF_PASSWORD = "s3cret"
+SF_SECURITY_TOKEN = "TOKEN123"
+
+
+@pytest.fixture(scope="session")
+def sf_org() -> Org:
+    """A small seeded org (about 280 Contacts and 320 Leads)."""
+    return generate_org(600, 3, SF_ANCHOR)
+
+
+@pytest.fixture
+def sf_clock() -> FakeClock:
+    """The Salesforce emulator clock, one hour after the seed anchor."""
+    return FakeClock(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def sf_emulator(sf_org: Org, sf_clock: FakeClock) -> Any:
+    """A freshly seeded Salesforce emulator that accepts one username/password for SOAP login."""
+    from crmsync.sandbox.salesforce import SalesforceEmulator
+
+    return SalesforceEmulator(
+        sf_org, clock=sf_clock, username=SF_USERNAME, password=SF_PASSWORD + SF_SECURITY_TOKEN
+    )
+
+
+@pytest.fixture(scope="session")
+def _sf_shared_server() -> Iterator[SandboxServer]:
+    # One listening server per session, as for HubSpot; each test swaps its emulator in.
+    from crmsync.sandbox.salesforce import SalesforceEmulator
+
+    with SandboxServer(SalesforceEmulator()) as server:
+        yield server
+
+
+@pytest.fixture
+def sf_server(_sf_shared_server: SandboxServer, sf_emulator: Any) -> SandboxServer:
+    """The seeded Salesforce emulator on loopback, with no faults and zeroed call counts."""
+    server = _sf_shared_server
+    server.reset()
+    server.emulator = sf_emulator
+    sf_emulator.faults = server.faults
+    return server
+
+
+@pytest.fixture
+def sf(sf_server: SandboxServer) -> Any:
+    """The real simple-salesforce client in direct-session mode, aimed at the emulator."""
+    from simple_salesforce import Salesforce
+
+    from crmsync.connectors.transport import salesforce_session
+
+    session, instance_url = salesforce_session(sf_server.base_url)
+    return Salesforce(
+        instance_url=instance_url, session_id=sf_server.token, session=session, version="59.0"
+    )
+
+
+@pytest.fixture
+def sf_http(sf_server: SandboxServer) -> HttpCall:
+    """Raw HTTP against the Salesforce emulator; same contract as ``hubspot_http``."""
+
+    def call(
+        method: str, path: str, body: Any = None, *, token: str | None = sf_server.token,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(sf_server.base_url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, raw, got = response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            status, raw, got = error.code, error.read(), dict(error.headers)
+            error.close()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode("utf-8")
+        return status, parsed, got
+
+    return call
