@@ -96,7 +96,7 @@ class CrmSettings:
     private_key_file: Path | None = None
     objects: tuple[str, ...] = ()
     field_map: Path | None = None
-    api_version: str = "60.0"
+    api_version: str = "59.0"
     secrets_file: Path | None = None
 
     def secret(self, name: str) -> str | None:
@@ -373,7 +373,7 @@ def _build(
             private_key_file=get("crm", "private_key_file"),
             objects=tuple(get("crm", "objects", ())),
             field_map=get("crm", "field_map"),
-            api_version=get("crm", "api_version", "60.0"),
+            api_version=get("crm", "api_version", "59.0"),
             secrets_file=secrets_file,
         ),
         rules=RulesSettings(path=get("rules", "path")),
@@ -561,7 +561,7 @@ type = "hubspot"
 #             "password" (username, password, security_token) or
 #             "jwt" (username, consumer_key, private_key_file).
 # objects = ["Lead", "Contact"]        # Salesforce objects to sync
-# api_version = "60.0"                 # Salesforce REST API version
+# api_version = "59.0"                 # Salesforce REST API version
 # field_map = "connectors/hubspot.json"   # default: the field map shipped for the CRM
 # secrets_file = "secrets.toml"
 
