@@ -83,7 +83,9 @@ def test_rate_limits_can_be_switched_off(hubspot_emulator, hubspot_http) -> None
     assert [hubspot_http("GET", "/crm/v3/owners")[0] for _ in range(3)] == [200, 200, 200]
 
 
-def test_scripted_429_surfaces_as_api_exception_with_policy_name(hubspot_api, hubspot_server) -> None:
+def test_scripted_429_surfaces_as_api_exception_with_policy_name(
+    hubspot_api, hubspot_server
+) -> None:
     hubspot_server.install_faults({"rules": [
         {"method": "POST", "path": "/crm/v3/objects/contacts/batch/update", "times": 1,
          "status": 429, "retry_after": 1}]})

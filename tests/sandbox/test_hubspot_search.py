@@ -13,6 +13,9 @@ from crmsync.sandbox.hubspot.store import Record
 from crmsync.sandbox.server import Request
 
 
+HAS_EMAIL = {"propertyName": "email", "operator": "HAS_PROPERTY"}
+
+
 def _search(api, filters=(), *, groups=None, sorts=None, limit=200, after=None, props=None):
     request = PublicObjectSearchRequest(
         filter_groups=groups if groups is not None else [{"filters": list(filters)}],
@@ -153,10 +156,8 @@ def test_sorts_accept_a_bare_property_name_and_descending(hubspot_api) -> None:
         ({"limit": 200, "after": "9801"}, "10000"),
         ({"limit": 100, "after": "9901"}, "10000"),
         ({"filterGroups": [{"filters": []}] * 6}, "filter groups"),
-        ({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "HAS_PROPERTY"}] * 7}]},
-         "filters in a group"),
-        ({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "HAS_PROPERTY"}] * 6}]
-          * 4}, "Too many filters"),
+        ({"filterGroups": [{"filters": [HAS_EMAIL] * 7}]}, "filters in a group"),
+        ({"filterGroups": [{"filters": [HAS_EMAIL] * 6}] * 4}, "Too many filters"),
         ({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "LIKE",
                                          "value": "x"}]}]}, "operator"),
         ({"sorts": [{"propertyName": "email", "direction": "UP"}]}, "direction"),

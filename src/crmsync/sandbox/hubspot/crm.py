@@ -88,20 +88,21 @@ class HubSpotCrm:
         }
         self.associations = Associations()
         self.owners: list[dict[str, Any]] = []
-        self._next_id = 101
-        self._last_ms = 0
+        #: The next record id and the latest clock reading handed out (persisted).
+        self.next_id = 101
+        self.last_ms = 0
 
     # -- time and ids ---------------------------------------------------------------------
 
     def now_ms(self) -> int:
         """Return the clock in epoch ms, never earlier than a previous answer (monotonic)."""
-        self._last_ms = max(self._last_ms, int(self.clock() * 1000))
-        return self._last_ms
+        self.last_ms = max(self.last_ms, int(self.clock() * 1000))
+        return self.last_ms
 
     def new_id(self) -> str:
         """Allocate a record id (numeric string, unique across object types)."""
-        record_id = str(self._next_id)
-        self._next_id += 1
+        record_id = str(self.next_id)
+        self.next_id += 1
         return record_id
 
     # -- seeding --------------------------------------------------------------------------
@@ -128,6 +129,14 @@ class HubSpotCrm:
                 )
                 deals.add(record)
                 self.link("deals", record.id, "contacts", contact.id, 3)
+
+    def replace_records(self, name: str, records: Iterable[Record]) -> None:
+        """Replace every record of one type (restoring saved state)."""
+        store = ObjectStore(name, unique=("email",) if name == "contacts" else ())
+        for record in records:
+            store.add(record)
+        self.stores[name] = store
+        self.searchers[name] = Searcher(OBJECT_TYPES[name], store, self.registries[name])
 
     def set_owner_options(self) -> None:
         """Make ``hubspot_owner_id`` accept exactly the owners' ids, on every object type."""
@@ -177,10 +186,12 @@ class HubSpotCrm:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def validate(self, obj: ObjectType, values: Any, *, system: bool = False) -> dict[str, str | None]:
+    def validate(
+        self, obj: ObjectType, values: Any, *, system: bool = False
+    ) -> dict[str, str | None]:
         """Validate and normalise a properties write (one 400 listing every problem)."""
-        return self.registries[obj.name].validate_values(values if values is not None else {},
-                                                         system=system)
+        registry = self.registries[obj.name]
+        return registry.validate_values(values if values is not None else {}, system=system)
 
     def check_new(self, obj: ObjectType, values: dict[str, str | None]) -> None:
         """Fail unless ``values`` may create a record: required properties, unique email."""
@@ -258,7 +269,9 @@ class HubSpotCrm:
                 400,
                 f"{category} {type_id} is not a valid association type between "
                 f"{from_type} and {to_type}",
-                errors=[{"message": "invalid association type", "code": "INVALID_ASSOCIATION_TYPE"}],
+                errors=[
+                    {"message": "invalid association type", "code": "INVALID_ASSOCIATION_TYPE"}
+                ],
             )
         return _as_int(type_id)
 

@@ -180,7 +180,7 @@ class HubSpotEmulator:
                 response = self._dispatch(request)
         except HttpError as error:
             response = error.response
-        except Exception as error:  # noqa: BLE001 - answer like the real service, not a dropped socket
+        except Exception as error:  # noqa: BLE001 - answer like the service, not a dropped socket
             response = error_response(500, f"internal error: {type(error).__name__}",
                                       category="INTERNAL_ERROR")
         return self._decorate(response, search=search, now=now)
@@ -239,10 +239,13 @@ class HubSpotEmulator:
         crm = self.account
         return {
             "crm": "hubspot",
-            "next_id": crm._next_id,
-            "last_ms": crm._last_ms,
+            "next_id": crm.next_id,
+            "last_ms": crm.last_ms,
             "owners": crm.owners,
-            "records": {n: [r.to_json() for r in s.records.values()] for n, s in crm.stores.items()},
+            "records": {
+                name: [r.to_json() for r in store.records.values()]
+                for name, store in crm.stores.items()
+            },
             "associations": crm.associations.to_json(),
             "schema": {n: reg.snapshot() for n, reg in crm.registries.items()},
             "config": self._config(),
@@ -251,21 +254,23 @@ class HubSpotEmulator:
     def restore(self, data: Mapping[str, Any]) -> None:
         """Replace the account with data from :meth:`snapshot`."""
         crm = self.account
-        crm._next_id = int(data["next_id"])
-        crm._last_ms = int(data["last_ms"])
+        crm.next_id = int(data["next_id"])
+        crm.last_ms = int(data["last_ms"])
         crm.owners = list(data["owners"])
         for name, registry in crm.registries.items():
             if name in data["schema"]:
                 fresh = PropertyRegistry(name)
                 fresh.restore(data["schema"][name])
                 registry.groups, registry.props = fresh.groups, fresh.props
-        for name, store in crm.stores.items():
-            store.__init__(name, unique=("email",) if name == "contacts" else ())  # type: ignore[misc]
-            for raw in data["records"].get(name, []):
-                store.add(
+        for name in list(crm.stores):
+            crm.replace_records(
+                name,
+                (
                     Record(raw["id"], raw["properties"], raw["created_ms"], raw["updated_ms"],
                            raw["archived"], raw["archived_ms"])
-                )
+                    for raw in data["records"].get(name, [])
+                ),
+            )
         crm.associations = Associations.from_json(data["associations"])
         self.configure(data.get("config", {}))
 
@@ -353,7 +358,8 @@ class HubSpotEmulator:
         route, match = found
         owner_name, method = route.handler.split(".")
         handler = getattr(self.objects if owner_name == "objects" else self.meta, method)
-        args = [unquote(v) for v in match.groups() if v is not None]  # emails as ids arrive %-encoded
+        # Ids may be emails (idProperty=email), which arrive percent-encoded.
+        args = [unquote(v) for v in match.groups() if v is not None]
         result: Response = handler(request, *args)
         return result
 

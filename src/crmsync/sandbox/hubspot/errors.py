@@ -48,7 +48,8 @@ def error_body(
         "status": "error",
         "message": message,
         "correlationId": correlation_id(),
-        "category": category or CATEGORIES.get(status, "INTERNAL_ERROR" if status >= 500 else "ERROR"),
+        "category": category
+        or CATEGORIES.get(status, "INTERNAL_ERROR" if status >= 500 else "ERROR"),
         "errors": [dict(e) for e in errors],
         "context": dict(context or {}),
         "links": {},

@@ -55,7 +55,8 @@ class MetaApi:
     def update_property(self, request: Request, type_name: str, name: str) -> Response:
         """``PATCH /crm/v3/properties/{type}/{name}`` -> 200 (options replaced as a whole)."""
         registry = self.crm.registries[self.crm.object_type(type_name).name]
-        return Response(200, registry.update(name, json_object(request), self.crm.now_ms()).to_json())
+        prop = registry.update(name, json_object(request), self.crm.now_ms())
+        return Response(200, prop.to_json())
 
     def archive_property(self, request: Request, type_name: str, name: str) -> Response:
         """``DELETE /crm/v3/properties/{type}/{name}`` -> 204."""
@@ -227,7 +228,10 @@ class MetaApi:
 
     def batch_associations(self, request: Request, from_type: str, to_type: str,
                            operation: str) -> Response:
-        """``POST /crm/v4/associations/{from}/{to}/batch/{read|create|associate/default|archive}``."""
+        """``POST /crm/v4/associations/{from}/{to}/batch/{op}``.
+
+        ``op`` is ``read``, ``create``, ``associate/default`` or ``archive``.
+        """
         source = self.crm.object_type(from_type)
         target = self.crm.object_type(to_type)
         inputs = json_object(request).get("inputs")

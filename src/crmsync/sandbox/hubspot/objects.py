@@ -355,6 +355,7 @@ class ObjectsApi:
 
 
 def json_object(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    """Return the request body as a JSON object; 400 (HubSpot-shaped) when it is not one."""
     try:
         body = request.json()
     except ValueError:
@@ -367,6 +368,7 @@ def json_object(request: Request, *, allow_empty: bool = False) -> dict[str, Any
 
 
 def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
+    """Return a ``limit`` query parameter; 400 when it is not an integer in 1..maximum."""
     if raw is None or raw == "":
         return default
     try:
@@ -394,6 +396,7 @@ def _not_found(obj: ObjectType, ids: list[str]) -> dict[str, Any]:
 
 def batch_response(ok: int, results: list[dict[str, Any]], errors: list[dict[str, Any]],
                     started: int, completed: int) -> Response:
+    """Return a synchronous batch answer: ``ok`` without errors, else 207 with them."""
     body: dict[str, Any] = {
         "status": "COMPLETE",
         "results": results,

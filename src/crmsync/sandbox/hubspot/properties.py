@@ -31,7 +31,8 @@ _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\
 
 def iso_ms(ms: int) -> str:
     """Render epoch milliseconds the way HubSpot does: ``2024-05-01T09:00:00.000Z``."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    seconds = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{seconds}.{ms % 1000:03d}Z"
 
 
 def parse_instant(value: str) -> int:
@@ -267,7 +268,8 @@ class PropertyRegistry:
         """Create a custom property from a POST body (§3.7 rules)."""
         if not isinstance(body, dict):
             fail(400, "Invalid input JSON on line 1")
-        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+        required = ("name", "label", "type", "fieldType", "groupName")
+        missing = [k for k in required if not body.get(k)]
         if missing:
             fail(400, f"Invalid input JSON: missing required fields {missing}")
         name = str(body["name"])

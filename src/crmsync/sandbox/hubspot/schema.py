@@ -77,7 +77,9 @@ DEAL_STAGES = (
 TASK_ENUMS = {
     "hs_task_status": ("NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"),
     "hs_task_priority": ("NONE", "LOW", "MEDIUM", "HIGH"),
-    "hs_task_type": ("TODO", "CALL", "EMAIL", "LINKED_IN", "LINKED_IN_CONNECT", "LINKED_IN_MESSAGE"),
+    "hs_task_type": (
+        "TODO", "CALL", "EMAIL", "LINKED_IN", "LINKED_IN_CONNECT", "LINKED_IN_MESSAGE",
+    ),
 }
 ENGAGEMENT_NUMBERS = ("webinars_attended", "content_downloads", "pricing_page_views",
                       "chat_conversations")
@@ -144,7 +146,8 @@ def deal_registry() -> PropertyRegistry:
     _system(reg, g, DEALS)
     reg.add(_p("dealname", "string", "text", g))
     reg.add(_p("dealstage", "enumeration", "radio", g, options=_options(DEAL_STAGES)))
-    reg.add(_p("pipeline", "enumeration", "select", g, options=[Option("Sales Pipeline", "default")]))
+    reg.add(_p("pipeline", "enumeration", "select", g,
+               options=[Option("Sales Pipeline", "default")]))
     reg.add(_p("amount", "number", "number", g))
     reg.add(_p("closedate", "datetime", "date", g))
     reg.add(_p("closed_lost_reason", "string", "textarea", g))

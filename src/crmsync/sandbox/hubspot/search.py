@@ -43,7 +43,9 @@ class Searcher:
         #: How many times a query was filtered and sorted from scratch (cache misses).
         self.evaluations = 0
 
-    def search(self, body: Any, *, visible_before_ms: int | None) -> tuple[int, list[Record], int | None]:
+    def search(
+        self, body: Any, *, visible_before_ms: int | None
+    ) -> tuple[int, list[Record], int | None]:
         """Return (total matches, this page's records, next offset or None).
 
         Args:
@@ -162,7 +164,9 @@ class Searcher:
             pattern = str(raw.get("value", "")).lower()
 
             def contains(record: Record) -> bool:
-                text = record.properties.get(prop.name) if prop.name != "hs_object_id" else record.id
+                text = (
+                    record.id if prop.name == "hs_object_id" else record.properties.get(prop.name)
+                )
                 if text is None:
                     return False
                 tokens = [t for t in _TOKEN.split(text.lower()) if t] + [text.lower()]
@@ -247,7 +251,8 @@ class Searcher:
             fail(400, "Only one sort is supported")
         sort = sorts[0]
         if isinstance(sort, str):  # bare property name, ascending (the spec types sorts as strings)
-            name, direction = sort.lstrip("-"), "DESCENDING" if sort.startswith("-") else "ASCENDING"
+            name = sort.lstrip("-")
+            direction = "DESCENDING" if sort.startswith("-") else "ASCENDING"
         elif isinstance(sort, dict):
             name, direction = sort.get("propertyName"), sort.get("direction", "ASCENDING")
         else:

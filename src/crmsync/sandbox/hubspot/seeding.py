@@ -107,4 +107,6 @@ def deal_properties(deal: Deal, person: Person) -> dict[str, str | None]:
 
 def deal_modified(deal: Deal, anchor: datetime) -> datetime:
     """Return when a deal last changed: its close if that is in the past, else its creation."""
-    return deal.close_date if deal.outcome != "open" and deal.close_date <= anchor else deal.created_at
+    if deal.outcome != "open" and deal.close_date <= anchor:
+        return deal.close_date
+    return deal.created_at
