@@ -133,3 +133,19 @@ def test_owners_with_and_without_trailing_slash(hubspot_api, hubspot_http, hubsp
     assert by_user.id == owners[0].id
     _, by_email, _ = hubspot_http("GET", f"/crm/v3/owners/?email={owners[1].email}")
     assert [o["id"] for o in by_email["results"]] == [owners[1].id]
+
+
+def test_task_search_by_associated_contact(hubspot_api) -> None:
+    from hubspot.crm.objects.tasks import PublicObjectSearchRequest
+
+    first, second = [c.id for c in hubspot_api.crm.contacts.basic_api.get_page(limit=2).results]
+    mine = hubspot_api.crm.objects.tasks.basic_api.create(
+        SimplePublicObjectInputForCreate(properties=TASK, associations=_to_contact(first)))
+    hubspot_api.crm.objects.tasks.basic_api.create(
+        SimplePublicObjectInputForCreate(properties=TASK, associations=_to_contact(second)))
+    found = hubspot_api.crm.objects.tasks.search_api.do_search(PublicObjectSearchRequest(
+        filter_groups=[{"filters": [
+            {"propertyName": "associations.contact", "operator": "EQ", "value": first},
+            {"propertyName": "hs_task_status", "operator": "NEQ", "value": "COMPLETED"}]}],
+        properties=["hs_task_subject"], limit=10))
+    assert [t.id for t in found.results] == [mine.id]

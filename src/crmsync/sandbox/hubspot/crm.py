@@ -78,15 +78,16 @@ class HubSpotCrm:
         self.settings = settings or Settings()
         self.limiter = RateLimiter(rate_limits or RateLimits())
         self.registries: dict[str, PropertyRegistry] = seeded_registries()
+        self.associations = Associations()
         self.stores = {
             name: ObjectStore(name, unique=("email",) if name == "contacts" else ())
             for name in OBJECT_TYPES
         }
         self.searchers = {
-            name: Searcher(OBJECT_TYPES[name], self.stores[name], self.registries[name])
+            name: Searcher(OBJECT_TYPES[name], self.stores[name], self.registries[name],
+                           self.associations)
             for name in OBJECT_TYPES
         }
-        self.associations = Associations()
         self.owners: list[dict[str, Any]] = []
         #: The next record id and the latest clock reading handed out (persisted).
         self.next_id = 101
@@ -136,7 +137,8 @@ class HubSpotCrm:
         for record in records:
             store.add(record)
         self.stores[name] = store
-        self.searchers[name] = Searcher(OBJECT_TYPES[name], store, self.registries[name])
+        self.searchers[name] = Searcher(OBJECT_TYPES[name], store, self.registries[name],
+                                        self.associations)
 
     def set_owner_options(self) -> None:
         """Make ``hubspot_owner_id`` accept exactly the owners' ids, on every object type."""

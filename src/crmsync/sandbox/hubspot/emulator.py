@@ -262,6 +262,8 @@ class HubSpotEmulator:
                 fresh = PropertyRegistry(name)
                 fresh.restore(data["schema"][name])
                 registry.groups, registry.props = fresh.groups, fresh.props
+        # Links first: replace_records hands them to the new searchers.
+        crm.associations = Associations.from_json(data["associations"])
         for name in list(crm.stores):
             crm.replace_records(
                 name,
@@ -271,7 +273,6 @@ class HubSpotEmulator:
                     for raw in data["records"].get(name, [])
                 ),
             )
-        crm.associations = Associations.from_json(data["associations"])
         self.configure(data.get("config", {}))
 
     # -- admin extras ---------------------------------------------------------------------

@@ -16,8 +16,14 @@ from typing import Any
 
 from crmsync.sandbox.hubspot.errors import fail
 from crmsync.sandbox.hubspot.properties import PropertyDef, PropertyRegistry, parse_instant
-from crmsync.sandbox.hubspot.schema import ObjectType
-from crmsync.sandbox.hubspot.store import ObjectStore, Record
+from crmsync.sandbox.hubspot.schema import OBJECT_TYPES, ObjectType
+
+#: Names an ``associations.<type>`` filter may use for the linked object type.
+TYPE_ALIASES = {
+    **{t.singular: t.name for t in OBJECT_TYPES.values()},
+    **{t.name: t.name for t in OBJECT_TYPES.values()},
+}
+from crmsync.sandbox.hubspot.store import Associations, ObjectStore, Record
 
 MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 6, 18
 MAX_LIMIT, RESULT_CAP = 200, 10_000
@@ -35,10 +41,17 @@ Predicate = Callable[[Record], bool]
 class Searcher:
     """Runs search requests against one object type's store, caching results per version."""
 
-    def __init__(self, obj: ObjectType, store: ObjectStore, registry: PropertyRegistry) -> None:
+    def __init__(
+        self,
+        obj: ObjectType,
+        store: ObjectStore,
+        registry: PropertyRegistry,
+        associations: Associations | None = None,
+    ) -> None:
         self.obj = obj
         self.store = store
         self.registry = registry
+        self.associations = associations or Associations()
         self._cache: OrderedDict[str, list[Record]] = OrderedDict()
         #: How many times a query was filtered and sorted from scratch (cache misses).
         self.evaluations = 0
@@ -70,7 +83,8 @@ class Searcher:
         groups = body.get("filterGroups") or []
         sorts = body.get("sorts") or []
         query = body.get("query") or ""
-        key = json.dumps([groups, sorts, query, visible_before_ms, self.store.version],
+        key = json.dumps([groups, sorts, query, visible_before_ms, self.store.version,
+                          self.associations.version],
                          sort_keys=True, default=str)
         matches = self._cache.get(key)
         if matches is None:
@@ -129,6 +143,23 @@ class Searcher:
 
         return matches
 
+    def _association_filter(self, name: str, op: str, raw: dict[str, Any]) -> Predicate:
+        """``associations.contact EQ 51``: records linked to that one (HubSpot pseudo-property)."""
+        target = TYPE_ALIASES.get(name.split(".", 1)[1].lower())
+        if target is None:
+            fail(400, f"Unknown association filter {name!r}")
+        if op not in ("EQ", "IN"):
+            fail(400, f"{name} supports EQ and IN only")
+        wanted = [str(v) for v in raw.get("values") or [raw.get("value")]]
+
+        def linked(record: Record) -> bool:
+            return any(
+                (target, other) in self.associations.edges.get((self.obj.name, record.id), {})
+                for other in wanted
+            )
+
+        return linked
+
     def _text_match(self, record: Record, words: list[str]) -> bool:
         text = " ".join(
             (record.properties.get(p) or "") for p in SEARCHABLE if p in record.properties
@@ -141,6 +172,8 @@ class Searcher:
         name, op = raw.get("propertyName"), raw.get("operator")
         if op not in OPERATORS:
             fail(400, f"Invalid operator {op!r}; expected one of {sorted(OPERATORS)}")
+        if str(name).startswith("associations."):
+            return self._association_filter(str(name), op, raw)
         prop = self.registry.get(str(name))
         if prop is None:
             fail(400, f"Property {name!r} does not exist on {self.obj.name}",

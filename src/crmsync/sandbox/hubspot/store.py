@@ -122,6 +122,8 @@ class Associations:
     """
 
     edges: dict[tuple[str, str], dict[tuple[str, str], set[int]]] = field(default_factory=dict)
+    #: Changes on every link or unlink, so cached searches that filter on links go stale.
+    version: int = 0
 
     def link(self, from_type: str, from_id: str, to_type: str, to_id: str, type_id: int,
              inverse_id: int) -> None:
@@ -132,11 +134,13 @@ class Associations:
         self.edges.setdefault((to_type, to_id), {}).setdefault((from_type, from_id), set()).add(
             inverse_id
         )
+        self.version += 1
 
     def unlink(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
         """Remove every association between two records."""
         self.edges.get((from_type, from_id), {}).pop((to_type, to_id), None)
         self.edges.get((to_type, to_id), {}).pop((from_type, from_id), None)
+        self.version += 1
 
     def of(self, from_type: str, from_id: str, to_type: str) -> list[tuple[str, set[int]]]:
         """Return ``(to_id, type ids)`` for one record's links to ``to_type``, by id."""
