@@ -49,6 +49,11 @@ def test_ten_second_bucket_with_headers_and_a_policy_named_429(
     hubspot_clock.advance(10)
     assert hubspot_http("GET", "/crm/v3/objects/contacts?limit=1")[0] == 200
 
+    hubspot_emulator.configure({"rate_limits": {"retry_after": False}})
+    for _ in range(3):
+        status, _, headers = hubspot_http("GET", "/crm/v3/objects/contacts?limit=1")
+    assert status == 429 and "Retry-After" not in headers
+
 
 def test_search_has_its_own_per_second_bucket_and_no_rate_headers(
     hubspot_emulator, hubspot_http, hubspot_clock

@@ -177,3 +177,10 @@ def test_deals_carry_loss_reasons_and_contact_associations(hubspot_api) -> None:
     for deal in deals:
         links = deal.associations["contacts"].results
         assert len(links) == 1 and links[0].type == "deal_to_contact"
+
+
+def test_createdate_may_be_backdated_on_create(hubspot_http) -> None:
+    status, body, _ = hubspot_http("POST", "/crm/v3/objects/contacts", {"properties": {
+        "email": "imported@example.com", "createdate": "2020-01-02T03:04:05.000Z"}})
+    assert status == 201
+    assert body["createdAt"] == body["properties"]["createdate"] == "2020-01-02T03:04:05.000Z"

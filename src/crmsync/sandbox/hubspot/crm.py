@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crmsync.sandbox.hubspot.errors import fail
-from crmsync.sandbox.hubspot.properties import Option, PropertyRegistry, iso_ms
+from crmsync.sandbox.hubspot.properties import Option, PropertyRegistry, iso_ms, parse_instant
 from crmsync.sandbox.hubspot.ratelimit import RateLimiter, RateLimits
 from crmsync.sandbox.hubspot.schema import (
     ASSOCIATION_TYPES,
@@ -215,7 +215,10 @@ class HubSpotCrm:
     def create(self, obj: ObjectType, values: dict[str, str | None]) -> Record:
         """Create a record from validated values (call :meth:`check_new` first)."""
         now = self.now_ms()
-        record = Record(self.new_id(), {k: v for k, v in values.items() if v is not None}, now, now)
+        values = dict(values)
+        created = _instant(values.pop(obj.created, None)) or now  # imports may backdate it
+        record = Record(self.new_id(), {k: v for k, v in values.items() if v is not None},
+                        created, now)
         self.stores[obj.name].add(record)
         return record
 
@@ -228,6 +231,9 @@ class HubSpotCrm:
             user: A person's edit in the UI (sandbox admin): lifecycle may move backwards.
         """
         values = dict(values)
+        created = _instant(values.pop(obj.created, None))
+        if created is not None:  # the timestamp lives on the record, not among the properties
+            record.created_ms = created
         if obj.name == "contacts" and "email" in values and values["email"]:
             other = self.stores["contacts"].find_unique("email", values["email"])
             if other is not None and other.id != record.id:
@@ -369,6 +375,10 @@ class HubSpotCrm:
         if linked:
             body["associations"] = linked
         return body
+
+
+def _instant(value: str | None) -> int | None:
+    return None if value is None else parse_instant(value)
 
 
 def _clean(props: dict[str, str | None]) -> dict[str, str | None]:

@@ -173,9 +173,10 @@ class HubSpotEmulator:
             self._authenticate(request)
             policy = self.account.limiter.admit(now, search=search)
             if policy is not None:
-                response = rate_limit_response(
-                    policy, self.account.limiter.retry_after_s(now, policy)
-                )
+                wait = self.account.limiter.retry_after_s(now, policy)
+                if not self.rate_limits.retry_after:
+                    wait = None
+                response = rate_limit_response(policy, wait)
             else:
                 response = self._dispatch(request)
         except HttpError as error:

@@ -18,12 +18,16 @@ DAY_MS = 86_400_000
 
 @dataclass
 class RateLimits:
-    """The knobs; ``enabled=False`` switches every bucket off (headers are still sent)."""
+    """The knobs; ``enabled=False`` switches every bucket off (headers are still sent).
+
+    ``retry_after=False`` leaves ``Retry-After`` off limiter 429s: HubSpot does not promise it.
+    """
 
     per_10s: int = 100
     search_per_s: int = 5
     daily: int = 250_000
     enabled: bool = True
+    retry_after: bool = True
 
     def update(self, raw: dict[str, Any]) -> None:
         """Apply ``{"per_10s", "search_per_s", "daily", "enabled"}`` (any subset)."""
@@ -35,6 +39,8 @@ class RateLimits:
                 setattr(self, key, value)
         if "enabled" in raw:
             self.enabled = bool(raw["enabled"])
+        if "retry_after" in raw:
+            self.retry_after = bool(raw["retry_after"])
 
     def to_json(self) -> dict[str, Any]:
         """Return the knobs as JSON-ready data."""
@@ -43,6 +49,7 @@ class RateLimits:
             "search_per_s": self.search_per_s,
             "daily": self.daily,
             "enabled": self.enabled,
+            "retry_after": self.retry_after,
         }
 
 
