@@ -127,6 +127,12 @@ def sf_org() -> Org:
 
 
 @pytest.fixture
+def sf_credentials() -> tuple[str, str, str]:
+    """(username, password, security token) the seeded emulator's SOAP login accepts."""
+    return SF_USERNAME, SF_PASSWORD, SF_SECURITY_TOKEN
+
+
+@pytest.fixture
 def sf_clock() -> FakeClock:
     """The Salesforce emulator clock, one hour after the seed anchor."""
     return FakeClock(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))

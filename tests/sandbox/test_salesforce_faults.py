@@ -16,8 +16,6 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from tests.sandbox.conftest import SF_PASSWORD, SF_SECURITY_TOKEN, SF_USERNAME
-
 QUERY = "SELECT Id FROM User LIMIT 1"
 
 
@@ -92,18 +90,19 @@ class _ToEmulator(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-def _password_client(server: Any, password: str = SF_PASSWORD) -> Salesforce:
+def _password_client(server: Any, credentials: tuple[str, str, str], password: str | None = None) -> Salesforce:
+    username, right_password, token = credentials
     session = requests.Session()
     session.trust_env = False
     adapter = _ToEmulator(server.base_url)
     session.mount("https://login.salesforce.com/", adapter)
     session.mount(f"https://127.0.0.1:{server.port}/", adapter)
-    return Salesforce(username=SF_USERNAME, password=password, security_token=SF_SECURITY_TOKEN,
+    return Salesforce(username=username, password=password or right_password, security_token=token,
                       session=session, version="59.0")
 
 
-def test_password_client_logs_in_again_after_401(sf_server: Any) -> None:
-    client = _password_client(sf_server)
+def test_password_client_logs_in_again_after_401(sf_server: Any, sf_credentials: Any) -> None:
+    client = _password_client(sf_server, sf_credentials)
     assert client.sf_instance == f"127.0.0.1:{sf_server.port}"
     first_session = client.session_id
     _fault(sf_server, kind="session_expired", times=2)
@@ -114,9 +113,9 @@ def test_password_client_logs_in_again_after_401(sf_server: Any) -> None:
     assert counts["POST /services/Soap/u/59.0"] == 3  # start-up + one per 401
 
 
-def test_bad_credentials_fail_login(sf_server: Any) -> None:
+def test_bad_credentials_fail_login(sf_server: Any, sf_credentials: Any) -> None:
     with pytest.raises(SalesforceAuthenticationFailed):
-        _password_client(sf_server, password="wrong")
+        _password_client(sf_server, sf_credentials, password="wrong")
 
 
 def test_call_counts_fold_ids_and_split_reads_writes(sf: Any, sf_http: Any) -> None:
