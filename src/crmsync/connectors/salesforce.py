@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
 import requests
+from tenacity import Retrying
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
@@ -400,6 +401,7 @@ class SalesforceConnector:
         self._calls = 0
         self._calls_lock = threading.Lock()
         self._last = threading.local()
+        self._retry: Retrying | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -422,7 +424,9 @@ class SalesforceConnector:
         return getattr(self._last, "retry_after", None)
 
     def _retrying(self, fn: Callable[[], T]) -> T:
-        return retrying(self.policy, sleep=self.sleep)(fn)
+        if self._retry is None:
+            self._retry = retrying(self.policy, sleep=self.sleep)
+        return self._retry(fn)
 
     def _call(self, op: str, fn: Callable[[Salesforce], T]) -> T:
         """Run one API call with quota guard, error translation and the retry policy."""
@@ -818,7 +822,8 @@ class SalesforceConnector:
                 problems.append(f"missing crmsync fields {', '.join(missing_own)}: run "
                                 "`crmsync setup`")
             if obj in self.objects:
-                mapped = [name for name in self.fieldmap.objects[obj].fields() if "." not in name]
+                mapped = [name for name in self.fieldmap.objects[obj].fields()
+                          if "." not in name and name not in own.get(obj, {})]
                 missing = [f"{obj}.{name}" for name in mapped if name.lower() not in present]
                 if missing:
                     problems.append(f"fields {', '.join(missing)} named in {self.fieldmap.path} "
