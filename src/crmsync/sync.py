@@ -79,6 +79,12 @@ class RunSummary:
     miss_types: Counter[str] = field(default_factory=Counter)
     transitions: Counter[str] = field(default_factory=Counter)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    #: Funnel health (DOMAIN.md): contacts stuck in a stage, SLA breaches, miss reasons.
+    stuck: Counter[str] = field(default_factory=Counter)
+    sla_breaches: int = 0
+    miss_reasons: dict[str, Counter[str]] = field(
+        default_factory=lambda: {"soft": Counter(), "hard": Counter()}
+    )
     api_calls: int = 0
     estimated_write_calls: int = 0
 
@@ -97,6 +103,11 @@ class RunSummary:
             "statuses": dict(self.statuses),
             "miss_types": dict(self.miss_types),
             "transitions": dict(self.transitions.most_common()),
+            "funnel": {
+                "stuck": dict(self.stuck),
+                "sla_breaches": self.sla_breaches,
+                "miss_reasons": {k: dict(v.most_common(20)) for k, v in self.miss_reasons.items()},
+            },
             "api_calls": self.api_calls,
             "estimated_write_calls": self.estimated_write_calls,
             "samples": self.samples,
@@ -117,6 +128,12 @@ class RunSummary:
 
 
 ProgressCallback = Callable[[str, int], None]
+
+#: A contact in these stages for longer than this counts as stuck (funnel health).
+STUCK_AFTER = {"lead": timedelta(days=90), "prospect": timedelta(days=45),
+               "opportunity": timedelta(days=30)}
+#: An opportunity should hear from its rep within this long of becoming one (DOMAIN.md SLA).
+SLA_FIRST_TOUCH = timedelta(days=2)
 
 
 class SyncRun:
@@ -273,6 +290,7 @@ class SyncRun:
         if old_miss != new_miss:
             summary.transitions[f"{old_miss} miss → {new_miss} miss"] += 1
         summary.counts["updated" if plan.updates else "unchanged"] += 1
+        self._tally_health(summary, plan)
         summary.counts["planned_task_creates"] += len(plan.task_creates)
         summary.counts["planned_task_closes"] += len(plan.task_closes)
         if plan.changed and len(summary.samples) < self.options.samples:
@@ -281,6 +299,25 @@ class SyncRun:
                  "miss_type": decision.miss_type, "score": decision.score,
                  "reason": decision.reason, "tasks": [t.purpose for t in plan.task_creates]}
             )
+
+    def _tally_health(self, summary: RunSummary, plan: ContactPlan) -> None:
+        """Count what DOMAIN.md's funnel-health report needs, without keeping any contact."""
+        decision, facts = plan.decision, plan.contact.facts
+        since = plan.contact.outputs.get("status_since") if not plan.updates.get("status_since") \
+            else None
+        if (decision.status in STUCK_AFTER and isinstance(since, datetime)
+                and self.now - since > STUCK_AFTER[decision.status]):
+            summary.stuck[decision.status] += 1
+        if decision.status == "opportunity":
+            contacted = facts.get("last_contacted_at")
+            became = since if isinstance(since, datetime) else self.now
+            if (not isinstance(contacted, datetime) or contacted < became) and (
+                self.now - became > SLA_FIRST_TOUCH
+            ):
+                summary.sla_breaches += 1
+        if decision.miss_type in summary.miss_reasons:
+            reason = facts.get("closed_lost_reason") or facts.get("competitor") or "(none recorded)"
+            summary.miss_reasons[decision.miss_type][str(reason).strip().lower()[:60]] += 1
 
     def _open_tasks(self, contact_ids: Sequence[str]) -> dict[str, dict[str, OpenTask]]:
         by_contact: dict[str, dict[str, OpenTask]] = {}
