@@ -109,6 +109,7 @@ class Writer:
         record["Id"] = self.store.new_id(obj.name)
         record["IsDeleted"] = False
         record["CreatedDate"] = record["LastModifiedDate"] = record["SystemModstamp"] = now
+        record["CreatedById"] = record["LastModifiedById"] = self.api_user_id
         derive(obj.name, record)
         self.store.put(obj.name, record)
         return record["Id"], []
@@ -137,6 +138,7 @@ class Writer:
             return errors
         now = self.stamp()
         record["LastModifiedDate"] = record["SystemModstamp"] = now
+        record["LastModifiedById"] = self.api_user_id
         derive(obj.name, record)
         self.store.put(obj.name, record)
         return []

@@ -220,7 +220,12 @@ def _system_fields(obj: ObjectDef) -> None:
     obj.add(FieldDef("Id", "id", label="Record ID", length=18, nillable=False, **ro))
     obj.add(FieldDef("IsDeleted", "boolean", label="Deleted", nillable=False, default=False, **ro))
     obj.add(FieldDef("CreatedDate", "datetime", nillable=False, **ro))
+    obj.add(FieldDef("CreatedById", "reference", label="Created By ID", length=18, nillable=False,
+                     reference_to=("User",), relationship_name="CreatedBy", **ro))
     obj.add(FieldDef("LastModifiedDate", "datetime", nillable=False, **ro))
+    obj.add(FieldDef("LastModifiedById", "reference", label="Last Modified By ID", length=18,
+                     nillable=False, reference_to=("User",), relationship_name="LastModifiedBy",
+                     **ro))
     obj.add(FieldDef("SystemModstamp", "datetime", label="System Modstamp", nillable=False, **ro))
 
 

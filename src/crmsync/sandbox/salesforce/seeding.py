@@ -38,13 +38,13 @@ def seed_store(store: Store, org: Org) -> str:
     """Fill an empty store from ``org``; return the id of the API (integration) user."""
     anchor = truncate_ms(org.anchor)
     org_start = anchor - timedelta(days=800)
-    _put(store, "Organization", org_start, org_start, {
-        "Name": "crmsync Sandbox", "OrganizationType": "Developer Edition", "IsSandbox": True,
-        "InstanceName": "SBX1", "Country": "US",
-    })
     api_user = _put(store, "User", org_start, org_start, {
         "FirstName": "Integration", "LastName": "User", "Email": "integration@crmsync-demo.example",
         "Username": "integration@crmsync-demo.example", "Alias": "integ", "IsActive": True,
+    })
+    _put(store, "Organization", org_start, org_start, {
+        "Name": "crmsync Sandbox", "OrganizationType": "Developer Edition", "IsSandbox": True,
+        "InstanceName": "SBX1", "Country": "US",
     })
     owners = [
         _put(store, "User", org_start, org_start, {
@@ -132,6 +132,10 @@ def _put(store: Store, obj_name: str, created: datetime, modified: datetime, val
     record["IsDeleted"] = False
     record["CreatedDate"] = created
     record["LastModifiedDate"] = record["SystemModstamp"] = max(created, modified)
+    # Seeded rows were "created" by the integration user, the first User of every org.
+    # Seeded rows were created by the integration user, the org's first User.
+    creator = next(iter(store.tables["User"]), record["Id"])
+    record["CreatedById"] = record["LastModifiedById"] = creator
     derive(obj_name, record)
     store.put(obj_name, record)
     return record["Id"]
