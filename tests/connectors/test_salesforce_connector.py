@@ -186,7 +186,11 @@ def test_incremental_read_returns_exactly_the_edited_records_ties_included(
     assert salesforce_admin("PATCH", f"/_sandbox/records/Lead/{leads[3].id}",
                             {"Title": "Lead Edit"})[0] == 200
 
+    calls = salesforce_connector.api_calls()
     contact_pages = _read_all(salesforce_connector, CONTACT, since)
+    # Contacts, their Opportunities (one query, by the contacts' own SystemModstamp), and the
+    # Opportunities changed since: one page each.
+    assert salesforce_connector.api_calls() - calls == 3
     plain = [c for page in contact_pages if not page.related for c in page.contacts]
     assert sorted(c.id for c in plain) == sorted(edited_contacts)
     assert {c.facts["title"] for c in plain} == {"Head of Edits"}
@@ -214,7 +218,10 @@ def test_incremental_read_returns_contacts_whose_opportunities_changed(
     assert salesforce_admin("PATCH", f"/_sandbox/records/Contact/{other['ContactId']}",
                             {"Title": "Edited"})[0] == 200
 
+    calls = salesforce_connector.api_calls()
     pages = _read_all(salesforce_connector, CONTACT, since)
+    # contacts + their deals + changed deals + the related contacts + their deals
+    assert salesforce_connector.api_calls() - calls == 5
     plain = [c for page in pages if not page.related for c in page.contacts]
     related = [c for page in pages if page.related for c in page.contacts]
     assert [c.id for c in plain] == [other["ContactId"]]
@@ -336,7 +343,7 @@ def test_task_upsert_is_idempotent_and_tasks_can_be_found_and_closed(
     assert salesforce_connector.api_calls() == _server_total(salesforce_server)
 
 
-def test_task_upsert_retried_after_a_503_creates_one_task(
+def test_task_upsert_retried_after_a_dropped_connection_creates_one_task(
     salesforce_connector: SalesforceConnector, salesforce_server: Any,
     salesforce_admin: SalesforceAdmin, salesforce_sleeps: list[float],
 ) -> None:
@@ -347,6 +354,7 @@ def test_task_upsert_retried_after_a_503_creates_one_task(
     (result,) = salesforce_connector.create_tasks([_task(contact, "k-once")])
     assert result.ok and len(salesforce_sleeps) == 1
     assert len(_tasks_with_key(salesforce_admin, "k-once")) == 1
+    assert salesforce_connector.api_calls() == _server_total(salesforce_server)
 
 
 # -- faults, limits, retries ------------------------------------------------------------------

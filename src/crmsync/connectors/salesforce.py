@@ -15,6 +15,7 @@ exceptions' ``str``, so those stay in ``__cause__``.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -262,7 +263,8 @@ def _translated(op: str, retry_after: Callable[[], float | None] = lambda: None)
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError) as exc:
         raise TransientError(f"Salesforce {op}: {type(exc).__name__}") from exc
-    except ValueError as exc:  # a truncated or non-JSON success body
+    except (requests.exceptions.JSONDecodeError, json.JSONDecodeError) as exc:
+        # A truncated or non-JSON success body: the connection broke mid-response.
         raise TransientError(f"Salesforce {op}: unreadable response") from exc
 
 
@@ -297,6 +299,13 @@ def chunk_in_clauses(values: Sequence[str], budget: int) -> Iterator[list[str]]:
         used += cost
     if chunk:
         yield chunk
+
+
+def _relationship(reference_field: str) -> str:
+    """Return the SOQL relationship name of a lookup field (``ContactId`` -> ``Contact``)."""
+    if reference_field.endswith("__c"):
+        return reference_field[:-3] + "__r"
+    return reference_field[:-2] if reference_field.endswith("Id") else reference_field
 
 
 def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -537,15 +546,22 @@ class SalesforceConnector:
                 grouped.setdefault(str(contact_id), []).append(row)
         return {cid: rollup_deals(deals, group) for cid, group in grouped.items()}
 
-    def _all_rollups(self) -> dict[str, dict[str, Any]]:
-        """Read every Opportunity with a contact once, keeping only each contact's rollup.
+    def _upfront_rollups(self, since: datetime | None) -> dict[str, dict[str, Any]]:
+        """Read the Opportunities of every contact a read will return, in one paged query.
 
-        Rows come sorted by contact, so at most one contact's raw rows are held at a time.
+        For an incremental read the filter is the contact's own ``SystemModstamp`` (a parent
+        field), so the query returns exactly the deals of the contacts about to be read. Rows
+        come sorted by contact and only each contact's rollup is kept, never the raw rows.
+        A contact that changes after this query has a ``SystemModstamp`` after the run's start,
+        so the next run reads it again with fresh deal facts.
         """
         deals = self.fieldmap.deals
         assert deals is not None
         select, contact_field = self._deal_select()
-        soql = f"{select} WHERE {contact_field} != null ORDER BY {contact_field} ASC, Id ASC"
+        where = f"{contact_field} != null"
+        if since is not None:
+            where += f" AND {_relationship(contact_field)}.SystemModstamp >= {soql_datetime(since)}"
+        soql = f"{select} WHERE {where} ORDER BY {contact_field} ASC, Id ASC"
         out: dict[str, dict[str, Any]] = {}
         current: str | None = None
         group: list[Mapping[str, Any]] = []
@@ -598,9 +614,9 @@ class SalesforceConnector:
         """Yield pages of records modified at or after ``since`` (every record when ``None``).
 
         Pages are in ``SystemModstamp, Id`` order (``ordered=True``). For Contacts, deal facts
-        come from one upfront Opportunity scan on a full read, or from ``ContactId IN (...)``
-        queries per page on an incremental one; then contacts whose Opportunities changed since
-        ``since`` follow in ``related`` pages.
+        come from one upfront paged Opportunity query over the same contacts; on an incremental
+        read, contacts whose Opportunities changed since ``since`` then follow in ``related``
+        pages.
         """
         obj = self._stream_object(stream)
         where = self._base_where(obj)
@@ -610,9 +626,7 @@ class SalesforceConnector:
         if where:
             soql += " WHERE " + " AND ".join(where)
         soql += " ORDER BY SystemModstamp ASC, Id ASC"
-        rollups: dict[str, dict[str, Any]] | None = None
-        if self._has_deals(obj) and since is None:
-            rollups = self._all_rollups()
+        rollups = self._upfront_rollups(since) if self._has_deals(obj) else None
         yielded: set[str] = set()
         for records in self._query_pages(f"query {obj}", soql):
             if not records:
@@ -652,7 +666,8 @@ class SalesforceConnector:
     def _read_ids(self, obj: str, ids: Sequence[str]) -> list[Contact]:
         out: list[Contact] = []
         select = f"SELECT {', '.join(self._select(obj))} FROM {obj}"
-        for page in self._query_in(f"query {obj}", select, "Id", ids):
+        tail = "".join(f" AND {condition}" for condition in self._base_where(obj))
+        for page in self._query_in(f"query {obj}", select, "Id", ids, tail):
             out.extend(self._contacts(obj, page, None))
         return out
 
@@ -756,7 +771,7 @@ class SalesforceConnector:
         values: dict[str, Any] = {
             f.get("contact", "WhoId"): create.contact_id,
             f.get("subject", "Subject"): spec.subject[:255],
-            f.get("body", "Description"): spec.body,
+            f.get("body", "Description"): spec.body[:32_000],
             f.get("due", "ActivityDate"): spec.due.isoformat(),
             f.get("status", "Status"): tasks.open_status,
             f.get("priority", "Priority"): tasks.priority_values.get(spec.priority, spec.priority),
@@ -846,6 +861,7 @@ class SalesforceConnector:
                 if name.lower() in present or self._create_field(full_name, meta) is False:
                     existing.append(full_name)
                 else:
+                    log.info("created custom field %s", full_name)
                     created.append(full_name)
         return SetupReport(created=created, existing=existing)
 
