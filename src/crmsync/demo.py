@@ -8,7 +8,6 @@ work folder, so the result can be looked at afterwards.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from crmsync.wiring import load_parts
 from crmsync.config import load_settings
 from crmsync.connectors.base import SetupReport
 from crmsync.sandbox.launch import build_sandbox
-from crmsync.sync import RunSummary, SyncOptions, SyncRun
+from crmsync.sync import RunSummary, SyncOptions, SyncRun, minimum_api_calls
 
 ProgressFactory = Callable[[int | None], AbstractContextManager[Callable[[int], None]]]
 
@@ -80,11 +79,7 @@ def run_demo(
             parts.close()
     finally:
         server.stop()
-    counts = summary.counts
-    minimum = (
-        math.ceil(counts.get("read", 0) / limits.read_page)
-        + math.ceil(counts.get("field_writes", 0) / limits.write_batch)
-        + math.ceil(counts.get("tasks_created", 0) / limits.task_batch)
-    )
+    deals = sum(len(person.deals) for person in server.org.people) if server.org else 0
+    minimum = minimum_api_calls(summary, limits, related_records=deals)
     return DemoResult(setup, summary, int(calls["total"]), minimum, calls["by_endpoint"],
                       config_path, sandbox_state)

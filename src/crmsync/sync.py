@@ -17,6 +17,7 @@ The loop is the same for ``crmsync plan`` (dry run: nothing written, nothing com
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crmsync.connectors.base import Connector, RecordUpdate, WriteResult
+from crmsync.connectors.base import ApiLimits, Connector, RecordUpdate, WriteResult
 from crmsync.errors import (
     AuthError,
     CrmRequestError,
@@ -85,6 +86,7 @@ class RunSummary:
     miss_reasons: dict[str, Counter[str]] = field(
         default_factory=lambda: {"soft": Counter(), "hard": Counter()}
     )
+    read_by_stream: Counter[str] = field(default_factory=Counter)
     api_calls: int = 0
     estimated_write_calls: int = 0
 
@@ -108,6 +110,7 @@ class RunSummary:
                 "sla_breaches": self.sla_breaches,
                 "miss_reasons": {k: dict(v.most_common(20)) for k, v in self.miss_reasons.items()},
             },
+            "read_by_stream": dict(self.read_by_stream),
             "api_calls": self.api_calls,
             "estimated_write_calls": self.estimated_write_calls,
             "samples": self.samples,
@@ -187,6 +190,7 @@ class SyncRun:
         summary = RunSummary(run_id, self.connector.crm, self.mode, self.now)
         self.summary = summary
         started = time.monotonic()
+        calls_before = self.connector.api_calls()
         try:
             for stream in self.connector.streams():
                 self._sync_stream(stream)
@@ -202,7 +206,7 @@ class SyncRun:
             rejected = summary.counts.get("rejected", 0)
             summary.status = "partial" if rejected else "ok"
             summary.exit_code = ExitCode.PARTIAL if rejected else ExitCode.OK
-        summary.api_calls = self.connector.api_calls()
+        summary.api_calls = self.connector.api_calls() - calls_before
         summary.finished_at = summary.started_at + timedelta(seconds=time.monotonic() - started)
         self.store.finish_run(
             run_id,
@@ -274,6 +278,7 @@ class SyncRun:
             plans.append(plan)
             self._tally(summary, plan)
         summary.counts["read"] += len(fresh)
+        summary.read_by_stream[stream] += len(fresh)
         summary.counts["evaluated"] += len(fresh)
         if not self.options.dry_run:
             self._apply(stream, plans)
@@ -440,6 +445,23 @@ class SyncRun:
                 self.store.task_created(intent.key, found[intent.key])
             else:
                 self.store.task_failed(intent.key, "INTERRUPTED", "run stopped before the CRM answered")
+
+
+def minimum_api_calls(summary: RunSummary, limits: ApiLimits, *, related_records: int = 0) -> int:
+    """Return the fewest API calls the CRM allows for what a run read and wrote.
+
+    Reads: each stream's contacts at the largest page size, plus ``related_records`` (deals)
+    at the same page size. Writes: field updates at the largest batch, tasks likewise. A dry
+    run is charged its reads only.
+    """
+    pages = sum(math.ceil(n / limits.read_page) for n in summary.read_by_stream.values())
+    pages += math.ceil(related_records / limits.read_page)
+    if summary.mode == "plan":
+        return pages
+    counts = summary.counts
+    return (pages + math.ceil(counts.get("field_writes", 0) / limits.write_batch)
+            + math.ceil(counts.get("tasks_created", 0) / limits.task_batch)
+            + math.ceil(counts.get("tasks_closed", 0) / limits.task_batch))
 
 
 def _plan_options(policy: str, ruleset: RuleSet) -> PlanOptions:

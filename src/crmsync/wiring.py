@@ -13,6 +13,7 @@ from crmsync.config import Settings
 from crmsync.connectors.base import Connector
 from crmsync.connectors.fieldmap import FieldMap, load_fieldmap
 from crmsync.errors import ConfigError
+from crmsync.retry import RetryPolicy
 from crmsync.rules import RuleSet, load_ruleset
 from crmsync.state import StateStore
 
@@ -73,12 +74,25 @@ def load_parts(settings: Settings, *, need_rules: bool = True) -> Parts:
 def make_connector(settings: Settings, fieldmap: FieldMap) -> Connector:
     """Return the connector ``[crm] type`` names, with credentials from settings."""
     crm = settings.crm
+    policy = RetryPolicy(attempts=settings.sync.max_attempts, budget_s=settings.sync.retry_budget_s)
     if crm.type == "hubspot":
         from crmsync.connectors.hubspot import HubSpotConnector
 
-        return HubSpotConnector(fieldmap, token=crm.secret("token"), base_url=crm.base_url or None)
+        return HubSpotConnector(fieldmap, token=crm.secret("token") or "",
+                                base_url=crm.base_url or None, policy=policy)
     from crmsync.connectors.salesforce import SalesforceAuth, SalesforceConnector
 
-    auth = SalesforceAuth.from_settings(crm)
-    return SalesforceConnector(fieldmap, auth=auth, objects=crm.objects or None,
-                               api_version=crm.api_version)
+    if crm.auth == "session":
+        auth = SalesforceAuth.with_session(crm.base_url or "", crm.secret("token") or "")
+    elif crm.auth == "jwt":
+        auth = SalesforceAuth.with_jwt(
+            crm.username or "", crm.consumer_key or "", str(crm.private_key_file or ""),
+            instance_url=crm.base_url or None,
+        )
+    else:
+        auth = SalesforceAuth.with_password(
+            crm.username or "", crm.secret("password") or "", crm.secret("security_token") or "",
+            instance_url=crm.base_url or None,
+        )
+    return SalesforceConnector(fieldmap, auth=auth, objects=list(crm.objects) or None,
+                               api_version=crm.api_version, policy=policy)

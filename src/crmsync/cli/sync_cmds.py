@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from crmsync.cli.common import emit_json, output_option, stderr, stdout
 from crmsync.wiring import Parts, default_path, load_parts
 from crmsync.config import Settings, load_settings, write_starter
 from crmsync.errors import ExitCode
-from crmsync.sync import RunSummary, SyncOptions, SyncRun
+from crmsync.sync import RunSummary, SyncOptions, SyncRun, minimum_api_calls
 from crmsync.undo import undo_run
 
 config_option = click.option(
@@ -139,8 +138,7 @@ def _progress(output_format: str, total: int | None) -> Iterator[Callable[[int],
 
 
 def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
-    limits = parts.connector.limits
-    minimum = _minimum_calls(summary, limits.read_page, limits.write_batch, limits.task_batch)
+    minimum = minimum_api_calls(summary, parts.connector.limits)
     if output_format == "json":
         emit_json({**summary.to_json(), "minimum_api_calls": minimum})
         return
@@ -155,7 +153,8 @@ def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
     for sample in summary.samples:
         stdout.print(f"  e.g. {sample['id']}: {sample['transition']} — {sample['reason']}",
                      markup=False)
-    stdout.print(f"API calls: {summary.api_calls} (minimum the APIs allow: {minimum})")
+    stdout.print(f"API calls: {summary.api_calls} (contact pages and write batches alone need "
+                 f"{minimum}; related deal reads come on top)")
     if summary.error:
         stderr.print(f"crmsync: {summary.error}", markup=False)
     stderr.print(summary.logfmt(), markup=False)
@@ -183,18 +182,6 @@ def _summary_table(summary: RunSummary) -> Table:
     table.add_row("rejected", str(counts.get("rejected", 0)), f"{verb} close tasks".strip(),
                   str(counts.get("tasks_closed" if not verb else "planned_task_closes", 0)))
     return table
-
-
-def _minimum_calls(summary: RunSummary, read_page: int, write_batch: int, task_batch: int) -> int:
-    """Fewest API calls the CRM allows for this run's reads and writes (pages and batches full)."""
-    counts = summary.counts
-    reads = math.ceil(counts.get("read", 0) / read_page)
-    if summary.mode == "plan":
-        return reads
-    writes = math.ceil(counts.get("field_writes", 0) / write_batch)
-    tasks = math.ceil(counts.get("tasks_created", 0) / task_batch)
-    closes = math.ceil(counts.get("tasks_closed", 0) / task_batch)
-    return reads + writes + tasks + closes
 
 
 # -- runs / undo --------------------------------------------------------------------------------

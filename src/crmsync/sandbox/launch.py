@@ -41,4 +41,4 @@ def build_sandbox(
         from crmsync.sandbox.salesforce import SalesforceEmulator
 
         emulator = SalesforceEmulator(org)
-    return SandboxServer(emulator, port=port, state_file=state_file)
+    return SandboxServer(emulator, port=port, state_file=state_file, org=org)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from crmsync.sandbox.faults import CallLog, FaultInjector, FaultPlan, FaultPlanError, FaultRule
+from crmsync.sandbox.seed import Org
 
 ADMIN_PREFIX = "/_sandbox/"
 
@@ -129,8 +130,11 @@ class SandboxServer:
         host: str = "127.0.0.1",
         port: int = 0,
         state_file: Path | None = None,
+        org: Org | None = None,
     ) -> None:
         self.emulator = emulator
+        #: The generated data the emulator was seeded with, when known (for benchmarks/demo).
+        self.org = org
         self.faults = FaultInjector()
         # Per-record faults (reject_record) are decided inside batch writes, so the emulator
         # needs the injector too.
