@@ -295,6 +295,37 @@ def test_write_fields_batches_and_reports_per_record_failures(
     assert again.outputs["evaluated_at"] == now
 
 
+def test_large_writes_use_one_bulk_job_with_per_record_results(
+    salesforce_server: Any, salesforce_fieldmap: Any, salesforce_admin: SalesforceAdmin,
+) -> None:
+    connector = SalesforceConnector(
+        salesforce_fieldmap, bulk_threshold=100,
+        auth=SalesforceAuth.with_session(salesforce_server.base_url, salesforce_server.token))
+    leads = [c for page in _read_all(connector, LEAD) for c in page.contacts][:150]
+    contacts = [c for page in _read_all(connector, CONTACT) for c in page.contacts][:2]
+    assert salesforce_admin("PATCH", f"/_sandbox/records/Lead/{leads[7].id}",
+                            {"Crmsync_Reason__c": "old reason"})[0] == 200
+    salesforce_server.install_faults({"rules": [
+        {"kind": "reject_record", "ids": [leads[3].id], "error_code": "UNABLE_TO_LOCK_ROW"}]})
+    updates = [RecordUpdate(c.id, c.object_type, {"status": "opportunity", "score": 7,
+                                                  "reason": None})
+               for c in [*leads, *contacts]]
+    calls = connector.api_calls()
+    results = connector.write_fields(updates)
+    assert [r.record_id for r in results] == [u.record_id for u in updates]
+    assert [(r.record_id, r.error_code, r.retryable) for r in results if not r.ok] == [
+        (leads[3].id, "UNABLE_TO_LOCK_ROW", True)]
+    by_endpoint = salesforce_server.call_counts()["by_endpoint"]
+    assert by_endpoint["POST /services/data/v59.0/jobs/ingest"] == 1  # 150 Leads, one job
+    assert by_endpoint["PATCH /services/data/v59.0/composite/sobjects"] == 1  # 2 Contacts
+    assert connector.api_calls() - calls <= 8
+    stored = _stored(salesforce_admin, "Lead", leads[7].id)
+    assert (stored["Crmsync_Status__c"], stored["Crmsync_Score__c"]) == ("opportunity", 7)
+    assert stored["Crmsync_Reason__c"] is None  # None clears the field (#N/A)
+    assert _stored(salesforce_admin, "Lead", leads[3].id)["Crmsync_Status__c"] is None
+    assert connector.api_calls() == _server_total(salesforce_server)
+
+
 def _task(contact: Any, key: str, subject: str = "Call back") -> TaskCreate:
     spec = TaskSpec(purpose="follow_up", subject=subject, body="Rule R7 fired",
                     due=date(2026, 11, 30), priority="high")
