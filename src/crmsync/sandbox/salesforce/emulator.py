@@ -33,10 +33,6 @@ from crmsync.sandbox.server import HttpError, Request, Response
 
 _VERSION_PATH = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
 _SOAP_LOGIN = re.compile(r"^/services/Soap/u/(\d+\.\d)/?$")
-_RELEASES = {  # version -> release label (GET /services/data/)
-    "55.0": "Summer '22", "56.0": "Winter '23", "57.0": "Spring '23", "58.0": "Summer '23",
-    "59.0": "Winter '24", "60.0": "Spring '24", "61.0": "Summer '24", "62.0": "Winter '25",
-}
 _STATUS_CODES = {
     400: ("BAD_REQUEST", "Bad request"),
     401: ("INVALID_SESSION_ID", "Session expired or invalid"),
@@ -50,6 +46,13 @@ _STATUS_CODES = {
     502: ("SERVER_UNAVAILABLE", "Bad gateway"),
     503: ("SERVER_UNAVAILABLE", "Server temporarily unavailable"),
 }
+
+
+def release_label(version: str) -> str:
+    """The release name of an API version: 59.0 is "Winter '24", three releases a year."""
+    steps = int(float(version)) - 59
+    season = ("Winter", "Spring", "Summer")[steps % 3]
+    return f"{season} '{24 + steps // 3:02d}"
 
 
 def _system_clock() -> datetime:
@@ -118,6 +121,11 @@ class SalesforceEmulator:
         else:
             self.api_user_id = _empty_org(self.store, self.now())
         self.org_id = next(iter(self.store.tables["Organization"]))
+        # Writes never stamp earlier than the newest seeded row, whatever the clock says.
+        self._last_stamp = max(
+            (rec["SystemModstamp"] for table in self.store.tables.values() for rec in table.values()),
+            default=None,
+        )
         self.writer = Writer(self.store, self.stamp, self.api_user_id)
         self.queries = QueryService(self.store)
         self.sobjects = SObjectRoutes(self)
@@ -229,7 +237,8 @@ class SalesforceEmulator:
         records: dict[str, list[dict[str, Any]]] = {}
         for obj in self.store.schema.values():
             records[obj.name] = [
-                {f.name: to_json(f.type, rec.get(f.name)) for f in obj.fields.values()}
+                # Nulls are left out: they are most of a seeded row, and restore reads absent as null.
+                {f.name: to_json(f.type, rec[f.name]) for f in obj.fields.values() if rec.get(f.name) is not None}
                 for rec in self.store.rows(obj.name)
             ]
         return {
@@ -302,7 +311,7 @@ class SalesforceEmulator:
     def versions(self) -> list[dict[str, str]]:
         """``GET /services/data/``."""
         return [
-            {"label": _RELEASES.get(v, f"API {v}"), "url": f"/services/data/v{v}", "version": v}
+            {"label": release_label(v), "url": f"/services/data/v{v}", "version": v}
             for v in self.supported_versions()
         ]
 

@@ -54,11 +54,11 @@ def seed_store(store: Store, org: Org) -> str:
         for o in org.owners
     ]
     for person in org.people:
-        _person(store, person, owners, api_user)
+        _person(store, person, owners, api_user, anchor)
     return api_user
 
 
-def _person(store: Store, p: Person, owners: list[str], api_user: str) -> None:
+def _person(store: Store, p: Person, owners: list[str], api_user: str, anchor: datetime) -> None:
     created, modified = truncate_ms(p.created_at), truncate_ms(p.modified_at)
     owner = owners[p.owner_index % len(owners)] if owners else api_user
     industry = p.industry if p.industry in INDUSTRIES else (p.industry and "Other")
@@ -104,7 +104,10 @@ def _person(store: Store, p: Person, owners: list[str], api_user: str) -> None:
         for deal in p.deals:
             stage = _STAGES.get(deal.stage, "Prospecting")
             closed = truncate_ms(deal.close_date)
-            _put(store, "Opportunity", truncate_ms(deal.created_at), min(closed, modified), {
+            # Open deals close in the future, and deals of recent contacts may be "created" after
+            # the anchor; no row may carry a timestamp later than the seed's "now".
+            opened = min(truncate_ms(deal.created_at), anchor)
+            _put(store, "Opportunity", opened, min(closed, modified, anchor), {
                 "Name": deal.name, "StageName": stage, "Amount": deal.amount,
                 "CloseDate": closed.date(), "AccountId": account, "ContactId": who,
                 "OwnerId": owner, "Loss_Reason__c": deal.loss_reason,
