@@ -555,11 +555,28 @@ def test_setup_is_idempotent_and_check_names_missing_fields(
     second = connector.setup()
     assert second.created == [] and set(second.existing) == expected
     assert connector.api_calls() - calls == 3  # one describe per object, nothing created
+    calls = connector.api_calls()
     connector.check()
+    assert connector.api_calls() - calls == 4  # Lead, Contact, Task, Opportunity
     assert connector.api_calls() == _server_total(server)
     # The task key is an external id: an upsert by it is possible right away.
     contact = next(iter(connector.read(CONTACT, None))).contacts[0]
     assert connector.create_tasks([_task(contact, "k-after-setup")])[0].ok
+
+
+def test_check_names_mapped_fields_the_org_lacks(
+    salesforce_server: Any, salesforce_fieldmap: Any,
+) -> None:
+    from dataclasses import replace
+
+    deals = replace(salesforce_fieldmap.deals,
+                    fields={**salesforce_fieldmap.deals.fields, "competitor": "Rival__c"})
+    connector = SalesforceConnector(
+        replace(salesforce_fieldmap, deals=deals),
+        auth=SalesforceAuth.with_session(salesforce_server.base_url, salesforce_server.token))
+    with pytest.raises(ConfigError, match=r"Opportunity\.Rival__c .*fix the field map") as caught:
+        connector.check()
+    assert "crmsync setup" not in str(caught.value)
 
 
 def test_unknown_stream_is_a_config_error(salesforce_connector: SalesforceConnector) -> None:

@@ -443,8 +443,10 @@ class SalesforceConnector:
     def _call(self, op: str, fn: Callable[[Salesforce], T]) -> T:
         """Run one API call with quota guard, error translation and the retry policy."""
 
+        # Logging in has its own retries (inside _client): keep them out of this loop.
+        sf = self._client()
+
         def attempt() -> T:
-            sf = self._client()
             self._guard_quota(sf, op)
             self._last.retry_after = None
             with _translated(op, self._last_retry_after):
@@ -875,27 +877,34 @@ class SalesforceConnector:
         return {str(f["name"]).lower() for f in (described or {}).get("fields", [])}
 
     def check(self) -> None:
-        """Describe each object once; ConfigError names every missing field.
+        """Describe each object once (deals and tasks too); ConfigError names missing fields.
 
         crmsync's own fields missing means ``crmsync setup`` has not run; other mapped fields
         missing means the field map does not match the org.
         """
         problems: list[str] = []
         own = self._crmsync_fields()
-        for obj in [*self.objects, *[o for o in own if o not in self.objects]]:
+        mapped: dict[str, list[str]] = {
+            obj: [name for name in self.fieldmap.objects[obj].fields()
+                  if "." not in name and name not in own.get(obj, {})]
+            for obj in self.objects
+        }
+        deals = self.fieldmap.deals
+        if deals is not None and any(self._has_deals(obj) for obj in self.objects):
+            mapped.setdefault(deals.object, []).extend(
+                name for name in deals.fields.values() if "." not in name)
+        for obj in dict.fromkeys([*self.objects, *own, *mapped]):
             present = self._describe_fields(obj)
             missing_own = [f"{obj}.{name}" for name in own.get(obj, {})
                            if name.lower() not in present]
             if missing_own:
                 problems.append(f"missing crmsync fields {', '.join(missing_own)}: run "
                                 "`crmsync setup`")
-            if obj in self.objects:
-                mapped = [name for name in self.fieldmap.objects[obj].fields()
-                          if "." not in name and name not in own.get(obj, {})]
-                missing = [f"{obj}.{name}" for name in mapped if name.lower() not in present]
-                if missing:
-                    problems.append(f"fields {', '.join(missing)} named in {self.fieldmap.path} "
-                                    "do not exist in the org: fix the field map")
+            missing = [f"{obj}.{name}" for name in mapped.get(obj, [])
+                       if name.lower() not in present]
+            if missing:
+                problems.append(f"fields {', '.join(missing)} named in {self.fieldmap.path} "
+                                "do not exist in the org: fix the field map")
         if problems:
             raise ConfigError("; ".join(problems))
 
