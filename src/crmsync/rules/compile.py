@@ -44,11 +44,16 @@ REASON_MAX = 255
 
 
 def compose_reason(parts: list[str]) -> str:
-    """Join reason parts: the headline, then ``": "`` and the rest separated by ``"; "``."""
+    """Join reason parts: the headline, then ``": "`` and the rest separated by ``"; "``.
+
+    When the headline already has a colon ("Disqualified: country BR is not served"), the rest
+    follows after ``"; "`` instead, so the line never reads "x: y: z".
+    """
     kept = [part for part in parts if part]
     if not kept:
         return ""
-    text = kept[0] if len(kept) == 1 else kept[0] + ": " + "; ".join(kept[1:])
+    joiner = "; " if ": " in kept[0] else ": "
+    text = kept[0] if len(kept) == 1 else kept[0] + joiner + "; ".join(kept[1:])
     return text if len(text) <= REASON_MAX else text[: REASON_MAX - 1] + "…"
 
 
@@ -261,9 +266,15 @@ class _Generator:
 
     def reason(self) -> None:
         parts = []
-        for output in self.tree.reason:
-            index = [d.output for d in self.tree.decisions].index(output)
-            parts.append(f"b{index}")
+        outputs = [d.output for d in self.tree.decisions]
+        for position, output in enumerate(self.tree.reason):
+            index = outputs.index(output)
+            decision = self.tree.decisions[index]
+            if position and decision.hit == "first":
+                # Past the headline, an output at its default value says nothing new.
+                parts.append(f"(b{index} if o{index} != {self.const(decision.default)} else '')")
+            else:
+                parts.append(f"b{index}")
         self.emit(f"reason = _reason([{', '.join(parts)}])")
 
     def template(self, template: Template) -> str:

@@ -234,7 +234,12 @@ class Interpreter:
                     self.dues[task.due_in_business_days], task.priority,  # type: ignore[arg-type]
                     task.approach, task.id, task.close_when_obsolete,  # type: ignore[arg-type]
                 ))
-        reason = compose_reason([reason_parts.get(output, "") for output in tree.reason])
+        defaults = {d.output: d.default for d in tree.decisions if d.hit == "first"}
+        parts = []
+        for position, output in enumerate(tree.reason):
+            at_default = output in defaults and values.get(output) == defaults[output]
+            parts.append("" if position and at_default else reason_parts.get(output, ""))
+        reason = compose_reason(parts)
         return DecisionRecord(
             contact_id,
             values.get("status", "lead"),
