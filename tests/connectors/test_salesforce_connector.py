@@ -81,6 +81,9 @@ def test_objects_can_be_narrowed_and_unknown_ones_are_config_errors(salesforce_f
     with pytest.raises(ConfigError, match="security_token"):
         SalesforceConnector(salesforce_fieldmap,
                             auth=SalesforceAuth("password", username="u", password="p"))
+    with pytest.raises(ConfigError, match="private key file /nonexistent/server.key"):
+        SalesforceConnector(salesforce_fieldmap, auth=SalesforceAuth.with_jwt(
+            "u@example.com", "consumer", "/nonexistent/server.key"))
 
 
 def test_auth_repr_hides_secrets() -> None:

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -145,6 +146,9 @@ class SalesforceAuth:
         missing = [name for name in needed if not getattr(self, name)]
         if missing:
             raise ConfigError(f"Salesforce {self.mode} auth needs {', '.join(missing)}")
+        if self.mode == "jwt" and not os.path.isfile(str(self.private_key_file)):
+            raise ConfigError(f"Salesforce jwt auth: private key file {self.private_key_file} "
+                              "does not exist")
 
     def connect(
         self, api_version: str, *, pool_size: int = 10,
