@@ -26,10 +26,13 @@ from crmsync.sandbox.server import Request, Response
 if TYPE_CHECKING:
     from crmsync.sandbox.salesforce.emulator import SalesforceEmulator
 
-_DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
+_DELIMITERS = {
+    "COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`",
+}
 _ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 _INGEST_OPS = ("insert", "update", "upsert", "delete", "hardDelete")
 _CSV = "text/csv"
+_RESULT_KINDS = ("successfulresults", "failedresults", "unprocessedrecords")
 
 
 @dataclass
@@ -113,7 +116,9 @@ class Bulk2:
             raise not_found()
         if not rest:
             if method == "POST":
-                return self._create_query(request, version) if kind == "query" else self._create_ingest(request, version)
+                if kind == "query":
+                    return self._create_query(request, version)
+                return self._create_ingest(request, version)
             if method == "GET":
                 jobs = [j.info(self.em.api_user_id) for j in self.jobs.values() if j.kind == kind]
                 return Response(200, {"done": True, "records": jobs, "nextRecordsUrl": None})
@@ -136,7 +141,7 @@ class Bulk2:
             return self._results(request, job)
         if kind == "ingest" and leaf == "batches" and method == "PUT":
             return self._upload(request, job)
-        if kind == "ingest" and method == "GET" and leaf in ("successfulresults", "failedresults", "unprocessedrecords"):
+        if kind == "ingest" and method == "GET" and leaf in _RESULT_KINDS:
             return self._ingest_results(job, leaf)
         raise not_found()
 
@@ -148,7 +153,8 @@ class Bulk2:
         if operation not in ("query", "queryAll"):
             raise fail(400, "INVALIDJOB", f"Invalid operation: {operation}")
         try:
-            compiled = CompiledQuery(str(body.get("query") or ""), self.em.store, self.em.now(), version)
+            text = str(body.get("query") or "")
+            compiled = CompiledQuery(text, self.em.store, self.em.now(), version)
         except SoqlError as error:
             raise fail(400, error.code, error.message) from None
         if compiled.aggregate is not None:
@@ -168,7 +174,8 @@ class Bulk2:
         assert job.compiled is not None
         try:
             size = int(request.param("maxRecords") or 50000)
-            start = int(base64.b64decode(request.param("locator") or "MA==").decode()) if request.param("locator") else 0
+            locator = request.param("locator")
+            start = int(base64.b64decode(locator).decode()) if locator else 0
         except ValueError:
             raise fail(400, "INVALID_LOCATOR", "invalid locator") from None
         size = max(1, size)
@@ -197,7 +204,9 @@ class Bulk2:
         if operation == "upsert":
             fdef = obj.field(str(external or ""))
             if fdef is None or not (fdef.external_id or fdef.type == "id"):
-                raise fail(400, "INVALIDJOB", "InvalidJob : External ID was blank or invalid for upsert")
+                raise fail(
+                    400, "INVALIDJOB", "InvalidJob : External ID was blank or invalid for upsert"
+                )
             external = fdef.name
         job = self._new_job("ingest", operation, obj.name, body, version)
         job.external_id = external if operation == "upsert" else None
@@ -223,7 +232,8 @@ class Bulk2:
     def _process(self, request: Request, job: Job) -> None:
         em = self.em
         obj = em.store.schema[job.object.lower()]
-        reader = csv.reader(io.StringIO(job.data or ""), delimiter=_DELIMITERS.get(job.delimiter, ","))
+        delimiter = _DELIMITERS.get(job.delimiter, ",")
+        reader = csv.reader(io.StringIO(job.data or ""), delimiter=delimiter)
         rows = [r for r in reader if r]
         if not rows:
             job.state, job.error_message = "Failed", "InvalidBatch : Empty CSV"
@@ -233,11 +243,15 @@ class Bulk2:
         for name in job.header:
             fdef = obj.field(name)
             if fdef is None:
-                job.state, job.error_message = "Failed", f"InvalidBatch : Field name not found : {name}"
+                job.state = "Failed"
+                job.error_message = f"InvalidBatch : Field name not found : {name}"
                 return
             fields.append(fdef)
         if job.operation in ("delete", "hardDelete") and [f.name for f in fields] != ["Id"]:
-            job.state, job.error_message = "Failed", "InvalidBatch : The 'delete/hardDelete' batch must contain only 'Id'"
+            job.state = "Failed"
+            job.error_message = (
+                "InvalidBatch : The 'delete/hardDelete' batch must contain only 'Id'"
+            )
             return
         for cells in rows[1:]:
             record_id, created, errors = self._apply(request, job, obj, fields, cells)
@@ -251,14 +265,18 @@ class Bulk2:
         job.polls_left = em.config.bulk_polls
         job.state = "JobComplete" if job.polls_left == 0 else "InProgress"
 
-    def _apply(self, request: Request, job: Job, obj: Any, fields: list[Any], cells: list[str]) -> tuple[str | None, bool, list[SaveError]]:
+    def _apply(
+        self, request: Request, job: Job, obj: Any, fields: list[Any], cells: list[str]
+    ) -> tuple[str | None, bool, list[SaveError]]:
         em = self.em
         values: dict[str, Any] = {}
         try:
             for fdef, cell in zip(fields, cells, strict=False):
                 if cell == "":
                     continue  # empty means "leave unchanged"
-                values[fdef.name] = None if cell == "#N/A" else from_input(fdef.type, cell, fdef.name)
+                # "#N/A" sets a field to null.
+                value = None if cell == "#N/A" else from_input(fdef.type, cell, fdef.name)
+                values[fdef.name] = value
         except BadValueError as error:
             return values.get("Id"), False, [SaveError("INVALID_FIELD", str(error))]
         raw_id = values.pop("Id", None)
@@ -271,7 +289,8 @@ class Bulk2:
                 return new_id, True, errors
             if job.operation == "update":
                 if raw_id is None:
-                    return None, False, [SaveError("MISSING_ARGUMENT", "Id not specified in an update call")]
+                    missing = SaveError("MISSING_ARGUMENT", "Id not specified in an update call")
+                    return None, False, [missing]
                 errors = em.writer.update(obj, raw_id, values)
                 return normalize_id(raw_id), False, errors
             if job.operation == "upsert":
@@ -282,7 +301,8 @@ class Bulk2:
                 return deleted or raw_id, False, errors
             record_id = normalize_id(raw_id)
             if record_id is None or em.store.get(obj.name, record_id) is None:
-                return raw_id, False, [SaveError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")]
+                unknown = SaveError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+                return raw_id, False, [unknown]
             em.store.remove(obj.name, record_id)
             return record_id, False, []
         except RequestError as error:
@@ -293,7 +313,10 @@ class Bulk2:
         eol = _ENDINGS.get(job.line_ending, "\n")
         if leaf == "successfulresults":
             lines = [_csv_line(["sf__Id", "sf__Created", *job.header], delim)]
-            lines += [_csv_line([i, "true" if c else "false", *cells], delim) for i, c, cells in job.succeeded]
+            lines += [
+                _csv_line([i, "true" if c else "false", *cells], delim)
+                for i, c, cells in job.succeeded
+            ]
         elif leaf == "failedresults":
             lines = [_csv_line(["sf__Id", "sf__Error", *job.header], delim)]
             lines += [_csv_line([i, e, *cells], delim) for i, e, cells in job.failed]
@@ -306,7 +329,9 @@ class Bulk2:
 
     # -- shared ------------------------------------------------------------------------------
 
-    def _new_job(self, kind: str, operation: str, obj_name: str, body: dict[str, Any], version: str) -> Job:
+    def _new_job(
+        self, kind: str, operation: str, obj_name: str, body: dict[str, Any], version: str
+    ) -> Job:
         delimiter = str(body.get("columnDelimiter") or "COMMA")
         ending = str(body.get("lineEnding") or "LF")
         if delimiter not in _DELIMITERS or ending not in _ENDINGS:

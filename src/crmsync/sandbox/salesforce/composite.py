@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 MAX_RECORDS = 200
 _ROLLED_BACK = SaveError(
     "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-    "Record rolled back because not all records were valid and the request was using AllOrNone header",
+    "Record rolled back because not all records were valid and the request was using AllOrNone "
+    "header",
 )
 
 
@@ -50,7 +51,9 @@ class Collections:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def write(self, request: Request, op: str, type_name: str | None = None, ext_field: str | None = None) -> Response:
+    def write(
+        self, request: Request, op: str, type_name: str | None = None, ext_field: str | None = None
+    ) -> Response:
         """Create, update or upsert up to 200 records."""
         em = self.em
         body = _json_object(request)
@@ -105,7 +108,10 @@ class Collections:
             em.store.commit()
         return Response(200, results)
 
-    def _one(self, request: Request, op: str, obj: ObjectDef, values: dict[str, Any], ext_field: str | None) -> dict[str, Any]:
+    def _one(
+        self, request: Request, op: str, obj: ObjectDef, values: dict[str, Any],
+        ext_field: str | None,
+    ) -> dict[str, Any]:
         em = self.em
         record_id = values.get("Id")
         rejected = em.rejection(request, record_id, set(values) - {"Id"})
@@ -116,7 +122,8 @@ class Collections:
             return _failure(errors) if errors else _success(new_id)
         if op == "update":
             if record_id is None:
-                return _failure([SaveError("MISSING_ARGUMENT", "Id not specified in an update call", [])])
+                missing = SaveError("MISSING_ARGUMENT", "Id not specified in an update call")
+                return _failure([missing])
             errors = em.writer.update(obj, record_id, values)
             return _failure(errors) if errors else _success(normalize_id(record_id))
         assert ext_field is not None
@@ -177,7 +184,8 @@ class Collections:
         for raw in ids:
             record_id = normalize_id(raw)
             rec = em.store.get(obj.name, record_id) if record_id else None
-            out.append(None if rec is None or rec["IsDeleted"] else render_record(obj, rec, version, fields))
+            live = rec is not None and not rec["IsDeleted"]
+            out.append(render_record(obj, rec, version, fields) if live and rec else None)
         return Response(200, out)
 
 

@@ -73,6 +73,7 @@ def describe_global(objects: list[ObjectDef], version: str) -> dict[str, Any]:
 def describe_object(obj: ObjectDef, version: str, children: list[dict[str, Any]]) -> dict[str, Any]:
     """``GET /sobjects/{name}/describe``."""
     out = object_summary(obj, version)
+    base = f"/services/data/v{version}/sobjects/{obj.name}"
     out.update(
         {
             "actionOverrides": [],
@@ -97,9 +98,7 @@ def describe_object(obj: ObjectDef, version: str, children: list[dict[str, Any]]
                     "master": True,
                     "name": "Master",
                     "recordTypeId": "012000000000000AAA",
-                    "urls": {
-                        "layout": f"/services/data/v{version}/sobjects/{obj.name}/describe/layouts/012000000000000AAA"
-                    },
+                    "urls": {"layout": f"{base}/describe/layouts/012000000000000AAA"},
                 }
             ],
             "searchLayoutable": None,
@@ -112,7 +111,9 @@ def describe_object(obj: ObjectDef, version: str, children: list[dict[str, Any]]
 
 def child_relationships(target: ObjectDef, objects: list[ObjectDef]) -> list[dict[str, Any]]:
     """Relationships from other objects' reference fields pointing at ``target``."""
-    plural = {"Contact": "Contacts", "Opportunity": "Opportunities", "Task": "Tasks", "Lead": "Leads"}
+    plural = {
+        "Contact": "Contacts", "Opportunity": "Opportunities", "Task": "Tasks", "Lead": "Leads",
+    }
     out = []
     for obj in objects:
         for fdef in obj.fields.values():
@@ -125,7 +126,9 @@ def child_relationships(target: ObjectDef, objects: list[ObjectDef]) -> list[dic
                         "field": fdef.name,
                         "junctionIdListNames": [],
                         "junctionReferenceTo": [],
-                        "relationshipName": plural.get(obj.name) if fdef.name != "OwnerId" else None,
+                        "relationshipName": (
+                            None if fdef.name == "OwnerId" else plural.get(obj.name)
+                        ),
                         "restrictedDelete": False,
                     }
                 )

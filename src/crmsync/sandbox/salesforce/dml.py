@@ -92,7 +92,8 @@ class Writer:
     def insert(self, obj: ObjectDef, values: dict[str, Any]) -> tuple[str | None, list[SaveError]]:
         """Create a record; return (new id, []) or (None, errors)."""
         if not obj.createable:
-            return None, [SaveError("INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support insert")]
+            message = f"entity type {obj.name} does not support insert"
+            return None, [SaveError("INVALID_TYPE_FOR_OPERATION", message)]
         if "Id" in values:
             return None, [SaveError("INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])]
         errors = self._not_writable(obj, values, insert=True)
@@ -114,7 +115,9 @@ class Writer:
         self.store.put(obj.name, record)
         return record["Id"], []
 
-    def update(self, obj: ObjectDef, raw_id: Any, values: dict[str, Any], *, system: bool = False) -> list[SaveError]:
+    def update(
+        self, obj: ObjectDef, raw_id: Any, values: dict[str, Any], *, system: bool = False
+    ) -> list[SaveError]:
         """Update a record by id; return per-record errors (empty on success).
 
         ``system`` allows read-only fields (sandbox "user edits" and seeding tools).
@@ -128,7 +131,7 @@ class Writer:
         if current["IsDeleted"]:
             return [SaveError("ENTITY_IS_DELETED", "entity is deleted", [])]
         if obj.name == "Lead" and current.get("IsConverted"):
-            return [SaveError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])]
+            return [SaveError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")]
         values = {k: v for k, v in values.items() if k != "Id"}
         errors = [] if system else self._not_writable(obj, values, insert=False)
         record = dict(current)
@@ -143,19 +146,22 @@ class Writer:
         self.store.put(obj.name, record)
         return []
 
-    def delete(self, raw_id: Any, obj: ObjectDef | None = None) -> tuple[str | None, list[SaveError]]:
+    def delete(
+        self, raw_id: Any, obj: ObjectDef | None = None
+    ) -> tuple[str | None, list[SaveError]]:
         """Move a record to the recycle bin (IsDeleted, stamped); return (id, errors)."""
         record_id = normalize_id(raw_id)
         found = None if record_id is None else self.store.find(record_id)
         if record_id is None or (obj is not None and not record_id.startswith(obj.key_prefix)):
             return None, [SaveError("MALFORMED_ID", f"malformed id {raw_id}", [])]
         if found is None:
-            return None, [SaveError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])]
+            return None, [SaveError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")]
         if found["IsDeleted"]:
             return None, [SaveError("ENTITY_IS_DELETED", "entity is deleted", [])]
         obj_name = self.store.object_for_id(record_id) or ""
         if not self.store.schema[obj_name.lower()].deletable:
-            return None, [SaveError("INVALID_TYPE_FOR_OPERATION", f"entity type {obj_name} does not support delete")]
+            message = f"entity type {obj_name} does not support delete"
+            return None, [SaveError("INVALID_TYPE_FOR_OPERATION", message)]
         record = dict(found)
         record["IsDeleted"] = True
         record["SystemModstamp"] = self.stamp()
@@ -181,7 +187,7 @@ class Writer:
             matches = {found_id} if found_id and self.store.get(obj.name, found_id) else set()
         else:
             matches = self.store.lookup(obj.name, fdef.name, ext_value)
-        matches = {m for m in matches if not self.store.get(obj.name, m)["IsDeleted"]}  # type: ignore[index]
+        matches = {m for m in matches if not (self.store.get(obj.name, m) or {}).get("IsDeleted")}
         if len(matches) > 1:
             return None, False, [SaveError(
                 "DUPLICATE_EXTERNAL_ID",
@@ -208,11 +214,14 @@ class Writer:
 
     # -- validation --------------------------------------------------------------------------
 
-    def _not_writable(self, obj: ObjectDef, values: dict[str, Any], *, insert: bool) -> list[SaveError]:
-        bad = [
-            name for name in values
-            if name != "Id" and not (obj.fields[name.lower()].createable if insert else obj.fields[name.lower()].updateable)
-        ]
+    def _not_writable(
+        self, obj: ObjectDef, values: dict[str, Any], *, insert: bool
+    ) -> list[SaveError]:
+        def writable(name: str) -> bool:
+            fdef = obj.fields[name.lower()]
+            return fdef.createable if insert else fdef.updateable
+
+        bad = [name for name in values if name != "Id" and not writable(name)]
         if not bad:
             return []
         return [SaveError(
@@ -233,7 +242,9 @@ class Writer:
         ]
         if missing:
             errors.append(SaveError(
-                "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
+                missing,
             ))
         for name in changed if changed is not None else list(record):
             fdef = obj.fields.get(name.lower())
@@ -251,7 +262,8 @@ class Writer:
         if fdef.type in STRING_TYPES and fdef.length and len(str(value)) > fdef.length:
             return SaveError(
                 "STRING_TOO_LONG",
-                f"{fdef.label}: data value too large: {str(value)[:30]}... (max length={fdef.length})",
+                f"{fdef.label}: data value too large: {str(value)[:30]}... "
+                f"(max length={fdef.length})",
                 [fdef.name],
             )
         if fdef.type == "picklist" and fdef.restricted and value not in fdef.picklist:
@@ -262,7 +274,9 @@ class Writer:
             )
         if fdef.type == "email" and not _EMAIL.match(str(value)):
             return SaveError(
-                "INVALID_EMAIL_ADDRESS", f"{fdef.label}: invalid email address: {value}", [fdef.name]
+                "INVALID_EMAIL_ADDRESS",
+                f"{fdef.label}: invalid email address: {value}",
+                [fdef.name],
             )
         if fdef.type == "reference":
             return self._check_reference(fdef, value)
@@ -294,7 +308,8 @@ class Writer:
         if target not in fdef.reference_to:
             return SaveError(
                 "FIELD_INTEGRITY_EXCEPTION",
-                f"field integrity exception: unknown ({fdef.label}: id value of incorrect type: {value})",
+                f"field integrity exception: unknown ({fdef.label}: id value of incorrect type: "
+                f"{value})",
                 [fdef.name],
             )
         found = self.store.get(target, ref)

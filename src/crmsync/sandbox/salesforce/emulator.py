@@ -19,7 +19,7 @@ from crmsync.sandbox.salesforce import login
 from crmsync.sandbox.salesforce.bulk2 import Bulk2
 from crmsync.sandbox.salesforce.composite import Collections
 from crmsync.sandbox.salesforce.dml import RequestError, SaveError, Writer
-from crmsync.sandbox.salesforce.ids import looks_like_id, make_id, normalize_id
+from crmsync.sandbox.salesforce.ids import looks_like_id, normalize_id
 from crmsync.sandbox.salesforce.paging import QueryService
 from crmsync.sandbox.salesforce.responses import error, fail, not_found
 from crmsync.sandbox.salesforce.rest import SObjectRoutes, render_record
@@ -32,6 +32,7 @@ from crmsync.sandbox.seed import Org
 from crmsync.sandbox.server import HttpError, Request, Response
 
 _VERSION_PATH = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
+_SOBJECT_LEAVES = ("", "describe", "updated", "deleted")
 _SOAP_LOGIN = re.compile(r"^/services/Soap/u/(\d+\.\d)/?$")
 _STATUS_CODES = {
     400: ("BAD_REQUEST", "Bad request"),
@@ -123,7 +124,8 @@ class SalesforceEmulator:
         self.org_id = next(iter(self.store.tables["Organization"]))
         # Writes never stamp earlier than the newest seeded row, whatever the clock says.
         self._last_stamp = max(
-            (rec["SystemModstamp"] for table in self.store.tables.values() for rec in table.values()),
+            (rec["SystemModstamp"] for table in self.store.tables.values()
+             for rec in table.values()),
             default=None,
         )
         self.writer = Writer(self.store, self.stamp, self.api_user_id)
@@ -188,14 +190,15 @@ class SalesforceEmulator:
         for i, seg in enumerate(segs):
             prev = segs[i - 1] if i else ""
             prev2 = segs[i - 2] if i > 1 else ""
+            nxt = segs[i + 1] if i + 1 < len(segs) else ""
             if prev in ("query", "queryAll") and seg.startswith("0r8"):
                 folded[i] = "{locator}"
             elif prev in ("query", "ingest") and prev2 == "jobs" and seg:
                 folded[i] = "{id}"
             elif seg and looks_like_id(seg) and prev not in ("sobjects", "composite"):
                 folded[i] = "{id}"
-            elif prev2 == "sobjects" and prev and seg and seg not in ("describe", "updated", "deleted") and i + 1 < len(segs) and segs[i + 1]:
-                folded[i + 1] = "{value}"
+            elif prev2 == "sobjects" and prev and seg not in _SOBJECT_LEAVES and nxt:
+                folded[i + 1] = "{value}"  # /sobjects/Task/Ext__c/<value>
         endpoint = f"{request.method} {'/'.join(folded)}"
         return endpoint, self._writes(request)
 
@@ -223,11 +226,12 @@ class SalesforceEmulator:
             )
         else:
             status = rule.status or 500
-            code, message = _STATUS_CODES.get(status, ("UNKNOWN_EXCEPTION", "An unexpected error occurred"))
+            code, message = _STATUS_CODES.get(status, _STATUS_CODES[500])
             response = error(status, rule.error_code or code, message)
         if rule.retry_after is not None:
             seconds = rule.retry_after
-            response.headers["Retry-After"] = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+            whole = float(seconds).is_integer()
+            response.headers["Retry-After"] = str(int(seconds)) if whole else str(seconds)
         if request.path.startswith("/services/data/v"):
             response.headers["Sforce-Limit-Info"] = self.limit_info()
         return response
@@ -237,8 +241,12 @@ class SalesforceEmulator:
         records: dict[str, list[dict[str, Any]]] = {}
         for obj in self.store.schema.values():
             records[obj.name] = [
-                # Nulls are left out: they are most of a seeded row, and restore reads absent as null.
-                {f.name: to_json(f.type, rec[f.name]) for f in obj.fields.values() if rec.get(f.name) is not None}
+                # Nulls are left out: they are most of a seeded row; restore reads absent as null.
+                {
+                    f.name: to_json(f.type, rec[f.name])
+                    for f in obj.fields.values()
+                    if rec.get(f.name) is not None
+                }
                 for rec in self.store.rows(obj.name)
             ]
         return {
@@ -293,7 +301,9 @@ class SalesforceEmulator:
 
     # -- helpers used by the API modules -----------------------------------------------------
 
-    def rejection(self, request: Request, record_id: str | None, fields: set[str]) -> SaveError | None:
+    def rejection(
+        self, request: Request, record_id: str | None, fields: set[str]
+    ) -> SaveError | None:
         """A scripted ``reject_record`` fault for this record's write, as a SaveError."""
         if self.faults is None:
             return None
@@ -302,7 +312,9 @@ class SalesforceEmulator:
             return None
         code = rule.error_code or "UNABLE_TO_LOCK_ROW"
         if code == "UNABLE_TO_LOCK_ROW":
-            message = "unable to obtain exclusive access to this record or 1 records: " + (record_id or "")
+            message = "unable to obtain exclusive access to this record or 1 records: " + (
+                record_id or ""
+            )
         else:
             message = f"{code.replace('_', ' ').lower()}"
         hit = [rule.field] if rule.field and rule.field in fields else []
@@ -351,7 +363,9 @@ class SalesforceEmulator:
         if rest:
             if len(rest) != 1:
                 raise not_found()
-            body = self.queries.next_page(rest[0], headers=request.headers, now=now, version=version)
+            body = self.queries.next_page(
+                rest[0], headers=request.headers, now=now, version=version
+            )
         else:
             body = self.queries.first_page(
                 request.param("q"), include_deleted=kind == "queryAll", headers=request.headers,
@@ -426,7 +440,9 @@ class SalesforceEmulator:
             body = request.json() or {}
         except ValueError:
             return Response(400, {"error": "config must be a JSON object"})
-        unknown = set(body) - {"page_size", "daily_limit", "locator_ttl_s", "bulk_polls", "api_usage"}
+        unknown = set(body) - {
+            "page_size", "daily_limit", "locator_ttl_s", "bulk_polls", "api_usage",
+        }
         if not isinstance(body, dict) or unknown:
             return Response(400, {"error": f"unknown config keys {sorted(unknown)}"})
         if "page_size" in body:
@@ -463,4 +479,4 @@ def _empty_org(store: Store, now: datetime) -> str:
     return seed_store(store, _Org(owners=[], people=[], anchor=now))
 
 
-__all__ = ["SalesforceEmulator", "SandboxConfig", "make_id"]
+__all__ = ["SalesforceEmulator", "SandboxConfig", "release_label"]

@@ -23,16 +23,41 @@ def read_credentials(request: Request) -> tuple[str, str] | None:
     return found["username"], found["password"]
 
 
-def login_success(session_id: str, host: str, version: str, org_id: str, user_id: str, username: str) -> Response:
+_ENVELOPE_OPEN = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"'
+    ' xmlns="urn:partner.soap.sforce.com" xmlns:sf="urn:fault.partner.soap.sforce.com"'
+    ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
+)
+_ENVELOPE_CLOSE = "</soapenv:Body></soapenv:Envelope>"
+_BAD_LOGIN = "Invalid username, password, security token; or user locked out."
+
+
+def login_success(
+    session_id: str, host: str, version: str, org_id: str, user_id: str, username: str
+) -> Response:
     """The ``loginResponse`` envelope; ``serverUrl`` points back at this emulator."""
     server = f"https://{host}/services/Soap/u/{version}/{org_id}"
-    body = f"""<?xml version="1.0" encoding="UTF-8"?>
-<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><loginResponse><result><metadataServerUrl>https://{host}/services/Soap/m/{version}/{org_id}</metadataServerUrl><passwordExpired>false</passwordExpired><sandbox>true</sandbox><serverUrl>{server}</serverUrl><sessionId>{escape(session_id)}</sessionId><userId>{user_id}</userId><userInfo><organizationId>{org_id}</organizationId><userName>{escape(username)}</userName></userInfo></result></loginResponse></soapenv:Body></soapenv:Envelope>"""
+    body = (
+        f"{_ENVELOPE_OPEN}<loginResponse><result>"
+        f"<metadataServerUrl>https://{host}/services/Soap/m/{version}/{org_id}</metadataServerUrl>"
+        "<passwordExpired>false</passwordExpired><sandbox>true</sandbox>"
+        f"<serverUrl>{server}</serverUrl><sessionId>{escape(session_id)}</sessionId>"
+        f"<userId>{user_id}</userId><userInfo><organizationId>{org_id}</organizationId>"
+        f"<userName>{escape(username)}</userName></userInfo></result></loginResponse>"
+        f"{_ENVELOPE_CLOSE}"
+    )
     return Response(200, body, content_type="text/xml;charset=UTF-8")
 
 
 def login_fault() -> Response:
     """The fault Salesforce answers for bad credentials (HTTP 500, ``INVALID_LOGIN``)."""
-    body = """<?xml version="1.0" encoding="UTF-8"?>
-<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault><faultcode>sf:INVALID_LOGIN</faultcode><faultstring>INVALID_LOGIN: Invalid username, password, security token; or user locked out.</faultstring><detail><sf:LoginFault xsi:type="sf:LoginFault"><sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode><sf:exceptionMessage>Invalid username, password, security token; or user locked out.</sf:exceptionMessage></sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"""
+    body = (
+        f"{_ENVELOPE_OPEN}<soapenv:Fault><faultcode>sf:INVALID_LOGIN</faultcode>"
+        f"<faultstring>INVALID_LOGIN: {_BAD_LOGIN}</faultstring>"
+        '<detail><sf:LoginFault xsi:type="sf:LoginFault">'
+        "<sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode>"
+        f"<sf:exceptionMessage>{_BAD_LOGIN}</sf:exceptionMessage>"
+        f"</sf:LoginFault></detail></soapenv:Fault>{_ENVELOPE_CLOSE}"
+    )
     return Response(500, body, content_type="text/xml;charset=UTF-8")

@@ -63,7 +63,9 @@ class QueryService:
         cursor = Cursor(compiled, rows, now)
         return self._page(cursor, None, 0, headers, version)
 
-    def next_page(self, token: str, *, headers: dict[str, str], now: datetime, version: str) -> dict[str, Any]:
+    def next_page(
+        self, token: str, *, headers: dict[str, str], now: datetime, version: str
+    ) -> dict[str, Any]:
         """Serve ``GET /query/<locator>-<n>``."""
         m = _LOCATOR.match(token)
         cursor = self.cursors.get(m.group(1)) if m else None

@@ -12,7 +12,7 @@ from crmsync.sandbox.salesforce.describe import (
     describe_object,
     object_summary,
 )
-from crmsync.sandbox.salesforce.dml import RequestError, SaveError
+from crmsync.sandbox.salesforce.dml import SaveError
 from crmsync.sandbox.salesforce.ids import normalize_id
 from crmsync.sandbox.salesforce.responses import fail, not_found
 from crmsync.sandbox.salesforce.schema import ObjectDef
@@ -26,16 +26,19 @@ if TYPE_CHECKING:
 REPLICATION_WINDOW = timedelta(days=30)
 
 
-def render_record(obj: ObjectDef, rec: Record, version: str, fields: list[str] | None = None) -> dict[str, Any]:
+def render_record(
+    obj: ObjectDef, rec: Record, version: str, fields: list[str] | None = None
+) -> dict[str, Any]:
     """A record as ``GET /sobjects/X/{id}`` returns it: ``attributes`` then every field."""
-    out: dict[str, Any] = {
-        "attributes": {"type": obj.name, "url": f"/services/data/v{version}/sobjects/{obj.name}/{rec['Id']}"}
-    }
+    url = f"/services/data/v{version}/sobjects/{obj.name}/{rec['Id']}"
+    out: dict[str, Any] = {"attributes": {"type": obj.name, "url": url}}
     names = fields if fields is not None else [f.name for f in obj.fields.values()]
     for name in names:
         fdef = obj.field(name)
         if fdef is None:
-            raise fail(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {obj.name}")
+            raise fail(
+                400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {obj.name}"
+            )
         out[fdef.name] = to_json(fdef.type, rec.get(fdef.name))
     return out
 
@@ -66,7 +69,8 @@ class SObjectRoutes:
         rest = segs[1:]
         if not rest:
             if method == "GET":
-                return Response(200, {"objectDescribe": object_summary(obj, version), "recentItems": []})
+                summary = object_summary(obj, version)
+                return Response(200, {"objectDescribe": summary, "recentItems": []})
             if method == "POST":
                 return self.create(request, obj)
             raise _method()
@@ -96,7 +100,7 @@ class SObjectRoutes:
         em = self.em
         record_id = normalize_id(raw_id)
         if record_id is None or not record_id.startswith(obj.key_prefix):
-            raise fail(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {raw_id}")
+            raise _no_external_id(raw_id)
         rec = em.store.get(obj.name, record_id)
         if rec is None:
             raise not_found()
@@ -120,20 +124,25 @@ class SObjectRoutes:
             return save_errors_response(errors) if errors else Response(204)
         raise _method()
 
-    def by_external_id(self, request: Request, obj: ObjectDef, field: str, value: str, version: str) -> Response:
+    def by_external_id(
+        self, request: Request, obj: ObjectDef, field: str, value: str, version: str
+    ) -> Response:
         """``GET`` or ``PATCH`` (upsert) ``/sobjects/X/Field__c/value``."""
         em = self.em
         fdef = obj.field(field)
         if fdef is None or not (fdef.external_id or fdef.type == "id"):
-            raise fail(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {field}")
+            raise _no_external_id(field)
         if request.method == "GET":
-            ids = em.store.lookup(obj.name, fdef.name, value) if fdef.type != "id" else {normalize_id(value)}
+            if fdef.type == "id":
+                ids = {normalize_id(value) or ""}
+            else:
+                ids = em.store.lookup(obj.name, fdef.name, value)
             found = [em.store.get(obj.name, i) for i in ids if i]
             live = [r for r in found if r is not None and not r["IsDeleted"]]
             if not live:
                 raise not_found()
             if len(live) > 1:
-                return Response(300, [f"/services/data/v{version}/sobjects/{obj.name}/{r['Id']}" for r in live])
+                return _multiple_choices(obj, version, [r["Id"] for r in live])
             return Response(200, render_record(obj, live[0], version))
         if request.method != "PATCH":
             raise _method()
@@ -145,7 +154,7 @@ class SObjectRoutes:
         if errors:
             if errors[0].status_code == "DUPLICATE_EXTERNAL_ID":
                 ids = em.store.lookup(obj.name, fdef.name, value)
-                return Response(300, [f"/services/data/v{version}/sobjects/{obj.name}/{i}" for i in sorted(ids)])
+                return _multiple_choices(obj, version, sorted(ids))
             return save_errors_response(errors)
         if created:
             return Response(201, {"id": record_id, "success": True, "errors": [], "created": True})
@@ -192,14 +201,30 @@ def _json_object(request: Request) -> dict[str, Any]:
     try:
         body = request.json()
     except ValueError:
-        raise fail(400, "JSON_PARSER_ERROR", "Unexpected character: was expecting a JSON value") from None
+        raise fail(
+            400, "JSON_PARSER_ERROR", "Unexpected character: was expecting a JSON value"
+        ) from None
     if not isinstance(body, dict):
-        raise fail(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of SObject from a non-object value")
+        raise fail(
+            400, "JSON_PARSER_ERROR",
+            "Cannot deserialize instance of SObject from a non-object value",
+        )
     return body
+
+
+def _no_external_id(name: str) -> Exception:
+    return fail(
+        404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {name}"
+    )
+
+
+def _multiple_choices(obj: ObjectDef, version: str, ids: list[str]) -> Response:
+    # 300: more than one record has this external id; the body lists their URLs.
+    return Response(300, [f"/services/data/v{version}/sobjects/{obj.name}/{i}" for i in ids])
 
 
 def _method() -> Exception:
     return fail(405, "METHOD_NOT_ALLOWED", "HTTP Method not allowed for this resource")
 
 
-__all__ = ["SObjectRoutes", "RequestError", "render_record", "save_errors_response"]
+__all__ = ["SObjectRoutes", "render_record", "save_errors_response"]

@@ -116,7 +116,9 @@ class FieldDef:
         return {
             "aggregatable": self.type != "textarea",
             "autoNumber": False,
-            "byteLength": self.length * 3 if string_like else (18 if self.type in ("id", "reference") else 0),
+            "byteLength": (
+                self.length * 3 if string_like else 18 if self.type in ("id", "reference") else 0
+            ),
             "calculated": self.calculated,
             "calculatedFormula": None,
             "caseSensitive": False,
@@ -215,6 +217,11 @@ def _text(name: str, length: int = 255, **kw: Any) -> FieldDef:
     return FieldDef(name, "string", length=length, **kw)
 
 
+def _full_name() -> FieldDef:
+    return _text("Name", 121, createable=False, updateable=False, name_field=True,
+                 label="Full Name")
+
+
 def _system_fields(obj: ObjectDef) -> None:
     ro = {"createable": False, "updateable": False}
     obj.add(FieldDef("Id", "id", label="Record ID", length=18, nillable=False, **ro))
@@ -277,7 +284,7 @@ def standard_schema() -> dict[str, ObjectDef]:
     lead = new("Lead", "Leads")
     lead.add(_text("FirstName", 40))
     lead.add(_text("LastName", 80, nillable=False))
-    lead.add(_text("Name", 121, createable=False, updateable=False, name_field=True, label="Full Name"))
+    lead.add(_full_name())
     lead.add(FieldDef("Email", "email", length=80))
     lead.add(_text("Title", 128))
     lead.add(_text("Company", 255, nillable=False))
@@ -299,7 +306,7 @@ def standard_schema() -> dict[str, ObjectDef]:
     contact = new("Contact", "Contacts")
     contact.add(_text("FirstName", 40))
     contact.add(_text("LastName", 80, nillable=False))
-    contact.add(_text("Name", 121, createable=False, updateable=False, name_field=True, label="Full Name"))
+    contact.add(_full_name())
     contact.add(FieldDef("Email", "email", length=80))
     contact.add(_text("Title", 128))
     contact.add(FieldDef("AccountId", "reference", length=18, reference_to=("Account",),
@@ -346,7 +353,8 @@ def standard_schema() -> dict[str, ObjectDef]:
                       createable=False, updateable=False, calculated=True))
     task.add(FieldDef("TaskSubtype", "picklist", length=40, picklist=TASK_SUBTYPES,
                       restricted=True, updateable=False, default="Task"))
-    task.add(FieldDef("Type", "picklist", length=40, picklist=("Call", "Email", "Meeting", "Other")))
+    task.add(FieldDef("Type", "picklist", length=40,
+                      picklist=("Call", "Email", "Meeting", "Other")))
 
     org = new("Organization", "Organizations")
     org.createable = org.updateable = org.deletable = False

@@ -124,7 +124,9 @@ def _person(store: Store, p: Person, owners: list[str], api_user: str, anchor: d
         })
 
 
-def _put(store: Store, obj_name: str, created: datetime, modified: datetime, values: dict[str, Any]) -> str:
+def _put(
+    store: Store, obj_name: str, created: datetime, modified: datetime, values: dict[str, Any]
+) -> str:
     obj = store.schema[obj_name.lower()]
     record: Record = {f.name: None for f in obj.fields.values()}
     for fdef in obj.fields.values():

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from crmsync.sandbox.salesforce.values import parse_datetime
@@ -161,7 +161,8 @@ def tokenize(text: str) -> list[Token]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m:
-            raise SoqlError(_where(text, pos, f"unexpected token: '{text[pos:pos + 10].split()[0]}'"))
+            shown = text[pos : pos + 10].split()[0]
+            raise SoqlError(_where(text, pos, f"unexpected token: '{shown}'"))
         kind = m.lastgroup or ""
         raw = m.group()
         if kind == "string":

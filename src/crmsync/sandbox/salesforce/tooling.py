@@ -61,7 +61,8 @@ class Tooling:
         full_name = body.get("FullName")
         metadata = body.get("Metadata")
         if not isinstance(full_name, str) or "." not in full_name or not isinstance(metadata, dict):
-            raise fail(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [FullName, Metadata]", [])
+            message = "Required fields are missing: [FullName, Metadata]"
+            raise fail(400, "REQUIRED_FIELD_MISSING", message, [])
         obj_name, _, field_name = full_name.partition(".")
         obj = self.em.store.object(obj_name)
         if obj is None or obj.name not in _CUSTOMIZABLE:
@@ -76,8 +77,12 @@ class Tooling:
         fdef = field_from_metadata(field_name, metadata)
         fdef.id = self._next_id()
         self.add(obj, fdef)
-        self.created.append({"FullName": f"{obj.name}.{fdef.name}", "Metadata": metadata, "id": fdef.id})
-        return Response(201, {"id": fdef.id, "success": True, "errors": [], "warnings": [], "infos": []})
+        self.created.append(
+            {"FullName": f"{obj.name}.{fdef.name}", "Metadata": metadata, "id": fdef.id}
+        )
+        return Response(
+            201, {"id": fdef.id, "success": True, "errors": [], "warnings": [], "infos": []}
+        )
 
     def add(self, obj: ObjectDef, fdef: FieldDef) -> None:
         """Add a field to the live schema; existing rows get its default (false or null)."""
@@ -120,7 +125,8 @@ class Tooling:
             records = [compiled.render(r) for r in rows]
             total = len(records)
             for rec in records:
-                rec["attributes"]["url"] = rec["attributes"]["url"].replace("/sobjects/", "/tooling/sobjects/")
+                url = rec["attributes"]["url"]
+                rec["attributes"]["url"] = url.replace("/sobjects/", "/tooling/sobjects/")
         return Response(200, {
             "size": total, "totalSize": total, "done": True, "queryLocator": None,
             "entityTypeName": "CustomField", "records": records,
@@ -131,11 +137,8 @@ class Tooling:
         wanted = normalize_id(raw_id)
         for row in self.rows():
             if row["Id"] == wanted:
-                return Response(200, {
-                    "attributes": {"type": "CustomField",
-                                   "url": f"/services/data/v{version}/tooling/sobjects/CustomField/{wanted}"},
-                    **row,
-                })
+                url = f"/services/data/v{version}/tooling/sobjects/CustomField/{wanted}"
+                return Response(200, {"attributes": {"type": "CustomField", "url": url}, **row})
         raise not_found()
 
     # -- state -------------------------------------------------------------------------------
@@ -168,7 +171,8 @@ def field_from_metadata(name: str, meta: dict[str, Any]) -> FieldDef:
         raise fail(400, "FIELD_INTEGRITY_EXCEPTION", "Must specify 'label' for a CustomField", [])
     common: dict[str, Any] = {
         "label": label, "custom": True,
-        "external_id": bool(meta.get("externalId", False)), "unique": bool(meta.get("unique", False)),
+        "external_id": bool(meta.get("externalId", False)),
+        "unique": bool(meta.get("unique", False)),
     }
     if kind == "Text":
         length = _int(meta, "length", kind, 1, 255)
@@ -201,7 +205,7 @@ def field_from_metadata(name: str, meta: dict[str, Any]) -> FieldDef:
             for v in definition.get("value", []) if isinstance(v, dict)
         )
         if not values:
-            raise fail(400, "FIELD_INTEGRITY_EXCEPTION", "Picklist must have at least one value", [])
+            raise _integrity("Picklist must have at least one value")
         defaults = [str(v.get("fullName")) for v in definition.get("value", []) if v.get("default")]
         return FieldDef(name, "picklist", length=255, picklist=values,
                         restricted=bool(value_set.get("restricted", False)),
@@ -212,10 +216,14 @@ def field_from_metadata(name: str, meta: dict[str, Any]) -> FieldDef:
 def _int(meta: dict[str, Any], key: str, kind: str, low: int, high: int) -> int:
     value = meta.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise fail(400, "FIELD_INTEGRITY_EXCEPTION", f"Must specify '{key}' for a CustomField of type {kind}", [])
+        raise _integrity(f"Must specify '{key}' for a CustomField of type {kind}")
     if not low <= value <= high:
-        raise fail(400, "FIELD_INTEGRITY_EXCEPTION", f"'{key}' must be between {low} and {high} for type {kind}", [])
+        raise _integrity(f"'{key}' must be between {low} and {high} for type {kind}")
     return value
+
+
+def _integrity(message: str) -> Exception:
+    return fail(400, "FIELD_INTEGRITY_EXCEPTION", message, [])
 
 
 def _custom_field_object() -> ObjectDef:
