@@ -63,7 +63,7 @@ def retrying(
         sleep: Called with the seconds to wait; tests pass a recorder.
         on_retry: Told about each retry (the error and the wait), e.g. to count them.
     """
-    backoff = wait_exponential_jitter(initial=policy.initial_wait_s, max=policy.max_wait_s)
+    backoff = wait_exponential_jitter(multiplier=policy.initial_wait_s, max=policy.max_wait_s)
 
     def wait(state: RetryCallState) -> float:
         # The server knows best: when it says how long, wait at least that long.

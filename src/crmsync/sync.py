@@ -248,9 +248,7 @@ class SyncRun:
         for page in self.connector.read(stream, since):
             contacts = [
                 c for c in page.contacts
-                if c.id not in retried
-                and not (cursor.value is not None and c.modified_at == cursor.value
-                         and c.id in cursor.ids_at_value)
+                if c.id not in retried and not _already_processed(c, cursor)
             ]
             self._process(stream, contacts)
             if page.related or self.options.dry_run:
@@ -476,17 +474,32 @@ def _plan_options(policy: str, ruleset: RuleSet) -> PlanOptions:
 
 
 def _advance(cursor: Cursor, contacts: Iterable[Contact], *, cap: datetime) -> Cursor:
-    """Move a cursor past a page of contacts, never beyond the run's start ``cap``."""
-    stamps = [c.modified_at for c in contacts if c.modified_at is not None]
-    if not stamps:
+    """Move a cursor past a page of contacts, never beyond the run's start ``cap``.
+
+    ``ids_at_value`` keeps the ids processed within the cursor's last second, so the next read
+    (which starts at that second) skips them unless they changed again.
+    """
+    stamped = [c for c in contacts if c.modified_at is not None]
+    if not stamped:
         return cursor
-    top = min(max(stamps), cap)
+    top = min(max(c.modified_at for c in stamped), cap)  # type: ignore[type-var]
     if cursor.value is not None and top < cursor.value:
         return cursor
-    ids = frozenset(c.id for c in contacts if c.modified_at == top) if top < cap else frozenset()
-    if cursor.value == top:
-        ids = ids | cursor.ids_at_value
+    floor = top.replace(microsecond=0)
+    ids = frozenset(c.id for c in stamped if floor <= c.modified_at <= top)  # type: ignore[operator]
+    if cursor.value is not None and cursor.value.replace(microsecond=0) == floor:
+        ids |= cursor.ids_at_value
     return Cursor(cursor.stream, top, ids)
+
+
+def _already_processed(contact: Contact, cursor: Cursor) -> bool:
+    """Whether an incremental read met a record the previous run processed in this state."""
+    return (
+        cursor.value is not None
+        and contact.id in cursor.ids_at_value
+        and contact.modified_at is not None
+        and contact.modified_at <= cursor.value
+    )
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
