@@ -10,6 +10,7 @@ import inspect
 import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 import simple_salesforce.exceptions as sf_exceptions
@@ -21,6 +22,7 @@ from crmsync.connectors.salesforce import (
     _translated,
     chunk_in_clauses,
     soql_datetime,
+    soql_string,
 )
 from crmsync.errors import (
     AuthError,
@@ -248,10 +250,27 @@ def test_read_ids_reads_the_given_records_and_skips_unknown_ones(
     assert got[0].facts == next(c for c in leads if c.id == got[0].id).facts
 
 
+def test_converted_leads_are_not_read(
+    salesforce_connector: SalesforceConnector, salesforce_admin: SalesforceAdmin,
+) -> None:
+    leads = [c for page in _read_all(salesforce_connector, LEAD) for c in page.contacts]
+    converted = leads[2].id
+    assert salesforce_admin("PATCH", f"/_sandbox/records/Lead/{converted}",
+                            {"IsConverted": True, "Status": "Closed - Converted"})[0] == 200
+    again = [c.id for page in _read_all(salesforce_connector, LEAD) for c in page.contacts]
+    assert converted not in again and len(again) == len(leads) - 1
+    assert [c.id for c in salesforce_connector.read_ids(LEAD, [converted, leads[3].id])] == [
+        leads[3].id]
+
+
 def test_in_lists_are_chunked_to_keep_urls_short() -> None:
-    ids = [f"003000000000{n:03d}AAA" for n in range(1500)]
+    ids = [f"003000000000{n:03d}AAA" for n in range(1500)] + ["it's-a-key"]
     chunks = list(chunk_in_clauses(ids, 15_000))
     assert len(chunks) > 1 and [i for chunk in chunks for i in chunk] == ids
+    for chunk in chunks:
+        in_list = ",".join(soql_string(i) for i in chunk)
+        assert len(quote_plus(in_list)) <= 15_000
+    assert soql_string("it's") == "'it\\'s'"
     assert soql_datetime(datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)) == "2026-01-02T03:04:05Z"
 
 
