@@ -285,13 +285,15 @@ def _stored(admin: SalesforceAdmin, obj: str, record_id: str) -> dict[str, Any]:
 
 def test_write_fields_batches_and_reports_per_record_failures(
     salesforce_connector: SalesforceConnector, salesforce_server: Any,
-    salesforce_admin: SalesforceAdmin,
+    salesforce_admin: SalesforceAdmin, salesforce_sleeps: list[float],
 ) -> None:
     leads = [c for page in _read_all(salesforce_connector, LEAD) for c in page.contacts][:250]
     contacts = [c for page in _read_all(salesforce_connector, CONTACT) for c in page.contacts][:3]
-    rejected = leads[101].id
+    rejected, locked_once = leads[101].id, leads[150].id
     salesforce_server.install_faults({"rules": [
-        {"kind": "reject_record", "ids": [rejected], "error_code": "UNABLE_TO_LOCK_ROW"}]})
+        {"kind": "reject_record", "ids": [rejected], "error_code": "UNABLE_TO_LOCK_ROW",
+         "times": None},
+        {"kind": "reject_record", "ids": [locked_once], "error_code": "UNABLE_TO_LOCK_ROW"}]})
     now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     updates = [RecordUpdate(c.id, c.object_type, {"status": "prospect", "score": 42,
                                                   "evaluated_at": now})
@@ -304,8 +306,11 @@ def test_write_fields_batches_and_reports_per_record_failures(
     assert [(r.record_id, r.error_code, r.retryable) for r in failed] == [
         (rejected, "UNABLE_TO_LOCK_ROW", True)]
     assert rejected not in (failed[0].message or "")  # no record data in messages
-    # 250 Leads in 2 calls, 3 Contacts in 1: types are grouped, 200 records a call.
-    assert salesforce_connector.api_calls() - calls_before == 3
+    # 250 Leads in 2 calls, 3 Contacts in 1: types are grouped, 200 records a call; the
+    # row-locked records are re-sent alone twice (the one locked once succeeds).
+    assert salesforce_connector.api_calls() - calls_before == 3 + 2
+    assert len(salesforce_sleeps) == 2
+    assert _stored(salesforce_admin, "Lead", locked_once)["Crmsync_Status__c"] == "prospect"
     stored = _stored(salesforce_admin, "Lead", leads[100].id)
     assert (stored["Crmsync_Status__c"], stored["Crmsync_Score__c"]) == ("prospect", 42)
     assert stored["Crmsync_Evaluated_At__c"].startswith("2026-11-23T02:00:00.000")
@@ -315,6 +320,22 @@ def test_write_fields_batches_and_reports_per_record_failures(
     (again,) = salesforce_connector.read_ids(LEAD, [leads[100].id])
     assert again.outputs["status"] == "prospect" and again.outputs["score"] == 42
     assert again.outputs["evaluated_at"] == now
+
+
+def test_invalid_values_fail_only_their_record_and_are_not_retried(
+    salesforce_connector: SalesforceConnector, salesforce_sleeps: list[float],
+) -> None:
+    contacts = [c for page in _read_all(salesforce_connector, CONTACT) for c in page.contacts][:3]
+    secret = "Jane Doe jane@example.com " * 20  # 520 characters into a Text(255) field
+    updates = [RecordUpdate(c.id, "Contact", {"reason": secret if i == 1 else "fine"})
+               for i, c in enumerate(contacts)]
+    calls = salesforce_connector.api_calls()
+    results = salesforce_connector.write_fields(updates)
+    assert [(r.ok, r.error_code, r.retryable) for r in results] == [
+        (True, None, False), (False, "STRING_TOO_LONG", False), (True, None, False)]
+    assert "jane@example.com" not in (results[1].message or "")
+    assert "Crmsync_Reason__c" in (results[1].message or "")
+    assert salesforce_connector.api_calls() - calls == 1 and salesforce_sleeps == []
 
 
 def test_large_writes_use_one_bulk_job_with_per_record_results(

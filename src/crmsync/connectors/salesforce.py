@@ -72,6 +72,10 @@ RETRYABLE_CODES = frozenset(
     {"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK", "REQUEST_RUNNING_TOO_LONG",
      "SERVER_UNAVAILABLE", "TXN_SECURITY_METERING_ERROR"}
 )
+#: Per-record errors re-sent within the same call (momentary lock contention).
+_LOCK_CODES = frozenset({"UNABLE_TO_LOCK_ROW"})
+#: How many times records that failed on a row lock are re-sent before being reported.
+LOCK_RETRIES = 2
 #: Request-level error codes worth retrying even though they come as 400s.
 _TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"})
 
@@ -210,6 +214,15 @@ def _first_error(content: Any) -> tuple[str, str]:
         return str(content.get("errorCode") or content.get("error") or ""), str(
             content.get("message") or content.get("error_description") or "")
     return "", ""
+
+
+def _error_code(saved: Mapping[str, Any]) -> str | None:
+    """Return the first ``statusCode`` of a failed SaveResult (None when it succeeded)."""
+    if saved.get("success"):
+        return None
+    errors = saved.get("errors") or [{}]
+    first = errors[0] if isinstance(errors[0], Mapping) else {}
+    return str(first.get("statusCode") or "UNKNOWN_ERROR")
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -684,6 +697,27 @@ class SalesforceConnector:
 
     def _collection(
         self, op: str, records: list[dict[str, Any]], path: str = "composite/sobjects"
+    ) -> list[Mapping[str, Any]]:
+        """PATCH one Collections batch; re-send records that only failed on a row lock.
+
+        Lock contention (``UNABLE_TO_LOCK_ROW``: another process is writing the same record or
+        its parent Account) clears within seconds, so those records are sent again, alone, up
+        to :data:`LOCK_RETRIES` times before being reported as retryable failures. Every write
+        here is an update or an upsert by key, so re-sending is safe.
+        """
+        results = self._patch_collection(op, records, path)
+        for attempt in range(LOCK_RETRIES):
+            locked = [i for i, saved in enumerate(results) if _error_code(saved) in _LOCK_CODES]
+            if not locked:
+                break
+            self.sleep(self.policy.initial_wait_s * 2**attempt)
+            again = self._patch_collection(op, [records[i] for i in locked], path)
+            for i, saved in zip(locked, again, strict=True):
+                results[i] = saved
+        return results
+
+    def _patch_collection(
+        self, op: str, records: list[dict[str, Any]], path: str
     ) -> list[Mapping[str, Any]]:
         body = {"allOrNone": False, "records": records}
         results = self._call(op, lambda sf: sf.restful(path, method="PATCH", json=body,
