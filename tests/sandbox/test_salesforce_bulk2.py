@@ -32,7 +32,9 @@ def test_query_job_pages_with_locators(sf: Any, sf_server: Any) -> None:
     assert counts["GET /services/data/v59.0/jobs/query/{id}/results"] == len(pages)
 
 
-def test_query_job_stays_in_progress_for_configured_polls(sf: Any, sf_http: Any, sf_server: Any) -> None:
+def test_query_job_stays_in_progress_for_configured_polls(
+    sf: Any, sf_http: Any, sf_server: Any
+) -> None:
     sf_http("POST", "/_sandbox/config", {"bulk_polls": 2})
     pages = list(sf.bulk2.User.query("SELECT Id FROM User", wait=0))
     assert len(_rows(pages[0])) == 9
@@ -42,7 +44,8 @@ def test_query_job_stays_in_progress_for_configured_polls(sf: Any, sf_http: Any,
 def test_results_before_completion_and_bad_soql(sf_http: Any) -> None:
     sf_http("POST", "/_sandbox/config", {"bulk_polls": 5})
     status, job, _ = sf_http("POST", "/services/data/v59.0/jobs/query", {
-        "operation": "query", "query": "SELECT Id FROM Contact", "columnDelimiter": "COMMA", "lineEnding": "LF"})
+        "operation": "query", "query": "SELECT Id FROM Contact", "columnDelimiter": "COMMA",
+        "lineEnding": "LF"})
     assert status == 200 and job["state"] == "UploadComplete" and job["id"].startswith("750")
     status, body, _ = sf_http("GET", f"/services/data/v59.0/jobs/query/{job['id']}/results")
     assert status == 400 and body[0]["errorCode"] == "JOB_NOT_COMPLETE"
@@ -61,11 +64,13 @@ def test_ingest_update_with_failures(sf: Any) -> None:
     assert results[0]["numberRecordsProcessed"] == 3 and results[0]["numberRecordsFailed"] == 1
     job_id = results[0]["job_id"]
     ok = _rows(sf.bulk2.Contact.get_successful_records(job_id))
-    assert {r["sf__Id"] for r in ok} == {ids[0], ids[1]} and {r["sf__Created"] for r in ok} == {"false"}
+    assert {r["sf__Id"] for r in ok} == {ids[0], ids[1]}
+    assert {r["sf__Created"] for r in ok} == {"false"}
     failed = _rows(sf.bulk2.Contact.get_failed_records(job_id))
     assert failed[0]["sf__Error"].startswith("MALFORMED_ID:") and failed[0]["Title"] == "x"
     assert _rows(sf.bulk2.Contact.get_unprocessed_records(job_id)) == []
-    rows = {r["Id"]: r for r in sf.query(f"SELECT Id, Title, LeadSource FROM Contact WHERE Id IN ('{ids[0]}','{ids[1]}')")["records"]}
+    soql = f"SELECT Id, Title, LeadSource FROM Contact WHERE Id IN ('{ids[0]}','{ids[1]}')"
+    rows = {r["Id"]: r for r in sf.query(soql)["records"]}
     assert rows[ids[0]]["Title"] == "Bulk title"
     assert rows[ids[0]]["LeadSource"] is not None  # an empty cell leaves the value alone
     assert rows[ids[1]]["Title"] is None and rows[ids[1]]["LeadSource"] == "Web"
@@ -81,9 +86,11 @@ def test_ingest_insert_upsert_delete(sf: Any) -> None:
     upserted = sf.bulk2.Contact.upsert(records=[{"Ext_Key__c": "e1", "LastName": "Bulk1b"},
                                                 {"Ext_Key__c": "e3", "LastName": "Bulk3"}],
                                        external_id_field="Ext_Key__c", wait=0)
-    created = {r["sf__Created"] for r in _rows(sf.bulk2.Contact.get_successful_records(upserted[0]["job_id"]))}
+    successes = _rows(sf.bulk2.Contact.get_successful_records(upserted[0]["job_id"]))
+    created = {r["sf__Created"] for r in successes}
     assert created == {"true", "false"}
-    names = sorted(r["LastName"] for r in sf.query("SELECT LastName FROM Contact WHERE Ext_Key__c != null")["records"])
+    keyed = sf.query("SELECT LastName FROM Contact WHERE Ext_Key__c != null")["records"]
+    names = sorted(r["LastName"] for r in keyed)
     assert names == ["Bulk1b", "Bulk2", "Bulk3"]
     victim = sf.query("SELECT Id FROM Contact WHERE Ext_Key__c = 'e2'")["records"][0]["Id"]
     deleted = sf.bulk2.Contact.delete(records=[{"Id": victim}], wait=0)

@@ -37,7 +37,8 @@ def test_update_partial_failure_is_http_200_in_input_order(sf: Any) -> None:
         "fields": ["Status"],
     }]
     assert results[3]["id"] == other  # 15-character ids in, 18 out
-    titles = {r["Id"]: r["Title"] for r in sf.query(f"SELECT Id, Title FROM Contact WHERE Id IN ('{good}', '{other}')")["records"]}
+    soql = f"SELECT Id, Title FROM Contact WHERE Id IN ('{good}', '{other}')"
+    titles = {r["Id"]: r["Title"] for r in sf.query(soql)["records"]}
     assert titles == {good: "VP Sales", other: "CTO"}
 
 
@@ -48,8 +49,10 @@ def test_all_or_none_rolls_everything_back(sf: Any) -> None:
     results = sf.restful("composite/sobjects", method="POST", json={
         "allOrNone": True,
         "records": [
-            {"attributes": {"type": "Task"}, "WhoId": good, "Subject": "Call", "Status": "Not Started"},
-            {"attributes": {"type": "Task"}, "WhoId": good, "Subject": "Call", "Priority": "Urgent"},
+            {"attributes": {"type": "Task"}, "WhoId": good, "Subject": "Call",
+             "Status": "Not Started"},
+            {"attributes": {"type": "Task"}, "WhoId": good, "Subject": "Call",
+             "Priority": "Urgent"},
         ],
     })
     assert results[0]["success"] is False
@@ -63,15 +66,18 @@ def test_create_tasks_with_defaults_and_lead_rule(sf: Any) -> None:
     contact = _contacts(sf, 1)[0]
     account = sf.Contact.get(contact)["AccountId"]
     lead = sf.query("SELECT Id FROM Lead LIMIT 1")["records"][0]["Id"]
-    owner = sf.query("SELECT Id FROM User WHERE IsActive = true AND Alias LIKE 'rep%' LIMIT 1")["records"][0]["Id"]
+    reps = sf.query("SELECT Id FROM User WHERE IsActive = true AND Alias LIKE 'rep%' LIMIT 1")
+    owner = reps["records"][0]["Id"]
     results = sf.restful("composite/sobjects", method="POST", json={
         "allOrNone": False,
         "records": [
-            {"attributes": {"type": "Task"}, "WhoId": contact, "WhatId": account, "Subject": "Follow up",
-             "ActivityDate": "2026-12-01", "Priority": "High", "OwnerId": owner,
+            {"attributes": {"type": "Task"}, "WhoId": contact, "WhatId": account,
+             "Subject": "Follow up", "ActivityDate": "2026-12-01", "Priority": "High",
+             "OwnerId": owner,
              "Description": "Pricing page x3"},
             {"attributes": {"type": "Task"}, "WhoId": lead, "WhatId": account, "Subject": "Call"},
-            {"attributes": {"type": "Task"}, "WhoId": lead, "Subject": "Call", "Status": "Completed"},
+            {"attributes": {"type": "Task"}, "WhoId": lead, "Subject": "Call",
+             "Status": "Completed"},
         ],
     })
     assert [r["success"] for r in results] == [True, False, True]
@@ -98,7 +104,8 @@ def test_more_than_200_records_fails_the_whole_request(sf: Any) -> None:
     [
         ({"LastName": "x"}, "INVALID_TYPE"),  # no attributes
         ({"attributes": {"type": "Contact"}, "LastName": "x", "Nope__c": 1}, "INVALID_FIELD"),
-        ({"attributes": {"type": "Contact"}, "LastName": "x", "Page_Views__c": "lots"}, "JSON_PARSER_ERROR"),
+        ({"attributes": {"type": "Contact"}, "LastName": "x", "Page_Views__c": "lots"},
+         "JSON_PARSER_ERROR"),
     ],
 )
 def test_malformed_requests_are_400_lists(sf: Any, record: dict[str, Any], code: str) -> None:
@@ -111,7 +118,8 @@ def test_per_record_validation_errors(sf: Any) -> None:
     results = sf.restful("composite/sobjects", method="POST", json={"records": [
         {"attributes": {"type": "Contact"}, "FirstName": "No last name"},
         {"attributes": {"type": "Contact"}, "LastName": "x" * 81},
-        {"attributes": {"type": "Contact"}, "LastName": "ok", "SystemModstamp": "2020-01-01T00:00:00Z"},
+        {"attributes": {"type": "Contact"}, "LastName": "ok",
+         "SystemModstamp": "2020-01-01T00:00:00Z"},
         {"attributes": {"type": "Contact"}, "LastName": "ok", "AccountId": "0035g0000000001AAA"},
     ]})
     codes = [r["errors"][0]["statusCode"] for r in results]
@@ -124,10 +132,12 @@ def test_per_record_validation_errors(sf: Any) -> None:
 
 def test_retrieve_and_delete(sf: Any) -> None:
     a, b = _contacts(sf, 2)
-    got = sf.restful("composite/sobjects/Contact", params={"ids": f"{a},{b},0035g0000099999AAA", "fields": "Id,LastName"})
+    got = sf.restful("composite/sobjects/Contact",
+                     params={"ids": f"{a},{b},0035g0000099999AAA", "fields": "Id,LastName"})
     assert [g and g["Id"] for g in got] == [a, b, None]
     assert list(got[0]) == ["attributes", "Id", "LastName"]
-    results = sf.restful("composite/sobjects", method="DELETE", params={"ids": f"{a},bogus", "allOrNone": "false"})
+    results = sf.restful("composite/sobjects", method="DELETE",
+                         params={"ids": f"{a},bogus", "allOrNone": "false"})
     assert results[0] == {"id": a, "success": True, "errors": []}
     assert results[1]["success"] is False
     assert sf.query(f"SELECT COUNT() FROM Contact WHERE Id = '{a}'")["totalSize"] == 0

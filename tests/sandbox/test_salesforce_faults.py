@@ -45,7 +45,9 @@ def test_session_expired_is_401_expired_session(sf: Any, sf_server: Any) -> None
     _fault(sf_server, kind="session_expired")
     with pytest.raises(SalesforceExpiredSession) as caught:
         sf.query(QUERY)
-    assert caught.value.content == [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+    assert caught.value.content == [
+        {"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}
+    ]
 
 
 def test_rate_limit_is_403_concurrent_requests(sf: Any, sf_server: Any) -> None:
@@ -67,7 +69,8 @@ def test_daily_limit_fault_is_403_total_requests(sf: Any, sf_server: Any) -> Non
 
 def test_disconnect_surfaces_as_requests_error(sf: Any, sf_server: Any) -> None:
     _fault(sf_server, kind="disconnect")
-    with pytest.raises((requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+    broken = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
+    with pytest.raises(broken):
         sf.query(QUERY)
     assert sf.query(QUERY)["totalSize"] == 1
 
@@ -90,15 +93,17 @@ class _ToEmulator(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-def _password_client(server: Any, credentials: tuple[str, str, str], password: str | None = None) -> Salesforce:
+def _password_client(
+    server: Any, credentials: tuple[str, str, str], password: str | None = None
+) -> Salesforce:
     username, right_password, token = credentials
     session = requests.Session()
     session.trust_env = False
     adapter = _ToEmulator(server.base_url)
     session.mount("https://login.salesforce.com/", adapter)
     session.mount(f"https://127.0.0.1:{server.port}/", adapter)
-    return Salesforce(username=username, password=password or right_password, security_token=token,
-                      session=session, version="59.0")
+    return Salesforce(username=username, password=password or right_password,
+                      security_token=token, session=session, version="59.0")
 
 
 def test_password_client_logs_in_again_after_401(sf_server: Any, sf_credentials: Any) -> None:

@@ -1,4 +1,4 @@
-"""SOQL and query paging through the real simple-salesforce client (CRM_WIRE_CONTRACT.md §2.3-2.4)."""
+"""SOQL and query paging through the real simple-salesforce client (wire contract §2.3-2.4)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,9 @@ def test_records_have_attributes_then_select_order_with_canonical_names(sf: Any)
 
 
 def test_missing_parent_is_null(sf: Any) -> None:
-    result = sf.query("SELECT Id, Account.Name, Account.Industry FROM Contact WHERE AccountId = null")
+    result = sf.query(
+        "SELECT Id, Account.Name, Account.Industry FROM Contact WHERE AccountId = null"
+    )
     assert result["totalSize"] > 0
     assert all(r["Account"] is None for r in result["records"])
 
@@ -91,7 +93,8 @@ def test_sync_query_with_watermark_and_ties(sf: Any) -> None:
         "ORDER BY SystemModstamp ASC, Id ASC"
     )["records"]
     at_or_after = sf.query_all(
-        "SELECT Id FROM Contact WHERE SystemModstamp >= " + watermark + " ORDER BY SystemModstamp, Id"
+        "SELECT Id FROM Contact WHERE SystemModstamp >= " + watermark
+        + " ORDER BY SystemModstamp, Id"
     )["records"]
     assert len(after) == sum(1 for s in stamps if s > middle)
     assert len(at_or_after) == sum(1 for s in stamps if s >= middle)
@@ -117,9 +120,9 @@ def test_where_operators(sf: Any) -> None:
     assert count("Status NOT IN ('Working - Contacted', 'Open - Not Contacted')") == total - both
     gmail = count("Email LIKE '%@GMAIL.com'")
     assert 0 < gmail < total
-    assert count("(Email LIKE '%@gmail.com' OR Status = 'Working - Contacted') AND IsConverted = false") == (
-        gmail + working - count("Email LIKE '%@gmail.com' AND Status = 'Working - Contacted'")
-    )
+    either = "(Email LIKE '%@gmail.com' OR Status = 'Working - Contacted') AND IsConverted = false"
+    both_ = "Email LIKE '%@gmail.com' AND Status = 'Working - Contacted'"
+    assert count(either) == gmail + working - count(both_)
     assert count("Country = null") + count("Country != null") == total
     assert count("Trial_Signup__c = true") + count("Trial_Signup__c = false") == total
     assert count("NumberOfEmployees >= 50 AND NumberOfEmployees < 5000") > 0
@@ -153,7 +156,8 @@ def test_limit_offset_and_count(sf: Any) -> None:
     page = sf.query("SELECT Id FROM Contact ORDER BY Id LIMIT 5 OFFSET 10")
     assert [r["Id"] for r in page["records"]] == ids[10:15]
     assert page["totalSize"] == 5 and page["done"] is True
-    assert sf.query("SELECT COUNT() FROM Contact") == {"totalSize": len(ids), "done": True, "records": []}
+    counted = sf.query("SELECT COUNT() FROM Contact")
+    assert counted == {"totalSize": len(ids), "done": True, "records": []}
     aggregate = sf.query("SELECT COUNT(Id) FROM Contact")
     assert aggregate["records"][0]["expr0"] == len(ids)
     assert aggregate["records"][0]["attributes"] == {"type": "AggregateResult"}
@@ -172,7 +176,9 @@ def test_query_all_includes_deleted_rows(sf: Any) -> None:
     before = sf.query("SELECT COUNT() FROM Contact")["totalSize"]
     sf.Contact.delete(victim)
     assert sf.query("SELECT COUNT() FROM Contact")["totalSize"] == before - 1
-    deleted = sf.query_all("SELECT Id, IsDeleted FROM Contact WHERE IsDeleted = true", include_deleted=True)
+    deleted = sf.query_all(
+        "SELECT Id, IsDeleted FROM Contact WHERE IsDeleted = true", include_deleted=True
+    )
     assert [r["Id"] for r in deleted["records"]] == [victim]
     assert deleted["records"][0]["IsDeleted"] is True
 
@@ -181,11 +187,13 @@ def test_query_all_includes_deleted_rows(sf: Any) -> None:
     ("soql", "code"),
     [
         ("SELECT Id FROM Contact WHERE", "MALFORMED_QUERY"),
-        ("SELECT Id FROM Contact WHERE Email = 'a' AND Title = 'b' OR Title = 'c'", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Contact WHERE Email = 'a' AND Title = 'b' OR Title = 'c'",
+         "MALFORMED_QUERY"),
         ("SELECT Id, Foo__c FROM Contact", "INVALID_FIELD"),
         ("SELECT Id FROM Contact WHERE Bar.Name = 'x'", "INVALID_FIELD"),
         ("SELECT Id FROM Foo__c", "INVALID_TYPE"),
-        ("SELECT Id FROM Contact WHERE SystemModstamp > '2024-05-01T00:00:00Z'", "INVALID_QUERY_FILTER_OPERATOR"),
+        ("SELECT Id FROM Contact WHERE SystemModstamp > '2024-05-01T00:00:00Z'",
+         "INVALID_QUERY_FILTER_OPERATOR"),
         ("SELECT Id FROM Contact WHERE Email = 5", "INVALID_QUERY_FILTER_OPERATOR"),
         ("SELECT Id FROM Contact WHERE SystemModstamp > 2024-05-01T00:00:00", "MALFORMED_QUERY"),
         ("SELECT Id FROM Contact OFFSET 2001", "NUMBER_OUTSIDE_VALID_RANGE"),

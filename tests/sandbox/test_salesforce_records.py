@@ -1,4 +1,4 @@
-"""Versions, describe, single-record calls, replication endpoints and limits (§2.1, 2.5, 2.6, 2.9)."""
+"""Versions, describe, single-record calls, replication and limits (§2.1, 2.5, 2.6, 2.9)."""
 
 from __future__ import annotations
 
@@ -50,13 +50,15 @@ def test_describe_global_and_object(sf: Any) -> None:
     for key in ("label", "labelPlural", "custom", "createable", "updateable", "queryable", "urls",
                 "childRelationships", "recordTypeInfos"):
         assert key in contact
-    assert fields["Budget_Confirmed__c"]["type"] == "boolean" and fields["Budget_Confirmed__c"]["custom"]
+    assert fields["Budget_Confirmed__c"]["type"] == "boolean"
+    assert fields["Budget_Confirmed__c"]["custom"] is True
     assert fields["Page_Views__c"]["type"] == "double"
     assert fields["AccountId"]["referenceTo"] == ["Account"]
     assert fields["AccountId"]["relationshipName"] == "Account"
     task = {f["name"]: f for f in sf.Task.describe()["fields"]}
     assert task["WhoId"]["referenceTo"] == ["Contact", "Lead"]
-    assert [p["value"] for p in task["Status"]["picklistValues"]][:2] == ["Not Started", "In Progress"]
+    statuses = [p["value"] for p in task["Status"]["picklistValues"]]
+    assert statuses[:2] == ["Not Started", "In Progress"]
     assert task["Status"]["restrictedPicklist"] is True
     opp = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
     assert {"Loss_Reason__c", "Competitor__c", "StageName", "IsWon", "IsClosed"} <= set(opp)
@@ -71,9 +73,13 @@ def test_seeded_fields_are_populated(sf: Any) -> None:
     )["records"]
     assert all(r["Company"] and r["IsConverted"] is False for r in leads)
     assert all(r["Budget_Confirmed__c"] in (True, False) for r in leads)  # never null
-    assert {r["Status"] for r in leads} <= {"Open - Not Contacted", "Working - Contacted", "Closed - Not Converted"}
+    seeded = {"Open - Not Contacted", "Working - Contacted", "Closed - Not Converted"}
+    assert {r["Status"] for r in leads} <= seeded
     assert any(r["Country"] and len(r["Country"]) == 2 for r in leads)
-    lost = sf.query_all("SELECT Loss_Reason__c, IsClosed, IsWon, Contact.Email FROM Opportunity WHERE StageName = 'Closed Lost'")
+    lost = sf.query_all(
+        "SELECT Loss_Reason__c, IsClosed, IsWon, Contact.Email FROM Opportunity "
+        "WHERE StageName = 'Closed Lost'"
+    )
     assert lost["totalSize"] > 0
     assert all(r["IsClosed"] and not r["IsWon"] for r in lost["records"])
     assert any(r["Loss_Reason__c"] for r in lost["records"])
@@ -137,13 +143,16 @@ def test_daily_limit_is_403_request_limit_exceeded(sf: Any, sf_http: Any) -> Non
     with pytest.raises(SalesforceRefusedRequest) as caught:
         sf.query("SELECT Id FROM User LIMIT 1")
     assert caught.value.status == 403
-    assert caught.value.content == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert caught.value.content == [
+        {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+    ]
 
 
 def test_upsert_single_record_by_external_id(sf: Any) -> None:
     sf.toolingexecute("sobjects/CustomField", method="POST", data={
         "FullName": "Contact.Ext_Key__c",
-        "Metadata": {"label": "Ext Key", "type": "Text", "length": 64, "externalId": True, "unique": False},
+        "Metadata": {"label": "Ext Key", "type": "Text", "length": 64, "externalId": True,
+                     "unique": False},
     })
     assert sf.Contact.upsert("Ext_Key__c/k-1", {"LastName": "Upserted"}) == 201
     assert sf.Contact.upsert("Ext_Key__c/k-1", {"LastName": "Again"}) == 204

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "salesforce" / "restforce-fixtures"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+FIXTURES = SHARED / "specs" / "salesforce" / "restforce-fixtures"
 
 pytestmark = pytest.mark.skipif(
     not FIXTURES.is_dir(), reason=f"reference fixtures not present at {FIXTURES}"
@@ -53,6 +54,7 @@ def _fixture(name: str) -> Any:
 
 
 Call = Callable[[Any, Any], tuple[int, Any]]
+WINDOW = "start=2026-11-01T00:00:00Z&end=2026-11-23T00:00:00Z"
 
 
 def _ids(sf: Any, obj: str, n: int = 1) -> list[str]:
@@ -65,7 +67,8 @@ def _http(sf_http: Any, method: str, path: str, body: Any = None, **kw: Any) -> 
 
 
 CASES: dict[str, Call] = {
-    "services_data_success_response.json": lambda sf, h: h("GET", "/services/data/", token=None)[:2],
+    "services_data_success_response.json":
+        lambda sf, h: h("GET", "/services/data/", token=None)[:2],
     "expired_session_response.json": lambda sf, h: _http(h, "GET", "limits", token="expired"),
     "sobject_composite_sobjects_destroy_bad_request_response.json":
         lambda sf, h: _http(h, "DELETE", "composite/sobjects"),
@@ -80,23 +83,29 @@ CASES: dict[str, Call] = {
         lambda sf, h: _http(h, "DELETE", "sobjects/Contact/rid"),
     "sobject_describe_sobjects_success_response.json": lambda sf, h: _http(h, "GET", "sobjects/"),
     "sobject_get_deleted_success_response.json":
-        lambda sf, h: _http(h, "GET", "sobjects/Contact/deleted/?start=2026-11-20T00:00:00Z&end=2026-11-23T00:00:00Z"),
+        lambda sf, h: _http(h, "GET", f"sobjects/Contact/deleted/?{WINDOW}"),
     "sobject_get_updated_success_response.json":
-        lambda sf, h: _http(h, "GET", "sobjects/Contact/updated/?start=2026-11-01T00:00:00Z&end=2026-11-23T00:00:00Z"),
+        lambda sf, h: _http(h, "GET", f"sobjects/Contact/updated/?{WINDOW}"),
     "sobject_query_aggregate_success_response.json":
         lambda sf, h: _http(h, "GET", "query?q=SELECT+COUNT(Id)+FROM+Contact"),
     "sobject_query_empty_response.json":
         lambda sf, h: _http(h, "GET", "query/?q=SELECT+Id+FROM+Contact+WHERE+LastName+=+'nobody'"),
-    "sobject_query_error_response.json": lambda sf, h: _http(h, "GET", "query?q=SELECT+Nope+FROM+Contact"),
+    "sobject_query_error_response.json":
+        lambda sf, h: _http(h, "GET", "query?q=SELECT+Nope+FROM+Contact"),
     "sobject_query_paginated_first_page_response.json":
-        lambda sf, h: _http(h, "GET", "query?q=SELECT+Id+FROM+Lead", headers={"Sforce-Query-Options": "batchSize=200"}),
+        lambda sf, h: _http(h, "GET", "query?q=SELECT+Id+FROM+Lead",
+                            headers={"Sforce-Query-Options": "batchSize=200"}),
     "sobject_query_paginated_last_page_response.json":
         lambda sf, h: _http(h, "GET", "query?q=SELECT+Id+FROM+User"),
     "sobject_query_success_response.json":
-        lambda sf, h: _http(h, "GET", "query?q=SELECT+Id,+Email,+Account.Name+FROM+Contact+WHERE+AccountId+!=+null+LIMIT+1"),
-    "sobject_sobject_describe_error_response.json": lambda sf, h: _http(h, "GET", "sobjects/Whizbang/describe"),
-    "sobject_sobject_describe_success_response.json": lambda sf, h: _http(h, "GET", "sobjects/Contact/describe"),
-    "sobject_sobject_find_error_response.json": lambda sf, h: _http(h, "GET", "sobjects/Contact/23foo"),
+        lambda sf, h: _http(h, "GET", "query?q=SELECT+Id,+Email,+Account.Name+FROM+Contact"
+                            "+WHERE+AccountId+!=+null+LIMIT+1"),
+    "sobject_sobject_describe_error_response.json":
+        lambda sf, h: _http(h, "GET", "sobjects/Whizbang/describe"),
+    "sobject_sobject_describe_success_response.json":
+        lambda sf, h: _http(h, "GET", "sobjects/Contact/describe"),
+    "sobject_sobject_find_error_response.json":
+        lambda sf, h: _http(h, "GET", "sobjects/Contact/23foo"),
     "sobject_sobject_find_success_response.json":
         lambda sf, h: _http(h, "GET", f"sobjects/Contact/{_ids(sf, 'Contact')[0]}"),
     "sobject_upsert_created_success_response.json": lambda sf, h: _upsert(sf, h, created=True),
@@ -104,7 +113,8 @@ CASES: dict[str, Call] = {
         lambda sf, h: _http(h, "PATCH", "sobjects/Contact/Namez/foo", {"LastName": "x"}),
     "sobject_upsert_multiple_error_response.json": lambda sf, h: _upsert(sf, h, created=False),
     "sobject_write_error_response.json":
-        lambda sf, h: _http(h, "PATCH", f"sobjects/Contact/{_ids(sf, 'Contact')[0]}", {"foo": "bar"}),
+        lambda sf, h: _http(h, "PATCH", f"sobjects/Contact/{_ids(sf, 'Contact')[0]}",
+                            {"foo": "bar"}),
 }
 EXPECTED_STATUS = {
     "expired_session_response.json": 401,
@@ -119,12 +129,14 @@ EXPECTED_STATUS = {
     "sobject_write_error_response.json": 400,
     "sobject_create_success_response.json": 201,
 }
-NOT_SERVED = {"auth_success_response.json", "auth_error_response.json"}  # OAuth; we serve SOAP login
+# OAuth token bodies: the emulator serves the SOAP login simple-salesforce uses instead.
+NOT_SERVED = {"auth_success_response.json", "auth_error_response.json"}
 
 
 def _upsert(sf: Any, h: Any, *, created: bool) -> tuple[int, Any]:
     sf.toolingexecute("sobjects/CustomField", method="POST", data={
-        "FullName": "Contact.Ext__c", "Metadata": {"label": "Ext", "type": "Text", "length": 20, "externalId": True}})
+        "FullName": "Contact.Ext__c",
+        "Metadata": {"label": "Ext", "type": "Text", "length": 20, "externalId": True}})
     if created:
         return _http(h, "PATCH", "sobjects/Contact/Ext__c/new-key", {"LastName": "x"})
     for record_id in _ids(sf, "Contact", 2):

@@ -8,9 +8,13 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 CRMSYNC_FIELDS: list[tuple[str, dict[str, Any]]] = [
-    ("Crmsync_Status__c", {"type": "Picklist", "valueSet": {"restricted": True, "valueSetDefinition": {
-        "sorted": False, "value": [{"fullName": v, "label": v, "default": False}
-                                   for v in ("Lead", "Prospect", "Opportunity", "Disqualified")]}}}),
+    ("Crmsync_Status__c", {"type": "Picklist", "valueSet": {
+        "restricted": True,
+        "valueSetDefinition": {"sorted": False, "value": [
+            {"fullName": v, "label": v, "default": False}
+            for v in ("Lead", "Prospect", "Opportunity", "Disqualified")
+        ]},
+    }}),
     ("Crmsync_Miss_Type__c", {"type": "Text", "length": 20}),
     ("Crmsync_Score__c", {"type": "Number", "precision": 5, "scale": 1}),
     ("Crmsync_Reason__c", {"type": "LongTextArea", "length": 2000, "visibleLines": 3}),
@@ -45,8 +49,10 @@ def test_unknown_field_is_refused_until_created(sf: Any) -> None:
         sf.Contact.update(contact, {"Crmsync_Status__c": "Lead"})
     _setup(sf)
     fields = {f["name"]: f for f in sf.Contact.describe()["fields"]}
-    assert fields["Crmsync_Status__c"]["type"] == "picklist" and fields["Crmsync_Status__c"]["custom"]
-    assert fields["Crmsync_Score__c"]["type"] == "double" and fields["Crmsync_Score__c"]["scale"] == 1
+    assert fields["Crmsync_Status__c"]["type"] == "picklist"
+    assert fields["Crmsync_Status__c"]["custom"] is True
+    assert fields["Crmsync_Score__c"]["type"] == "double"
+    assert fields["Crmsync_Score__c"]["scale"] == 1
     assert fields["Crmsync_Evaluated_At__c"]["type"] == "datetime"
     assert fields["Crmsync_Reason__c"]["type"] == "textarea"
     assert fields["Crmsync_Status_Override__c"]["type"] == "boolean"
@@ -76,7 +82,8 @@ def test_duplicate_and_invalid_fields(sf: Any) -> None:
 def test_tooling_query_lists_custom_fields(sf: Any) -> None:
     _setup(sf)
     result = sf.toolingexecute(
-        "query/?q=SELECT+Id,+DeveloperName,+TableEnumOrId+FROM+CustomField+WHERE+TableEnumOrId+=+'Contact'"
+        "query/?q=SELECT+Id,+DeveloperName,+TableEnumOrId+FROM+CustomField"
+        "+WHERE+TableEnumOrId+=+'Contact'"
     )
     names = {r["DeveloperName"] for r in result["records"]}
     assert {"Crmsync_Status", "Crmsync_Score", "Budget_Confirmed"} <= names
@@ -104,5 +111,6 @@ def test_task_upsert_by_external_key(sf: Any) -> None:
     assert [(r["Id"], r["Subject"]) for r in rows] == [(first[0]["id"], "Updated subject")]
     # Unique: a second task cannot take an existing key.
     clash = sf.restful("composite/sobjects", method="POST", json={"records": [
-        {"attributes": {"type": "Task"}, "Crmsync_Task_Key__c": "k2", "WhoId": contact, "Subject": "x"}]})
+        {"attributes": {"type": "Task"}, "Crmsync_Task_Key__c": "k2", "WhoId": contact,
+         "Subject": "x"}]})
     assert clash[0]["errors"][0]["statusCode"] == "DUPLICATE_VALUE"
