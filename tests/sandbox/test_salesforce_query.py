@@ -211,3 +211,14 @@ def test_string_escapes(sf: Any) -> None:
     created = sf.Contact.create({"LastName": "O'Brien-Test", "Email": "ob@example.com"})
     found = sf.query("SELECT Id FROM Contact WHERE LastName = 'O\\'Brien-Test'")
     assert [r["Id"] for r in found["records"]] == [created["id"]]
+
+
+def test_closed_tasks_older_than_a_year_need_query_all(sf: Any) -> None:
+    visible = sf.query("SELECT COUNT() FROM Task")["totalSize"]
+    everything = sf.query("SELECT COUNT() FROM Task", include_deleted=True)["totalSize"]
+    assert everything > visible  # the seed has activity from more than a year ago
+    old = sf.query_all(
+        "SELECT Id FROM Task WHERE IsClosed = true AND ActivityDate < LAST_N_DAYS:365",
+        include_deleted=True,
+    )
+    assert old["totalSize"] == everything - visible

@@ -240,6 +240,10 @@ class CompiledQuery:
             for rec in self.store.rows(self.obj.name)
             if (include_deleted or not rec["IsDeleted"]) and (predicate is None or predicate(rec))
         ]
+        if self.obj.name == "Task" and not include_deleted:
+            # Closed tasks due more than 365 days ago are archived: only queryAll returns them.
+            horizon = self.now.date() - timedelta(days=365)
+            rows = [r for r in rows if not _archived(r, horizon)]
         # Sort by the last key first; Python's sort is stable, so earlier keys win.
         for column, item in reversed(self.order):
             rows.sort(key=_sort_key(column, item), reverse=item.descending)
@@ -400,6 +404,11 @@ def _like(pattern: str) -> re.Pattern[str]:
         out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
         i += 1
     return re.compile("".join(out) + r"\Z", re.IGNORECASE | re.DOTALL)
+
+
+def _archived(task: Record, horizon: date) -> bool:
+    due = task.get("ActivityDate")
+    return bool(task.get("IsClosed")) and due is not None and due < horizon
 
 
 def _identity(rec: Record) -> Record | None:
