@@ -136,7 +136,7 @@ def test_limit_header_and_limits_resource(sf: Any, sf_http: Any) -> None:
     assert status == 200 and headers["Sforce-Limit-Info"].startswith("api-usage=")
 
 
-def test_daily_limit_is_403_request_limit_exceeded(sf: Any, sf_http: Any) -> None:
+def test_daily_limit_is_403_request_limit_exceeded(sf: Any, sf_http: Any, sf_clock: Any) -> None:
     sf_http("POST", "/_sandbox/config", {"daily_limit": 3, "api_usage": 0})
     for _ in range(3):
         sf.query("SELECT Id FROM User LIMIT 1")
@@ -146,6 +146,8 @@ def test_daily_limit_is_403_request_limit_exceeded(sf: Any, sf_http: Any) -> Non
     assert caught.value.content == [
         {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
     ]
+    sf_clock.advance(24 * 3600)  # a rolling 24-hour window
+    assert sf.query("SELECT Id FROM User LIMIT 1")["totalSize"] == 1
 
 
 def test_upsert_single_record_by_external_id(sf: Any) -> None:

@@ -20,6 +20,7 @@ from crmsync.sandbox.salesforce.bulk2 import Bulk2
 from crmsync.sandbox.salesforce.composite import Collections
 from crmsync.sandbox.salesforce.dml import RequestError, SaveError, Writer
 from crmsync.sandbox.salesforce.ids import looks_like_id, normalize_id
+from crmsync.sandbox.salesforce.limits import DailyUsage
 from crmsync.sandbox.salesforce.paging import QueryService
 from crmsync.sandbox.salesforce.responses import error, fail, not_found
 from crmsync.sandbox.salesforce.rest import SObjectRoutes, render_record
@@ -109,7 +110,7 @@ class SalesforceEmulator:
         self.username, self.password = username, password
         self._last_stamp: datetime | None = None
         self._logins = 0
-        self.api_usage = 0
+        self.usage = DailyUsage()
         self._build(org)
         self.token = token or f"{self.org_id}!AQ0AQ.sandbox-session"
         self.tokens = {self.token}
@@ -170,10 +171,11 @@ class SalesforceEmulator:
         version, rest = m.group(1), m.group(2) or "/"
         if not self._authorised(request):
             return error(401, "INVALID_SESSION_ID", "Session expired or invalid")
-        if self.api_usage >= self.config.daily_limit:
+        now = self.now()
+        if self.usage.used(now) >= self.config.daily_limit:
             response = error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         else:
-            self.api_usage += 1
+            self.usage.record(now)
             try:
                 response = self._route(request, [s for s in rest.split("/") if s], version)
             except HttpError as http_error:
@@ -271,7 +273,7 @@ class SalesforceEmulator:
                 rec = {f.name: from_snapshot(f.type, raw.get(f.name)) for f in obj.fields.values()}
                 self.store.put(obj.name, rec)
         self.store.set_sequences({k: int(v) for k, v in data.get("sequences", {}).items()})
-        self.api_usage = int(data.get("api_usage", 0))
+        self.usage.set(int(data.get("api_usage", 0)), self.now())
         last = data.get("last_stamp")
         self._last_stamp = from_snapshot("datetime", last) if last else None
         users = [u for u in self.store.rows("User") if u.get("Alias") == "integ"]
@@ -331,6 +333,11 @@ class SalesforceEmulator:
         """Every ``NN.0`` from 31.0 up to the configured version."""
         top = int(float(self.api_version))
         return [f"{n}.0" for n in range(31, top + 1)]
+
+    @property
+    def api_usage(self) -> int:
+        """Counted API calls in the last 24 hours."""
+        return self.usage.used(self.now())
 
     def limit_info(self) -> str:
         """The ``Sforce-Limit-Info`` value (``api-usage=`` must come first)."""
@@ -454,7 +461,7 @@ class SalesforceEmulator:
         if "bulk_polls" in body:
             self.config.bulk_polls = int(body["bulk_polls"])
         if "api_usage" in body:
-            self.api_usage = int(body["api_usage"])
+            self.usage.set(int(body["api_usage"]), self.now())
         self._apply_config()
         return Response(200, self._config_json())
 
