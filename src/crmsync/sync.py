@@ -300,7 +300,7 @@ class SyncRun:
             summary.samples.append(
                 {"id": plan.contact.id, "transition": f"{old} → {new}",
                  "miss_type": decision.miss_type, "score": decision.score,
-                 "reason": decision.reason, "tasks": [t.purpose for t in plan.task_creates]}
+                 "reason": decision.reason, "tasks": [t.spec.purpose for t in plan.task_creates]}
             )
 
     def _tally_health(self, summary: RunSummary, plan: ContactPlan) -> None:

@@ -1,0 +1,141 @@
+"""Faults and crashes: after re-running, the CRM ends as an undisturbed run leaves it.
+
+Each test makes two identical seeded sandboxes: one synced without trouble (the reference),
+one synced through a scripted fault or a SIGKILL, then run again until done. The crmsync-owned
+fields and the set of tasks must match, with no duplicate task per contact and purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crmsync.errors import ExitCode
+from crmsync.sandbox.launch import build_sandbox
+
+from .conftest import ANCHOR, CRM_SHAPE, Crm, crm_state, task_identity
+
+CONTACTS = 120
+
+
+@pytest.fixture(params=["hubspot", "salesforce"])
+def crm_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _reference(crm_name: str, tmp_path: Path) -> dict[str, Any]:
+    server = build_sandbox(crm_name, contacts=CONTACTS, seed=7, anchor=ANCHOR)
+    with server:
+        workdir = tmp_path / "reference"
+        workdir.mkdir()
+        ref = Crm(crm_name, server, workdir)
+        ref.quiet_rate_limits()
+        ref.setup()
+        summary = ref.run(full=True)
+        assert summary.exit_code == ExitCode.OK, summary.error
+        return crm_state(ref)
+
+
+def _assert_no_duplicate_tasks(crm: Crm) -> None:
+    keys = Counter(task_identity(crm, t) for t in crm.tasks())
+    assert [k for k, n in keys.items() if n > 1] == []
+
+
+#: Where each CRM's task creates go (a lost answer there must not duplicate tasks).
+TASK_CREATE_PATH = {"hubspot": "/crm/v3/objects/tasks/batch/create",
+                    "salesforce": "/services/data/v59.0/composite/sobjects/Task"}
+
+
+def faults_for(crm: str) -> dict[str, tuple[list[dict[str, Any]], set[ExitCode]]]:
+    """Each scripted fault, and how the first (disturbed) run must end because of it."""
+    status_field = CRM_SHAPE[crm]["status"]
+    return {
+        "rate_limited": ([{"method": "*", "path": "/", "after": 3, "times": 3,
+                           "kind": "rate_limit", "retry_after": 0}], {ExitCode.OK}),
+        "server_errors": ([{"method": "*", "path": "/", "after": 2, "times": 2, "status": 503}],
+                          {ExitCode.OK}),
+        "session_expired": ([{"method": "*", "path": "/", "after": 4, "times": 1,
+                              "kind": "session_expired"}], {ExitCode.AUTH_OR_QUOTA}),
+        "daily_limit": ([{"method": "*", "path": "/", "after": 5, "times": 1,
+                          "kind": "daily_limit"}], {ExitCode.AUTH_OR_QUOTA}),
+        "dropped_connection": ([{"method": "*", "path": "/", "after": 3, "times": 1,
+                                 "kind": "disconnect"}], {ExitCode.OK}),
+        "dropped_task_create": ([{"method": "*", "path": TASK_CREATE_PATH[crm], "times": 1,
+                                  "kind": "disconnect"}], {ExitCode.OK}),
+        # Lock contention may clear while the run is still going (retried then or next run).
+        "locked_rows": ([{"method": "*", "path": "/", "times": 3, "kind": "reject_record",
+                          "field": status_field, "error_code": "UNABLE_TO_LOCK_ROW"}],
+                        {ExitCode.OK, ExitCode.PARTIAL}),
+        # A validation rule refusing a record: the run is partial, the next run retries it.
+        "rejected_records": ([{"method": "*", "path": "/", "times": 3, "kind": "reject_record",
+                               "field": status_field,
+                               "error_code": "FIELD_CUSTOM_VALIDATION_EXCEPTION"}],
+                             {ExitCode.PARTIAL}),
+    }
+
+
+FAULT_NAMES = sorted(faults_for("hubspot"))
+
+
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+def test_scripted_fault_then_rerun_equals_undisturbed_run(
+    crm_name: str, fault: str, tmp_path: Path
+) -> None:
+    expected = _reference(crm_name, tmp_path)
+    server = build_sandbox(crm_name, contacts=CONTACTS, seed=7, anchor=ANCHOR)
+    with server:
+        crm = Crm(crm_name, server, tmp_path)
+        crm.quiet_rate_limits()
+        crm.setup()
+        rules, expected_exit = faults_for(crm_name)[fault]
+        server.install_faults({"rules": rules})
+        first = crm.run(full=True)
+        assert all(rule.fired for rule in server.faults.plan.rules), "the fault never happened"
+        assert first.exit_code in expected_exit, first.error
+        server.reset()
+        for _ in range(3):
+            summary = crm.run()
+            if summary.exit_code == ExitCode.OK:
+                break
+        assert summary.exit_code == ExitCode.OK, summary.error
+        assert crm_state(crm) == expected
+        _assert_no_duplicate_tasks(crm)
+
+
+@pytest.mark.parametrize("kill_after_calls", [2, 5, 9, 14])
+def test_sigkill_mid_run_then_rerun_equals_undisturbed_run(
+    crm_name: str, kill_after_calls: int, tmp_path: Path
+) -> None:
+    expected = _reference(crm_name, tmp_path)
+    server = build_sandbox(crm_name, contacts=CONTACTS, seed=7, anchor=ANCHOR)
+    with server:
+        crm = Crm(crm_name, server, tmp_path)
+        crm.quiet_rate_limits()
+        crm.setup()
+        server.reset()
+        # Slow every call down so the kill lands while the run is busy, not after it.
+        server.install_faults({"latency_ms": 30})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crmsync", "run", "--full", "--config", str(crm.config)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "CRMSYNC_LOG": "WARNING"},
+        )
+        deadline = time.monotonic() + 60
+        while server.call_counts()["total"] < kill_after_calls and process.poll() is None:
+            assert time.monotonic() < deadline, "the run never reached the kill point"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        server.reset()
+        summary = crm.run(full=True)
+        assert summary.exit_code == ExitCode.OK, summary.error
+        assert crm_state(crm) == expected
+        _assert_no_duplicate_tasks(crm)
