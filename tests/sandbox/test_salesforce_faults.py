@@ -169,3 +169,32 @@ def test_snapshot_restore_round_trip(sf: Any, sf_emulator: Any, sf_clock: Any) -
     assert copy.snapshot() == data
     new_id = copy.store.new_id("Lead")
     assert new_id not in copy.store.tables["Lead"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "endpoint", "write"),
+    [
+        ("GET", "/services/data/v59.0/query/0r85g0000000001AAA-2000",
+         "GET /services/data/v59.0/query/{locator}", False),
+        ("PATCH", "/services/data/v59.0/sobjects/Task/Crmsync_Task_Key__c/abc-123",
+         "PATCH /services/data/v59.0/sobjects/Task/Crmsync_Task_Key__c/{value}", True),
+        ("GET", "/services/data/v59.0/sobjects/Contact/describe",
+         "GET /services/data/v59.0/sobjects/Contact/describe", False),
+        ("PATCH", "/services/data/v59.0/composite/sobjects/Task/Crmsync_Task_Key__c",
+         "PATCH /services/data/v59.0/composite/sobjects/Task/Crmsync_Task_Key__c", True),
+        ("POST", "/services/data/v59.0/composite/sobjects/Contact",
+         "POST /services/data/v59.0/composite/sobjects/Contact", False),
+        ("PUT", "/services/data/v59.0/jobs/ingest/7505g0000000001AAA/batches",
+         "PUT /services/data/v59.0/jobs/ingest/{id}/batches", True),
+        ("POST", "/services/data/v59.0/jobs/query", "POST /services/data/v59.0/jobs/query", False),
+        ("GET", "/services/data/v59.0/tooling/sobjects/CustomField/00N5g0000000001AAA",
+         "GET /services/data/v59.0/tooling/sobjects/CustomField/{id}", False),
+        ("POST", "/services/Soap/u/59.0", "POST /services/Soap/u/59.0", False),
+    ],
+)
+def test_classify_folds_ids(
+    sf_emulator: Any, method: str, path: str, endpoint: str, write: bool
+) -> None:
+    from crmsync.sandbox.server import Request
+
+    assert sf_emulator.classify(Request(method, path, {}, {})) == (endpoint, write)
