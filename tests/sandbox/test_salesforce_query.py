@@ -190,6 +190,7 @@ def test_query_all_includes_deleted_rows(sf: Any) -> None:
         ("SELECT Id FROM Contact WHERE Email = 'a' AND Title = 'b' OR Title = 'c'",
          "MALFORMED_QUERY"),
         ("SELECT Id, Foo__c FROM Contact", "INVALID_FIELD"),
+        ("SELECT Id, Email, id FROM Contact", "INVALID_FIELD"),
         ("SELECT Id FROM Contact WHERE Bar.Name = 'x'", "INVALID_FIELD"),
         ("SELECT Id FROM Foo__c", "INVALID_TYPE"),
         ("SELECT Id FROM Contact WHERE SystemModstamp > '2024-05-01T00:00:00Z'",

@@ -71,6 +71,14 @@ class CompiledQuery:
                 self.aggregate = item
             else:
                 self.columns.append(self.resolve(item))
+        seen: set[str] = set()
+        for column in self.columns:
+            key = column.dotted.casefold()
+            if key in seen:
+                raise SoqlError(
+                    f"\n{text}\n\nduplicate field selected: {column.names[-1]}", "INVALID_FIELD"
+                )
+            seen.add(key)
         if self.aggregate is not None and self.columns:
             raise SoqlError(
                 f"Field must be grouped or aggregated: {self.columns[0].dotted}", "MALFORMED_QUERY"
