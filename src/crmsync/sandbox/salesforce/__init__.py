@@ -1,6 +1,29 @@
 """Salesforce REST / Tooling / Bulk 2.0 API emulator for the sandbox CRM.
 
-Entry point: :class:`SalesforceEmulator`, served by :class:`crmsync.sandbox.server.SandboxServer`.
+Entry point: :class:`SalesforceEmulator`, served by :class:`crmsync.sandbox.server.SandboxServer`::
+
+    emulator = SalesforceEmulator(generate_org(2000, 1, anchor), clock=clock)
+    with SandboxServer(emulator) as server:
+        session, instance_url = salesforce_session(server.base_url)
+        sf = Salesforce(instance_url=instance_url, session_id=server.token, session=session,
+                        version="59.0")
+
+Sandbox-only calls (never counted as API calls), besides the server's own ``/_sandbox/``
+ones:
+
+* ``GET /_sandbox/records/{SObject}`` -> ``{"totalSize", "records"}`` with every record of
+  that type (deleted ones included, every field), to compare final CRM state in tests.
+* ``GET /_sandbox/records/{SObject}/{id}``; ``PATCH`` it with field values for a "user edit"
+  (bumps ``SystemModstamp``/``LastModifiedDate``; read-only fields allowed).
+* ``GET|POST /_sandbox/config`` with ``page_size`` (force short query pages), ``daily_limit``,
+  ``api_usage`` (calls already used today), ``locator_ttl_s`` and ``bulk_polls`` (job-info
+  polls a Bulk 2.0 job stays ``InProgress``).
+
+Module map: :mod:`.schema` (objects and fields), :mod:`.store` (records), :mod:`.soql` (parser),
+:mod:`.query` (SOQL execution), :mod:`.paging` (locators), :mod:`.dml` (validated writes),
+:mod:`.rest` (single records, describe), :mod:`.composite` (sObject Collections),
+:mod:`.tooling` (custom fields), :mod:`.bulk2` (Bulk API 2.0), :mod:`.login` (SOAP login),
+:mod:`.limits` (daily allocation), :mod:`.seeding` (seed org -> records).
 """
 
 from crmsync.sandbox.salesforce.emulator import SalesforceEmulator, SandboxConfig
