@@ -183,3 +183,14 @@ def test_writes_bump_system_modstamp_to_the_clock(sf: Any, sf_clock: Any) -> Non
     record = sf.Contact.get(a)
     assert record["SystemModstamp"] == "2026-11-23T02:00:00.000+0000"
     assert record["LastModifiedDate"] == record["SystemModstamp"]
+
+
+def test_stamp_resolution_knob_makes_ties(sf: Any, sf_http: Any, sf_clock: Any) -> None:
+    sf_http("POST", "/_sandbox/config", {"stamp_resolution_ms": 1000})
+    a, b = _contacts(sf, 2)
+    sf_clock.advance(3600.2)
+    sf.Contact.update(a, {"Title": "first"})
+    sf_clock.advance(0.5)
+    sf.Contact.update(b, {"Title": "second"})
+    stamps = {sf.Contact.get(i)["SystemModstamp"] for i in (a, b)}
+    assert stamps == {"2026-11-23T02:00:00.000+0000"}

@@ -50,6 +50,9 @@ _STATUS_CODES = {
 }
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def release_label(version: str) -> str:
     """The release name of an API version: 59.0 is "Winter '24", three releases a year."""
     steps = int(float(version)) - 59
@@ -70,12 +73,15 @@ class SandboxConfig:
         daily_limit: Daily API request allocation (``DailyApiRequests.Max``).
         locator_ttl_s: How long a query locator lives.
         bulk_polls: Job-info polls a Bulk 2.0 job stays ``InProgress`` before ``JobComplete``.
+        stamp_resolution_ms: Round write timestamps down to this many ms, so that writes close
+            together share a ``SystemModstamp`` (ties a sync's watermark must survive).
     """
 
     page_size: int | None = None
     daily_limit: int = 15000
     locator_ttl_s: float = 2 * 24 * 3600
     bulk_polls: int = 0
+    stamp_resolution_ms: int = 1
 
 
 class SalesforceEmulator:
@@ -148,6 +154,10 @@ class SalesforceEmulator:
     def stamp(self) -> datetime:
         """A write timestamp: now, but never earlier than the previous one (ties allowed)."""
         moment = self.now()
+        resolution = max(1, self.config.stamp_resolution_ms)
+        if resolution > 1:
+            ms = (moment - _EPOCH) // timedelta(milliseconds=1)
+            moment = _EPOCH + timedelta(milliseconds=ms // resolution * resolution)
         if self._last_stamp is not None and moment < self._last_stamp:
             moment = self._last_stamp
         self._last_stamp = moment
@@ -449,6 +459,7 @@ class SalesforceEmulator:
             return Response(400, {"error": "config must be a JSON object"})
         unknown = set(body) - {
             "page_size", "daily_limit", "locator_ttl_s", "bulk_polls", "api_usage",
+            "stamp_resolution_ms",
         }
         if not isinstance(body, dict) or unknown:
             return Response(400, {"error": f"unknown config keys {sorted(unknown)}"})
@@ -460,6 +471,8 @@ class SalesforceEmulator:
             self.config.locator_ttl_s = float(body["locator_ttl_s"])
         if "bulk_polls" in body:
             self.config.bulk_polls = int(body["bulk_polls"])
+        if "stamp_resolution_ms" in body:
+            self.config.stamp_resolution_ms = max(1, int(body["stamp_resolution_ms"]))
         if "api_usage" in body:
             self.usage.set(int(body["api_usage"]), self.now())
         self._apply_config()
@@ -475,6 +488,7 @@ class SalesforceEmulator:
             "daily_limit": self.config.daily_limit,
             "locator_ttl_s": self.config.locator_ttl_s,
             "bulk_polls": self.config.bulk_polls,
+            "stamp_resolution_ms": self.config.stamp_resolution_ms,
             "api_usage": self.api_usage,
         }
 
