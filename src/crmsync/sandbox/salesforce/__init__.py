@@ -16,8 +16,9 @@ ones:
 * ``GET /_sandbox/records/{SObject}/{id}``; ``PATCH`` it with field values for a "user edit"
   (bumps ``SystemModstamp``/``LastModifiedDate``; read-only fields allowed).
 * ``GET|POST /_sandbox/config`` with ``page_size`` (force short query pages), ``daily_limit``,
-  ``api_usage`` (calls already used today), ``locator_ttl_s`` and ``bulk_polls`` (job-info
-  polls a Bulk 2.0 job stays ``InProgress``).
+  ``api_usage`` (calls already used in the rolling 24 hours), ``locator_ttl_s``,
+  ``bulk_polls`` (job-info polls a Bulk 2.0 job stays ``InProgress``) and
+  ``stamp_resolution_ms`` (coarser ``SystemModstamp`` values, so nearby writes tie).
 
 Module map: :mod:`.schema` (objects and fields), :mod:`.store` (records), :mod:`.soql` (parser),
 :mod:`.query` (SOQL execution), :mod:`.paging` (locators), :mod:`.dml` (validated writes),
