@@ -537,16 +537,30 @@ class StateStore:
 
     def task_created(self, key: str, task_id: str) -> None:
         """Record the CRM's id of a created task: the task is now open; its journal applied."""
+        self.tasks_created({key: task_id})
+
+    def tasks_created(self, task_ids: Mapping[str, str]) -> None:
+        """Record created tasks (``{key: CRM task id}``) in one transaction; see task_created."""
+        if not task_ids:
+            return
         now = self._clock()
         with self._engine.begin() as conn:
-            journal_id = conn.execute(
-                sa.select(_tasks.c.journal_id).where(_tasks.c.key == key)
-            ).scalar_one_or_none()
-            conn.execute(_tasks.update().where(_tasks.c.key == key)
-                         .values(state="open", task_id=task_id, updated_at=now))
-            if journal_id is not None:
-                conn.execute(_journal.update().where(_journal.c.id == journal_id)
-                             .values(state="applied", task_id=task_id, updated_at=now))
+            journal_ids = dict(conn.execute(
+                sa.select(_tasks.c.key, _tasks.c.journal_id).where(_tasks.c.key.in_(list(task_ids)))
+            ).all())
+            conn.execute(
+                _tasks.update().where(_tasks.c.key == sa.bindparam("k"))
+                .values(state="open", task_id=sa.bindparam("tid"), updated_at=now),
+                [{"k": key, "tid": tid} for key, tid in task_ids.items()],
+            )
+            journal_rows = [{"jid": journal_ids[key], "tid": tid}
+                            for key, tid in task_ids.items() if journal_ids.get(key) is not None]
+            if journal_rows:
+                conn.execute(
+                    _journal.update().where(_journal.c.id == sa.bindparam("jid"))
+                    .values(state="applied", task_id=sa.bindparam("tid"), updated_at=now),
+                    journal_rows,
+                )
 
     def task_failed(self, key: str, code: str, message: str) -> None:
         """Record that a task create did not happen; the purpose will be planned again."""

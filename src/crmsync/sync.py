@@ -402,17 +402,19 @@ class SyncRun:
                 continue
             results = self.connector.create_tasks(batch)
             by_key = {r.key: r for r in results if r.key}
+            created = {}
             for create in batch:
                 result = by_key.get(create.key)
                 if result is not None and result.ok and result.task_id:
-                    self.store.task_created(create.key, result.task_id)
-                    summary.counts["tasks_created"] += 1
+                    created[create.key] = result.task_id
                 else:
                     code = (result.error_code if result else None) or "NO_RESULT"
                     self.store.task_failed(create.key, code, (result.message if result else "") or "")
                     self.store.record_rejection(stream, create.contact_id, summary.run_id, code,
                                                 "task create failed")
                     summary.counts["rejected"] += 1
+            self.store.tasks_created(created)
+            summary.counts["tasks_created"] += len(created)
 
     def _close_tasks(self, stream: str, closes: Sequence[TaskClose]) -> None:
         summary = self.summary
@@ -438,10 +440,9 @@ class SyncRun:
         found = self.connector.find_tasks(
             sorted({p.record_id for p in pending}), [p.key for p in pending]
         )
+        self.store.tasks_created({i.key: found[i.key] for i in pending if i.key in found})
         for intent in pending:
-            if intent.key in found:
-                self.store.task_created(intent.key, found[intent.key])
-            else:
+            if intent.key not in found:
                 self.store.task_failed(intent.key, "INTERRUPTED", "run stopped before the CRM answered")
 
 
