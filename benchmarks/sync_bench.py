@@ -1,0 +1,131 @@
+"""Sync efficiency against the sandbox CRMs: API calls vs the minimum, writes on re-runs,
+incremental cost, wall time with injected latency, and peak memory as contacts grow.
+
+Run on demand (not a test):  python benchmarks/sync_bench.py [--crm hubspot] [--sizes 2000,10000]
+
+The sandbox runs in a child process (``crmsync sandbox serve``) so the sync's own memory is
+measured alone (tracemalloc peak). Numbers are printed side by side in one table per CRM; the
+machine is shared and noisy, so compare ratios, not absolute seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from crmsync.config import load_settings
+from crmsync.sandbox.launch import seed_anchor
+from crmsync.sandbox.seed import generate_org
+from crmsync.sync import SyncOptions, SyncRun, minimum_api_calls
+from crmsync.wiring import load_parts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Sandbox:
+    """A ``crmsync sandbox serve`` child process."""
+
+    def __init__(self, crm: str, contacts: int, seed: int = 1) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "crmsync", "sandbox", "serve", "--crm", crm, "--port", "0",
+             "--contacts", str(contacts), "--seed", str(seed)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        assert self.process.stdout is not None
+        first = self.process.stdout.readline().split()
+        self.base_url, self.token = first[0], first[1].removeprefix("token=")
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.base_url}/_sandbox/{path}", data=data,
+                                         method=method, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"null")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def _run(config: Path, **options: Any) -> tuple[Any, float, int]:
+    parts = load_parts(load_settings(config, env={}))
+    try:
+        tracemalloc.start()
+        started = time.perf_counter()
+        summary = SyncRun(parts.connector, parts.ruleset, parts.store,
+                          options=SyncOptions(**options)).execute()
+        seconds = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return summary, seconds, peak
+    finally:
+        parts.close()
+
+
+def measure(crm: str, contacts: int, latency_ms: int) -> dict[str, Any]:
+    """Measure one CRM at one size; returns the row of the results table."""
+    box = Sandbox(crm, contacts)
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
+        config = workdir / "crmsync.toml"
+        config.write_text(
+            f'[crm]\ntype = "{crm}"\nbase_url = "{box.base_url}"\ntoken = "{box.token}"\n'
+            f'[state]\nurl = "sqlite:///{workdir / "state.db"}"\n', "utf-8")
+        parts = load_parts(load_settings(config, env={}))
+        parts.connector.setup()
+        limits = parts.connector.limits
+        parts.close()
+        # Rate limits would make the first run's wall time measure the CRM's quota, not us.
+        if crm == "hubspot":
+            box.admin("POST", "config", {"rate_limits": {"enabled": False}})
+        box.admin("POST", "reset")
+        box.admin("POST", "faults", {"latency_ms": latency_ms})
+        first, seconds, peak = _run(config, full=True)
+        calls = box.admin("GET", "calls")
+        # The same seed and day give the same org in this process as in the sandbox's.
+        org = generate_org(contacts, 1, seed_anchor())
+        deals = sum(len(p.deals) for p in org.people)
+        minimum = minimum_api_calls(first, limits, related_records=deals)
+        box.admin("POST", "reset")
+        _run(config)  # settles the echo of our own writes
+        box.admin("POST", "reset")
+        again, _, _ = _run(config)
+        repeat_writes = box.admin("GET", "calls")["writes"]
+        ideal_s = calls["total"] * latency_ms / 1000
+        return {
+            "crm": crm, "contacts": contacts, "calls": calls["total"], "minimum": minimum,
+            "ratio": calls["total"] / max(1, minimum), "repeat_writes": repeat_writes,
+            "seconds": seconds, "ideal_s": ideal_s, "time_ratio": seconds / max(1e-9, ideal_s),
+            "peak_mib": peak / 2**20, "status": first.status, "repeat_status": again.status,
+        }
+    finally:
+        box.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crm", choices=["hubspot", "salesforce", "both"], default="both")
+    parser.add_argument("--sizes", default="1000,5000,20000")
+    parser.add_argument("--latency-ms", type=int, default=20)
+    args = parser.parse_args()
+    crms = ["hubspot", "salesforce"] if args.crm == "both" else [args.crm]
+    print(f"{'crm':<11}{'contacts':>9}{'calls':>7}{'min':>6}{'x min':>7}{'rerun writes':>13}"
+          f"{'wall s':>8}{'calls*lat s':>12}{'x':>6}{'peak MiB':>10}")
+    for crm in crms:
+        for size in (int(s) for s in args.sizes.split(",")):
+            r = measure(crm, size, args.latency_ms)
+            print(f"{r['crm']:<11}{r['contacts']:>9}{r['calls']:>7}{r['minimum']:>6}"
+                  f"{r['ratio']:>7.2f}{r['repeat_writes']:>13}{r['seconds']:>8.1f}"
+                  f"{r['ideal_s']:>12.1f}{r['time_ratio']:>6.2f}{r['peak_mib']:>10.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
