@@ -49,10 +49,16 @@ def coerce(value: Any, kind: str) -> Any:
     """
     if value is None:
         return None
-    if isinstance(value, str):
+    value_type = type(value)
+    if value_type is str:
         value = value.strip()
         if value == "":
             return None
+        if kind == "str":
+            return value
+    elif (value_type is int and kind in ("int", "number")) or (value_type is bool and kind == "bool"):
+        # Already canonical (Salesforce sends typed JSON): the common case, kept cheap.
+        return value
     try:
         return _COERCERS[kind](value)
     except (ValueError, TypeError, OverflowError, KeyError):
@@ -286,6 +292,8 @@ def get_field(record: Mapping[str, Any], name: str | None) -> Any:
     """Return a possibly dotted field (``Account.Name``) from a record, ``None`` if absent."""
     if name is None:
         return None
+    if "." not in name:
+        return record.get(name)
     value: Any = record
     for part in name.split("."):
         if not isinstance(value, Mapping):
