@@ -276,6 +276,8 @@ class Bulk2:
                     continue  # empty means "leave unchanged"
                 # "#N/A" sets a field to null.
                 value = None if cell == "#N/A" else from_input(fdef.type, cell, fdef.name)
+                if fdef.type == "reference" and value is not None:
+                    value = normalize_id(value) or value
                 values[fdef.name] = value
         except BadValueError as error:
             return values.get("Id"), False, [SaveError("INVALID_FIELD", str(error))]

@@ -82,9 +82,12 @@ class Writer:
                     "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}"
                 )
             try:
-                out[fdef.name] = from_input(fdef.type, raw, fdef.name)
+                value = from_input(fdef.type, raw, fdef.name)
             except BadValueError as error:
                 raise RequestError("JSON_PARSER_ERROR", str(error)) from None
+            if fdef.type == "reference" and value is not None:
+                value = normalize_id(value) or value  # 15-character ids are stored as 18
+            out[fdef.name] = value
         return out
 
     # -- operations --------------------------------------------------------------------------
@@ -235,11 +238,10 @@ class Writer:
         self, obj: ObjectDef, record: Record, record_id: str | None, changed: set[str] | None = None
     ) -> list[SaveError]:
         errors: list[SaveError] = []
-        missing = [
-            f.name for f in obj.fields.values()
-            if f.required and record.get(f.name) in (None, "")
-            and (changed is None or f.name in changed)
-        ]
+        candidates = (
+            obj.fields.values() if changed is None else [obj.fields[n.lower()] for n in changed]
+        )
+        missing = [f.name for f in candidates if f.required and record.get(f.name) in (None, "")]
         if missing:
             errors.append(SaveError(
                 "REQUIRED_FIELD_MISSING",
@@ -342,7 +344,3 @@ def derive(obj_name: str, record: Record) -> None:
     elif obj_name == "Task":
         record["IsClosed"] = record.get("Status") == "Completed"
         record["IsHighPriority"] = record.get("Priority") == "High"
-    # Reference values normalised to 18 characters so joins and filters match.
-    for key, value in list(record.items()):
-        if key.endswith("Id") and key != "Id" and isinstance(value, str) and len(value) == 15:
-            record[key] = normalize_id(value) or value

@@ -88,8 +88,10 @@ class Tooling:
         """Add a field to the live schema; existing rows get its default (false or null)."""
         obj.add(fdef)
         store = self.em.store
-        for record_id, rec in list(store.tables[obj.name].items()):
-            store.tables[obj.name][record_id] = {**rec, fdef.name: fdef.default}
+        # In place, unlike writes: open query cursors were compiled without this field, so a
+        # new key cannot change what they render, and copying 100k rows per field is slow.
+        for rec in store.tables[obj.name].values():
+            rec[fdef.name] = fdef.default
         if fdef.indexed:
             store.add_index(obj.name, fdef)
 
