@@ -1,0 +1,56 @@
+"""``crmsync report``: the funnel health report admins look at (HTML with charts, and JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from crmsync.cli.common import emit_json, output_option, stdout
+from crmsync.config import load_settings
+from crmsync.report import build_report, load_runs, render_html, summary_lines
+from crmsync.state import StateStore
+
+
+@click.command("report")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Settings file (default: ./crmsync.toml); only [state] url is read.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("crmsync-report"), show_default=True,
+              help="Folder to write report.html and report.json into.")
+@click.option("--runs", "run_count", type=click.IntRange(1), default=20, show_default=True,
+              help="How many of the latest sync runs to sum transitions over.")
+@output_option
+def report(config_path: Path | None, out_dir: Path, run_count: int, output_format: str) -> None:
+    """Funnel health: stage counts, conversion, stuck contacts, SLA breaches, misses, runs."""
+    # The report never contacts a CRM, so it must work without CRM credentials.
+    settings = load_settings(config_path, require_crm=False)
+    store = StateStore.open(settings.state.url)
+    try:
+        records = load_runs(store, run_count)
+    finally:
+        store.close()
+    result = build_report(records)
+    if not records:
+        if output_format == "json":
+            emit_json(result)
+        else:
+            stdout.print("No sync runs recorded yet, so there is no funnel to report on: run "
+                         "`crmsync run` (or `crmsync demo`) first.", markup=False)
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path, json_path = out_dir / "report.html", out_dir / "report.json"
+    html_path.write_text(render_html(result), encoding="utf-8")
+    json_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if output_format == "json":
+        emit_json(result)
+        return
+    for line in summary_lines(result):
+        stdout.print(line, markup=False)
+    stdout.print(f"wrote {html_path}\nwrote {json_path}", markup=False)
+
+
+def register(group: click.Group) -> None:
+    """Attach ``report`` to the root group."""
+    group.add_command(report)
