@@ -17,6 +17,7 @@ from typing import Any
 from crmsync.wiring import load_parts
 from crmsync.config import load_settings
 from crmsync.connectors.base import SetupReport
+from crmsync.report import build_report, load_runs, write_report
 from crmsync.sandbox.launch import build_sandbox
 from crmsync.sync import RunSummary, SyncOptions, SyncRun, minimum_api_calls
 
@@ -34,6 +35,7 @@ class DemoResult:
     calls_by_endpoint: dict[str, int]
     config_path: Path
     sandbox_state: Path
+    report: Path
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict for ``--output json``."""
@@ -45,6 +47,7 @@ class DemoResult:
             "calls_by_endpoint": self.calls_by_endpoint,
             "config": str(self.config_path),
             "sandbox_state": str(self.sandbox_state),
+            "report": str(self.report),
         }
 
 
@@ -75,6 +78,8 @@ def run_demo(
                 ).execute()
             calls = server.call_counts()
             limits = parts.connector.limits
+            report_html, _ = write_report(build_report(load_runs(parts.store, 20)),
+                                          workdir / "report")
         finally:
             parts.close()
     finally:
@@ -82,4 +87,4 @@ def run_demo(
     deals = sum(len(person.deals) for person in server.org.people) if server.org else 0
     minimum = minimum_api_calls(summary, limits, related_records=deals)
     return DemoResult(setup, summary, int(calls["total"]), minimum, calls["by_endpoint"],
-                      config_path, sandbox_state)
+                      config_path, sandbox_state, report_html)

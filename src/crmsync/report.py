@@ -23,6 +23,10 @@ Diagnosis (DOMAIN.md's shapes), judged on the snapshot once it has at least
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import json
+
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from html import escape
@@ -277,3 +281,12 @@ def render_html(report: Mapping[str, Any]) -> str:
         [(r["run_id"], r["mode"], r["status"], _when(r["started_at"]), r["read"], r["updated"],
           r["tasks"], r["rejected"], r["api_calls"]) for r in report["runs"]])]
     return "".join(parts + ["</body></html>"])
+
+
+def write_report(report: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """Write ``report.html`` and ``report.json`` into ``out_dir``; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path, json_path = out_dir / "report.html", out_dir / "report.json"
+    html_path.write_text(render_html(report), encoding="utf-8")
+    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return html_path, json_path

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from crmsync.cli.common import emit_json, output_option, stdout
 from crmsync.config import load_settings
-from crmsync.report import build_report, load_runs, render_html, summary_lines
+from crmsync.report import build_report, load_runs, summary_lines, write_report
 from crmsync.state import StateStore
 
 
@@ -39,10 +38,7 @@ def report(config_path: Path | None, out_dir: Path, run_count: int, output_forma
             stdout.print("No sync runs recorded yet, so there is no funnel to report on: run "
                          "`crmsync run` (or `crmsync demo`) first.", markup=False)
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html_path, json_path = out_dir / "report.html", out_dir / "report.json"
-    html_path.write_text(render_html(result), encoding="utf-8")
-    json_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    html_path, json_path = write_report(result, out_dir)
     if output_format == "json":
         emit_json(result)
         return

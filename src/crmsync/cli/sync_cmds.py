@@ -278,6 +278,7 @@ def demo(crm: str, contacts: int, seed: int, directory: Path | None, output_form
                      markup=False)
     stdout.print(
         "\nLook closer:\n"
+        f"  funnel health report: {result.report}\n"
         f"  crmsync runs --config {result.config_path}\n"
         f"  crmsync sandbox serve --crm {crm} --state {result.sandbox_state}   "
         "# the synced CRM, for the SDKs or curl\n"
