@@ -124,7 +124,10 @@ def test_evaluate_from_stdin_to_stdout_with_explain() -> None:
     assert decision["status"] == "lead"
     dq_country = next(e for e in decision["trace"] if e.get("rule") == "dq_country")
     assert dq_country["outcome"] == "unknown"
-    assert dq_country["checks"][0]["value"] is None
+    assert dq_country["checks"] == [{"at": "/decisions/3/rules/2/when/not",
+                                     "test": "condition served_country", "result": None}]
+    served = next(e for e in decision["trace"] if e.get("condition") == "served_country")
+    assert served["checks"][0]["value"] is None and served["result"] is None
 
 
 def test_evaluate_bad_now_and_bad_rules_exit_2(tmp_path: Path) -> None:

@@ -75,10 +75,18 @@ def test_every_contact_gets_exactly_one_valid_decision(default_rules, contact, n
 def test_evaluation_is_deterministic_and_both_evaluators_agree(default_rules, contact, now) -> None:
     first = default_rules.evaluate(contact, now=now)
     assert default_rules.evaluate(dict(contact), now=now) == first
+    # evaluate() falls back to the interpreter if compiled code ever raised; it must not.
+    constants = default_rules._constants_for(now)
+    assert default_rules._function(contact, constants, first.contact_id) == first
+    assert default_rules._explain(contact, constants, first.contact_id).trace is not None
     assert default_rules.interpret(contact, now=now) == first
     explained = default_rules.evaluate(contact, now=now, explain=True)
     assert explained.trace is not None
     assert replace(explained, trace=None) == first
+    # The compiled trace is the reference interpreter's, entry for entry.
+    reference = default_rules._interpret(contact, default_rules._constants_for(now),
+                                         first.contact_id, explain=True)
+    assert explained.trace == reference.trace
 
 
 @settings(max_examples=200, deadline=None)

@@ -348,6 +348,16 @@ def explain(rules_file: str, input_file: str, contact_ids: tuple[str, ...],
         raise click.exceptions.Exit(int(ExitCode.PARTIAL))
 
 
+def _print_checks(entry: Mapping[str, Any]) -> None:
+    """Print the checks of a trace entry that were false or unknown (why it did not hold)."""
+    for check in entry.get("checks", ()):
+        if check["result"] is True:
+            continue
+        result = {False: "false", None: "unknown"}[check["result"]]
+        seen = f"  (seen: {json.dumps(check['value'])})" if "value" in check else ""
+        stdout.print(f"        {result}: {check['test']}{seen}", markup=False)
+
+
 _OUTCOME_MARK = {"fired": "✔", "missed": "✘", "unknown": "?", "not reached": "·"}
 
 
@@ -359,6 +369,11 @@ def _print_explanation(decision: Decision) -> None:
     for entry in decision.trace or ():
         if "derived" in entry:
             out(f"  derived {entry['derived']} = {json.dumps(entry['value'])}", markup=False)
+            continue
+        if "condition" in entry:
+            result = {True: "true", False: "false", None: "unknown"}[entry["result"]]
+            out(f"  condition {entry['condition']}: {result}", markup=False)
+            _print_checks(entry)
             continue
         if "rule" not in entry:
             by = f" (by {entry['decided_by']})" if entry.get("decided_by") else ""
@@ -373,12 +388,7 @@ def _print_explanation(decision: Decision) -> None:
             line += f" ({entry['note']})"
         out(line, markup=False)
         if entry["outcome"] in ("missed", "unknown"):
-            for check in entry.get("checks", ()):
-                if "value" not in check or check["result"] is True:
-                    continue
-                result = {False: "false", None: "unknown"}[check["result"]]
-                out(f"        {result}: {check['test']}  (seen: {json.dumps(check['value'])})",
-                    markup=False)
+            _print_checks(entry)
     for task in decision.tasks:
         out(f"  task {task.purpose}: due {task.due.isoformat()}, {task.priority}, "
             f"{task.approach}: {task.subject}", markup=False)

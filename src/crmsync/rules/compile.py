@@ -14,7 +14,8 @@ case where neither holds. ``all`` is true when all items are true and false when
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,6 +87,7 @@ class _Generator:
         self.version = version
         self.content_hash = content_hash
         self.lines: list[str] = []
+        self.depth = 0
         self.namespace: dict[str, Any] = {
             "_Decision": DecisionRecord,
             "_TaskSpec": TaskSpec,
@@ -102,7 +104,16 @@ class _Generator:
     # -- helpers ------------------------------------------------------------------------
 
     def emit(self, line: str, indent: int = 1) -> None:
-        self.lines.append("    " * indent + line)
+        self.lines.append("    " * (indent + self.depth) + line)
+
+    @contextmanager
+    def indented(self) -> Iterator[None]:
+        """Emit the lines inside the ``with`` one level deeper."""
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def const(self, value: Any) -> str:
         """Return an expression for ``value``: its repr for primitives, else a bound global."""
@@ -130,16 +141,16 @@ class _Generator:
 
     # -- generation ---------------------------------------------------------------------
 
-    def generate(self) -> str:
-        tree = self.tree
-        # Thresholds go first in K and dues after them, so every threshold is registered
-        # before any due index is handed out.
-        for leaf in iter_leaves(tree):
+    def register_thresholds(self) -> None:
+        """Register every day span first: thresholds come before dues in ``K``, so no due
+        index can move once handed out."""
+        for leaf in iter_leaves(self.tree):
             if leaf.op in ("within_days", "older_than_days"):
                 self.threshold(leaf.operand)
-        self.emit("def _evaluate(facts, K, cid):", 0)
-        self.emit("g = facts.get")
-        self.emit("rules = []")
+
+    def read_facts(self) -> None:
+        """Emit reading and coercing every fact the rules use into a local."""
+        tree = self.tree
         for index, name in enumerate(sorted(tree.facts_used)):
             var = f"f{index}"
             self.locals[name] = var
@@ -148,6 +159,14 @@ class _Generator:
             self.emit(f"if {var} is not None and {self._needs_coercion(var, kind)}:")
             self.namespace[f"_c_{kind}"] = _safe_coercer(kind)
             self.emit(f"{var} = _c_{kind}({var})", 2)
+
+    def generate(self) -> str:
+        tree = self.tree
+        self.register_thresholds()
+        self.emit("def _evaluate(facts, K, cid):", 0)
+        self.emit("g = facts.get")
+        self.emit("rules = []")
+        self.read_facts()
         for index, derived in enumerate(tree.derived.values()):
             var = f"d{index}"
             if derived.when is not None:

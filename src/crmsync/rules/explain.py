@@ -46,6 +46,7 @@ class Interpreter:
         self.values: dict[str, Any] = {}
         self.checks: list[dict[str, Any]] | None = None
         self.trace: list[dict[str, Any]] | None = None
+        self.memo: dict[str, Tri] = {}
 
     # -- conditions ----------------------------------------------------------------------
 
@@ -65,7 +66,7 @@ class Interpreter:
             inner = self.truth(node.item)
             return None if inner is None else not inner
         if isinstance(node, Ref):
-            result = self.truth(self.tree.conditions[node.name])
+            result = self.condition(node.name)
             if self.checks is not None:
                 self.checks.append({"at": node.pointer, "test": f"condition {node.name}",
                                     "result": result})
@@ -76,6 +77,37 @@ class Interpreter:
             self.checks.append({"at": node.pointer, "test": node.text,
                                 "value": _jsonable(value), "result": result})
         return result
+
+    def condition(self, name: str) -> Tri:
+        """A named condition's result, evaluated once per contact (it is pure).
+
+        Its own checks go to the trace once, as a ``{"condition": name, ...}`` entry, and each
+        use shows up in a rule's checks as ``condition <name>``.
+        """
+        if name in self.memo:
+            return self.memo[name]
+        outer, self.checks = self.checks, ([] if self.trace is not None else None)
+        result = self.truth(self.tree.conditions[name])
+        if self.trace is not None:
+            self.trace.append({"condition": name, "result": result, "checks": self.checks})
+        self.checks = outer
+        self.memo[name] = result
+        return result
+
+    def prepare(self, node: Node | None) -> None:
+        """Evaluate the named conditions ``node`` uses, in first-use order, before the rules.
+
+        Named conditions are pure, so when they are evaluated does not change any result; doing
+        it per decision (not at first use) gives them one place in the trace even when the
+        rule that uses them is never reached.
+        """
+        if isinstance(node, All | AnyOf):
+            for item in node.items:
+                self.prepare(item)
+        elif isinstance(node, Not):
+            self.prepare(node.item)
+        elif isinstance(node, Ref):
+            self.condition(node.name)
 
     def leaf(self, leaf: Leaf, value: Any) -> Tri:
         op, operand = leaf.op, leaf.operand
@@ -160,6 +192,8 @@ class Interpreter:
         for decision in tree.decisions:
             becauses: list[str] = []
             winner: str | None = None
+            for rule in decision.rules:
+                self.prepare(rule.when)
             if decision.hit == "first":
                 result: Any = decision.default
                 for rule in decision.rules:
@@ -218,6 +252,8 @@ class Interpreter:
                          "decided_by": winner if decision.hit == "first" else None})
         tasks: list[TaskSpec] = []
         purposes: set[str] = set()
+        for task in tree.tasks:
+            self.prepare(task.when)
         for task in tree.tasks:
             if task.purpose in purposes:
                 self.record({"rule": task.id, "task": task.purpose, "outcome": "not reached",

@@ -11,6 +11,7 @@ from typing import Any
 from crmsync.errors import Diagnostic, InvalidFileError
 from crmsync.model import Decision
 from crmsync.rules.compile import compile_tree
+from crmsync.rules.compile_explain import compile_explain
 from crmsync.rules.dates import add_business_days
 from crmsync.rules.explain import Interpreter
 from crmsync.rules.facts import NAME_PATTERN, FACT_TYPES, fact_catalogue, to_str
@@ -45,6 +46,10 @@ class RuleSet:
         compiled = compile_tree(tree, version=self.version, content_hash=content_hash)
         self._function = compiled.function
         self.source = compiled.source
+        explained = compile_explain(tree, version=self.version, content_hash=content_hash)
+        if (explained.thresholds, explained.dues) != (compiled.thresholds, compiled.dues):
+            raise AssertionError("the two evaluators disagree on the K layout")  # a bug of ours
+        self._explain = explained.function
         self._thresholds = compiled.thresholds
         self._dues = compiled.dues
         self._last_now: datetime | None = None
@@ -88,12 +93,12 @@ class RuleSet:
         if contact_id is None:
             contact_id = to_str(facts.get("id")) or ""
         constants = self._constants_for(now)
-        if explain:
-            return self._interpret(facts, constants, contact_id, explain=True)
         try:
+            if explain:
+                return self._explain(facts, constants, contact_id)
             return self._function(facts, constants, contact_id)
         except Exception:  # noqa: BLE001 - belt and braces: odd data must never stop a run
-            return self._interpret(facts, constants, contact_id, explain=False)
+            return self._interpret(facts, constants, contact_id, explain=explain)
 
     def _interpret(self, facts: Mapping[str, Any], constants: tuple[Any, ...], contact_id: str,
                    *, explain: bool) -> Decision:

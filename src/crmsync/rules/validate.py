@@ -325,6 +325,8 @@ class _Checker:
             self._resolving.pop()
 
     def _kind_of(self, name: Any) -> str | None:
+        if not isinstance(name, str):
+            return None
         if name in self.facts:
             return self.facts[name]
         return self.derived_kinds.get(name)
@@ -428,7 +430,7 @@ class _Checker:
              reads: set[str] | None) -> Node | None:
         if not isinstance(name, str) or name not in self.conditions_raw:
             hint = did_you_mean(str(name), self.conditions_raw)
-            if name in self.derived_raw:
+            if isinstance(name, str) and name in self.derived_raw:
                 hint = f"'{name}' is a derived fact: write {{\"fact\": \"{name}\", \"is\": true}}"
             self.error(pointer, f"unknown named condition {json.dumps(name)}", hint)
             return None
@@ -501,7 +503,7 @@ class _Checker:
                      reads: set[str] | None) -> str | None:
         if not isinstance(name, str) or name not in self.outputs:
             hint = did_you_mean(str(name), self.outputs)
-            if name in self.facts or name in self.derived_raw:
+            if isinstance(name, str) and (name in self.facts or name in self.derived_raw):
                 hint = f"'{name}' is a fact: write {{\"fact\": \"{name}\", ...}}"
             self.error(pointer, f"unknown output {json.dumps(name)}", hint)
             return None
@@ -560,7 +562,7 @@ class _Checker:
         if op in ("in", "not_in"):
             if isinstance(raw, dict) and set(raw) == {"list"}:
                 list_name = raw["list"]
-                if list_name not in self.lists:
+                if not isinstance(list_name, str) or list_name not in self.lists:
                     self.error(f"{pointer}/list", f"unknown list {json.dumps(list_name)}",
                                did_you_mean(str(list_name), self.lists))
                     return _INVALID
@@ -623,7 +625,7 @@ class _Checker:
         result = []
         for index, item in enumerate(_list(raw)):
             output = _dict(item).get("output")
-            if output not in self.outputs or not isinstance(item, dict):
+            if not isinstance(output, str) or output not in self.outputs:
                 continue
             decision = self._decision(item, f"/decisions/{index}", output, set(decided))
             decided.add(output)
@@ -762,7 +764,7 @@ class _Checker:
             return ("status", *(d.output for d in decisions if d.hit == "collect"))
         result = []
         for index, name in enumerate(_list(raw)):
-            if name not in self.outputs:
+            if not isinstance(name, str) or name not in self.outputs:
                 self.error(f"/reason/{index}", f"unknown output {json.dumps(name)}",
                            did_you_mean(str(name), self.outputs))
             else:
@@ -843,12 +845,12 @@ class _Checker:
                 k_ptr = f"{pointer}/expect/{escape_pointer_token(key)}"
                 if key in ("fired", "not_fired"):
                     for i, rule_id in enumerate(_list(value)):
-                        if rule_id not in rule_ids:
+                        if not isinstance(rule_id, str) or rule_id not in rule_ids:
                             self.error(f"{k_ptr}/{i}", f"unknown rule id {json.dumps(rule_id)}",
                                        did_you_mean(str(rule_id), rule_ids))
                 elif key == "tasks":
                     for i, purpose in enumerate(_list(value)):
-                        if purpose not in purposes:
+                        if not isinstance(purpose, str) or purpose not in purposes:
                             self.error(f"{k_ptr}/{i}", f"no task has purpose "
                                                        f"{json.dumps(purpose)}",
                                        did_you_mean(str(purpose), purposes))

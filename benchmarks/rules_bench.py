@@ -1,0 +1,760 @@
+"""Rule evaluation throughput: crmsync's compiled engine against peers and a hand-written ceiling.
+
+Run: ``python benchmarks/rules_bench.py`` (needs ``pip install -e '.[bench]'``; about a minute).
+
+One seeded population of realistic contacts is decided by:
+
+* ``handwritten``: the default rules written by hand in plain Python (the ceiling): it builds
+  exactly the same :class:`~crmsync.model.Decision`, reason and tasks included;
+* ``crmsync``: ``RuleSet.evaluate`` on ``rules/default.json`` (compiled), and with ``explain``;
+* ``crmsync interpreter``: the reference tree interpreter (what a naive engine costs);
+* ``zen-engine``: GoRules JDM (Rust core), the default rules as one expression-node graph;
+* ``json-logic``: json-logic-qubit, one JSON-logic rule per output.
+
+The JDM graph and the JSON-logic rules are generated from the validated rule tree, with the
+same three-valued logic spelled out as explicit null checks (neither engine has it built in).
+Peers decide status, miss type, score and the collected signal lists; they get their natural
+input (dates as epoch seconds, prepared outside the timed loop). Every record's decisions are
+checked to agree: the whole Decision for handwritten vs crmsync, status/miss type/score for
+all.
+
+A second table times ``crmsync evaluate`` on a JSON Lines file against a bare stdlib
+``json`` read-and-write of the same file, and compares peak memory at two input sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from crmsync.model import Decision, TaskSpec
+from crmsync.rules import load_ruleset
+from crmsync.rules.dates import add_business_days
+from crmsync.rules.tree import All, AnyOf, FactRef, Leaf, Not, Ref, Tree
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "rules" / "default.json"
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+# -- a seeded population --------------------------------------------------------------------
+
+_COUNTRIES = ["US"] * 30 + ["GB", "DE", "FR", "CA", "NL", "SE", "ES", "IT", "CH"] * 3 + [
+    "BR", "IN", "JP", "AU", "MX", None, None, None]
+_INDUSTRIES = ["Computer Software", "Financial Services", "Retail", "Manufacturing", "Logistics",
+               "Hospital & Health Care", "Higher Education", "Government Administration", None]
+_TITLES = ["VP of Sales", "Head of Marketing", "Director, IT", "CEO", "Founder", "Sales Manager",
+           "Software Engineer", "Marketing Coordinator", "MBA Student", "Owner", "Analyst", None]
+_DOMAINS = ["acme.io", "northwind.com", "globex.de", "initech.co.uk", "gmail.com", "yahoo.com",
+            "mit.edu", "dealcraft.com", "umbrella.fr", "hooli.com", None]
+_LOSS = ["Went with a competitor", "Budget frozen", "Timing - next quarter", "No decision",
+         "Project cancelled", "Other", "Chose another solution", "Unresponsive", None]
+
+
+def generate(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Return ``count`` realistic, typed contacts (what a connector hands the engine)."""
+    rng = random.Random(seed)
+
+    def maybe(value: Any, p_missing: float = 0.15) -> Any:
+        return None if rng.random() < p_missing else value
+
+    def when(max_days: int) -> datetime | None:
+        return maybe(NOW - timedelta(days=rng.uniform(0, max_days)), 0.2)
+
+    contacts = []
+    for index in range(count):
+        lost = rng.random() < 0.12
+        contact = {
+            "id": f"c{index}",
+            "first_name": maybe(rng.choice(["Ada", "Lena", "Sam", "Jonas", "Priya"])),
+            "company": maybe(rng.choice(["Acme", "Northwind", "Globex", "Initech"])),
+            "email_domain": rng.choice(_DOMAINS),
+            "title": rng.choice(_TITLES),
+            "country": rng.choice(_COUNTRIES),
+            "industry": rng.choice(_INDUSTRIES),
+            "employees": maybe(rng.choice([3, 8, 25, 60, 120, 400, 900, 2500, 4800, 9000, 40000])),
+            "decision_maker": maybe(rng.random() < 0.3, 0.5),
+            "budget_confirmed": maybe(rng.random() < 0.4, 0.4),
+            "form_submissions": maybe(rng.randint(0, 4)),
+            "webinars_attended": maybe(rng.randint(0, 2)),
+            "content_downloads": maybe(rng.randint(0, 3)),
+            "page_views": maybe(rng.randint(0, 40)),
+            "pricing_page_views": maybe(rng.choice([0, 0, 1, 2, 3, 5, 9])),
+            "chat_conversations": maybe(rng.choice([0, 0, 0, 1, 2])),
+            "trial_signup": maybe(rng.random() < 0.15, 0.3),
+            "demo_requested": maybe(rng.random() < 0.1, 0.3),
+            "case_study_requested": maybe(rng.random() < 0.05, 0.3),
+            "inbound_from_decision_maker": maybe(rng.random() < 0.05, 0.3),
+            "not_a_fit": maybe(rng.random() < 0.03, 0.6),
+            "last_activity_at": when(200),
+            "open_deals": maybe(rng.choice([0, 0, 0, 0, 1])),
+            "won_deals": maybe(rng.choice([0, 0, 0, 0, 0, 1])),
+            "lost_deals": 1 if lost else maybe(0),
+            "closed_lost_reason": rng.choice(_LOSS) if lost else None,
+            "competitor": (rng.choice(["Salesforce", None, None]) if lost else None),
+            "deal_stage": maybe(rng.choice(["discovery", "proposal", "negotiation"]), 0.5),
+            "lead_status": rng.choice(["NEW", "OPEN", "IN_PROGRESS", "BAD_TIMING", None]),
+            "previous_status": rng.choice(["lead", "prospect", "opportunity", None]),
+            "status_override": rng.choice([None] * 40 + ["prospect", "Opportunity"]),
+        }
+        contacts.append(contact)
+    return contacts
+
+
+# -- the ceiling: the default rules by hand ----------------------------------------------------
+
+SERVED = frozenset("US CA GB IE DE FR NL BE SE DK NO FI ES IT CH AT".split())
+PERSONAL = frozenset("""gmail.com googlemail.com yahoo.com yahoo.co.uk yahoo.fr hotmail.com
+    hotmail.co.uk outlook.com live.com msn.com icloud.com me.com aol.com gmx.de gmx.net web.de
+    proton.me protonmail.com mail.com yandex.com""".split())
+COMPETITORS = frozenset(["pipelinepro.io", "dealcraft.com", "funnelforge.com"])
+STATUSES = frozenset(["lead", "prospect", "opportunity", "disqualified"])
+EXCLUDED = ("education", "government", "public sector")
+HARD = ("competitor", "chose another", "chose a different", "went with", "selected another",
+        "another vendor", "another solution", "alternative", "no longer need",
+        "not needed anymore", "need went away", "project cancel", "cancelled", "canceled",
+        "in-house", "in house", "build it ourselves", "built our own", "out of business",
+        "went bankrupt", "shut down")
+SOFT = ("budget", "price", "pricing", "too expensive", "cost", "timing", "postpone",
+        "next quarter", "next year", "not now", "later", "no decision", "undecided", "went dark",
+        "unresponsive", "no response", "ghost", "more time", "not sure", "unsure", "value",
+        "on hold")
+DM_TITLE = re.compile(r"\b(chief|ceo|cto|cfo|coo|cmo|cio|cro|vp|svp|evp|vice president|head of|"
+                      r"director|founder|co-founder|owner|president|managing partner)\b", re.I)
+
+
+def make_handwritten(now: datetime, version: str, digest: str) -> Callable[[Mapping], Decision]:
+    """The default rules as a person would write them in Python, for one run's ``now``."""
+    day = timedelta(days=1)
+    th14, th30, th60, th90 = (now - 14 * day, now - 30 * day, now - 60 * day, now - 90 * day)
+    today = now.date()
+    due = {n: add_business_days(today, n) for n in (1, 2, 3, 5, 15)}
+
+    def decide(c: Mapping[str, Any]) -> Decision:
+        g = c.get
+        country, employees, industry = g("country"), g("employees"), g("industry")
+        title, domain = g("title"), g("email_domain")
+        budget, inbound = g("budget_confirmed"), g("inbound_from_decision_maker")
+        last, reason_text, competitor = g("last_activity_at"), g("closed_lost_reason"), g("competitor")
+        open_deals, lost_deals, won_deals = g("open_deals"), g("lost_deals"), g("won_deals")
+        pricing, chat = g("pricing_page_views"), g("chat_conversations")
+        trial, demo, case = g("trial_signup"), g("demo_requested"), g("case_study_requested")
+        first_name, company = g("first_name"), g("company")
+        rules: list[str] = []
+
+        dm_flag = g("decision_maker")
+        title_dm = None if title is None else DM_TITLE.search(title[:1000]) is not None
+        if dm_flag is True or title_dm is True:
+            is_dm: bool | None = True
+        elif dm_flag is False and title_dm is False:
+            is_dm = False
+        else:
+            is_dm = None
+        served = None if country is None else country in SERVED
+        icp_size = None if employees is None else 50 <= employees <= 5000
+        folded_industry = industry.casefold() if industry is not None else None
+        excluded = None if industry is None else any(w in folded_industry for w in EXCLUDED)
+        icp_fit = served is True and icp_size is True and excluded is not True
+        authority = is_dm is True or inbound is True
+        qualified = icp_fit and budget is True and authority
+
+        # miss type
+        has_lost = (lost_deals is not None and lost_deals >= 1) or reason_text is not None
+        folded_reason = reason_text.casefold() if reason_text is not None else ""
+        hard_reason = reason_text is not None and any(w in folded_reason for w in HARD)
+        soft_reason = reason_text is not None and any(w in folded_reason for w in SOFT)
+        lead_status = g("lead_status")
+        miss_because = ""
+        if won_deals is not None and won_deals >= 1:
+            miss = "none"
+            rules.append("miss_won_customer")
+        elif open_deals is not None and open_deals >= 1:
+            miss = "none"
+            rules.append("miss_deal_still_open")
+        elif has_lost and competitor is not None:
+            miss, miss_because = "hard", f"hard miss: chose {competitor}"
+            rules.append("miss_hard_competitor")
+        elif has_lost and hard_reason:
+            miss, miss_because = "hard", f"hard miss: {reason_text}"
+            rules.append("miss_hard_reason")
+        elif has_lost and soft_reason:
+            miss, miss_because = "soft", f"soft miss: {reason_text}"
+            rules.append("miss_soft_reason")
+        elif has_lost:
+            miss = "soft"
+            miss_because = ("soft miss: loss reason not recognised "
+                            f"({reason_text or 'none recorded'}), review it")
+            rules.append("miss_soft_unrecognised_reason")
+        elif lead_status is not None and lead_status.strip().casefold() in ("bad_timing",
+                                                                            "bad timing"):
+            miss, miss_because = "soft", "soft miss: bad timing"
+            rules.append("miss_soft_bad_timing")
+        elif g("previous_status") == "opportunity" and last is not None and last < th60:
+            miss = "soft"
+            miss_because = ("soft miss: opportunity went cold (no activity since "
+                            f"{last.date().isoformat()})")
+            rules.append("miss_soft_opportunity_went_cold")
+        else:
+            miss = "none"
+
+        # buying signals and qualification
+        signals, signal_text = [], []
+        if trial is True:
+            signals.append("trial signup"); signal_text.append("trial signup"); rules.append("signal_trial")  # noqa: E702
+        if demo is True:
+            signals.append("demo request"); signal_text.append("demo request"); rules.append("signal_demo")  # noqa: E702
+        if case is True:
+            signals.append("case-study request"); signal_text.append("case-study request"); rules.append("signal_case_study")  # noqa: E702,E501
+        if pricing is not None and pricing >= 3:
+            signals.append("pricing page"); signal_text.append(f"{pricing} pricing-page views"); rules.append("signal_pricing_page")  # noqa: E702,E501
+        if chat is not None and chat >= 1:
+            signals.append("chat"); signal_text.append(f"{chat} chat conversation(s)"); rules.append("signal_chat")  # noqa: E702,E501
+        if inbound is True:
+            signals.append("decision maker reached out"); signal_text.append("decision maker reached out"); rules.append("signal_inbound_decision_maker")  # noqa: E702,E501
+        if open_deals is not None and open_deals >= 1:
+            stage = g("deal_stage")
+            signals.append("open deal"); signal_text.append(f"open deal ({stage or 'stage unknown'})"); rules.append("signal_open_deal")  # noqa: E702,E501
+        quals = []
+        if icp_fit:
+            quals.append("ICP fit"); rules.append("qual_icp_fit")  # noqa: E702
+        if budget is True:
+            quals.append("budget confirmed"); rules.append("qual_budget")  # noqa: E702
+        if is_dm is True:
+            quals.append("decision maker"); rules.append("qual_decision_maker")  # noqa: E702
+
+        # status
+        override = g("status_override")
+        normal = override.strip().lower() if override is not None else None
+        if normal in STATUSES:
+            status, headline = normal, f"Status set by hand ({override})"
+            rules.append("status_override")
+        elif g("not_a_fit") is True:
+            status, headline = "disqualified", "Disqualified: marked not a fit"
+            rules.append("dq_not_a_fit")
+        elif served is False:
+            status, headline = "disqualified", f"Disqualified: country {country} is not served"
+            rules.append("dq_country")
+        elif excluded is True:
+            status, headline = "disqualified", f"Disqualified: excluded industry ({industry})"
+            rules.append("dq_industry")
+        elif domain is not None and domain in PERSONAL:
+            status = "disqualified"
+            headline = f"Disqualified: personal email address ({domain})"
+            rules.append("dq_personal_email")
+        elif (title is not None and "student" in title.casefold()) or (
+            domain is not None and domain.strip().casefold().endswith((".edu", ".ac.uk", ".edu.au"))
+        ):
+            status, headline = "disqualified", "Disqualified: student"
+            rules.append("dq_student")
+        elif domain is not None and domain in COMPETITORS:
+            status, headline = "disqualified", f"Disqualified: works for a competitor ({domain})"
+            rules.append("dq_competitor")
+        elif employees is not None and employees < 10:
+            status, headline = "disqualified", f"Disqualified: only {employees} employees"
+            rules.append("dq_too_small")
+        elif open_deals is not None and open_deals >= 1:
+            status, headline = "opportunity", "Opportunity"
+            rules.append("opportunity_open_deal")
+        elif icp_size is False:
+            status = "lead"
+            headline = f"Lead (company size {employees} is outside 50-5,000)"
+            rules.append("lead_outside_icp_size")
+        elif qualified and signals and miss != "hard":
+            status, headline = "opportunity", "Opportunity"
+            rules.append("opportunity_buying_signals")
+        elif qualified:
+            status, headline = "prospect", "Prospect"
+            rules.append("prospect_qualified")
+        else:
+            status, headline = "lead", "Lead"
+
+        # score
+        score = 0
+        for fired, points, rule_id in (
+            (icp_fit, 20, "score_icp_fit"),
+            (is_dm is True, 10, "score_decision_maker"),
+            (budget is True, 10, "score_budget"),
+            ((g("form_submissions") or 0) >= 1, 5, "score_form"),
+            ((g("webinars_attended") or 0) >= 1, 5, "score_webinar"),
+            ((g("content_downloads") or 0) >= 1, 5, "score_download"),
+            ((g("page_views") or 0) >= 10, 5, "score_site_visits"),
+            (last is not None and last >= th30, 10, "score_recent_activity"),
+            (trial is True, 15, "score_trial"),
+            (demo is True, 15, "score_demo"),
+            (pricing is not None and pricing >= 3, 10, "score_pricing"),
+            (case is True, 5, "score_case_study"),
+            (chat is not None and chat >= 1, 5, "score_chat"),
+            (inbound is True, 10, "score_inbound_decision_maker"),
+            (last is not None and last < th90, -15, "score_inactive"),
+            (status == "disqualified", -100, "score_disqualified"),
+        ):
+            if fired:
+                score += points
+                rules.append(rule_id)
+        score = max(0, min(100, score))
+
+        # reason
+        parts = [p for p in (" + ".join(signal_text), " + ".join(quals), miss_because) if p]
+        if not parts:
+            reason = headline
+        else:
+            reason = headline + ("; " if ": " in headline else ": ") + "; ".join(parts)
+        if len(reason) > 255:
+            reason = reason[:254] + "…"
+
+        # tasks
+        who, where = first_name or "the contact", company or "their company"
+        tasks = []
+        if status == "opportunity" and miss == "none":
+            tasks.append(TaskSpec(
+                "opportunity_follow_up", f"Call {who} at {where} today: buying signals",
+                f"Hot opportunity: {', '.join(signals) or 'open deal'}. Be direct: confirm the "
+                "decision process and timeline, propose a next step with a date, and move it to "
+                "a proposal.", due[1], "high", "direct", "task_opportunity_follow_up", True))
+            rules.append("task_opportunity_follow_up")
+        if status == "prospect" and miss == "none" and (last is None or last < th14):
+            tasks.append(TaskSpec(
+                "prospect_nurture", f"Check in with {who} at {where}",
+                "Qualified prospect with no activity for two weeks or more (last: "
+                f"{last.date().isoformat() if last else 'never'}). Be consultative: ask about "
+                "their priorities, share a relevant guide or customer story, offer a short call.",
+                due[3], "normal", "consultative", "task_prospect_nurture", True))
+            rules.append("task_prospect_nurture")
+        if miss == "soft" and status != "disqualified":
+            tasks.append(TaskSpec(
+                "soft_miss_reengagement", f"Re-engage {who} at {where}",
+                f"Soft miss ({reason_text or 'stalled'}). Keep nurturing: send a case study or "
+                "proof of value, re-check their needs and timing, consider adjusted terms. No "
+                "pressure.", due[15], "normal", "consultative", "task_soft_miss_reengage", True))
+            rules.append("task_soft_miss_reengage")
+        if miss == "soft" and has_lost and (reason_text is None or not (hard_reason or soft_reason)):
+            tasks.append(TaskSpec(
+                "loss_reason_review", f"Record a clear loss reason for {company or 'this contact'}",
+                f"The lost deal's reason ('{reason_text or 'none'}') did not match a known soft or "
+                "hard reason. Update it so the miss type is right.",
+                due[2], "low", "consultative", "task_review_loss_reason", True))
+            rules.append("task_review_loss_reason")
+        if miss == "hard":
+            tasks.append(TaskSpec(
+                "loss_analysis", f"Loss analysis: why {company or 'this account'} said no",
+                f"Hard miss: {competitor or 'no competitor recorded'}; reason: "
+                f"{reason_text or 'not recorded'}. Record the competitor and reason and share "
+                "them with product marketing. Stop active selling; a check-in in 6-12 months is "
+                "optional.", due[5], "low", "consultative", "task_hard_miss_analysis", False))
+            rules.append("task_hard_miss_analysis")
+        return Decision(g("id") or "", status, miss, score, reason, tuple(rules), tuple(tasks),
+                        version, digest, None)
+
+    return decide
+
+
+# -- translating the validated tree for the peers ----------------------------------------------
+
+
+def _epoch(value: datetime) -> float:
+    return value.timestamp()
+
+
+def peer_input(contact: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The same contact as JSON-friendly data: dates as epoch seconds, plus ``__now``."""
+    data = {k: (_epoch(v) if isinstance(v, datetime) else v) for k, v in contact.items()}
+    data["__now"] = _epoch(now)
+    return data
+
+
+class ZenTranslator:
+    """Validated tree -> one JDM expression node (ZEN expression language)."""
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.local: dict[str, str] = {}
+
+    @staticmethod
+    def lit(value: Any) -> str:
+        if isinstance(value, datetime):
+            return repr(value.timestamp())
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            # ZEN string literals take backslashes verbatim; pick the quote the text lacks.
+            return f'"{value}"' if "'" in value else f"'{value}'"
+        return repr(value)
+
+    def ref(self, name: str) -> str:
+        return self.local.get(name, name)
+
+    def cond(self, node: Any) -> tuple[str, str]:
+        if isinstance(node, All | AnyOf):
+            parts = [self.cond(i) for i in node.items]
+            t_join, f_join = (" and ", " or ") if isinstance(node, All) else (" or ", " and ")
+            return ("(" + t_join.join(p[0] for p in parts) + ")",
+                    "(" + f_join.join(p[1] for p in parts) + ")")
+        if isinstance(node, Not):
+            t, f = self.cond(node.item)
+            return f, t
+        if isinstance(node, Ref):
+            return self.cond(self.tree.conditions[node.name])
+        return self.leaf(node)
+
+    def leaf(self, leaf: Leaf) -> tuple[str, str]:
+        v, op, o = self.ref(leaf.name), leaf.op, leaf.operand
+        nn = f"{v} != null"
+        if leaf.kind == "list":
+            if op == "contains":
+                return f"({self.lit(o)} in {v})", f"(not ({self.lit(o)} in {v}))"
+            return ((f"(len({v}) > 0)", f"(len({v}) == 0)") if op == "exists"
+                    else (f"(len({v}) == 0)", f"(len({v}) > 0)"))
+        if op == "exists":
+            return f"({nn})", f"({v} == null)"
+        if op == "missing":
+            return f"({v} == null)", f"({nn})"
+        cmp = {"is": ("==", "!="), "is_not": ("!=", "=="), "at_least": (">=", "<"),
+               "at_most": ("<=", ">"), "more_than": (">", "<="), "less_than": ("<", ">=")}
+        if op in cmp:
+            other = self.ref(o.name) if isinstance(o, FactRef) else self.lit(o)
+            guard = f"{nn} and {other} != null" if isinstance(o, FactRef) else nn
+            return (f"({guard} and {v} {cmp[op][0]} {other})",
+                    f"({guard} and {v} {cmp[op][1]} {other})")
+        if op in ("in", "not_in"):
+            items = "[" + ", ".join(self.lit(i) for i in sorted(o, key=str)) + "]"
+            t, f = f"({nn} and {v} in {items})", f"({nn} and not ({v} in {items}))"
+            return (t, f) if op == "in" else (f, t)
+        if op == "between":
+            inside = f"{v} >= {self.lit(o[0])} and {v} <= {self.lit(o[1])}"
+            return f"({nn} and {inside})", f"({nn} and not ({inside}))"
+        if op in ("within_days", "older_than_days"):
+            limit = f"(__now - {o.total_seconds()})"
+            t, f = f"({nn} and {v} >= {limit})", f"({nn} and {v} < {limit})"
+            return (t, f) if op == "within_days" else (f, t)
+        if op == "matches":
+            hit = f"matches(lower({v}), {self.lit(o.pattern)})"
+        elif op == "contains":
+            hit = "(" + " or ".join(f"contains(lower({v}), {self.lit(n)})" for n in o) + ")"
+        elif op in ("starts_with", "ends_with"):
+            fn = "startsWith" if op == "starts_with" else "endsWith"
+            hit = "(" + " or ".join(f"{fn}(lower(trim({v})), {self.lit(n)})" for n in o) + ")"
+        else:
+            hit = f"(lower(trim({v})) in [{', '.join(self.lit(n) for n in sorted(o))}])"
+        return f"({nn} and {hit})", f"({nn} and not {hit})"
+
+    def expressions(self) -> list[tuple[str, str]]:
+        """``(key, expression)`` pairs, evaluated in order; later ones read earlier via ``$``."""
+        out = []
+        for derived in self.tree.derived.values():
+            t, f = self.cond(derived.when)
+            out.append((derived.name, f"{t} ? true : ({f} ? false : null)"))
+            self.local[derived.name] = f"$.{derived.name}"
+        for decision in self.tree.decisions:
+            if decision.hit == "first":
+                expr = self.lit(decision.default)
+                for rule in reversed(decision.rules):
+                    t = self.cond(rule.when)[0] if rule.when else "true"
+                    if isinstance(rule.then, FactRef):
+                        src = self.ref(rule.then.name)
+                        allowed = "[" + ", ".join(self.lit(s) for s in decision.closed_set) + "]"
+                        t = f"({t} and {src} != null and lower(trim({src})) in {allowed})"
+                        value = f"lower(trim({src}))"
+                    else:
+                        value = self.lit(rule.then)
+                    expr = f"({t} ? {value} : {expr})"
+            elif decision.hit == "sum":
+                terms = [str(decision.default or 0)] + [
+                    f"({self.cond(r.when)[0]} ? {r.add} : 0)" for r in decision.rules]
+                total = " + ".join(terms)
+                expr = f"max([{decision.minimum}, min([{decision.maximum}, {total}])])"
+            else:
+                items = ", ".join(f"({self.cond(r.when)[0]} ? {self.lit(r.then)} : null)"
+                                  for r in decision.rules)
+                expr = f"filter([{items}], # != null)"
+            out.append((decision.output, expr))
+            self.local[decision.output] = f"$.{decision.output}"
+        return out
+
+    def graph(self) -> dict[str, Any]:
+        """The JDM document."""
+        position = {"x": 0, "y": 0}
+        expressions = [{"id": f"e{i}", "key": key, "value": value}
+                       for i, (key, value) in enumerate(self.expressions())]
+        return {
+            "nodes": [
+                {"id": "in", "type": "inputNode", "name": "contact", "position": position},
+                {"id": "rules", "type": "expressionNode", "name": "default rules",
+                 "position": position, "content": {"expressions": expressions}},
+                {"id": "out", "type": "outputNode", "name": "decision", "position": position},
+            ],
+            "edges": [{"id": "a", "sourceId": "in", "targetId": "rules", "type": "edge"},
+                      {"id": "b", "sourceId": "rules", "targetId": "out", "type": "edge"}],
+        }
+
+
+class JsonLogicTranslator:
+    """Validated tree -> one JSON-logic rule per derived fact and output, applied in order."""
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+
+    @staticmethod
+    def lit(value: Any) -> Any:
+        return value.timestamp() if isinstance(value, datetime) else value
+
+    def var(self, name: str) -> dict[str, Any]:
+        return {"var": name}
+
+    def cond(self, node: Any) -> tuple[Any, Any]:
+        if isinstance(node, All | AnyOf):
+            parts = [self.cond(i) for i in node.items]
+            t_op, f_op = ("and", "or") if isinstance(node, All) else ("or", "and")
+            return {t_op: [p[0] for p in parts]}, {f_op: [p[1] for p in parts]}
+        if isinstance(node, Not):
+            t, f = self.cond(node.item)
+            return f, t
+        if isinstance(node, Ref):
+            return self.cond(self.tree.conditions[node.name])
+        return self.leaf(node)
+
+    def leaf(self, leaf: Leaf) -> tuple[Any, Any]:
+        v, op, o = self.var(leaf.name), leaf.op, leaf.operand
+        nn = {"!=": [v, None]}
+
+        def guarded(expr: Any) -> Any:
+            return {"and": [nn, expr]}
+
+        if leaf.kind == "list":
+            if op == "contains":
+                return {"in": [o, v]}, {"!": {"in": [o, v]}}
+            t, f = {"!!": [v]}, {"!": [v]}
+            return (t, f) if op == "exists" else (f, t)
+        if op == "exists":
+            return nn, {"==": [v, None]}
+        if op == "missing":
+            return {"==": [v, None]}, nn
+        cmp = {"is": ("===", "!=="), "is_not": ("!==", "==="), "at_least": (">=", "<"),
+               "at_most": ("<=", ">"), "more_than": (">", "<="), "less_than": ("<", ">=")}
+        if op in cmp:
+            if isinstance(o, FactRef):
+                other = self.var(o.name)
+                both = {"and": [nn, {"!=": [other, None]}]}
+                return ({"and": [both, {cmp[op][0]: [v, other]}]},
+                        {"and": [both, {cmp[op][1]: [v, other]}]})
+            return guarded({cmp[op][0]: [v, self.lit(o)]}), guarded({cmp[op][1]: [v, self.lit(o)]})
+        if op in ("in", "not_in"):
+            items = sorted(o, key=str)
+            t, f = guarded({"in": [v, items]}), guarded({"!": {"in": [v, items]}})
+            return (t, f) if op == "in" else (f, t)
+        if op == "between":
+            inside = {"<=": [self.lit(o[0]), v, self.lit(o[1])]}
+            return guarded(inside), guarded({"!": inside})
+        if op in ("within_days", "older_than_days"):
+            limit = {"-": [{"var": "__now"}, o.total_seconds()]}
+            t, f = guarded({">=": [v, limit]}), guarded({"<": [v, limit]})
+            return (t, f) if op == "within_days" else (f, t)
+        lower = {"method": [v, "lower"]}
+        stripped = {"method": [{"method": [v, "strip"]}, "lower"]}
+        if op == "matches":
+            hit: Any = {"regex_search": [o.pattern, v]}
+        elif op == "contains":
+            hit = {"or": [{"in": [n, lower]} for n in o]}
+        elif op in ("starts_with", "ends_with"):
+            method = "startswith" if op == "starts_with" else "endswith"
+            hit = {"or": [{"method": [stripped, method, [n]]} for n in o]}
+        else:
+            hit = {"in": [stripped, sorted(o)]}
+        return guarded(hit), guarded({"!": hit})
+
+    def rules(self) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for derived in self.tree.derived.values():
+            t, f = self.cond(derived.when)
+            out.append((derived.name, {"if": [t, True, f, False, None]}))
+        for decision in self.tree.decisions:
+            if decision.hit == "first":
+                branches: list[Any] = []
+                for rule in decision.rules:
+                    t = self.cond(rule.when)[0] if rule.when else True
+                    if isinstance(rule.then, FactRef):
+                        src = self.var(rule.then.name)
+                        normal = {"method": [{"method": [src, "strip"]}, "lower"]}
+                        t = {"and": [t, {"!=": [src, None]},
+                                     {"in": [normal, list(decision.closed_set)]}]}
+                        branches += [t, normal]
+                    else:
+                        branches += [t, rule.then]
+                out.append((decision.output, {"if": [*branches, decision.default]}))
+            elif decision.hit == "sum":
+                total = {"+": [decision.default or 0] + [
+                    {"if": [self.cond(r.when)[0], r.add, 0]} for r in decision.rules]}
+                out.append((decision.output,
+                            {"max": [decision.minimum, {"min": [decision.maximum, total]}]}))
+            else:
+                out.append((decision.output, {"merge": [
+                    {"if": [self.cond(r.when)[0], [r.then], []]} for r in decision.rules]}))
+        return out
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+def rules_table(count: int, peer_count: int, repeats: int) -> list[tuple[str, float, str]]:
+    """Measure every engine; verify agreement; return ``(name, records/s, note)`` rows."""
+    import json_logic
+    import zen
+
+    rules = load_ruleset(RULES)
+    contacts = generate(count)
+    hand = make_handwritten(NOW, rules.version, rules.content_hash)
+
+    # Agreement first: the whole Decision against the ceiling, and the interpreter.
+    for contact in contacts:
+        mine = rules.evaluate(contact, now=NOW)
+        if mine != hand(contact) or mine != rules.interpret(contact, now=NOW):
+            raise SystemExit(f"disagreement on {contact['id']}:\n{mine}\n{hand(contact)}")
+
+    peers_in = [peer_input(c, NOW) for c in contacts[:peer_count]]
+    engine = zen.ZenEngine()
+    zen_decision = engine.create_decision(json.dumps(ZenTranslator(rules.tree).graph()))
+    json_logic.add_operation(
+        "regex_search", lambda pattern, s: re.search(pattern, s[:1000], re.I) is not None)
+    logic = JsonLogicTranslator(rules.tree).rules()
+
+    def run_logic(data: dict[str, Any]) -> dict[str, Any]:
+        data = dict(data)
+        for key, rule in logic:
+            data[key] = json_logic.jsonLogic(rule, data)
+        return data
+
+    keys = ("status", "miss_type", "score", "buying_signals", "qualification")
+    for contact, data in zip(contacts, peers_in, strict=False):
+        mine = rules.evaluate(contact, now=NOW)
+        ours = (mine.status, mine.miss_type, mine.score)
+        zen_out = zen_decision.evaluate(data)["result"]
+        logic_out = run_logic(data)
+        for name, out in (("zen-engine", zen_out), ("json-logic", logic_out)):
+            theirs = (out["status"], out["miss_type"], int(out["score"]))
+            if theirs != ours:
+                raise SystemExit(f"{name} disagrees on {contact['id']}: {theirs} != {ours}")
+        assert all(k in zen_out for k in keys)
+
+    evaluate, interpret = rules.evaluate, rules.interpret
+    few = contacts[:peer_count]
+    def each(function: Callable[..., Any], items: list[Any], **kwargs: Any) -> Callable[[], None]:
+        # Decisions are dropped as they are made, as in a streaming run (keeping them all
+        # would mostly measure the garbage collector walking the kept traces).
+        def run() -> None:
+            for item in items:
+                function(item, **kwargs)
+        return run
+
+    engines: list[tuple[str, Callable[[], None], int, str]] = [
+        ("handwritten Python (ceiling)", each(hand, contacts), count,
+         "same Decision, reason and tasks"),
+        ("crmsync compiled", each(evaluate, contacts, now=NOW), count, "rules/default.json"),
+        ("crmsync compiled, explain=True", each(evaluate, few, now=NOW, explain=True),
+         peer_count, "full trace"),
+        ("crmsync interpreter (tree walk)", each(interpret, few, now=NOW), peer_count,
+         "reference / naive engine"),
+        ("zen-engine (GoRules JDM)", each(zen_decision.evaluate, peers_in), peer_count,
+         "status, miss, score, lists"),
+        ("json-logic-qubit", each(run_logic, peers_in), peer_count,
+         "status, miss, score, lists"),
+    ]
+    # Rounds interleave the engines, so a busy neighbour slows all of them alike; the best
+    # round of each engine is reported.
+    best = {name: float("inf") for name, *_ in engines}
+    for _ in range(repeats):
+        for name, run, _n, _note in engines:
+            gc.collect()
+            started = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - started)
+    return [(name, n / best[name], note) for name, _run, n, note in engines]
+
+
+def _json_default(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def io_table(count: int) -> list[tuple[str, float, str]]:
+    """``crmsync evaluate`` on ``count`` JSON lines vs. a bare stdlib json read + write."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "contacts.jsonl"
+        with open(source, "w", encoding="utf-8") as handle:
+            for contact in generate(count, seed=11):
+                handle.write(json.dumps(contact, default=_json_default) + "\n")
+        baseline_script = (
+            "import json,sys\n"
+            "with open(sys.argv[1]) as src, open(sys.argv[2], 'w') as out:\n"
+            "    for line in src:\n"
+            "        out.write(json.dumps(json.loads(line)) + '\\n')\n"
+        )
+        baseline = _timed([sys.executable, "-c", baseline_script, str(source), os.devnull])
+        crmsync_cli = [sys.executable, "-m", "crmsync", "evaluate", "--rules", str(RULES),
+                       "--input", str(source), "--now", "2026-01-05T09:00:00Z", "--output"]
+        ours = _timed([*crmsync_cli, str(Path(tmp) / "out.jsonl")])
+        rows.append((f"stdlib json read+write, {count:,} lines", baseline[0], f"{baseline[1]} MB"))
+        rows.append((f"crmsync evaluate, {count:,} lines", ours[0], f"{ours[1]} MB peak RSS"))
+        big = Path(tmp) / "big.jsonl"
+        with open(source, "rb") as src_handle:
+            chunk = src_handle.read()
+        with open(big, "wb") as handle:
+            for _ in range(5):
+                handle.write(chunk)
+        bigger = _timed([*crmsync_cli, os.devnull, "--input", str(big)])
+        rows.append((f"crmsync evaluate, {5 * count:,} lines", bigger[0],
+                     f"{bigger[1]} MB peak RSS"))
+    return rows
+
+
+def _timed(command: list[str]) -> tuple[float, int]:
+    """Run ``command``; return (seconds, peak RSS in MB) of that child alone."""
+    script = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter(); subprocess.run(sys.argv[1:], check=True)\n"
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, *command], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[0]), int(out[1]) // 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=20_000, help="contacts for fast engines")
+    parser.add_argument("--peer-count", type=int, default=2_000, help="contacts for slow ones")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (best kept)")
+    parser.add_argument("--io-count", type=int, default=100_000)
+    parser.add_argument("--skip-io", action="store_true")
+    args = parser.parse_args()
+
+    rows = rules_table(args.count, args.peer_count, args.repeats)
+    ceiling = rows[0][1]
+    print(f"Rule evaluation, rules/default.json, single core, {sys.version.split()[0]} "
+          f"(all engines agree on every record)")
+    print(f"{'engine':34} {'records/s':>12} {'vs ceiling':>11}  note")
+    for name, rate, note in rows:
+        print(f"{name:34} {rate:12,.0f} {rate / ceiling:10.1%}  {note}")
+    if args.skip_io:
+        return
+    print()
+    io_rows = io_table(args.io_count)
+    base = io_rows[0][1]
+    print("crmsync evaluate (JSON Lines in and out) vs a bare stdlib json read+write")
+    print(f"{'run':40} {'seconds':>8} {'vs stdlib':>10}  memory")
+    for name, seconds, note in io_rows:
+        print(f"{name:40} {seconds:8.2f} {seconds / base:9.2f}x  {note}")
+
+
+if __name__ == "__main__":
+    main()
