@@ -166,7 +166,10 @@ class SyncRun:
         self.store = store
         self.options = options or SyncOptions()
         # The one place a run reads the clock: everything downstream is given this value.
-        self.now = (now or datetime.now(UTC)).astimezone(UTC)
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        # CRMs keep milliseconds; a run's stamps are cut to that, so what is written reads back
+        # equal (diffs and undo compare them).
+        self.now = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
         self.on_progress = on_progress or (lambda stream, n: None)
         self.plan_options = _plan_options(self.options.task_close_policy, ruleset)
         self.summary: RunSummary | None = None

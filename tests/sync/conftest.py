@@ -88,6 +88,13 @@ class Crm:
         """crmsync's tasks only (the seeded CRM also holds reps' own activity history)."""
         return [t for t in self.records(self.shape["task_object"]) if task_identity(self, t)[1]]
 
+    def task_identities(self) -> list[tuple[Any, ...]]:
+        return [task_identity(self, t) for t in self.tasks()]
+
+    @property
+    def closed_task_status(self) -> str:
+        return "COMPLETED" if self.crm == "hubspot" else "Completed"
+
     def edit(self, record_id: str, changes: dict[str, Any]) -> None:
         """A rep's edit in the CRM UI: changes fields and moves the modification time."""
         for obj in self.shape["contacts"]:

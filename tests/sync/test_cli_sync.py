@@ -1,0 +1,84 @@
+"""The sync commands as schedulers and admins use them: exit codes, JSON output, history, undo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from crmsync.cli import main
+from crmsync.errors import ExitCode
+
+from .conftest import Crm
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout
+
+
+def test_setup_plan_run_runs_as_json(crm: Crm) -> None:
+    config = str(crm.config)
+    code, out = _invoke("setup", "--config", config, "--output", "json")
+    assert code == 0
+    created = json.loads(out)["created"]
+    assert created, "a fresh CRM gets crmsync's fields"
+    code, out = _invoke("setup", "--config", config, "--output", "json")
+    assert json.loads(out)["created"] == []
+
+    code, out = _invoke("plan", "--config", config, "--output", "json")
+    planned = json.loads(out)
+    assert code == ExitCode.OK
+    assert planned["mode"] == "plan"
+    assert planned["counts"]["updated"] == planned["counts"]["evaluated"] > 0
+    assert crm.server.call_counts()["writes"] == len(created)  # only setup wrote
+
+    code, out = _invoke("run", "--config", config, "--output", "json")
+    ran = json.loads(out)
+    assert code == ExitCode.OK
+    assert ran["counts"]["field_writes"] == planned["counts"]["updated"]
+    assert ran["minimum_api_calls"] <= ran["api_calls"]
+
+    code, out = _invoke("runs", "--config", config, "--output", "json")
+    history = json.loads(out)
+    assert [r["mode"] for r in history] == ["run", "plan"]
+    assert history[0]["run_id"] == ran["run_id"]
+
+
+def test_run_without_setup_is_a_config_error_naming_setup(crm: Crm) -> None:
+    result = CliRunner().invoke(main, ["run", "--config", str(crm.config)])
+    assert result.exit_code == ExitCode.BAD_CONFIG
+    assert "crmsync setup" in result.output
+    assert "Traceback" not in result.output
+    assert crm.server.call_counts()["writes"] == 0
+
+
+def test_undo_restores_fields_and_closes_tasks(crm: Crm) -> None:
+    config = str(crm.config)
+    crm.setup()
+    code, out = _invoke("run", "--config", config, "--output", "json")
+    run_id = json.loads(out)["run_id"]
+    assert any(c.get(crm.shape["status"]) for c in crm.contacts())
+    edited = crm.contacts()[0]
+    crm.edit(edited["id"], {crm.shape["reason"]: "set by a rep"})
+
+    code, out = _invoke("undo", run_id, "--config", config, "--output", "json")
+    undone = json.loads(out)
+    assert code == ExitCode.OK
+    assert undone["skipped"] == 1  # the rep's edit since is kept
+    after = {c["id"]: c for c in crm.contacts()}
+    assert after[edited["id"]][crm.shape["reason"]] == "set by a rep"
+    others = [c for i, c in after.items() if i != edited["id"]]
+    assert all(not c.get(crm.shape["status"]) for c in others)
+    assert undone["tasks_closed"] == len(crm.tasks()) > 0
+    assert {t[2] for t in (crm.task_identities())} == {crm.closed_task_status}
+
+
+def test_bad_settings_exit_2_and_name_where_values_were_looked_for(tmp_path: Path) -> None:
+    config = tmp_path / "crmsync.toml"
+    config.write_text('[crm]\ntype = "hubspot"\n', "utf-8")
+    result = CliRunner().invoke(main, ["run", "--config", str(config)], env={"CRMSYNC_CRM__TOKEN": ""})
+    assert result.exit_code == ExitCode.BAD_CONFIG
+    assert "CRMSYNC_CRM__TOKEN" in result.output
+    assert "Traceback" not in result.output
