@@ -148,7 +148,8 @@ def make_handwritten(now: datetime, version: str, digest: str) -> Callable[[Mapp
         country, employees, industry = g("country"), g("employees"), g("industry")
         title, domain = g("title"), g("email_domain")
         budget, inbound = g("budget_confirmed"), g("inbound_from_decision_maker")
-        last, reason_text, competitor = g("last_activity_at"), g("closed_lost_reason"), g("competitor")
+        last, competitor = g("last_activity_at"), g("competitor")
+        reason_text = g("closed_lost_reason")
         open_deals, lost_deals, won_deals = g("open_deals"), g("lost_deals"), g("won_deals")
         pricing, chat = g("pricing_page_views"), g("chat_conversations")
         trial, demo, case = g("trial_signup"), g("demo_requested"), g("case_study_requested")
@@ -212,28 +213,31 @@ def make_handwritten(now: datetime, version: str, digest: str) -> Callable[[Mapp
 
         # buying signals and qualification
         signals, signal_text = [], []
-        if trial is True:
-            signals.append("trial signup"); signal_text.append("trial signup"); rules.append("signal_trial")  # noqa: E702
-        if demo is True:
-            signals.append("demo request"); signal_text.append("demo request"); rules.append("signal_demo")  # noqa: E702
-        if case is True:
-            signals.append("case-study request"); signal_text.append("case-study request"); rules.append("signal_case_study")  # noqa: E702,E501
-        if pricing is not None and pricing >= 3:
-            signals.append("pricing page"); signal_text.append(f"{pricing} pricing-page views"); rules.append("signal_pricing_page")  # noqa: E702,E501
-        if chat is not None and chat >= 1:
-            signals.append("chat"); signal_text.append(f"{chat} chat conversation(s)"); rules.append("signal_chat")  # noqa: E702,E501
-        if inbound is True:
-            signals.append("decision maker reached out"); signal_text.append("decision maker reached out"); rules.append("signal_inbound_decision_maker")  # noqa: E702,E501
-        if open_deals is not None and open_deals >= 1:
-            stage = g("deal_stage")
-            signals.append("open deal"); signal_text.append(f"open deal ({stage or 'stage unknown'})"); rules.append("signal_open_deal")  # noqa: E702,E501
+        stage = g("deal_stage")
+        for fired, label, text, rule_id in (
+            (trial is True, "trial signup", "trial signup", "signal_trial"),
+            (demo is True, "demo request", "demo request", "signal_demo"),
+            (case is True, "case-study request", "case-study request", "signal_case_study"),
+            (pricing is not None and pricing >= 3, "pricing page",
+             f"{pricing} pricing-page views", "signal_pricing_page"),
+            (chat is not None and chat >= 1, "chat", f"{chat} chat conversation(s)",
+             "signal_chat"),
+            (inbound is True, "decision maker reached out", "decision maker reached out",
+             "signal_inbound_decision_maker"),
+            (open_deals is not None and open_deals >= 1, "open deal",
+             f"open deal ({stage or 'stage unknown'})", "signal_open_deal"),
+        ):
+            if fired:
+                signals.append(label)
+                signal_text.append(text)
+                rules.append(rule_id)
         quals = []
-        if icp_fit:
-            quals.append("ICP fit"); rules.append("qual_icp_fit")  # noqa: E702
-        if budget is True:
-            quals.append("budget confirmed"); rules.append("qual_budget")  # noqa: E702
-        if is_dm is True:
-            quals.append("decision maker"); rules.append("qual_decision_maker")  # noqa: E702
+        for fired, label, rule_id in ((icp_fit, "ICP fit", "qual_icp_fit"),
+                                      (budget is True, "budget confirmed", "qual_budget"),
+                                      (is_dm is True, "decision maker", "qual_decision_maker")):
+            if fired:
+                quals.append(label)
+                rules.append(rule_id)
 
         # status
         override = g("status_override")
@@ -340,7 +344,8 @@ def make_handwritten(now: datetime, version: str, digest: str) -> Callable[[Mapp
                 "proof of value, re-check their needs and timing, consider adjusted terms. No "
                 "pressure.", due[15], "normal", "consultative", "task_soft_miss_reengage", True))
             rules.append("task_soft_miss_reengage")
-        if miss == "soft" and has_lost and (reason_text is None or not (hard_reason or soft_reason)):
+        unrecognised = reason_text is None or not (hard_reason or soft_reason)
+        if miss == "soft" and has_lost and unrecognised:
             tasks.append(TaskSpec(
                 "loss_reason_review", f"Record a clear loss reason for {company or 'this contact'}",
                 f"The lost deal's reason ('{reason_text or 'none'}') did not match a known soft or "

@@ -1,5 +1,7 @@
 """The rules commands as a user runs them: exit codes, messages, streaming JSON Lines."""
 
+# ruff: noqa: E501 - rule snippets and their expectations read best one per line
+
 from __future__ import annotations
 
 import json

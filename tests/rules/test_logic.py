@@ -1,5 +1,7 @@
 """Condition semantics: every operator, three-valued logic, outputs, hit policies, tasks."""
 
+# ruff: noqa: E501 - rule snippets and their expectations read best one per line
+
 from __future__ import annotations
 
 import json

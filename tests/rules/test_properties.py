@@ -1,5 +1,7 @@
 """Property tests: any contact, however odd, gets exactly one valid, deterministic decision."""
 
+# ruff: noqa: E501 - rule snippets and their expectations read best one per line
+
 from __future__ import annotations
 
 from dataclasses import replace

@@ -1,5 +1,7 @@
 """Rule-file errors: located (file:line:col + JSON pointer), all at once, with hints."""
 
+# ruff: noqa: E501 - rule snippets and their expectations read best one per line
+
 from __future__ import annotations
 
 import json

@@ -27,7 +27,6 @@ import jsonschema
 
 from crmsync.errors import Diagnostic
 from crmsync.model import MISS_TYPES, STATUSES
-from crmsync.rules.facts import NAME_PATTERN
 from crmsync.rules.jsonpos import SourceMap, escape_pointer_token, to_pointer
 from crmsync.rules.regexes import UnsafeRegexError, compile_safe
 from crmsync.rules.templates import TemplateSyntaxError, parse_template
