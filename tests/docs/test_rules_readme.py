@@ -44,6 +44,29 @@ def test_readme_has_examples_of_every_kind() -> None:
     assert len(_examples("condition")) >= 3
     assert len(_examples("task")) == 1
     assert len(_examples("error")) == 1
+    assert len(_examples("output")) == 1
+
+
+def test_evaluate_output_example_is_what_evaluate_writes() -> None:
+    import orjson
+
+    from crmsync.cli.rules_cmds import decision_json
+
+    [(source, _)] = _examples("output")
+    documented = json.loads(source)
+    rules = load_ruleset(ROOT / "rules" / "default.json")
+    case = rules.tree.tests[0]
+    # Serialised exactly as `crmsync evaluate` does it.
+    actual = orjson.loads(orjson.dumps(decision_json(rules.evaluate(case.facts, now=case.now))))
+    assert documented.keys() == actual.keys()
+    for key in ("id", "status", "miss_type", "score", "reason"):
+        assert documented[key] == actual[key]
+    for rule_id in documented["rules"]:
+        assert rule_id == "..." or rule_id in actual["rules"]
+    [task] = documented["tasks"]
+    assert task.keys() == actual["tasks"][0].keys()
+    assert {k: v for k, v in task.items() if v != "..."} == {
+        k: v for k, v in actual["tasks"][0].items() if task[k] != "..."}
 
 
 @pytest.mark.parametrize("source", [s for s, _ in _examples("ruleset")])

@@ -341,7 +341,7 @@ def explain(rules_file: str, input_file: str, contact_ids: tuple[str, ...],
                 _print_explanation(decision)
                 found.append({})
     if output_format == "json":
-        emit_json(json.loads(orjson.dumps(found)))
+        emit_json(found)
     if wanted and not found:
         raise ConfigError(f"no contact with id {', '.join(sorted(wanted))} in {input_file}")
     if skipped:

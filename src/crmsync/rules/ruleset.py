@@ -52,20 +52,21 @@ class RuleSet:
         self._explain = explained.function
         self._thresholds = compiled.thresholds
         self._dues = compiled.dues
-        self._last_now: datetime | None = None
-        self._last_constants: tuple[Any, ...] = ()
+        # One attribute, replaced whole, so threads sharing a RuleSet never see a torn pair.
+        self._cache: tuple[datetime | None, tuple[Any, ...]] = (None, ())
 
     def _constants_for(self, now: datetime) -> tuple[Any, ...]:
         """Per-``now`` constants: the clock, date thresholds and due dates (cached)."""
-        if now is self._last_now:
-            return self._last_constants
+        cached_now, cached = self._cache
+        if now is cached_now:
+            return cached
         moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
         constants = (
             moment,
             *(moment - span for span in self._thresholds),
             *(add_business_days(moment.date(), days) for days in self._dues),
         )
-        self._last_now, self._last_constants = now, constants
+        self._cache = (now, constants)
         return constants
 
     def evaluate(
