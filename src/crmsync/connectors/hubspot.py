@@ -366,8 +366,6 @@ class HubSpotConnector:
                 error = translate(op, exc)
                 if error is None:
                     raise
-                if isinstance(error, _RateLimited):
-                    self._remaining = 0
                 if (not idempotent and isinstance(error, TransientError)
                         and not isinstance(error, _RateLimited)):
                     raise _Unsure(error) from exc

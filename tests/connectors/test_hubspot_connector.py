@@ -1,0 +1,447 @@
+"""The HubSpot connector driving the real hubspot-api-client against the sandbox emulator.
+
+Nothing is mocked: requests go over loopback HTTP to :class:`HubSpotEmulator`; assertions compare
+with the seed org (what the CRM holds), the emulator's records and its own call counts. The
+emulator and the connector share a fake clock whose ``sleep`` moves time on, so rate-limit
+windows and Retry-After waits pass instantly and every wait is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crmsync.connectors.base import Connector, Page, RecordUpdate
+from crmsync.connectors.hubspot import HubSpotConnector, task_key, translate
+from crmsync.errors import (
+    AuthError,
+    ConfigError,
+    CrmRequestError,
+    QuotaExhausted,
+    TransientError,
+)
+from crmsync.model import TaskClose, TaskCreate, TaskSpec
+from crmsync.retry import RetryPolicy
+from crmsync.sandbox.hubspot import HubSpotEmulator, RateLimits
+from crmsync.sandbox.hubspot.seeding import owner_id
+from crmsync.sandbox.seed import Org, Person, generate_org
+from crmsync.sandbox.server import SandboxServer
+
+STREAM = "hubspot:contacts"
+ROOT = Path(__file__).resolve().parents[2]
+#: The seed anchor of ``hubspot_org`` (see conftest).
+ANCHOR = datetime(2026, 11, 23, tzinfo=UTC)
+#: ``hubspot_admin(method, path, body) -> (status, JSON)`` (see conftest).
+HubSpotAdmin = Any
+#: The shared fake clock (see conftest): ``now``, ``sleeps``, ``sleep(s)``, ``advance(s)``.
+HubSpotClock = Any
+
+# crmsync.retry passes tenacity 9.2's deprecated ``initial=`` to wait_exponential_jitter; the
+# warning is not this connector's to fix, and must not fail these tests meanwhile.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The 'initial' parameter is deprecated:DeprecationWarning")
+
+
+def _read_all(connector: HubSpotConnector, since: datetime | None = None) -> list[Page]:
+    return list(connector.read(STREAM, since))
+
+
+def _server_total(server: SandboxServer) -> int:
+    return int(server.call_counts()["total"])
+
+
+def _by_email(org: Org) -> dict[str, Person]:
+    return {p.email.lower(): p for p in org.people}
+
+
+def _records(admin: HubSpotAdmin, type_name: str) -> dict[str, dict[str, Any]]:
+    status, body = admin("GET", f"/_sandbox/records/{type_name}")
+    assert status == 200
+    return {r["id"]: r for r in body["results"]}
+
+
+def _quiet_since(admin: HubSpotAdmin, clock: HubSpotClock) -> datetime:
+    """Move the clock past every record's last change (the seed dates some deals ahead of
+    its anchor) and return that moment: nothing has changed since."""
+    latest = max(datetime.fromisoformat(r["updatedAt"].replace("Z", "+00:00"))
+                 for kind in ("contacts", "deals") for r in _records(admin, kind).values())
+    clock.now = max(clock.now, latest.timestamp()) + 60
+    return datetime.fromtimestamp(clock.now, UTC)
+
+
+def _task(contact_id: str, key: str, due: date = date(2026, 12, 1)) -> TaskCreate:
+    spec = TaskSpec(purpose="follow_up", subject="Call back", body="Trial signup, pricing x3",
+                    due=due, priority="high")
+    return TaskCreate(contact_id, "contacts", key, spec, owner_id=None)
+
+
+# -- protocol and construction ----------------------------------------------------------------
+
+
+def test_connector_satisfies_the_protocol(hubspot_connector: HubSpotConnector) -> None:
+    assert isinstance(hubspot_connector, Connector)
+    assert hubspot_connector.streams() == [STREAM]
+    assert hubspot_connector.limits.write_batch == 100
+
+
+def test_wrong_field_map_or_empty_token_is_a_config_error(hubspot_fieldmap: Any) -> None:
+    from crmsync.connectors.fieldmap import load_fieldmap
+
+    with pytest.raises(ConfigError, match="not hubspot"):
+        HubSpotConnector(load_fieldmap(ROOT / "connectors" / "salesforce.json"), token="t")
+    with pytest.raises(ConfigError, match="token"):
+        HubSpotConnector(hubspot_fieldmap, token="")
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+def test_full_read_matches_the_seeded_org_at_the_minimum_call_count(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_org: Org
+) -> None:
+    pages = _read_all(hubspot_connector)
+    contacts = [c for p in pages for c in p.contacts]
+    assert all(not p.ordered and not p.related and len(p.contacts) <= 100 for p in pages)
+    assert len(contacts) == len({c.id for c in contacts}) == len(hubspot_org.people)
+    people = _by_email(hubspot_org)
+    for contact in contacts:
+        f = contact.facts
+        person = people[f["email"]]
+        assert f["id"] == contact.id
+        assert (f["first_name"], f["last_name"], f["title"]) == (
+            person.first_name, person.last_name, person.title)
+        assert f["email_domain"] == person.email.rpartition("@")[2].lower()
+        assert f["country"] == person.country
+        assert f["employees"] == person.employees
+        assert f["annual_revenue"] == person.annual_revenue
+        assert f["page_views"] == person.page_views
+        assert f["pricing_page_views"] == person.pricing_page_views
+        assert f["trial_signup"] is person.trial_signup
+        assert f["budget_confirmed"] == person.budget_confirmed
+        assert f["created_at"] == person.created_at.replace(
+            microsecond=person.created_at.microsecond // 1000 * 1000)
+        assert contact.owner_id == f["owner_id"] == owner_id(person.owner_index)
+        assert contact.modified_at is not None
+        outcomes = [d.outcome for d in person.deals]
+        assert (f["open_deals"], f["won_deals"], f["lost_deals"]) == (
+            outcomes.count("open"), outcomes.count("won"), outcomes.count("lost"))
+        lost = [d for d in person.deals if d.outcome == "lost"]
+        if lost:
+            last = max(lost, key=lambda d: d.close_date)
+            assert f["closed_lost_reason"] == (last.loss_reason or None)
+        assert contact.outputs["status"] is None and f["previous_status"] is None
+    deals = sum(len(p.deals) for p in hubspot_org.people)
+    assert deals > 0
+    minimum = math.ceil(len(hubspot_org.people) / 100) + math.ceil(deals / 100)
+    assert hubspot_connector.api_calls() == _server_total(hubspot_server) == minimum
+
+
+def test_incremental_read_returns_exactly_the_contacts_users_changed(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+    hubspot_clock: HubSpotClock,
+) -> None:
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)
+    since = _quiet_since(hubspot_admin, hubspot_clock)
+    changed = [ids[3], ids[50], ids[120]]
+    for n, record_id in enumerate(changed):
+        hubspot_clock.advance(5)
+        status, _ = hubspot_admin("PATCH", f"/_sandbox/records/contacts/{record_id}",
+                                  {"properties": {"jobtitle": f"VP Sales {n}"}})
+        assert status == 200
+    pages = _read_all(hubspot_connector, since)
+    assert all(p.ordered and not p.related for p in pages)
+    contacts = [c for p in pages for c in p.contacts]
+    assert [c.id for c in contacts] == changed  # ascending lastmodifieddate
+    assert [c.facts["title"] for c in contacts] == ["VP Sales 0", "VP Sales 1", "VP Sales 2"]
+    assert all(c.modified_at is not None and c.modified_at >= since for c in contacts)
+    assert hubspot_connector.api_calls() == _server_total(hubspot_server)
+
+
+def test_contacts_whose_deals_changed_follow_in_related_pages(
+    hubspot_connector: HubSpotConnector, hubspot_admin: HubSpotAdmin, hubspot_clock: HubSpotClock,
+) -> None:
+    deals = _records(hubspot_admin, "deals")
+    since = _quiet_since(hubspot_admin, hubspot_clock)
+    deal = next(d for d in deals.values() if d["properties"].get("dealstage") != "closedwon")
+    contact_id = deal["associations"]["contacts"][0]["id"]
+    edited = next(i for i in _records(hubspot_admin, "contacts") if i != contact_id)
+    hubspot_clock.advance(5)
+    hubspot_admin("PATCH", f"/_sandbox/records/deals/{deal['id']}",
+                  {"properties": {"dealstage": "closedwon"}})
+    hubspot_admin("PATCH", f"/_sandbox/records/contacts/{edited}",
+                  {"properties": {"jobtitle": "CTO"}})
+    pages = _read_all(hubspot_connector, since)
+    direct = [c.id for p in pages if not p.related for c in p.contacts]
+    related = [c for p in pages if p.related for c in p.contacts]
+    assert direct == [edited]
+    assert [c.id for c in related] == [contact_id]
+    assert related[0].facts["won_deals"] >= 1
+
+
+def test_read_ids_skips_unknown_ids(
+    hubspot_connector: HubSpotConnector, hubspot_admin: HubSpotAdmin
+) -> None:
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:3]
+    contacts = hubspot_connector.read_ids(STREAM, [*ids, "999999"])
+    assert sorted(c.id for c in contacts) == ids
+    assert all("open_deals" in c.facts for c in contacts)
+
+
+def test_incremental_read_windows_past_the_10000_result_search_cap(
+    hubspot_serve: Any, hubspot_fieldmap: Any, hubspot_clock: HubSpotClock,
+) -> None:
+    """10,250 matches: one search window cannot serve them (after + limit > 10,000 is a 400)."""
+    org = generate_org(10_250, 3, ANCHOR)
+    clock = hubspot_clock
+    server = hubspot_serve(HubSpotEmulator(org, clock=clock))
+    connector = HubSpotConnector(hubspot_fieldmap, token=server.token, base_url=server.base_url,
+                                 sleep=clock.sleep, clock=clock)
+    try:
+        pages = list(connector.read(STREAM, ANCHOR - timedelta(days=3650)))
+    finally:
+        connector.close()
+    contacts = [c for p in pages if not p.related for c in p.contacts]
+    assert len(contacts) == len({c.id for c in contacts}) == len(org.people)
+    stamps = [c.modified_at for c in contacts]
+    assert stamps == sorted(stamps)  # type: ignore[type-var]
+    by_endpoint = server.call_counts()["by_endpoint"]
+    # 50 pages fill the first window; the second starts GTE its last timestamp (251 records
+    # with the boundary one, dropped as already read): 2 more pages.
+    assert by_endpoint["POST /crm/v3/objects/contacts/search"] == 52
+    # Paced to the search bucket (5/s) and the 10-second one: not one 429 was needed.
+    assert connector.api_calls() == _server_total(server)
+    assert all(s <= 10 for s in clock.sleeps) and clock.sleeps
+
+
+# -- writes -----------------------------------------------------------------------------------
+
+
+def test_write_fields_encodes_values_and_reports_partial_failures_per_record(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+) -> None:
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:4]
+    hubspot_server.install_faults({"rules": [
+        {"kind": "reject_record", "method": "POST", "path": "/crm/v3/objects/contacts/batch/update",
+         "ids": [ids[1]], "error_code": "INVALID_OPTION", "times": None}]})
+    when = datetime(2026, 11, 23, 9, 30, 1, 250000, tzinfo=UTC)
+    updates = [RecordUpdate(i, "contacts", {"status": "prospect", "score": 42, "reason": "Fit",
+                                            "evaluated_at": when, "miss_type": None})
+               for i in ids[:3]]
+    updates.append(RecordUpdate("999999", "contacts", {"status": "lead"}))
+    results = {r.record_id: r for r in hubspot_connector.write_fields(updates)}
+    assert set(results) == {*ids[:3], "999999"}
+    assert results[ids[0]].ok and results[ids[2]].ok
+    assert not results[ids[1]].ok and results[ids[1]].error_code == "INVALID_OPTION"
+    assert not results["999999"].ok and results["999999"].error_code == "OBJECT_NOT_FOUND"
+    assert not results["999999"].retryable
+    stored = _records(hubspot_admin, "contacts")
+    props = stored[ids[0]]["properties"]
+    assert props["crmsync_status"] == "prospect"
+    assert props["crmsync_score"] == "42"
+    assert props["crmsync_evaluated_at"] == "2026-11-23T09:30:01.250Z"
+    assert stored[ids[1]]["properties"].get("crmsync_status") is None
+    assert hubspot_connector.api_calls() == _server_total(hubspot_server) == 1
+    # Reading back decodes what was written; None clears.
+    hubspot_connector.write_fields([RecordUpdate(ids[0], "contacts", {"reason": None})])
+    back = hubspot_connector.read_ids(STREAM, [ids[0]])[0]
+    assert back.outputs["status"] == "prospect" and back.outputs["reason"] is None
+    assert back.outputs["evaluated_at"] == when.replace(microsecond=250000)
+
+
+def test_a_batch_rejected_as_a_whole_is_split_so_neighbours_are_written(
+    hubspot_connector: HubSpotConnector, hubspot_admin: HubSpotAdmin,
+) -> None:
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:5]
+    updates = [RecordUpdate(i, "contacts", {"status": "lead"}) for i in ids]
+    # A value that is not an enumeration option fails HubSpot's whole batch with a 400.
+    updates[2] = RecordUpdate(ids[2], "contacts", {"status": "not-a-status"})
+    results = {r.record_id: r for r in hubspot_connector.write_fields(updates)}
+    assert [results[i].ok for i in ids] == [True, True, False, True, True]
+    assert results[ids[2]].error_code == "INVALID_OPTION"
+    stored = _records(hubspot_admin, "contacts")
+    assert [stored[i]["properties"].get("crmsync_status") for i in ids] == [
+        "lead", "lead", None, "lead", "lead"]
+
+
+def test_tasks_are_created_associated_found_by_key_and_closed(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+    hubspot_fieldmap: Any,
+) -> None:
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:2]
+    results = hubspot_connector.create_tasks([_task(ids[0], "k-a"), _task(ids[1], "k-b")])
+    assert [r.ok for r in results] == [True, True] and [r.key for r in results] == ["k-a", "k-b"]
+    tasks = _records(hubspot_admin, "tasks")
+    made = tasks[results[0].task_id]
+    assert made["properties"]["hs_timestamp"] == "2026-12-01T12:00:00.000Z"
+    assert made["properties"]["hs_task_priority"] == "HIGH"
+    assert made["properties"]["hs_task_status"] == hubspot_fieldmap.tasks.open_status
+    assert made["properties"]["hs_task_body"].startswith("Trial signup, pricing x3")
+    assert task_key(made["properties"]["hs_task_body"]) == "k-a"
+    assert [a["id"] for a in made["associations"]["contacts"]] == [ids[0]]
+    found = hubspot_connector.find_tasks(ids, ["k-a", "k-b", "k-c"])
+    assert found == {"k-a": results[0].task_id, "k-b": results[1].task_id}
+    closed = hubspot_connector.close_tasks([TaskClose(ids[0], "contacts", "k-a", found["k-a"])])
+    assert closed[0].ok and closed[0].key == "k-a"
+    assert hubspot_connector.find_tasks(ids, ["k-a", "k-b"]) == {"k-b": results[1].task_id}
+    assert hubspot_connector.api_calls() == _server_total(hubspot_server)
+
+
+@pytest.mark.parametrize("fault", [{"kind": "disconnect"}, {"status": 502}])
+def test_a_create_with_a_lost_response_is_checked_not_blindly_resent(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+    fault: dict[str, Any],
+) -> None:
+    """After a dropped connection or 5xx the connector looks keys up and creates only the missing.
+
+    ``k-1`` already exists (as if the lost create had landed it); the emulator drops this
+    connection before processing, so ``k-2``/``k-3`` must be created and ``k-1`` must not be.
+    """
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:3]
+    first = hubspot_connector.create_tasks([_task(ids[0], "k-1")])[0]
+    hubspot_server.install_faults({"rules": [
+        {"method": "POST", "path": "/crm/v3/objects/tasks/batch/create", "times": 1, **fault}]})
+    results = hubspot_connector.create_tasks(
+        [_task(ids[0], "k-1"), _task(ids[1], "k-2"), _task(ids[2], "k-3")])
+    assert [(r.ok, r.key) for r in results] == [(True, "k-1"), (True, "k-2"), (True, "k-3")]
+    assert results[0].task_id == first.task_id
+    keys = [task_key(t["properties"]["hs_task_body"])
+            for t in _records(hubspot_admin, "tasks").values()]
+    assert sorted(keys) == ["k-1", "k-2", "k-3"]  # no duplicates
+    by_endpoint = hubspot_server.call_counts()["by_endpoint"]
+    assert by_endpoint["POST /crm/v3/objects/tasks/batch/create"] == 3  # first, lost, re-create
+    assert hubspot_connector.api_calls() == _server_total(hubspot_server)
+
+
+def test_a_rate_limited_create_is_resent_as_is(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+    hubspot_clock: HubSpotClock,
+) -> None:
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:1]
+    hubspot_server.install_faults({"rules": [
+        {"kind": "rate_limit", "method": "POST", "path": "/crm/v3/objects/tasks/batch/create",
+         "retry_after": 2}]})
+    results = hubspot_connector.create_tasks([_task(ids[0], "k-9")])
+    assert results[0].ok
+    by_endpoint = hubspot_server.call_counts()["by_endpoint"]
+    assert by_endpoint["POST /crm/v3/objects/tasks/batch/create"] == 2
+    assert "POST /crm/v4/associations/contacts/tasks/batch/read" not in by_endpoint
+    assert max(hubspot_clock.sleeps) >= 2
+
+
+# -- retries, limits, errors ------------------------------------------------------------------
+
+
+def test_429_is_retried_after_the_servers_retry_after(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_clock: HubSpotClock,
+    hubspot_org: Org,
+) -> None:
+    hubspot_server.install_faults({"rules": [
+        {"kind": "rate_limit", "method": "GET", "path": "/crm/v3/objects/contacts", "times": 2,
+         "retry_after": 7}]})
+    contacts = [c for p in _read_all(hubspot_connector) for c in p.contacts]
+    assert len(contacts) == len(hubspot_org.people)
+    assert len(hubspot_clock.sleeps) == 2 and all(s >= 7 for s in hubspot_clock.sleeps)
+    assert hubspot_connector.api_calls() == _server_total(hubspot_server)
+
+
+def test_429_without_retry_after_waits_for_the_rolling_window(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_clock: HubSpotClock,
+) -> None:
+    hubspot_server.install_faults({"rules": [
+        {"kind": "rate_limit", "method": "GET", "path": "/crm/v3/objects/contacts", "times": 1}]})
+    _read_all(hubspot_connector)
+    assert hubspot_clock.sleeps and hubspot_clock.sleeps[0] >= 10
+
+
+def test_5xx_and_dropped_reads_are_retried(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_org: Org,
+) -> None:
+    hubspot_server.install_faults({"rules": [
+        {"status": 503, "method": "GET", "path": "/crm/v3/objects/contacts", "times": 1},
+        {"kind": "disconnect", "method": "POST", "path": "/crm/v3/objects/deals/batch/read",
+         "times": 1}]})
+    contacts = [c for p in _read_all(hubspot_connector) for c in p.contacts]
+    assert len(contacts) == len(hubspot_org.people)
+    assert hubspot_connector.api_calls() == _server_total(hubspot_server)
+
+
+def test_daily_limit_stops_with_quota_exhausted_and_no_retry(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer,
+) -> None:
+    hubspot_server.install_faults({"rules": [{"kind": "daily_limit", "times": None}]})
+    with pytest.raises(QuotaExhausted, match="daily"):
+        _read_all(hubspot_connector)
+    assert hubspot_connector.api_calls() == _server_total(hubspot_server) == 1
+
+
+def test_the_emulators_own_rate_limit_is_paced_not_hit(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+    hubspot_clock: HubSpotClock,
+) -> None:
+    hubspot_admin("POST", "/_sandbox/config", {"rate_limits": {"per_10s": 6},
+                                               "reset_rate_limits": True})
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)
+    updates = [RecordUpdate(i, "contacts", {"score": n}) for n, i in enumerate(ids)]
+    results = hubspot_connector.write_fields(updates)
+    assert all(r.ok for r in results)
+    # 3 batches of 100 fit; more calls would be 429s the pacing avoided.
+    for _ in range(4):
+        hubspot_connector.write_fields(updates[:100])
+    assert hubspot_connector.api_calls() == _server_total(hubspot_server) == 7
+    assert hubspot_clock.sleeps  # it waited for the window instead
+
+
+def test_bad_token_is_an_auth_error(hubspot_server: SandboxServer, hubspot_fieldmap: Any) -> None:
+    connector = HubSpotConnector(hubspot_fieldmap, token="pat-wrong",
+                                 base_url=hubspot_server.base_url, sleep=lambda s: None)
+    with pytest.raises(AuthError) as raised:
+        connector.check()
+    assert "401" in str(raised.value) and "INVALID_AUTHENTICATION" in str(raised.value)
+    assert raised.value.__cause__ is not None
+    assert connector.api_calls() == 1
+
+
+def test_vendor_errors_are_translated_without_bodies() -> None:
+    from hubspot.crm.objects.tasks.exceptions import ApiException as TasksApiException
+    from hubspot.crm.properties.exceptions import ForbiddenException
+    from urllib3.exceptions import ProtocolError
+
+    secret = '{"status":"error","message":"ana@example.com is bad","category":"VALIDATION_ERROR",' \
+             '"correlationId":"c-1","errors":[{"code":"INVALID_EMAIL"}]}'
+    bad = TasksApiException(status=400, reason="Bad Request")
+    bad.body = secret
+    error = translate("batch create tasks", bad)
+    assert isinstance(error, CrmRequestError)
+    assert "ana@example.com" not in str(error)
+    assert "VALIDATION_ERROR" in str(error) and "c-1" in str(error)
+    assert isinstance(translate("x", ForbiddenException(status=403, reason="Forbidden")), AuthError)
+    assert isinstance(translate("x", ProtocolError("reset")), TransientError)
+    assert translate("x", ValueError("ours")) is None
+
+
+# -- setup and check --------------------------------------------------------------------------
+
+
+def test_setup_is_idempotent_and_check_names_missing_properties(
+    hubspot_bare_server: SandboxServer, hubspot_fieldmap: Any, hubspot_admin: HubSpotAdmin,
+) -> None:
+    connector = HubSpotConnector(hubspot_fieldmap, token=hubspot_bare_server.token,
+                                 base_url=hubspot_bare_server.base_url, sleep=lambda s: None)
+    with pytest.raises(ConfigError, match="crmsync setup") as raised:
+        connector.check()
+    assert "crmsync_status" in str(raised.value) and "crmsync_status_override" in str(raised.value)
+    first = connector.setup()
+    assert set(first.created) == {*hubspot_fieldmap.output_fields(), "crmsync_status_override"}
+    assert first.existing == []
+    before = connector.api_calls()
+    second = connector.setup()
+    assert second.created == [] and set(second.existing) == set(first.created)
+    assert connector.api_calls() == before + 1  # one read, nothing created
+    connector.check()
+    status, prop = hubspot_admin("GET", "/_sandbox/config")  # the server still answers
+    assert status == 200
+    assert connector.api_calls() == _server_total(hubspot_bare_server)
