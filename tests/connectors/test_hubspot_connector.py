@@ -25,8 +25,7 @@ from crmsync.errors import (
     TransientError,
 )
 from crmsync.model import TaskClose, TaskCreate, TaskSpec
-from crmsync.retry import RetryPolicy
-from crmsync.sandbox.hubspot import HubSpotEmulator, RateLimits
+from crmsync.sandbox.hubspot import HubSpotEmulator
 from crmsync.sandbox.hubspot.seeding import owner_id
 from crmsync.sandbox.seed import Org, Person, generate_org
 from crmsync.sandbox.server import SandboxServer
@@ -420,6 +419,12 @@ def test_vendor_errors_are_translated_without_bodies() -> None:
     assert "VALIDATION_ERROR" in str(error) and "c-1" in str(error)
     assert isinstance(translate("x", ForbiddenException(status=403, reason="Forbidden")), AuthError)
     assert isinstance(translate("x", ProtocolError("reset")), TransientError)
+    limited = TasksApiException(status=429, reason="Too Many Requests")
+    limited.body = '{"status":"error","errorType":"RATE_LIMIT","policyName":"SECONDLY"}'
+    waited = translate("search contacts", limited)
+    assert isinstance(waited, TransientError) and waited.retry_after == 1.0
+    limited.body = limited.body.replace("SECONDLY", "DAILY")
+    assert isinstance(translate("search contacts", limited), QuotaExhausted)
     assert translate("x", ValueError("ours")) is None
 
 

@@ -551,9 +551,9 @@ class HubSpotConnector:
             body = {"inputs": [{"id": i} for i in chunk]}
             answer = self._call(
                 f"read {from_type} to {to_type} associations", "associations.batch",
-                lambda api, b=body: api.get_page(from_type, to_type,
-                                                 batch_input_public_fetch_associations_batch_request=b,
-                                                 _request_timeout=self.timeout))
+                lambda api, b=body: api.get_page(
+                    from_type, to_type, batch_input_public_fetch_associations_batch_request=b,
+                    _request_timeout=self.timeout))
             # Ids with no associations come back as 207 errors; they simply have none.
             for result in getattr(answer, "results", None) or []:
                 source = getattr(result, "_from", None)
@@ -739,7 +739,7 @@ class HubSpotConnector:
 
     @staticmethod
     def _batch_errors(answer: Any, unmatched: list[str]) -> dict[str, tuple[str, str]]:
-        """Map a 207's errors onto record ids (``context.ids``); unattributed ones by elimination."""
+        """Map a 207's errors onto record ids (``context.ids``); the rest by elimination."""
         failed: dict[str, tuple[str, str]] = {}
         loose: list[tuple[str, str]] = []
         for error in getattr(answer, "errors", None) or []:
@@ -866,7 +866,8 @@ class HubSpotConnector:
             for task in answer.results or []:
                 props = _props(task)
                 key = task_key(props.get(body_field))
-                if key not in wanted or props.get(status_field) == self.fieldmap.tasks.closed_status:
+                closed = props.get(status_field) == self.fieldmap.tasks.closed_status
+                if key not in wanted or closed:
                     continue
                 # Two open tasks for one key (should not happen): report the oldest, stably.
                 current = found.get(key)
