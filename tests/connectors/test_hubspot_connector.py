@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from crmsync.connectors.base import Connector, Page, RecordUpdate
-from crmsync.connectors.hubspot import HubSpotConnector, task_key, translate
+from crmsync.connectors.hubspot import MAX_PENDING_PAGES, HubSpotConnector, task_key, translate
 from crmsync.errors import (
     AuthError,
     ConfigError,
@@ -179,6 +179,38 @@ def test_contacts_whose_deals_changed_follow_in_related_pages(
     assert direct == [edited]
     assert [c.id for c in related] == [contact_id]
     assert related[0].facts["won_deals"] >= 1
+
+
+def test_pages_stream_with_a_bounded_number_of_pages_held_back(
+    hubspot_serve: Any, hubspot_fieldmap: Any,
+) -> None:
+    """Deal ids are pooled into full batches over at most MAX_PENDING_PAGES list pages."""
+    org = generate_org(2_000, 9, ANCHOR)
+    server = hubspot_serve(HubSpotEmulator(org))
+    connector = HubSpotConnector(hubspot_fieldmap, token=server.token, base_url=server.base_url,
+                                 sleep=lambda s: None)
+    pages = connector.read(STREAM, None)
+    first = next(pages)
+    assert len(first.contacts) == 100
+    assert connector.api_calls() <= MAX_PENDING_PAGES + 2
+    assert sum(len(p.contacts) for p in pages) == len(org.people) - 100
+    deals = sum(len(p.deals) for p in org.people)
+    assert connector.api_calls() == 20 + math.ceil(deals / 100) > MAX_PENDING_PAGES + 2
+    connector.close()
+
+
+def test_tasks_of_unowned_contacts_go_to_the_fallback_owner(
+    hubspot_server: SandboxServer, hubspot_fieldmap: Any, hubspot_admin: HubSpotAdmin,
+) -> None:
+    fallback = owner_id(0)
+    connector = HubSpotConnector(hubspot_fieldmap, token=hubspot_server.token,
+                                 base_url=hubspot_server.base_url, owner_fallback=fallback)
+    contact = sorted(_records(hubspot_admin, "contacts"), key=int)[0]
+    owned = TaskCreate(contact, "contacts", "k-o", _task(contact, "k-o").spec, owner_id(1))
+    made = connector.create_tasks([_task(contact, "k-f"), owned])
+    tasks = _records(hubspot_admin, "tasks")
+    assert [tasks[r.task_id]["properties"]["hubspot_owner_id"] for r in made] == [
+        fallback, owner_id(1)]
 
 
 def test_read_ids_skips_unknown_ids(
@@ -375,6 +407,17 @@ def test_daily_limit_stops_with_quota_exhausted_and_no_retry(
     with pytest.raises(QuotaExhausted, match="daily"):
         _read_all(hubspot_connector)
     assert hubspot_connector.api_calls() == _server_total(hubspot_server) == 1
+
+
+def test_a_used_up_daily_allowance_stops_before_the_next_call(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+) -> None:
+    hubspot_admin("POST", "/_sandbox/config", {"rate_limits": {"daily": 2},
+                                               "reset_rate_limits": True})
+    with pytest.raises(QuotaExhausted):
+        _read_all(hubspot_connector)
+    # Two calls answered; the second said none are left, so no third call was sent.
+    assert hubspot_connector.api_calls() == _server_total(hubspot_server) == 2
 
 
 def test_the_emulators_own_rate_limit_is_paced_not_hit(

@@ -310,6 +310,7 @@ class HubSpotConnector:
         self._window: deque[float] = deque()
         self._searches: deque[float] = deque()
         self._remaining: int | None = None
+        self._daily_remaining: int | None = None
         self._interval_s = 10.0
         contacts = fieldmap.objects["contacts"]
         self._modified = contacts.modified_field
@@ -383,15 +384,23 @@ class HubSpotConnector:
             return
         remaining = response.getheader("X-HubSpot-RateLimit-Remaining")
         interval = response.getheader("X-HubSpot-RateLimit-Interval-Milliseconds")
+        daily = response.getheader("X-HubSpot-RateLimit-Daily-Remaining")
         try:
             self._remaining = int(remaining) if remaining is not None else None
+            self._daily_remaining = int(daily) if daily is not None else None
             if interval is not None:
                 self._interval_s = max(0.001, int(interval) / 1000)
         except ValueError:
-            self._remaining = None
+            self._remaining = self._daily_remaining = None
 
     def _pace(self, search: bool) -> None:
-        """Wait before a call that would break a rate limit, so a healthy run rarely sees 429."""
+        """Wait before a call that would break a rate limit, so a healthy run rarely sees 429.
+
+        When the last response said the daily allowance is used up, stop without calling.
+        """
+        if self._daily_remaining is not None and self._daily_remaining <= 0:
+            raise QuotaExhausted("HubSpot: daily API limit used up (X-HubSpot-RateLimit-Daily-"
+                                 "Remaining is 0); the next run resumes")
         now = self.clock()
         if search:
             bucket, width, room = self._searches, 1.0, SEARCH_PER_SECOND
