@@ -241,3 +241,17 @@ class TestTasks:
     )
     def test_business_days(self, start, days, due) -> None:
         assert add_business_days(start, days) == due
+
+
+def test_email_domain_is_derived_when_an_input_gives_only_the_email() -> None:
+    # DESIGN.md §2 lists email_domain as derived: JSON Lines inputs rarely carry it.
+    rules = load_ruleset_text(_rules([
+        {"output": "status", "hit": "first", "default": "lead", "default_because": "Lead",
+         "rules": [{"id": "personal", "when": {"fact": "email_domain", "in": ["gmail.com"]},
+                    "then": "disqualified", "because": "personal email"}]},
+    ]), filename="t.json")
+    for engine in (rules.evaluate, rules.interpret):
+        assert engine({"email": "Ana@GMAIL.com"}, now=NOW).status == "disqualified"
+        assert engine({"email": "ana@acme.example"}, now=NOW).status == "lead"
+        # A domain given explicitly wins over the email's.
+        assert engine({"email": "a@gmail.com", "email_domain": "acme.example"}, now=NOW).status == "lead"

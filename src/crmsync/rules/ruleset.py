@@ -42,6 +42,8 @@ class RuleSet:
         self.content_hash = content_hash
         self.filename = filename
         self.facts_used: frozenset[str] = tree.facts_used
+        # email_domain is derived (DESIGN.md §2): inputs that give only the email still work.
+        self._derives_domain = "email_domain" in tree.facts_used
         self.outputs: tuple[str, ...] = tuple(d.output for d in tree.decisions)
         compiled = compile_tree(tree, version=self.version, content_hash=content_hash)
         self._function = compiled.function
@@ -93,6 +95,8 @@ class RuleSet:
             facts = {}
         if contact_id is None:
             contact_id = to_str(facts.get("id")) or ""
+        if self._derives_domain and facts.get("email_domain") is None:
+            facts = with_email_domain(facts)
         constants = self._constants_for(now)
         try:
             if explain:
@@ -121,6 +125,8 @@ class RuleSet:
         """
         if contact_id is None:
             contact_id = to_str(facts.get("id")) or ""
+        if self._derives_domain and isinstance(facts, Mapping) and facts.get("email_domain") is None:
+            facts = with_email_domain(facts)
         return self._interpret(facts, self._constants_for(now), contact_id, explain=False)
 
     def __repr__(self) -> str:
@@ -184,3 +190,12 @@ def _check_extra_facts(extra: Mapping[str, str] | None, filename: str) -> list[D
                 f"lower_case names and one of the types {', '.join(FACT_TYPES)}",
             ))
     return problems
+
+
+def with_email_domain(facts: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return ``facts`` with ``email_domain`` derived from ``email`` when it can be."""
+    email = facts.get("email")
+    if not isinstance(email, str) or "@" not in email:
+        return facts
+    domain = email.rpartition("@")[2].strip().lower()
+    return {**facts, "email_domain": domain} if domain else facts
