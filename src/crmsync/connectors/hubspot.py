@@ -449,16 +449,19 @@ class HubSpotConnector:
             yield from self._with_deals(stream, self._list_pages())
             return
         yielded: set[str] = set()
+        deals = self.fieldmap.deals
 
         def searched() -> Iterator[_Pending]:
             for records in self._search_windows("contacts", "contacts.search", self._modified,
                                                 _ms(since), self._properties):
                 ids = [str(r.id) for r in records]
                 yielded.update(ids)
-                yield _Pending(records, self._associated("contacts", "deals", ids), False, True)
+                # Search results carry no associations: one v4 read per page finds the deals.
+                links = self._associated("contacts", deals.object, ids) if deals else {}
+                yield _Pending(records, links, False, True)
 
         yield from self._with_deals(stream, searched())
-        if self.fieldmap.deals is not None:
+        if deals is not None:
             yield from self._with_deals(stream, self._related(since, yielded))
 
     def read_ids(self, stream: str, ids: Sequence[str]) -> list[Contact]:
