@@ -9,6 +9,7 @@ windows and Retry-After waits pass instantly and every wait is recorded.
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -345,6 +346,35 @@ def test_a_create_with_a_lost_response_is_checked_not_blindly_resent(
     by_endpoint = hubspot_server.call_counts()["by_endpoint"]
     assert by_endpoint["POST /crm/v3/objects/tasks/batch/create"] == 3  # first, lost, re-create
     assert hubspot_connector.api_calls() == _server_total(hubspot_server)
+
+
+def test_a_create_that_landed_after_the_client_timed_out_is_not_duplicated(
+    hubspot_server: SandboxServer, hubspot_fieldmap: Any, hubspot_admin: HubSpotAdmin,
+) -> None:
+    """The realistic lost response: the emulator creates the tasks after the read timed out.
+
+    The create is held 300 ms server-side; the client gives up after 100 ms, waits SETTLE_S
+    (really slept here, capped at 0.6 s) before looking, finds both keys and creates nothing.
+    """
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:2]
+    connector = HubSpotConnector(hubspot_fieldmap, token=hubspot_server.token,
+                                 base_url=hubspot_server.base_url, timeout=(2.0, 0.1),
+                                 sleep=lambda s: time.sleep(min(s, 0.6)))
+    hubspot_server.install_faults({"rules": [
+        {"kind": "latency", "latency_ms": 300, "method": "POST",
+         "path": "/crm/v3/objects/tasks/batch/create", "times": 1}]})
+    started = time.monotonic()
+    results = connector.create_tasks([_task(ids[0], "k-t1"), _task(ids[1], "k-t2")])
+    connector.close()
+    # Whatever the connector did, let the held request finish before counting tasks.
+    time.sleep(max(0.0, started + 0.6 - time.monotonic()))
+    assert [(r.ok, r.key) for r in results] == [(True, "k-t1"), (True, "k-t2")]
+    tasks = _records(hubspot_admin, "tasks")
+    assert sorted(task_key(t["properties"]["hs_task_body"]) for t in tasks.values()) == [
+        "k-t1", "k-t2"]
+    assert {r.task_id for r in results} == set(tasks)
+    by_endpoint = hubspot_server.call_counts()["by_endpoint"]
+    assert by_endpoint["POST /crm/v3/objects/tasks/batch/create"] == 1
 
 
 def test_a_rate_limited_create_is_resent_as_is(

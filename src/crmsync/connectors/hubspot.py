@@ -81,6 +81,8 @@ GROUP = "crmsync"
 #: Where the task key hides in the task body (reps see the body, not the comment).
 KEY_MARK = "<!-- crmsync-key:{key} -->"
 _KEY_RE = re.compile(r"<!-- crmsync-key:(\S+?) -->")
+#: Seconds to let a create whose response was lost land before looking for what it made.
+SETTLE_S = 2.0
 #: Keep this many calls of the 10-second window unused (other apps share the account's limit).
 WINDOW_RESERVE = 2
 #: Categories and codes of per-record errors worth sending again on a later run.
@@ -822,6 +824,9 @@ class HubSpotConnector:
                                 idempotent=False)
         except _Unsure as unsure:
             log.info("task create outcome unknown (%s); checking what exists", unsure.error)
+            # A timed-out request may still be running on HubSpot's side: give it time to land,
+            # or the lookup misses its tasks and the re-create duplicates them.
+            self._wait(SETTLE_S)
             found = self.find_tasks([c.contact_id for c in batch], [c.key for c in batch])
             done = [WriteResult(c.contact_id, True, task_id=found[c.key], key=c.key)
                     for c in batch if c.key in found]
