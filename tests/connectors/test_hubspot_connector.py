@@ -86,6 +86,8 @@ def test_connector_satisfies_the_protocol(hubspot_connector: HubSpotConnector) -
     assert isinstance(hubspot_connector, Connector)
     assert hubspot_connector.streams() == [STREAM]
     assert hubspot_connector.limits.write_batch == 100
+    with pytest.raises(ConfigError, match="hubspot:contacts"):
+        next(hubspot_connector.read("hubspot:companies", None))
 
 
 def test_wrong_field_map_or_empty_token_is_a_config_error(hubspot_fieldmap: Any) -> None:
@@ -319,6 +321,8 @@ def test_tasks_are_created_associated_found_by_key_and_closed(
     closed = hubspot_connector.close_tasks([TaskClose(ids[0], "contacts", "k-a", found["k-a"])])
     assert closed[0].ok and closed[0].key == "k-a"
     assert hubspot_connector.find_tasks(ids, ["k-a", "k-b"]) == {"k-b": results[1].task_id}
+    gone = hubspot_connector.close_tasks([TaskClose(ids[1], "contacts", "k-x", "999999")])
+    assert not gone[0].ok and gone[0].error_code == "OBJECT_NOT_FOUND" and gone[0].key == "k-x"
     assert hubspot_connector.api_calls() == _server_total(hubspot_server)
 
 
