@@ -195,6 +195,9 @@ class SyncRun:
         started = time.monotonic()
         calls_before = self.connector.api_calls()
         try:
+            if not self.options.dry_run:
+                # Credentials and crmsync's fields, checked before anything is written.
+                self.connector.check()
             for stream in self.connector.streams():
                 self._sync_stream(stream)
         except QuotaExhausted as error:

@@ -114,8 +114,6 @@ class Crm:
         """One in-process sync run with the settings file."""
         parts = load_parts(load_settings(self.config, env={}))
         try:
-            if not options.get("dry_run"):
-                parts.connector.check()
             return SyncRun(parts.connector, parts.ruleset, parts.store,
                            options=SyncOptions(**options)).execute()
         finally:

@@ -118,8 +118,6 @@ def run(config_path: Path | None, full: bool, output_format: str) -> None:
 
 def _execute(parts: Parts, options: SyncOptions, output_format: str, total: int | None = None,
              ) -> RunSummary:
-    if not options.dry_run:
-        parts.connector.check()
     with _progress(output_format, total) as advance:
         runner = SyncRun(parts.connector, parts.ruleset, parts.store, options=options,
                          on_progress=lambda stream, n: advance(n))
