@@ -173,6 +173,7 @@ class SyncRun:
         self.on_progress = on_progress or (lambda stream, n: None)
         self.plan_options = _plan_options(self.options.task_close_policy, ruleset)
         self.summary: RunSummary | None = None
+        self._queued_tasks: list[TaskCreate] = []
 
     @property
     def mode(self) -> str:
@@ -264,6 +265,7 @@ class SyncRun:
                 self.store.commit_cursor(new_cursor)
             else:
                 scanned_unordered = True
+        self._flush_tasks(stream)
         if scanned_unordered and not self.options.dry_run:
             # An id-ordered scan saw everything modified before the run started, no more.
             self.store.commit_cursor(Cursor(stream, self.now, frozenset()))
@@ -346,7 +348,7 @@ class SyncRun:
             self._write_fields(stream, updates)
         creates = [c for p in plans for c in p.task_creates]
         if creates:
-            self._create_tasks(stream, creates)
+            self._queue_tasks(stream, creates)
         closes = [c for p in plans for c in p.task_closes if c.task_id]
         if closes:
             self._close_tasks(stream, closes)
@@ -395,32 +397,51 @@ class SyncRun:
             self.store.resolve_rejections(stream, resolved)
             summary.counts["field_writes"] += len(applied)
 
-    def _create_tasks(self, stream: str, creates: Sequence[TaskCreate]) -> None:
+    def _queue_tasks(self, stream: str, creates: Sequence[TaskCreate]) -> None:
+        """Record task intents now; create them in full batches, possibly pages later.
+
+        Pages can be smaller than a task batch (HubSpot lists 100 contacts, creates 100 tasks
+        but only a fraction of contacts need one), so creates wait for a full batch. The intent
+        is recorded before the page's cursor moves on: a run stopped with tasks still queued
+        leaves intents, which the next run's recovery finds or re-plans.
+        """
         summary = self.summary
         assert summary is not None
-        for batch in _chunks(creates, self.connector.limits.task_batch):
-            records = self.store.task_intents(summary.run_id, stream, batch)
-            # A key that is already open, or left as an unsettled intent by another run, is
-            # never created again here: recovery settles it first.
-            fresh = {r.key for r in records if r.state == "intent" and r.run_id == summary.run_id}
-            batch = [create for create in batch if create.key in fresh]
-            if not batch:
-                continue
-            results = self.connector.create_tasks(batch)
-            by_key = {r.key: r for r in results if r.key}
-            created = {}
-            for create in batch:
-                result = by_key.get(create.key)
-                if result is not None and result.ok and result.task_id:
-                    created[create.key] = result.task_id
-                else:
-                    code = (result.error_code if result else None) or "NO_RESULT"
-                    self.store.task_failed(create.key, code, (result.message if result else "") or "")
-                    self.store.record_rejection(stream, create.contact_id, summary.run_id, code,
-                                                "task create failed")
-                    summary.counts["rejected"] += 1
-            self.store.tasks_created(created)
-            summary.counts["tasks_created"] += len(created)
+        records = self.store.task_intents(summary.run_id, stream, creates)
+        # A key that is already open, or left as an unsettled intent by another run, is never
+        # created again here: recovery settles it first.
+        fresh = {r.key for r in records if r.state == "intent" and r.run_id == summary.run_id}
+        self._queued_tasks.extend(c for c in creates if c.key in fresh)
+        batch_size = self.connector.limits.task_batch
+        while len(self._queued_tasks) >= batch_size:
+            batch, self._queued_tasks = (self._queued_tasks[:batch_size],
+                                         self._queued_tasks[batch_size:])
+            self._create_tasks(stream, batch)
+
+    def _flush_tasks(self, stream: str) -> None:
+        """Create whatever task creates are still queued for ``stream``."""
+        if self._queued_tasks:
+            batch, self._queued_tasks = self._queued_tasks, []
+            self._create_tasks(stream, batch)
+
+    def _create_tasks(self, stream: str, batch: Sequence[TaskCreate]) -> None:
+        summary = self.summary
+        assert summary is not None
+        results = self.connector.create_tasks(batch)
+        by_key = {r.key: r for r in results if r.key}
+        created = {}
+        for create in batch:
+            result = by_key.get(create.key)
+            if result is not None and result.ok and result.task_id:
+                created[create.key] = result.task_id
+            else:
+                code = (result.error_code if result else None) or "NO_RESULT"
+                self.store.task_failed(create.key, code, (result.message if result else "") or "")
+                self.store.record_rejection(stream, create.contact_id, summary.run_id, code,
+                                            "task create failed")
+                summary.counts["rejected"] += 1
+        self.store.tasks_created(created)
+        summary.counts["tasks_created"] += len(created)
 
     def _close_tasks(self, stream: str, closes: Sequence[TaskClose]) -> None:
         summary = self.summary
@@ -435,10 +456,11 @@ class SyncRun:
                     summary.counts["tasks_closed"] += 1
 
     def _recover_pending_tasks(self, stream: str) -> None:
-        """Settle task creates a killed run left half-done: find them in the CRM, or forget them.
+        """Settle task creates a stopped run left half-done: find them in the CRM, or re-plan.
 
-        A forgotten intent is re-planned by this run (its purpose still applies, no open task is
-        recorded), so a task lost between "create" and "record" is neither lost nor duplicated.
+        Found tasks are recorded as open; the others are forgotten and their contacts re-read
+        by this run, so a task lost between "intent" and "created" is neither lost nor
+        duplicated.
         """
         pending = self.store.pending_task_intents(stream)
         if not pending:
@@ -447,9 +469,16 @@ class SyncRun:
             sorted({p.record_id for p in pending}), [p.key for p in pending]
         )
         self.store.tasks_created({i.key: found[i.key] for i in pending if i.key in found})
+        summary = self.summary
+        assert summary is not None
         for intent in pending:
             if intent.key not in found:
-                self.store.task_failed(intent.key, "INTERRUPTED", "run stopped before the CRM answered")
+                # Never created: forget the intent and have this run re-read the contact, so the
+                # task is planned afresh even if the contact itself has not changed.
+                self.store.task_failed(intent.key, "INTERRUPTED",
+                                       "run stopped before the task was created")
+                self.store.record_rejection(stream, intent.record_id, summary.run_id,
+                                            "INTERRUPTED", "task create interrupted")
 
 
 def minimum_api_calls(summary: RunSummary, limits: ApiLimits, *, related_records: int = 0) -> int:

@@ -959,7 +959,8 @@ class HubSpotConnector:
             ConfigError: Properties are missing (named), with the command that creates them.
         """
         wanted = list(self._wanted_properties())
-        missing = [n for n in wanted if n not in self._existing_properties(wanted)]
+        existing = self._existing_properties(wanted)
+        missing = [n for n in wanted if n not in existing]
         if missing:
             raise ConfigError(f"HubSpot contact properties missing: {', '.join(missing)}; "
                               "run `crmsync setup` to create them")
