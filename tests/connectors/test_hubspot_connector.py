@@ -524,6 +524,7 @@ def test_setup_is_idempotent_and_check_names_missing_properties(
     assert second.created == [] and set(second.existing) == set(first.created)
     assert connector.api_calls() == before + 1  # one read, nothing created
     connector.check()
+    assert connector.api_calls() == before + 2  # check is one call
     status, prop = hubspot_admin("GET", "/_sandbox/config")  # the server still answers
     assert status == 200
     assert connector.api_calls() == _server_total(hubspot_bare_server)
