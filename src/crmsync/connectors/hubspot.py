@@ -16,10 +16,13 @@ re-creates the missing ones. A batch HubSpot rejects as a whole (400: one bad va
 100) is split in halves until the bad record is alone, so neighbours still get written.
 
 Every HTTP call goes through :func:`crmsync.retry.retrying` and :meth:`HubSpotConnector._call`,
-the one place vendor errors become crmsync errors. urllib3's own retries are switched off
-(``Retry(total=0)``) so exactly one policy applies and every HTTP call is counted. Error
-messages carry status, category and correlation id only: response bodies can hold contact data
-and stay in ``__cause__``.
+the one place vendor errors become crmsync errors. The SDK builds, authenticates and sends each
+request and raises its exceptions; response bodies are taken raw and parsed as JSON here, because
+the SDK's model layer (two dateutil parses per record) cost half of a read's CPU. urllib3's own
+retries are switched off (``Retry(total=0)``) so exactly one policy applies and every HTTP call
+is counted. Calls are paced by the ``X-HubSpot-RateLimit-*`` headers and a 5-per-second search
+budget, so a healthy run rarely sees a 429. Error messages carry status, category and
+correlation id only: response bodies can hold contact data and stay in ``__cause__``.
 """
 
 from __future__ import annotations
