@@ -505,6 +505,25 @@ def test_vendor_errors_are_translated_without_bodies() -> None:
     assert translate("x", ValueError("ours")) is None
 
 
+def test_every_hubspot_package_exception_is_translated() -> None:
+    """Each generated package has its own ApiException family, with no common base."""
+    import importlib
+
+    import hubspot
+
+    root = Path(hubspot.__file__).parent
+    modules = sorted(".".join(p.relative_to(root.parent).with_suffix("").parts)
+                     for p in root.rglob("exceptions.py"))
+    assert len(modules) > 40
+    expected = {401: AuthError, 403: AuthError, 404: CrmRequestError, 409: CrmRequestError,
+                429: TransientError, 500: TransientError, 503: TransientError}
+    for name in modules:
+        module = importlib.import_module(name)
+        for status, kind in expected.items():
+            error = translate("op", module.ApiException(status=status, reason="x"))
+            assert isinstance(error, kind), (name, status)
+
+
 # -- setup and check --------------------------------------------------------------------------
 
 
