@@ -246,6 +246,8 @@ def test_incremental_read_windows_past_the_10000_result_search_cap(
     # 50 pages fill the first window; the second starts GTE its last timestamp (251 records
     # with the boundary one, dropped as already read): 2 more pages.
     assert by_endpoint["POST /crm/v3/objects/contacts/search"] == 52
+    # Deals of search pages are found with v4 reads pooled to 1000 contacts a call.
+    assert by_endpoint["POST /crm/v4/associations/contacts/deals/batch/read"] == 11
     # Paced to the search bucket (5/s) and the 10-second one: not one 429 was needed.
     assert connector.api_calls() == _server_total(server)
     assert all(s <= 10 for s in clock.sleeps) and clock.sleeps

@@ -479,12 +479,16 @@ class HubSpotConnector:
         deals = self.fieldmap.deals
 
         def searched() -> Iterator[_Pending]:
-            for records in self._search_windows("contacts", "contacts.search", self._modified,
-                                                _ms(since), self._properties):
-                ids = [str(r["id"]) for r in records]
-                yielded.update(ids)
-                # Search results carry no associations: one v4 read per page finds the deals.
-                links = self._associated("contacts", deals.object, ids) if deals else {}
+            pages = self._search_windows("contacts", "contacts.search", self._modified,
+                                         _ms(since), self._properties)
+            if deals is None:
+                for records in pages:
+                    yielded.update(str(r["id"]) for r in records)
+                    yield _Pending(records, {}, False, True)
+                return
+            # Search results carry no associations: v4 reads find the deals.
+            for records, links in self._linked(pages, "contacts", deals.object):
+                yielded.update(str(r["id"]) for r in records)
                 yield _Pending(records, links, False, True)
 
         yield from self._with_deals(stream, searched())
@@ -602,6 +606,33 @@ class HubSpotConnector:
                                                    if t not in out.get(from_id, []))
         return out
 
+    def _linked(
+        self, pages: Iterable[list[dict[str, Any]]], from_type: str, to_type: str
+    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, list[str]]]]:
+        """Pair pages with their associations, pooling pages into full v4 batch reads.
+
+        Holds back at most :data:`ASSOCIATION_BATCH` records (5 search pages), so memory stays
+        bounded while an incremental read makes one association call per 1000 records, not 200.
+        """
+        held: list[list[dict[str, Any]]] = []
+        count = 0
+
+        def flush() -> Iterator[tuple[list[dict[str, Any]], dict[str, list[str]]]]:
+            ids = [str(r["id"]) for records in held for r in records]
+            links = self._associated(from_type, to_type, ids)
+            for records in held:
+                yield records, {str(r["id"]): links.get(str(r["id"]), []) for r in records}
+            held.clear()
+
+        for records in pages:
+            if count + len(records) > ASSOCIATION_BATCH and held:
+                yield from flush()
+                count = 0
+            held.append(records)
+            count += len(records)
+        if held:
+            yield from flush()
+
     def _read_batches(self, ids: Sequence[str], related: bool) -> Iterator[_Pending]:
         for chunk in _chunks(list(ids), BATCH):
             body = {"inputs": [{"id": i} for i in chunk], "properties": self._properties}
@@ -623,9 +654,8 @@ class HubSpotConnector:
         assert deals is not None
         field = deals.fields.get("modified", "hs_lastmodifieddate")
         waiting: list[str] = []
-        for found in self._search_windows(deals.object, "deals.search", field, _ms(since),
-                                          [field]):
-            links = self._associated(deals.object, "contacts", [str(d["id"]) for d in found])
+        pages = self._search_windows(deals.object, "deals.search", field, _ms(since), [field])
+        for _found, links in self._linked(pages, deals.object, "contacts"):
             for contact_ids in links.values():
                 for contact_id in contact_ids:
                     if contact_id not in yielded:
