@@ -252,7 +252,7 @@ class SyncRun:
 
         new_cursor = cursor
         scanned_unordered = False
-        for page in self.connector.read(stream, since):
+        for page in self.connector.read(stream, since, self.now):
             contacts = [
                 c for c in page.contacts
                 if c.id not in retried and not _already_processed(c, cursor)

@@ -5,11 +5,20 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from crmsync.errors import ExitCode
 from crmsync.model import STATUSES
+from crmsync.sandbox.launch import build_sandbox
 
-from .conftest import Crm
+from .conftest import ANCHOR, Crm
+
+
+@pytest.fixture(params=["hubspot", "salesforce"])
+def crm_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def test_first_full_run_decides_every_contact_and_creates_tasks(crm: Crm) -> None:
@@ -85,3 +94,22 @@ def test_rep_override_wins(crm: Crm) -> None:
     crm.run()
     after = {c["id"]: c for c in crm.contacts()}
     assert after[target["id"]].get(crm.shape["status"]) == "disqualified"
+
+
+def test_incremental_run_over_many_pages_misses_nobody(tmp_path: Path, crm_name: str) -> None:
+    """Writing page by page moves records to the end of a modification-ordered read; a read
+    that paged by offset would skip as many unread ones (found in review, HubSpot search)."""
+    server = build_sandbox(crm_name, contacts=2000, seed=3, anchor=ANCHOR)
+    with server:
+        crm = Crm(crm_name, server, tmp_path)
+        crm.quiet_rate_limits()
+        if crm_name == "salesforce":
+            crm.admin("POST", "config", {"page_size": 200})
+        crm.setup()
+        assert crm.run(full=True).exit_code == ExitCode.OK
+        time.sleep(1.1)  # let the edits below land after the cursor's second
+        reason = crm.shape["reason"]
+        crm.edit_all({reason: "stale"})
+        summary = crm.run(overlap=timedelta(0))
+        assert summary.exit_code == ExitCode.OK, summary.error
+        assert [c["id"] for c in crm.contacts() if c.get(reason) == "stale"] == []

@@ -103,12 +103,16 @@ class Connector(Protocol):
         """Create crmsync's fields/properties in the CRM; idempotent."""
         ...
 
-    def read(self, stream: str, since: datetime | None) -> Iterator[Page]:
+    def read(
+        self, stream: str, since: datetime | None, until: datetime | None = None
+    ) -> Iterator[Page]:
         """Yield pages of contacts modified at or after ``since`` (all when ``None``).
 
-        Pages come in ascending ``modified_at`` order; windowing around search caps is the
-        connector's business. Contacts whose related deals changed since ``since`` follow in
-        pages marked ``related``.
+        Contacts whose related deals changed since ``since`` come first, in pages marked
+        ``related`` (they never move the cursor). Then pages in ascending ``modified_at``
+        order; windowing around search caps is the connector's business, and so is keeping
+        records changed after ``until`` (the run's start, e.g. by the run's own writes) from
+        shifting the pages.
         """
         ...
 

@@ -6,7 +6,7 @@ starts a new search window (``GTE`` the last timestamp seen, boundary ids de-dup
 HubSpot's 10,000-result cap. Deals are batch-read at 100 and rolled up by the field map; deal
 ids are pooled across a few pages so that deal reads run at full batches (memory stays bounded
 by :data:`MAX_PENDING_PAGES`, not by the org). Contacts whose deals changed since the cursor
-follow in ``related`` pages.
+come first, in ``related`` pages.
 
 Writes: ``batch/update`` at 100 (idempotent, so retried on 429/5xx/timeouts); tasks through
 ``batch/create`` with the contact association inline and the task key hidden at the end of the
@@ -463,13 +463,15 @@ class HubSpotConnector:
         """Return the one contact stream, ``hubspot:contacts``."""
         return ["hubspot:contacts"]
 
-    def read(self, stream: str, since: datetime | None) -> Iterator[Page]:
+    def read(
+        self, stream: str, since: datetime | None, until: datetime | None = None
+    ) -> Iterator[Page]:
         """Yield pages of contacts modified at or after ``since`` (every contact when ``None``).
 
         ``since=None`` pages the contacts list in id order (``ordered=False``); otherwise a
         search in ascending ``lastmodifieddate`` order (``ordered=True``), windowed around the
-        10,000-result cap. Then, on incremental reads, contacts whose deals changed since
-        ``since`` and that were not read already come in ``related`` pages.
+        10,000-result cap, bounded above by ``until`` (the run's start). On incremental reads,
+        contacts whose deals changed since ``since`` come first, in ``related`` pages.
         """
         self._check_stream(stream)
         if since is None:
@@ -480,7 +482,8 @@ class HubSpotConnector:
 
         def searched() -> Iterator[_Pending]:
             pages = self._search_windows("contacts", "contacts.search", self._modified,
-                                         _ms(since), self._properties)
+                                         _ms(since), self._properties,
+                                         _ms(until) if until is not None else None)
             if deals is None:
                 for records in pages:
                     yielded.update(str(r["id"]) for r in records)
@@ -491,9 +494,11 @@ class HubSpotConnector:
                 yielded.update(str(r["id"]) for r in records)
                 yield _Pending(records, links, False, True)
 
-        yield from self._with_deals(stream, searched())
         if deals is not None:
+            # Deal-driven re-reads come first: they never move the cursor, so a run stopped
+            # half-way re-checks them next time instead of losing them behind a moved cursor.
             yield from self._with_deals(stream, self._related(since, yielded))
+        yield from self._with_deals(stream, searched())
 
     def read_ids(self, stream: str, ids: Sequence[str]) -> list[Contact]:
         """Read specific contacts by id (batch read, with deals); unknown ids are skipped."""
@@ -535,57 +540,63 @@ class HubSpotConnector:
         return list(dict.fromkeys(ids))
 
     def _search_windows(
-        self, what: str, api_name: str, field: str, since_ms: int, properties: list[str]
+        self, what: str, api_name: str, field: str, since_ms: int, properties: list[str],
+        until_ms: int | None = None,
     ) -> Iterator[list[Any]]:
-        """Yield search result pages (ascending ``field``), windowed before the result cap.
+        """Yield search result pages (ascending ``field``), keyset-paged.
 
-        A new window starts ``GTE`` the last timestamp seen; records at exactly that timestamp
-        already yielded are dropped, so nothing is read twice or skipped.
+        Every page is a fresh search ``GTE`` the last timestamp seen (records at exactly that
+        timestamp already yielded are dropped), never an offset into a moving result set:
+        records written meanwhile (by crmsync itself, between pages) jump to the end of the
+        order, and an offset would then skip as many unread ones. ``until_ms`` bounds the
+        search (``LT``) so records changed after the run started wait for the next run. Only a
+        page whose records all share one timestamp is followed by offset, within that
+        timestamp (nothing written now can land on an old timestamp); more than the result cap
+        on one timestamp cannot be windowed.
         """
-        start, skip = since_ms, set[str]()
+        start, skip, offset = since_ms, set[str](), 0
         while True:
-            offset = 0
+            filters = [{"propertyName": field, "operator": "GTE", "value": str(start)}]
+            if until_ms is not None:
+                filters.append({"propertyName": field, "operator": "LT", "value": str(until_ms)})
+            body: dict[str, Any] = {
+                "filterGroups": [{"filters": filters}],
+                "sorts": [{"propertyName": field, "direction": "ASCENDING"}],
+                "properties": properties,
+                "limit": SEARCH_PAGE,
+                "after": str(offset),
+            }
+            page = self._call(f"search {what}", api_name,
+                              lambda api, b=body: api.do_search(
+                                  public_object_search_request=b, **self._raw),
+                              search=True)
+            results = _results(page)
+            fresh = []
             last_ms: int | None = None
             at_last: set[str] = set()
-            while True:
-                body: dict[str, Any] = {
-                    "filterGroups": [{"filters": [
-                        {"propertyName": field, "operator": "GTE", "value": str(start)}]}],
-                    "sorts": [{"propertyName": field, "direction": "ASCENDING"}],
-                    "properties": properties,
-                    "limit": SEARCH_PAGE,
-                    "after": str(offset),
-                }
-                page = self._call(f"search {what}", api_name,
-                                  lambda api, b=body: api.do_search(
-                                      public_object_search_request=b,
-                                      **self._raw),
-                                  search=True)
-                fresh = []
-                for record in _results(page):
-                    stamp = _modified_ms(record, field)
-                    if stamp is not None and stamp <= start and str(record["id"]) in skip:
-                        continue
-                    fresh.append(record)
-                    if stamp is not None and (last_ms is None or stamp > last_ms):
-                        last_ms, at_last = stamp, set()
-                    if stamp is not None and stamp == last_ms:
-                        at_last.add(str(record["id"]))
-                if fresh:
-                    yield fresh
-                following = _next_after(page)
-                if not following:
-                    return
-                offset = int(following)
-                if offset + SEARCH_PAGE > SEARCH_CAP:
-                    break
-            if last_ms is None:
+            for record in results:
+                stamp = _modified_ms(record, field)
+                if stamp is not None and stamp <= start and str(record["id"]) in skip:
+                    continue
+                fresh.append(record)
+                if stamp is not None and (last_ms is None or stamp > last_ms):
+                    last_ms, at_last = stamp, set()
+                if stamp is not None and stamp == last_ms:
+                    at_last.add(str(record["id"]))
+            if fresh:
+                yield fresh
+            if not _next_after(page):
                 return
-            if last_ms == start:
-                raise CrmRequestError(
-                    f"HubSpot search {what}: more than {SEARCH_CAP} records share one "
-                    f"{field} value; they cannot be windowed (run with --full)")
-            start, skip = last_ms, at_last
+            if last_ms is None or last_ms <= start:
+                # The whole page sits on the window's first timestamp: step through it.
+                skip |= {str(r["id"]) for r in fresh}
+                offset += len(results)
+                if offset + SEARCH_PAGE > SEARCH_CAP:
+                    raise CrmRequestError(
+                        f"HubSpot search {what}: more than {SEARCH_CAP} records share one "
+                        f"{field} value; they cannot be windowed (run with --full)")
+                continue
+            start, skip, offset = last_ms, at_last, 0
 
     def _associated(self, from_type: str, to_type: str, ids: Sequence[str]) -> dict[str, list[str]]:
         """Return ``{from id: [to ids]}`` through v4 batch association reads (1000 a call)."""

@@ -632,13 +632,17 @@ class SalesforceConnector:
         """Return ``salesforce:<Object>`` for every configured object."""
         return [f"salesforce:{name}" for name in self.objects]
 
-    def read(self, stream: str, since: datetime | None) -> Iterator[Page]:
+    def read(
+        self, stream: str, since: datetime | None, until: datetime | None = None
+    ) -> Iterator[Page]:
         """Yield pages of records modified at or after ``since`` (every record when ``None``).
 
         Pages are in ``SystemModstamp, Id`` order (``ordered=True``). For Contacts, deal facts
         come from one upfront paged Opportunity query over the same contacts; on an incremental
-        read, contacts whose Opportunities changed since ``since`` then follow in ``related``
-        pages.
+        read, contacts whose Opportunities changed since ``since`` come first, in ``related``
+        pages (they never move the cursor, so a stopped run re-checks them next time). A query
+        locator is a snapshot, so ``until`` needs no filter here: writes made while paging do
+        not shift the pages.
         """
         obj = self._stream_object(stream)
         where = self._base_where(obj)
@@ -648,17 +652,13 @@ class SalesforceConnector:
         if where:
             soql += " WHERE " + " AND ".join(where)
         soql += " ORDER BY SystemModstamp ASC, Id ASC"
+        if since is not None and self._has_deals(obj):
+            yield from self._related_pages(stream, obj, since, set())
         rollups = self._upfront_rollups(since) if self._has_deals(obj) else None
-        yielded: set[str] = set()
         for records in self._query_pages(f"query {obj}", soql):
             if not records:
                 continue
-            contacts = self._contacts(obj, records, rollups)
-            if since is not None:
-                yielded.update(c.id for c in contacts)
-            yield Page(stream, contacts, related=False, ordered=True)
-        if since is not None and self._has_deals(obj):
-            yield from self._related_pages(stream, obj, since, yielded)
+            yield Page(stream, self._contacts(obj, records, rollups), related=False, ordered=True)
 
     def _related_pages(
         self, stream: str, obj: str, since: datetime, yielded: set[str]
