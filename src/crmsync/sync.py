@@ -28,7 +28,6 @@ from typing import Any
 from crmsync.connectors.base import ApiLimits, Connector, RecordUpdate, WriteResult
 from crmsync.errors import (
     AuthError,
-    CrmRequestError,
     CrmsyncError,
     ExitCode,
     QuotaExhausted,
@@ -174,6 +173,13 @@ class SyncRun:
         self.plan_options = _plan_options(self.options.task_close_policy, ruleset)
         self.summary: RunSummary | None = None
         self._queued_tasks: list[TaskCreate] = []
+        self._rejected_now: set[str] = set()
+
+    @property
+    def _current(self) -> RunSummary:
+        """The summary of the run in progress (only inside :meth:`execute`)."""
+        assert self.summary is not None, "no run in progress"
+        return self.summary
 
     @property
     def mode(self) -> str:
@@ -196,27 +202,33 @@ class SyncRun:
         started = time.monotonic()
         calls_before = self.connector.api_calls()
         try:
-            if not self.options.dry_run:
-                # Credentials and crmsync's fields, checked before anything is written.
-                self.connector.check()
+            # Credentials and crmsync's fields, checked before anything is read or written (a
+            # plan against a CRM without them would promise writes a run cannot make).
+            self.connector.check()
             for stream in self.connector.streams():
                 self._sync_stream(stream)
-        except QuotaExhausted as error:
-            self._stop(summary, "aborted", ExitCode.AUTH_OR_QUOTA, error)
-        except AuthError as error:
-            self._stop(summary, "failed", ExitCode.AUTH_OR_QUOTA, error)
-        except (TransientError, CrmRequestError) as error:
-            self._stop(summary, "failed", ExitCode.TRANSIENT, error)
         except CrmsyncError as error:
-            self._stop(summary, "failed", error.exit_code, error)
+            summary.status, summary.exit_code = _outcome(error)
+            summary.error = f"{type(error).__name__}: {error}"
+        except BaseException as error:
+            # Interrupted (Ctrl-C, SIGTERM) or a bug: the ledger must not say "running" forever.
+            # Only the error's type is kept: a foreign message may quote record data.
+            summary.status, summary.exit_code = "aborted", ExitCode.TRANSIENT
+            summary.error = type(error).__name__
+            self._finish(summary, started, calls_before)
+            raise
         else:
             rejected = summary.counts.get("rejected", 0)
             summary.status = "partial" if rejected else "ok"
             summary.exit_code = ExitCode.PARTIAL if rejected else ExitCode.OK
+        self._finish(summary, started, calls_before)
+        return summary
+
+    def _finish(self, summary: RunSummary, started: float, calls_before: int) -> None:
         summary.api_calls = self.connector.api_calls() - calls_before
         summary.finished_at = summary.started_at + timedelta(seconds=time.monotonic() - started)
         self.store.finish_run(
-            run_id,
+            summary.run_id,
             status=summary.status,
             exit_code=int(summary.exit_code),
             counts=summary.to_json(),
@@ -224,13 +236,6 @@ class SyncRun:
             finished_at=summary.finished_at,
         )
         log.info(summary.logfmt())
-        return summary
-
-    @staticmethod
-    def _stop(summary: RunSummary, status: str, code: ExitCode, error: CrmsyncError) -> None:
-        summary.status = status
-        summary.exit_code = code
-        summary.error = f"{type(error).__name__}: {error}"
 
     # -- one stream ---------------------------------------------------------------------------
 
@@ -249,6 +254,8 @@ class SyncRun:
         if retry_ids:
             self._process(stream, self.connector.read_ids(stream, retry_ids))
             retried.update(retry_ids)
+        if self.options.full:
+            cursor = Cursor(stream)  # a full re-scan skips nothing
 
         new_cursor = cursor
         scanned_unordered = False
@@ -266,6 +273,9 @@ class SyncRun:
             else:
                 scanned_unordered = True
         self._flush_tasks(stream)
+        # A record retried this run and not rejected again is settled, whatever its outcome
+        # was (written, unchanged by now, or gone from the CRM): stop retrying it.
+        self.store.resolve_rejections(stream, retried - self._rejected_now)
         if scanned_unordered and not self.options.dry_run:
             # An id-ordered scan saw everything modified before the run started, no more.
             self.store.commit_cursor(Cursor(stream, self.now, frozenset()))
@@ -273,8 +283,7 @@ class SyncRun:
     def _process(self, stream: str, fresh: Sequence[Contact]) -> None:
         if not fresh:
             return
-        summary = self.summary
-        assert summary is not None
+        summary = self._current
         open_tasks = self._open_tasks([c.id for c in fresh])
         plans = []
         for contact in fresh:
@@ -354,8 +363,7 @@ class SyncRun:
             self._close_tasks(stream, closes)
 
     def _write_fields(self, stream: str, plans: Sequence[ContactPlan]) -> None:
-        summary = self.summary
-        assert summary is not None
+        summary = self._current
         for batch in _chunks(plans, self.connector.limits.write_batch):
             journal_ids = self.store.journal_fields(
                 summary.run_id, stream,
@@ -376,8 +384,7 @@ class SyncRun:
         *,
         kind: str,
     ) -> None:
-        summary = self.summary
-        assert summary is not None
+        summary = self._current
         by_id = {r.record_id: r for r in results}
         applied, resolved = [], []
         for plan, journal_id in zip(plans, journal_ids, strict=True):
@@ -389,13 +396,18 @@ class SyncRun:
             code = result.error_code if result else "NO_RESULT"
             message = result.message if result else "the CRM returned no result for this record"
             self.store.journal_rejected(journal_id, code or "UNKNOWN", message or "")
-            self.store.record_rejection(stream, plan.contact.id, summary.run_id, code or "UNKNOWN",
-                                        message or "")
-            summary.counts["rejected"] += 1
+            self._reject(stream, plan.contact.id, code or "UNKNOWN", message or "")
         if applied:
             self.store.journal_applied(applied)
             self.store.resolve_rejections(stream, resolved)
             summary.counts["field_writes"] += len(applied)
+
+    def _reject(self, stream: str, record_id: str, code: str, message: str) -> None:
+        """Remember a record the CRM refused, so the next run retries it."""
+        summary = self._current
+        self.store.record_rejection(stream, record_id, summary.run_id, code, message)
+        self._rejected_now.add(record_id)
+        summary.counts["rejected"] += 1
 
     def _queue_tasks(self, stream: str, creates: Sequence[TaskCreate]) -> None:
         """Record task intents now; create them in full batches, possibly pages later.
@@ -405,8 +417,7 @@ class SyncRun:
         is recorded before the page's cursor moves on: a run stopped with tasks still queued
         leaves intents, which the next run's recovery finds or re-plans.
         """
-        summary = self.summary
-        assert summary is not None
+        summary = self._current
         records = self.store.task_intents(summary.run_id, stream, creates)
         # A key that is already open, or left as an unsettled intent by another run, is never
         # created again here: recovery settles it first.
@@ -425,8 +436,7 @@ class SyncRun:
             self._create_tasks(stream, batch)
 
     def _create_tasks(self, stream: str, batch: Sequence[TaskCreate]) -> None:
-        summary = self.summary
-        assert summary is not None
+        summary = self._current
         results = self.connector.create_tasks(batch)
         by_key = {r.key: r for r in results if r.key}
         created = {}
@@ -437,23 +447,24 @@ class SyncRun:
             else:
                 code = (result.error_code if result else None) or "NO_RESULT"
                 self.store.task_failed(create.key, code, (result.message if result else "") or "")
-                self.store.record_rejection(stream, create.contact_id, summary.run_id, code,
-                                            "task create failed")
-                summary.counts["rejected"] += 1
+                self._reject(stream, create.contact_id, code, "task create failed")
         self.store.tasks_created(created)
         summary.counts["tasks_created"] += len(created)
 
     def _close_tasks(self, stream: str, closes: Sequence[TaskClose]) -> None:
-        summary = self.summary
-        assert summary is not None
+        summary = self._current
         for batch in _chunks(closes, self.connector.limits.task_batch):
-            self.store.journal_task_closes(summary.run_id, stream, batch)
-            results = self.connector.close_tasks(batch)
-            ok = {r.key for r in results if r.ok}
-            for close in batch:
-                if close.key in ok:
+            journal_ids = self.store.journal_task_closes(summary.run_id, stream, batch)
+            by_key = {r.key: r for r in self.connector.close_tasks(batch) if r.key}
+            for close, journal_id in zip(batch, journal_ids, strict=True):
+                result = by_key.get(close.key)
+                if result is not None and result.ok:
                     self.store.task_closed(close.key)
                     summary.counts["tasks_closed"] += 1
+                    continue
+                code = (result.error_code if result else None) or "NO_RESULT"
+                self.store.journal_rejected(journal_id, code, (result.message if result else "") or "")
+                self._reject(stream, close.contact_id, code, "task close failed")
 
     def _recover_pending_tasks(self, stream: str) -> None:
         """Settle task creates a stopped run left half-done: find them in the CRM, or re-plan.
@@ -469,8 +480,7 @@ class SyncRun:
             sorted({p.record_id for p in pending}), [p.key for p in pending]
         )
         self.store.tasks_created({i.key: found[i.key] for i in pending if i.key in found})
-        summary = self.summary
-        assert summary is not None
+        summary = self._current
         for intent in pending:
             if intent.key not in found:
                 # Never created: forget the intent and have this run re-read the contact, so the
@@ -479,6 +489,17 @@ class SyncRun:
                                        "run stopped before the task was created")
                 self.store.record_rejection(stream, intent.record_id, summary.run_id,
                                             "INTERRUPTED", "task create interrupted")
+
+
+def _outcome(error: CrmsyncError) -> tuple[str, ExitCode]:
+    """Return the run status and exit code an error ends a run with (DESIGN.md §4)."""
+    if isinstance(error, QuotaExhausted):
+        return "aborted", ExitCode.AUTH_OR_QUOTA  # resumes next time, where it stopped
+    if isinstance(error, AuthError):
+        return "failed", ExitCode.AUTH_OR_QUOTA
+    if isinstance(error, TransientError):
+        return "failed", ExitCode.TRANSIENT
+    return "failed", error.exit_code
 
 
 def minimum_api_calls(summary: RunSummary, limits: ApiLimits, *, related_records: int = 0) -> int:

@@ -20,6 +20,7 @@ import pytest
 
 from crmsync.errors import ExitCode
 from crmsync.sandbox.launch import build_sandbox
+from crmsync.state import StateStore
 
 from .conftest import ANCHOR, CRM_SHAPE, Crm, crm_state, task_identity
 
@@ -110,6 +111,14 @@ def test_scripted_fault_then_rerun_equals_undisturbed_run(
         assert summary.exit_code == ExitCode.OK, summary.error
         assert crm_state(crm) == expected
         _assert_no_duplicate_tasks(crm)
+        # Nothing is left to retry forever once the CRM state is right.
+        with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
+            assert [store.rejected_ids(s) for s in _streams(crm_name)] == [[] for _ in _streams(crm_name)]
+
+
+def _streams(crm_name: str) -> list[str]:
+    return (["hubspot:contacts"] if crm_name == "hubspot"
+            else ["salesforce:Lead", "salesforce:Contact"])
 
 
 @pytest.mark.parametrize("kill_at", [0.0, 0.3, 0.6, 0.9])
