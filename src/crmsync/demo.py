@@ -36,6 +36,7 @@ class DemoResult:
     config_path: Path
     sandbox_state: Path
     report: Path
+    rules_path: Path
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict for ``--output json``."""
@@ -78,6 +79,7 @@ def run_demo(
                 ).execute()
             calls = server.call_counts()
             limits = parts.connector.limits
+            rules_file = parts.ruleset.filename
             report_html, _ = write_report(build_report(load_runs(parts.store, 20)),
                                           workdir / "report")
         finally:
@@ -87,4 +89,4 @@ def run_demo(
     deals = sum(len(person.deals) for person in server.org.people) if server.org else 0
     minimum = minimum_api_calls(summary, limits, related_records=deals)
     return DemoResult(setup, summary, int(calls["total"]), minimum, calls["by_endpoint"],
-                      config_path, sandbox_state, report_html)
+                      config_path, sandbox_state, report_html, Path(rules_file))

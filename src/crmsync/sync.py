@@ -112,7 +112,9 @@ class RunSummary:
             "read_by_stream": dict(self.read_by_stream),
             "api_calls": self.api_calls,
             "estimated_write_calls": self.estimated_write_calls,
-            "samples": self.samples,
+            # Reasons quote CRM data (loss reasons, domains): only a dry run's answer, which a
+            # person asked for, carries them; the ledger and scheduled runs' output do not.
+            "samples": self.samples if self.mode == "plan" else [],
         }
 
     def logfmt(self) -> str:

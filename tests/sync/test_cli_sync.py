@@ -83,3 +83,13 @@ def test_bad_settings_exit_2_and_name_where_values_were_looked_for(tmp_path: Pat
     assert result.exit_code == ExitCode.BAD_CONFIG
     assert "CRMSYNC_CRM__TOKEN" in result.output
     assert "Traceback" not in result.output
+
+
+def test_errors_are_json_when_a_machine_asked_for_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["run", "--output", "json", "--config", str(tmp_path / "missing.toml")]
+    )
+    assert result.exit_code == ExitCode.BAD_CONFIG
+    payload = json.loads(result.stdout)
+    assert payload["exit_code"] == ExitCode.BAD_CONFIG
+    assert "missing.toml" in payload["message"]

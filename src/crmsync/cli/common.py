@@ -19,6 +19,12 @@ stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _remember_format(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    # The root group renders errors; it needs to know a machine is reading.
+    ctx.find_root().ensure_object(dict)["output_format"] = value
+    return value
+
+
 def output_option(func: F) -> F:
     """Add ``--output text|json`` (machine-readable results for schedulers and scripts)."""
     return click.option(
@@ -27,7 +33,8 @@ def output_option(func: F) -> F:
         type=click.Choice(["text", "json"]),
         default="text",
         show_default=True,
-        help="Result format: human text, or one JSON document for machines.",
+        callback=_remember_format,
+        help="Result format: human text, or one JSON document for machines (errors too).",
     )(func)
 
 
@@ -47,6 +54,22 @@ def render_error(error: CrmsyncError) -> None:
         stderr.print(f"crmsync: error: {error}", markup=False)
 
 
+def error_json(error: CrmsyncError) -> dict[str, object]:
+    """Return the ``--output json`` form of an error (what a scheduler parses)."""
+    payload: dict[str, object] = {
+        "error": type(error).__name__,
+        "message": str(error),
+        "exit_code": int(error.exit_code),
+    }
+    if isinstance(error, InvalidFileError):
+        payload["diagnostics"] = [
+            {"file": d.file, "line": d.line, "col": d.col, "pointer": d.pointer,
+             "message": d.message, "suggestion": d.suggestion}
+            for d in error.diagnostics
+        ]
+    return payload
+
+
 class CrmsyncGroup(click.Group):
     """Root group that turns :class:`CrmsyncError` into a message and its exit code."""
 
@@ -56,6 +79,8 @@ class CrmsyncGroup(click.Group):
         except CrmsyncError as error:
             if (ctx.obj or {}).get("debug"):
                 raise
+            if (ctx.obj or {}).get("output_format") == "json":
+                emit_json(error_json(error))
             render_error(error)
             ctx.exit(int(error.exit_code))
         except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import click
@@ -37,6 +38,8 @@ def serve(crm: str, port: int, contacts: int, seed: int, state_file: Path | None
         f"crmsync sandbox: {crm} with {contacts} contacts (seed {seed}); admin API at "
         f"{server.base_url}/_sandbox/calls. Ctrl-C to stop."
     )
+    # A service manager stops us with SIGTERM: treat it like Ctrl-C so the data is saved.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

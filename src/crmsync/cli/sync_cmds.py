@@ -202,11 +202,14 @@ def runs(config_path: Path | None, limit: int, output_format: str) -> None:
         emit_json([_run_json(r) for r in records])
         return
     table = Table(title="crmsync runs")
-    for column in ("run", "mode", "crm", "started", "status", "exit", "read", "updated", "tasks",
+    # The run id is what `crmsync undo` takes: never cut it, however narrow the terminal.
+    table.add_column("run", no_wrap=True, min_width=22)
+    for column in ("mode", "crm", "started", "status", "exit", "read", "updated", "tasks",
                    "rejected", "api calls"):
         table.add_column(column)
     for r in records:
-        counts: dict[str, Any] = (r.counts or {}).get("counts", {})
+        summary: dict[str, Any] = dict(r.counts or {})
+        counts: dict[str, Any] = summary.get("counts", summary)  # undo runs store them flat
         table.add_row(r.id, r.mode, r.crm, r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
                       r.status, str(r.exit_code if r.exit_code is not None else ""),
                       str(counts.get("read", "")), str(counts.get("updated", "")),
@@ -280,7 +283,7 @@ def demo(crm: str, contacts: int, seed: int, directory: Path | None, output_form
         f"  crmsync runs --config {result.config_path}\n"
         f"  crmsync sandbox serve --crm {crm} --state {result.sandbox_state}   "
         "# the synced CRM, for the SDKs or curl\n"
-        "  crmsync evaluate --rules rules/default.json --input contacts.jsonl --explain"
+        f"  crmsync rules test {result.rules_path}   # the rules' own examples, with coverage"
     )
     stderr.print(result.summary.logfmt(), markup=False)
     raise SystemExit(int(result.summary.exit_code))
