@@ -8,7 +8,7 @@ is itself a run in the ledger, journaled like any other, so it can be inspected 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from crmsync.connectors.base import Connector, RecordUpdate
@@ -39,16 +39,21 @@ def undo_run(connector: Connector, store: StateStore, run_id: str) -> UndoResult
     record = store.get_run(run_id)
     if record is None:
         raise ConfigError(f"no run {run_id!r} in the state store; see `crmsync runs`")
-    entries = [e for e in store.journal_for_run(run_id) if e.state == "applied"]
+    journal = store.journal_for_run(run_id)
     undo_id = store.start_run(connector.crm, "undo")
     result = UndoResult(run_id, undo_id)
+    # Pending field writes count too: a run killed mid-call may or may not have landed them,
+    # and the "still holds what the run wrote" check below tells which.
     by_stream: dict[str, list[JournalEntry]] = defaultdict(list)
-    for entry in entries:
-        if entry.kind == "fields":
-            by_stream[entry.stream].append(entry)
+    for entry in _merged_field_writes(journal):
+        by_stream[entry.stream].append(entry)
     for stream, field_entries in by_stream.items():
         _restore_fields(connector, store, undo_id, stream, field_entries, result)
-    creates = [e for e in entries if e.kind == "task_create" and e.task_id and e.task_key]
+    creates = [
+        e for e in journal
+        if e.kind == "task_create" and e.state == "applied" and e.task_id and e.task_key
+        and _still_open(store, e)
+    ]
     for stream in sorted({e.stream for e in creates}):
         closes = [TaskClose(e.record_id, e.object_type, e.task_key or "", e.task_id or "")
                   for e in creates if e.stream == stream]
@@ -62,6 +67,28 @@ def undo_run(connector: Connector, store: StateStore, run_id: str) -> UndoResult
     status, code = ("partial", ExitCode.PARTIAL) if result.failed else ("ok", ExitCode.OK)
     store.finish_run(undo_id, status, int(code), result.to_json())
     return result
+
+
+def _merged_field_writes(journal: list[JournalEntry]) -> list[JournalEntry]:
+    """One entry per record: the first ``before`` and the last ``after`` of its writes."""
+    merged: dict[tuple[str, str], JournalEntry] = {}
+    for entry in sorted(journal, key=lambda e: e.seq):
+        if entry.kind != "fields" or entry.state not in ("applied", "pending"):
+            continue
+        key = (entry.stream, entry.record_id)
+        first = merged.get(key)
+        if first is None:
+            merged[key] = entry
+            continue
+        before = {**dict(entry.before or {}), **dict(first.before or {})}
+        after = {**dict(first.after or {}), **dict(entry.after or {})}
+        merged[key] = replace(first, before=before, after=after)
+    return list(merged.values())
+
+
+def _still_open(store: StateStore, entry: JournalEntry) -> bool:
+    task = store.task_lookup(entry.record_id, entry.task_key or "")
+    return task is not None and task.state == "open"
 
 
 def _restore_fields(

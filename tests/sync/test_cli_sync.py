@@ -75,6 +75,12 @@ def test_undo_restores_fields_and_closes_tasks(crm: Crm) -> None:
     assert undone["tasks_closed"] == len(crm.tasks()) > 0
     assert {t[2] for t in (crm.task_identities())} == {crm.closed_task_status}
 
+    crm.server.reset()
+    code, out = _invoke("undo", run_id, "--config", config, "--output", "json")
+    again = json.loads(out)
+    assert (again["restored"], again["tasks_closed"]) == (0, 0)  # nothing left to undo
+    assert crm.server.call_counts()["writes"] == 0
+
 
 def test_bad_settings_exit_2_and_name_where_values_were_looked_for(tmp_path: Path) -> None:
     config = tmp_path / "crmsync.toml"
