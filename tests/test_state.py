@@ -299,3 +299,29 @@ def test_open_errors_never_show_the_password() -> None:
     assert "hunter2" not in str(info.value)
     with pytest.raises(StateError):
         StateStore.open("not a url")
+
+
+def test_run_lease_admits_one_live_run_and_frees_a_dead_ones(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from crmsync.errors import RunInProgress
+
+    with StateStore.open(f"sqlite:///{tmp_path / 'lease.db'}") as store:
+        store.acquire_lease("sync:hubspot", "r1", timedelta(minutes=5))
+        store.acquire_lease("sync:hubspot", "r1", timedelta(minutes=5))  # a heartbeat
+        with pytest.raises(RunInProgress):
+            store.acquire_lease("sync:hubspot", "r2", timedelta(minutes=5))
+        store.acquire_lease("sync:salesforce", "r2", timedelta(minutes=5))  # another CRM
+        store.release_lease("sync:hubspot", "r1")
+        store.acquire_lease("sync:hubspot", "r2", timedelta(minutes=5))
+        # A holder on this machine whose process is gone (SIGKILL) does not block.
+        import subprocess
+        import sys
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        import socket
+        import sqlalchemy as sa
+        with store._engine.begin() as conn:  # simulate the killed run's row
+            conn.execute(sa.text("UPDATE crmsync_leases SET holder = :h WHERE name = 'sync:hubspot'"),
+                         {"h": f"r9@{socket.gethostname()}:{dead}"})
+        store.acquire_lease("sync:hubspot", "r3", timedelta(minutes=5))

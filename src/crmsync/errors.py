@@ -92,6 +92,12 @@ class TransientError(CrmsyncError):
         self.retry_after = retry_after
 
 
+class RunInProgress(CrmsyncError):
+    """Another run against the same CRM holds the run lease; try again when it has finished."""
+
+    exit_code = ExitCode.TRANSIENT
+
+
 class CrmRequestError(CrmsyncError):
     """The CRM rejected a whole request as malformed; retrying it unchanged cannot help."""
 
@@ -107,5 +113,6 @@ __all__ = [
     "ExitCode",
     "InvalidFileError",
     "QuotaExhausted",
+    "RunInProgress",
     "TransientError",
 ]

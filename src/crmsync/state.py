@@ -13,10 +13,12 @@ All timestamps are timezone-aware UTC; naive datetimes are refused.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from crmsync.errors import CrmsyncError, ExitCode
+from crmsync.errors import CrmsyncError, ExitCode, RunInProgress
 from crmsync.model import Cursor, TaskClose, TaskCreate
 
 #: The schema this code writes; bump it with a migration when a table changes.
@@ -225,6 +227,14 @@ _rejections = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("resolved", sa.Boolean, nullable=False),
     sa.Column("updated_at", _UtcDateTime, nullable=False),
+)
+
+
+_leases = sa.Table(
+    "crmsync_leases", _meta,
+    sa.Column("name", sa.String(120), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires_at", _UtcDateTime, nullable=False),
 )
 
 
@@ -605,6 +615,49 @@ class StateStore:
             ).all()
         return [_task(row) for row in rows]
 
+    # -- run lease --------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, run_id: str, ttl: timedelta) -> None:
+        """Take (or extend) the lease ``name`` for ``run_id``; one writer per CRM at a time.
+
+        A lease is free when it has expired, or when its holder was a process on this machine
+        that no longer exists (a killed run need not block the next one for ``ttl``).
+
+        Raises:
+            RunInProgress: Another live run holds it.
+        """
+        holder = f"{run_id}@{socket.gethostname()}:{os.getpid()}"
+        now = self._clock()
+        with self._engine.begin() as conn:
+            row = conn.execute(_leases.select().where(_leases.c.name == name)).first()
+            if row is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(_leases.insert().values(
+                            name=name, holder=holder, expires_at=now + ttl))
+                    return
+                except IntegrityError:
+                    row = conn.execute(_leases.select().where(_leases.c.name == name)).first()
+            assert row is not None
+            mine = row.holder.split("@", 1)[0] == run_id
+            if not mine and row.expires_at > now and not _holder_is_dead(row.holder):
+                raise RunInProgress(
+                    f"another run ({row.holder.split('@', 1)[0]}) is syncing this CRM; its lease "
+                    f"runs until {row.expires_at:%Y-%m-%d %H:%M:%S}Z unless it ends first"
+                )
+            done = conn.execute(
+                _leases.update().where(_leases.c.name == name, _leases.c.holder == row.holder)
+                .values(holder=holder, expires_at=now + ttl)
+            )
+            if done.rowcount != 1:
+                raise RunInProgress("another run took the lease at the same moment; try again")
+
+    def release_lease(self, name: str, run_id: str) -> None:
+        """Give the lease back (only if ``run_id`` holds it)."""
+        with self._engine.begin() as conn:
+            conn.execute(_leases.delete().where(
+                _leases.c.name == name, _leases.c.holder.like(f"{run_id}@%")))
+
     # -- rejected records -------------------------------------------------------------------
 
     def record_rejection(
@@ -679,6 +732,21 @@ def _insert_pending(
         .order_by(_journal.c.seq)
     ).scalars().all()
     return list(ids)
+
+
+def _holder_is_dead(holder: str) -> bool:
+    """Whether a lease holder (``run@host:pid``) was a process on this host that has ended."""
+    _, _, where = holder.partition("@")
+    host, _, pid = where.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _task(row: sa.Row[Any]) -> TaskRecord:

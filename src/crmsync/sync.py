@@ -136,6 +136,8 @@ ProgressCallback = Callable[[str, int], None]
 #: A contact in these stages for longer than this counts as stuck (funnel health).
 STUCK_AFTER = {"lead": timedelta(days=90), "prospect": timedelta(days=45),
                "opportunity": timedelta(days=30)}
+#: How long a run's lease lasts without a heartbeat (renewed after every page).
+LEASE_TTL = timedelta(minutes=15)
 #: An opportunity should hear from its rep within this long of becoming one (DOMAIN.md SLA).
 SLA_FIRST_TOUCH = timedelta(days=2)
 
@@ -204,6 +206,7 @@ class SyncRun:
         started = time.monotonic()
         calls_before = self.connector.api_calls()
         try:
+            self._hold_lease()
             # Credentials and crmsync's fields, checked before anything is read or written (a
             # plan against a CRM without them would promise writes a run cannot make).
             self.connector.check()
@@ -226,7 +229,14 @@ class SyncRun:
         self._finish(summary, started, calls_before)
         return summary
 
+    def _hold_lease(self) -> None:
+        """Take or extend the CRM's run lease: two writers at once could duplicate tasks."""
+        if not self.options.dry_run:
+            self.store.acquire_lease(f"sync:{self.connector.crm}", self._current.run_id, LEASE_TTL)
+
     def _finish(self, summary: RunSummary, started: float, calls_before: int) -> None:
+        if not self.options.dry_run:
+            self.store.release_lease(f"sync:{self.connector.crm}", summary.run_id)
         summary.api_calls = self.connector.api_calls() - calls_before
         summary.finished_at = summary.started_at + timedelta(seconds=time.monotonic() - started)
         self.store.finish_run(
@@ -267,6 +277,7 @@ class SyncRun:
                 if c.id not in retried and not _already_processed(c, cursor)
             ]
             self._process(stream, contacts)
+            self._hold_lease()
             if page.related or self.options.dry_run:
                 continue
             if page.ordered:
