@@ -201,20 +201,27 @@ def runs(config_path: Path | None, limit: int, output_format: str) -> None:
     if output_format == "json":
         emit_json([_run_json(r) for r in records])
         return
-    table = Table(title="crmsync runs")
-    # The run id is what `crmsync undo` takes: never cut it, however narrow the terminal.
-    table.add_column("run", no_wrap=True, min_width=22)
-    for column in ("mode", "crm", "started", "status", "exit", "read", "updated", "tasks",
-                   "rejected", "api calls"):
-        table.add_column(column)
+    header = ("run", "mode", "crm", "started", "status", "exit", "read", "updated", "tasks",
+              "rejected", "api calls")
+    rows = []
     for r in records:
         summary: dict[str, Any] = dict(r.counts or {})
         counts: dict[str, Any] = summary.get("counts", summary)  # undo runs store them flat
-        table.add_row(r.id, r.mode, r.crm, r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      r.status, str(r.exit_code if r.exit_code is not None else ""),
-                      str(counts.get("read", "")), str(counts.get("updated", "")),
-                      str(counts.get("tasks_created", "")), str(counts.get("rejected", "")),
-                      str((r.counts or {}).get("api_calls", "")))
+        rows.append((r.id, r.mode, r.crm, r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.status,
+                     str(r.exit_code if r.exit_code is not None else ""),
+                     str(counts.get("read", "")), str(counts.get("updated", "")),
+                     str(counts.get("tasks_created", "")), str(counts.get("rejected", "")),
+                     str(summary.get("api_calls", ""))))
+    if not stdout.is_terminal:
+        # Piped or logged: tab-separated lines, nothing cut (run ids go to `crmsync undo`).
+        for row in (header, *rows):
+            click.echo("\t".join(row))
+        return
+    table = Table(title="crmsync runs")
+    for column in header:
+        table.add_column(column, no_wrap=column == "run")
+    for row in rows:
+        table.add_row(*row)
     stdout.print(table)
 
 
