@@ -163,6 +163,23 @@ def test_incremental_read_returns_exactly_the_contacts_users_changed(
     assert hubspot_connector.api_calls() == _server_total(hubspot_server)
 
 
+def test_contacts_changed_after_until_wait_for_the_next_run(
+    hubspot_connector: HubSpotConnector, hubspot_admin: HubSpotAdmin, hubspot_clock: HubSpotClock,
+) -> None:
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)
+    since = _quiet_since(hubspot_admin, hubspot_clock)
+    hubspot_clock.advance(5)
+    hubspot_admin("PATCH", f"/_sandbox/records/contacts/{ids[7]}",
+                  {"properties": {"jobtitle": "A"}})
+    hubspot_clock.advance(5)
+    until = datetime.fromtimestamp(hubspot_clock.now, UTC)
+    hubspot_clock.advance(5)
+    hubspot_admin("PATCH", f"/_sandbox/records/contacts/{ids[8]}",
+                  {"properties": {"jobtitle": "B"}})
+    pages = list(hubspot_connector.read(STREAM, since, until))
+    assert [c.id for p in pages for c in p.contacts] == [ids[7]]
+
+
 def test_contacts_whose_deals_changed_follow_in_related_pages(
     hubspot_connector: HubSpotConnector, hubspot_admin: HubSpotAdmin, hubspot_clock: HubSpotClock,
 ) -> None:
@@ -228,7 +245,7 @@ def test_read_ids_skips_unknown_ids(
 def test_incremental_read_windows_past_the_10000_result_search_cap(
     hubspot_serve: Any, hubspot_fieldmap: Any, hubspot_clock: HubSpotClock,
 ) -> None:
-    """10,250 matches: one search window cannot serve them (after + limit > 10,000 is a 400)."""
+    """10,250 matches: more than one search may serve (after + limit > 10,000 is a 400)."""
     org = generate_org(10_250, 3, ANCHOR)
     clock = hubspot_clock
     server = hubspot_serve(HubSpotEmulator(org, clock=clock))
@@ -243,8 +260,8 @@ def test_incremental_read_windows_past_the_10000_result_search_cap(
     stamps = [c.modified_at for c in contacts]
     assert stamps == sorted(stamps)  # type: ignore[type-var]
     by_endpoint = server.call_counts()["by_endpoint"]
-    # 50 pages fill the first window; the second starts GTE its last timestamp (251 records
-    # with the boundary one, dropped as already read): 2 more pages.
+    # Keyset paging: each page is a fresh search GTE the last timestamp seen (the boundary
+    # record dropped as already read), so no request nears the cap: 52 pages of <= 200.
     assert by_endpoint["POST /crm/v3/objects/contacts/search"] == 52
     # Deals of search pages are found with v4 reads pooled to 1000 contacts a call; contacts
     # re-read because their deals changed (every deal here) come first, a read per page.
