@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crmsync.connectors.base import ApiLimits, Connector, RecordUpdate, WriteResult
+from crmsync.connectors.base import ApiLimits, Connector, RecordUpdate, WriteResult, chunks
 from crmsync.errors import (
     AuthError,
     CrmsyncError,
@@ -377,7 +377,7 @@ class SyncRun:
 
     def _write_fields(self, stream: str, plans: Sequence[ContactPlan]) -> None:
         summary = self._current
-        for batch in _chunks(plans, self.connector.limits.write_batch):
+        for batch in chunks(plans, self.connector.limits.write_batch):
             journal_ids = self.store.journal_fields(
                 summary.run_id, stream,
                 [(p.contact.id, p.contact.object_type, dict(p.previous), dict(p.updates))
@@ -466,7 +466,7 @@ class SyncRun:
 
     def _close_tasks(self, stream: str, closes: Sequence[TaskClose]) -> None:
         summary = self._current
-        for batch in _chunks(closes, self.connector.limits.task_batch):
+        for batch in chunks(closes, self.connector.limits.task_batch):
             journal_ids = self.store.journal_task_closes(summary.run_id, stream, batch)
             by_key = {r.key: r for r in self.connector.close_tasks(batch) if r.key}
             for close, journal_id in zip(batch, journal_ids, strict=True):
@@ -572,6 +572,6 @@ def _already_processed(contact: Contact, cursor: Cursor) -> bool:
     )
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), max(1, size)):
         yield items[start : start + size]

@@ -10,9 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from crmsync.model import Contact, TaskClose, TaskCreate
+
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Yield consecutive slices of at most ``size`` items (API batches and pages)."""
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True, slots=True)

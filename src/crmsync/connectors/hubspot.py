@@ -45,7 +45,7 @@ from hubspot import HubSpot
 from tenacity import Retrying
 from urllib3.util.retry import Retry
 
-from crmsync.connectors.base import ApiLimits, Page, RecordUpdate, SetupReport, WriteResult
+from crmsync.connectors.base import ApiLimits, Page, RecordUpdate, SetupReport, WriteResult, chunks
 from crmsync.connectors.fieldmap import FieldMap, coerce
 from crmsync.errors import (
     AuthError,
@@ -213,10 +213,6 @@ def translate(op: str, exc: BaseException) -> CrmsyncError | None:
 
 # -- small helpers -----------------------------------------------------------------------------
 
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _ms(moment: datetime) -> int:
@@ -601,7 +597,7 @@ class HubSpotConnector:
     def _associated(self, from_type: str, to_type: str, ids: Sequence[str]) -> dict[str, list[str]]:
         """Return ``{from id: [to ids]}`` through v4 batch association reads (1000 a call)."""
         out: dict[str, list[str]] = {}
-        for chunk in _chunks(list(dict.fromkeys(ids)), ASSOCIATION_BATCH):
+        for chunk in chunks(list(dict.fromkeys(ids)), ASSOCIATION_BATCH):
             body = {"inputs": [{"id": i} for i in chunk]}
             answer = self._call(
                 f"read {from_type} to {to_type} associations", "associations.batch",
@@ -645,7 +641,7 @@ class HubSpotConnector:
             yield from flush()
 
     def _read_batches(self, ids: Sequence[str], related: bool) -> Iterator[_Pending]:
-        for chunk in _chunks(list(ids), BATCH):
+        for chunk in chunks(list(ids), BATCH):
             body = {"inputs": [{"id": i} for i in chunk], "properties": self._properties}
             answer = self._call("batch read contacts", "contacts.batch",
                                 lambda api, b=body: api.read(
@@ -719,7 +715,7 @@ class HubSpotConnector:
                 queued = []
                 yield from release()
         if queued:
-            for chunk in _chunks(queued, BATCH):
+            for chunk in chunks(queued, BATCH):
                 known.update(self._read_deals(chunk))
         yield from release()
 
@@ -783,7 +779,7 @@ class HubSpotConnector:
                        else output] = self._encode(output, value)
         inputs = [{"id": rid, "properties": props} for rid, props in merged.items()]
         results: list[WriteResult] = []
-        for chunk in _chunks(inputs, BATCH):
+        for chunk in chunks(inputs, BATCH):
             results.extend(self._update("contacts", "contacts.batch", list(chunk)))
         return results
 
@@ -874,7 +870,7 @@ class HubSpotConnector:
         """
         results: list[WriteResult] = []
         unique = list({c.key: c for c in creates}.values())
-        for chunk in _chunks(unique, BATCH):
+        for chunk in chunks(unique, BATCH):
             results.extend(self._create(list(chunk), self.policy.attempts))
         by_key = {r.key: r for r in results}
         return [by_key[c.key] for c in creates]
@@ -941,7 +937,7 @@ class HubSpotConnector:
         body_field = f.get("body", "hs_task_body")
         status_field = f.get("status", "hs_task_status")
         found: dict[str, str] = {}
-        for chunk in _chunks(task_ids, BATCH):
+        for chunk in chunks(task_ids, BATCH):
             body = {"inputs": [{"id": t} for t in chunk], "properties": [body_field, status_field]}
             answer = self._call("batch read tasks", "tasks.batch",
                                 lambda api, b=body: api.read(
@@ -966,7 +962,7 @@ class HubSpotConnector:
         inputs = [{"id": task_id, "properties": {status_field: self.fieldmap.tasks.closed_status}}
                   for task_id in keys]
         out: list[WriteResult] = []
-        for chunk in _chunks(inputs, BATCH):
+        for chunk in chunks(inputs, BATCH):
             for result in self._update("tasks", "tasks.batch", list(chunk)):
                 out.append(WriteResult(result.record_id, result.ok, result.error_code,
                                        result.message, result.retryable,

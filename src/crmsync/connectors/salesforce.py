@@ -43,7 +43,7 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from crmsync.connectors.base import ApiLimits, Page, RecordUpdate, SetupReport, WriteResult
+from crmsync.connectors.base import ApiLimits, Page, RecordUpdate, SetupReport, WriteResult, chunks
 from crmsync.connectors.fieldmap import FieldMap, coerce, get_field, rollup_deals
 from crmsync.connectors.transport import HttpsToHttpAdapter, salesforce_session
 from crmsync.errors import (
@@ -326,10 +326,6 @@ def _relationship(reference_field: str) -> str:
         return reference_field[:-3] + "__r"
     return reference_field[:-2] if reference_field.endswith("Id") else reference_field
 
-
-def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _unique(names: Iterable[str]) -> list[str]:
@@ -676,7 +672,7 @@ class SalesforceConnector:
                 if contact_id not in yielded:
                     changed.setdefault(contact_id, None)
         ids = list(changed)
-        for batch in _batches(ids, QUERY_PAGE):
+        for batch in chunks(ids, QUERY_PAGE):
             contacts = self._read_ids(obj, batch)
             if contacts:
                 yield Page(stream, contacts, related=True, ordered=True)
@@ -759,7 +755,7 @@ class SalesforceConnector:
                 for i, result in zip(indexes, bulk, strict=True):
                     results[i] = result
                 continue
-            for batch in _batches(indexes, COLLECTION_BATCH):
+            for batch in chunks(indexes, COLLECTION_BATCH):
                 records = [self._update_record(updates[i]) for i in batch]
                 saved = self._collection(f"update {obj}", records)
                 for i, result in zip(batch, saved, strict=True):
@@ -850,7 +846,7 @@ class SalesforceConnector:
         key_field = self._task_key_field()
         path = f"composite/sobjects/{tasks.object}/{key_field}"
         out: list[WriteResult] = []
-        for batch in _batches(list(creates), COLLECTION_BATCH):
+        for batch in chunks(list(creates), COLLECTION_BATCH):
             records = [self._task_record(create, key_field) for create in batch]
             saved = self._collection(f"upsert {tasks.object}", records, path)
             out.extend(self._result(c.contact_id, s, key=c.key) for c, s in
@@ -880,7 +876,7 @@ class SalesforceConnector:
         tasks = self.fieldmap.tasks
         status_field = tasks.fields.get("status", "Status")
         out: list[WriteResult] = []
-        for batch in _batches(list(closes), COLLECTION_BATCH):
+        for batch in chunks(list(closes), COLLECTION_BATCH):
             records = [{"attributes": {"type": tasks.object}, "id": c.task_id,
                         status_field: tasks.closed_status} for c in batch]
             saved = self._collection(f"update {tasks.object}", records)
