@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hubspot import HubSpot
 
 from crmsync.connectors.base import Connector, Page, RecordUpdate
 from crmsync.connectors.hubspot import MAX_PENDING_PAGES, HubSpotConnector, task_key, translate
@@ -569,3 +570,18 @@ def test_setup_is_idempotent_and_check_names_missing_properties(
     connector.check()
     assert connector.api_calls() == before + 2  # check is one call
     assert connector.api_calls() == _server_total(hubspot_bare_server)
+
+
+def test_write_to_a_deleted_property_stops_with_a_setup_hint_not_a_bisection(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+) -> None:
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:50]
+    # An admin deletes one of crmsync's properties in the portal, mid-life.
+    HubSpot(access_token=hubspot_server.token, host=hubspot_server.base_url).crm.properties \
+        .core_api.archive("contacts", "crmsync_reason")
+    hubspot_server.reset()
+    with pytest.raises(ConfigError, match="crmsync setup"):
+        hubspot_connector.write_fields(
+            [RecordUpdate(i, "contacts", {"reason": "Fit"}) for i in ids])
+    # One refused batch, not 2N-1 calls halving it down to single records.
+    assert _server_total(hubspot_server) == 1

@@ -792,6 +792,11 @@ class HubSpotConnector:
                                     batch_input_simple_public_object_batch_input=body,
                                     **self._raw))
         except _Rejected as error:
+            if error.code == "PROPERTY_DOESNT_EXIST":
+                # Every record would fail the same way, on every run: a setup problem, not a
+                # bad record. Halving down to single records would only multiply the calls.
+                raise ConfigError(f"HubSpot batch update {what}: a crmsync property does not "
+                                  "exist in this portal; run `crmsync setup`") from error
             if len(inputs) == 1:
                 return [WriteResult(str(inputs[0]["id"]), False, error.code or error.category
                                     or f"HTTP_{error.status}", str(error), retryable=False)]
