@@ -22,9 +22,15 @@ COMPARED_OUTPUTS = ("status", "miss_type", "score", "reason", "ruleset")
 REASON_MAX = 255
 
 
-def task_key(contact_id: str, purpose: str) -> str:
-    """Return the deterministic key of the task for ``purpose`` on ``contact_id``."""
-    digest = hashlib.sha256(f"{contact_id}\x1f{purpose}".encode()).hexdigest()
+def task_key(contact_id: str, purpose: str, generation: int = 0) -> str:
+    """Return the deterministic key of the task for ``purpose`` on ``contact_id``.
+
+    ``generation`` counts the tasks of that purpose already closed, so a purpose that applies
+    again gets a new task rather than reopening (on Salesforce, upserting) the one a rep or a
+    run closed.
+    """
+    seed = f"{contact_id}\x1f{purpose}" + (f"\x1f{generation}" if generation else "")
+    digest = hashlib.sha256(seed.encode()).hexdigest()
     return f"cs-{digest[:24]}"
 
 
@@ -94,6 +100,7 @@ def plan_contact(
     *,
     now: datetime,
     open_tasks: Mapping[str, OpenTask] | None = None,
+    closed_counts: Mapping[str, int] | None = None,
     options: PlanOptions | None = None,
 ) -> ContactPlan:
     """Diff one decision against the contact's stored outputs and open tasks.
@@ -103,6 +110,7 @@ def plan_contact(
         decision: The rules' decision for it.
         now: The run's clock, stamped into ``evaluated_at`` (and ``status_since`` on a move).
         open_tasks: Open crmsync tasks of this contact, by key.
+        closed_counts: Tasks already closed per purpose (the generation of a new one).
         options: Planning knobs.
     """
     options = options or PlanOptions()
@@ -123,19 +131,23 @@ def plan_contact(
         updates.setdefault("evaluated_at", now.astimezone(UTC))
     previous = {name: stored.get(name) for name in updates}
 
-    creates = []
-    wanted_keys = set()
-    for spec in decision.tasks:
-        key = task_key(contact.id, spec.purpose)
-        wanted_keys.add(key)
-        if key not in open_tasks:
-            creates.append(TaskCreate(contact.id, contact.object_type, key, spec, contact.owner_id))
+    closed_counts = closed_counts or {}
+    open_purposes = {task.purpose for task in open_tasks.values()}
+    wanted_purposes = {spec.purpose for spec in decision.tasks}
+    creates = [
+        TaskCreate(contact.id, contact.object_type,
+                   task_key(contact.id, spec.purpose, closed_counts.get(spec.purpose, 0)),
+                   spec, contact.owner_id)
+        for spec in decision.tasks
+        if spec.purpose not in open_purposes
+    ]
     closes = []
     if options.close_obsolete_tasks:
         closes = [
             TaskClose(contact.id, contact.object_type, key, task.task_id)
             for key, task in sorted(open_tasks.items())
-            if key not in wanted_keys and task.purpose not in options.keep_open_purposes
+            if task.purpose not in wanted_purposes
+            and task.purpose not in options.keep_open_purposes
         ]
     return ContactPlan(contact, decision, updates, previous, tuple(creates), tuple(closes))
 

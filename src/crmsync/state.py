@@ -498,6 +498,19 @@ class StateStore:
             ).all()
         return [_task(row) for row in rows]
 
+    def closed_task_counts(self, record_ids: Iterable[str]) -> dict[tuple[str, str], int]:
+        """Return ``{(record id, purpose): tasks closed so far}`` (the next task's generation)."""
+        ids = list(record_ids)
+        if not ids:
+            return {}
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(_tasks.c.record_id, _tasks.c.purpose, sa.func.count())
+                .where(_tasks.c.record_id.in_(ids), _tasks.c.state == "closed")
+                .group_by(_tasks.c.record_id, _tasks.c.purpose)
+            ).all()
+        return {(row[0], row[1]): int(row[2]) for row in rows}
+
     def task_intent(self, run_id: str, stream: str, create: TaskCreate) -> TaskRecord:
         """Record the intent to create one task; see :meth:`task_intents`."""
         return self.task_intents(run_id, stream, [create])[0]

@@ -297,12 +297,17 @@ class SyncRun:
         if not fresh:
             return
         summary = self._current
-        open_tasks = self._open_tasks([c.id for c in fresh])
+        ids = [c.id for c in fresh]
+        open_tasks = self._open_tasks(ids)
+        closed: dict[str, dict[str, int]] = {}
+        for (record_id, purpose), count in self.store.closed_task_counts(ids).items():
+            closed.setdefault(record_id, {})[purpose] = count
         plans = []
         for contact in fresh:
             decision = self.ruleset.evaluate(contact.facts, now=self.now, contact_id=contact.id)
             plan = plan_contact(contact, decision, now=self.now,
-                                open_tasks=open_tasks.get(contact.id), options=self.plan_options)
+                                open_tasks=open_tasks.get(contact.id),
+                                closed_counts=closed.get(contact.id), options=self.plan_options)
             plans.append(plan)
             self._tally(summary, plan)
         summary.counts["read"] += len(fresh)

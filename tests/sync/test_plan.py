@@ -86,3 +86,12 @@ def test_new_purpose_creates_a_task_for_the_owner_and_obsolete_one_is_closed() -
     )
     assert [(c.key, c.owner_id) for c in plan.task_creates] == [(task_key("51", "sla"), "7")]
     assert [(c.key, c.task_id) for c in plan.task_closes] == [(old, "900")]
+
+
+def test_a_purpose_that_applies_again_after_its_task_was_closed_gets_a_new_key() -> None:
+    # Reusing the old key would reopen (on Salesforce: upsert over) the task a rep completed.
+    first = plan_contact(Contact("51", {}), _decision(tasks=(_task("sla"),)), now=NOW)
+    again = plan_contact(Contact("51", {}), _decision(tasks=(_task("sla"),)), now=NOW,
+                         closed_counts={"sla": 1})
+    assert first.task_creates[0].key == task_key("51", "sla")
+    assert again.task_creates[0].key == task_key("51", "sla", 1) != first.task_creates[0].key

@@ -113,3 +113,29 @@ def test_incremental_run_over_many_pages_misses_nobody(tmp_path: Path, crm_name:
         summary = crm.run(overlap=timedelta(0))
         assert summary.exit_code == ExitCode.OK, summary.error
         assert [c["id"] for c in crm.contacts() if c.get(reason) == "stale"] == []
+
+
+def test_a_follow_up_needed_again_is_a_new_task_not_the_closed_one_reopened(crm: Crm) -> None:
+    crm.setup()
+    crm.run(full=True)
+    miss = crm.shape["status"].replace("status", "miss_type").replace("Status", "Miss_Type")
+    contact = next(c for c in crm.contacts()
+                   if c.get(crm.shape["status"]) == "lead" and c.get(miss) == "none")
+    override = crm.shape["override"]
+
+    def tasks_of_contact() -> list[tuple[object, ...]]:
+        return [t for t in crm.task_identities()
+                if contact["id"] in (t[0] if isinstance(t[0], tuple) else (t[0],))]
+
+    crm.edit(contact["id"], {override: "opportunity"})
+    crm.run()
+    [(_, first_key, first_status)] = tasks_of_contact()
+    assert first_status != crm.closed_task_status
+    crm.edit(contact["id"], {override: "lead"})  # the follow-up no longer applies: closed
+    crm.run()
+    crm.edit(contact["id"], {override: "opportunity"})  # and applies again
+    crm.run()
+    status_by_key = {key: status for _, key, status in tasks_of_contact()}
+    assert status_by_key[first_key] == crm.closed_task_status  # stays done
+    still_open = [key for key, status in status_by_key.items() if status != crm.closed_task_status]
+    assert len(still_open) == 1 and still_open[0] != first_key
