@@ -243,3 +243,11 @@ def test_starter_file_loads_and_refuses_to_overwrite(tmp_path: Path) -> None:
     assert written.read_text("utf-8") == "# mine\n"
     assert write_starter(tmp_path / "proj", force=True) == [written]
     assert written.read_text("utf-8") == STARTER_TOML
+
+
+def test_salesforce_login_domain_is_configurable(tmp_path: Path) -> None:
+    config = tmp_path / "crmsync.toml"
+    config.write_text('[crm]\ntype = "salesforce"\nauth = "password"\nusername = "u@x.example"\n', "utf-8")
+    env = {"CRMSYNC_CRM__PASSWORD": "pw", "CRMSYNC_CRM__SECURITY_TOKEN": "tok"}
+    assert load_settings(config, env=env).crm.domain == "login"
+    assert load_settings(config, env={**env, "CRMSYNC_CRM__DOMAIN": "test"}).crm.domain == "test"

@@ -78,6 +78,8 @@ class CrmSettings:
         password: Salesforce password (password flow).
         security_token: Salesforce security token (password flow; empty when IP-trusted).
         consumer_key: Connected app consumer key (JWT flow).
+        domain: Salesforce login domain for password/JWT login: ``login``, ``test`` (sandbox
+            orgs) or a My Domain prefix.
         private_key_file: PEM key of the connected app (JWT flow).
         objects: Salesforce objects to sync (e.g. ``("Lead", "Contact")``); empty for the default.
         field_map: Field map file; ``None`` for the packaged default of the CRM.
@@ -93,6 +95,7 @@ class CrmSettings:
     password: Secret | None = None
     security_token: Secret | None = None
     consumer_key: str | None = None
+    domain: str = "login"
     private_key_file: Path | None = None
     objects: tuple[str, ...] = ()
     field_map: Path | None = None
@@ -185,6 +188,7 @@ _KEYS: dict[str, dict[str, _Key]] = {
         "type": _Key("str"), "base_url": _Key("url"), "token": _Key("str", secret=True),
         "auth": _Key("str"), "username": _Key("str"), "password": _Key("str", secret=True),
         "security_token": _Key("str", secret=True), "consumer_key": _Key("str"),
+        "domain": _Key("str"),
         "private_key_file": _Key("path"), "objects": _Key("list"), "field_map": _Key("path"),
         "api_version": _Key("str"), "secrets_file": _Key("path"),
     },
@@ -370,6 +374,7 @@ def _build(
             password=_secret(get("crm", "password")),
             security_token=_secret(get("crm", "security_token")),
             consumer_key=get("crm", "consumer_key"),
+            domain=get("crm", "domain", "login"),
             private_key_file=get("crm", "private_key_file"),
             objects=tuple(get("crm", "objects", ())),
             field_map=get("crm", "field_map"),
@@ -559,7 +564,8 @@ type = "hubspot"
 # HubSpot: auth = "private_app" (the token is the private app's access token).
 # Salesforce: auth = "session" (base_url = instance URL, token = session id),
 #             "password" (username, password, security_token) or
-#             "jwt" (username, consumer_key, private_key_file).
+#             "jwt" (username, consumer_key, private_key_file);
+#             domain = "login" (or "test" for a Salesforce sandbox org, or a My Domain prefix).
 # objects = ["Lead", "Contact"]        # Salesforce objects to sync
 # api_version = "59.0"                 # Salesforce REST API version
 # field_map = "connectors/hubspot.json"   # default: the field map shipped for the CRM

@@ -87,12 +87,12 @@ def make_connector(settings: Settings, fieldmap: FieldMap) -> Connector:
     elif crm.auth == "jwt":
         auth = SalesforceAuth.with_jwt(
             crm.username or "", crm.consumer_key or "", str(crm.private_key_file or ""),
-            instance_url=crm.base_url or None,
+            domain=crm.domain, instance_url=crm.base_url or None,
         )
     else:
         auth = SalesforceAuth.with_password(
             crm.username or "", crm.secret("password") or "", crm.secret("security_token") or "",
-            instance_url=crm.base_url or None,
+            domain=crm.domain, instance_url=crm.base_url or None,
         )
     return SalesforceConnector(fieldmap, auth=auth, objects=list(crm.objects) or None,
                                api_version=crm.api_version, policy=policy)
