@@ -215,11 +215,12 @@ def _bars(items: Sequence[tuple[str, float, str]], *, maximum: float | None = No
         y, width = i * height, 380 * value / top if top else 0
         color = _COLORS.get(label.split(" ")[0], "#4a7fc1")
         rows.append(
-            f'<text x="150" y="{y + 17}" text-anchor="end">{escape(label)}</text>'
-            f'<rect x="160" y="{y + 4}" width="{width:.1f}" height="18" fill="{color}"/>'
-            f'<text x="{166 + width:.1f}" y="{y + 17}">{escape(text)}</text>'
+            # Labels up to "opportunity → disqualified" fit in the 200 px left of the bars.
+            f'<text x="200" y="{y + 17}" text-anchor="end">{escape(label)}</text>'
+            f'<rect x="210" y="{y + 4}" width="{width:.1f}" height="18" fill="{color}"/>'
+            f'<text x="{216 + width:.1f}" y="{y + 17}">{escape(text)}</text>'
         )
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="640" height="{len(items) * height}" '
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="690" height="{len(items) * height}" '
             f'role="img" font-size="13">{"".join(rows)}</svg>')
 
 
