@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from crmsync.cli import main
 from crmsync.errors import ExitCode
 
-from .conftest import Crm
+from .conftest import ROOT, Crm
 
 
 def _invoke(*args: str) -> tuple[int, str]:
@@ -99,3 +99,17 @@ def test_errors_are_json_when_a_machine_asked_for_json(tmp_path: Path) -> None:
     payload = json.loads(result.stdout)
     assert payload["exit_code"] == ExitCode.BAD_CONFIG
     assert "missing.toml" in payload["message"]
+
+
+def test_explain_reads_a_contact_from_the_crm(crm: Crm) -> None:
+    crm.setup()
+    crm.server.reset()
+    contact = crm.contacts()[0]
+    rules = str(ROOT / "rules" / "default.json")
+    code, out = _invoke("explain", "--rules", rules, "--contact", contact["id"],
+                        "--config", str(crm.config), "--output", "json")
+    assert code == 0
+    [decision] = json.loads(out)
+    assert decision["id"] == contact["id"]
+    assert decision["trace"], "the explanation lists the rules it went through"
+    assert crm.server.call_counts()["writes"] == 0  # read-only

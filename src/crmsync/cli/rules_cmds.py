@@ -312,18 +312,27 @@ def evaluate(rules_file: str, input_file: str, now_text: str | None, output_file
 @click.command()
 @click.option("--rules", "rules_file", required=True, type=click.Path(dir_okay=False),
               help="The rule file.")
-@click.option("--input", "input_file", required=True,
-              help="Contacts as JSON Lines; '-' for stdin.")
+@click.option("--input", "input_file",
+              help="Contacts as JSON Lines; '-' for stdin. Without it, --contact ids are read "
+                   "from the CRM configured in crmsync.toml.")
 @click.option("--contact", "contact_ids", multiple=True,
               help="Explain only the contact with this id (repeatable).")
 @click.option("--now", "now_text", help="The evaluation clock, ISO 8601 (default: now, UTC).")
 @click.option("--field-map", type=click.Path(dir_okay=False), help=_FIELD_MAP_HELP)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Settings file for reading --contact ids from the CRM (default: ./crmsync.toml).")
 @output_option
-def explain(rules_file: str, input_file: str, contact_ids: tuple[str, ...],
-            now_text: str | None, field_map: str | None, output_format: str) -> None:
+def explain(rules_file: str, input_file: str | None, contact_ids: tuple[str, ...],
+            now_text: str | None, field_map: str | None, config_path: Path | None,
+            output_format: str) -> None:
     """Show which rules fired for each contact, which missed or were unknown, and why."""
-    ruleset = load_ruleset(rules_file, extra_facts=_extra_facts(field_map))
+    if input_file is None and not contact_ids:
+        raise click.UsageError("give --input FILE, or --contact ID to read it from the CRM")
     now = _parse_now(now_text)
+    if input_file is None:
+        _explain_from_crm(rules_file, contact_ids, now, config_path, output_format)
+        return
+    ruleset = load_ruleset(rules_file, extra_facts=_extra_facts(field_map))
     wanted = set(contact_ids)
     found: list[dict[str, Any]] = []
     skipped = 0
@@ -346,6 +355,35 @@ def explain(rules_file: str, input_file: str, contact_ids: tuple[str, ...],
         raise ConfigError(f"no contact with id {', '.join(sorted(wanted))} in {input_file}")
     if skipped:
         raise click.exceptions.Exit(int(ExitCode.PARTIAL))
+
+
+def _explain_from_crm(rules_file: str, contact_ids: tuple[str, ...], now: datetime,
+                      config_path: Path | None, output_format: str) -> None:
+    """Read the contacts from the configured CRM (read-only) and explain their decisions."""
+    from crmsync.config import load_settings
+    from crmsync.connectors.fieldmap import load_fieldmap
+    from crmsync.wiring import default_path, make_connector
+
+    settings = load_settings(config_path)
+    fieldmap = load_fieldmap(settings.crm.field_map
+                             or default_path(f"connectors/{settings.crm.type}.json"))
+    ruleset = load_ruleset(rules_file, extra_facts=dict(fieldmap.custom_facts))
+    connector = make_connector(settings, fieldmap)
+    try:
+        contacts = [c for stream in connector.streams()
+                    for c in connector.read_ids(stream, list(contact_ids))]
+    finally:
+        connector.close()
+    if not contacts:
+        raise ConfigError(f"no contact with id {', '.join(contact_ids)} in the "
+                          f"{settings.crm.type} CRM")
+    decisions = [ruleset.evaluate(c.facts, now=now, contact_id=c.id, explain=True)
+                 for c in contacts]
+    if output_format == "json":
+        emit_json([decision_json(d) for d in decisions])
+        return
+    for decision in decisions:
+        _print_explanation(decision)
 
 
 def _print_checks(entry: Mapping[str, Any]) -> None:
