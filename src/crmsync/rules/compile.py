@@ -160,6 +160,14 @@ class _Generator:
             self.namespace[f"_c_{kind}"] = _safe_coercer(kind)
             self.emit(f"{var} = _c_{kind}({var})", 2)
 
+    def first_of(self, facts: tuple[str, ...]) -> str:
+        """Return the expression of a ``first_of`` derived fact: the first non-null fact."""
+        expr = "None"
+        for fact in reversed(facts):
+            local = self.locals[fact]
+            expr = f"({local} if {local} is not None else {expr})"
+        return expr
+
     def generate(self) -> str:
         tree = self.tree
         self.register_thresholds()
@@ -173,11 +181,7 @@ class _Generator:
                 true, false = self.cond(derived.when)
                 self.emit(f"{var} = True if {true} else (False if {false} else None)")
             else:
-                expr = "None"
-                for fact in reversed(derived.first_of):
-                    local = self.locals[fact]
-                    expr = f"({local} if {local} is not None else {expr})"
-                self.emit(f"{var} = {expr}")
+                self.emit(f"{var} = {self.first_of(derived.first_of)}")
             self.locals[derived.name] = var
         reason_outputs = set(tree.reason)
         for index, decision in enumerate(tree.decisions):

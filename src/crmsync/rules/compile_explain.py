@@ -112,11 +112,7 @@ class _ExplainGenerator(_Generator):
                 self.emit(f"{var} = r")
                 checks = "c"
             else:
-                expr = "None"
-                for fact in reversed(derived.first_of):
-                    local = self.locals[fact]
-                    expr = f"({local} if {local} is not None else {expr})"
-                self.emit(f"{var} = {expr}")
+                self.emit(f"{var} = {self.first_of(derived.first_of)}")
                 checks = "[]"
             self.emit(f"T.append({{'derived': {derived.name!r}, 'value': _j({var}), "
                       f"'checks': {checks}}})")
