@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     BAD_CONFIG = 2  # bad config, rule file or input: fix it, then run again
     AUTH_OR_QUOTA = 3  # credentials refused or daily quota exhausted: resumes next time
     TRANSIENT = 4  # transient failures outlasted the retry budget
+    BUSY = 5  # another run holds this CRM's lease: nothing was done (not a failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ class TransientError(CrmsyncError):
 class RunInProgress(CrmsyncError):
     """Another run against the same CRM holds the run lease; try again when it has finished."""
 
-    exit_code = ExitCode.TRANSIENT
+    exit_code = ExitCode.BUSY
 
 
 class CrmRequestError(CrmsyncError):
