@@ -1,0 +1,43 @@
+"""The state store: run ledger, cursors, write journal, task registry, rejected records, leases
+and every contact's current decision.
+
+One SQLAlchemy Core schema serves SQLite (the default, a file in WAL mode) and PostgreSQL (the
+shared store of sharded workers). Tables are created on open; a ``schema_version`` row makes
+future migrations possible and refuses a store written by a newer crmsync.
+
+Crash safety rests on ordering, not on the CRM: every write is journaled ``pending`` before the
+CRM call and settled ``applied``/``rejected`` after, and every task create is recorded as an
+``intent`` before the call, so a run killed at any point leaves evidence the next run settles.
+All timestamps are timezone-aware UTC; naive datetimes are refused.
+
+Each part lives in its own module (``ledger``, ``cursors``, ``journal``, ``tasks``, ``leases``,
+``rejections``, ``contacts``), as a mixin of :class:`StateStore`.
+"""
+
+from crmsync.state.errors import StateError, StoreCorrupt, StoreLost, StoreUnavailable, shown_url
+from crmsync.state.records import (
+    ContactState,
+    JournalEntry,
+    PendingWrite,
+    RunRecord,
+    StreamStamp,
+    TaskRecord,
+)
+from crmsync.state.schema import SCHEMA_VERSION
+from crmsync.state.store import StateStore
+
+__all__ = [
+    "ContactState",
+    "JournalEntry",
+    "PendingWrite",
+    "RunRecord",
+    "SCHEMA_VERSION",
+    "StateError",
+    "StateStore",
+    "StoreCorrupt",
+    "StoreLost",
+    "StoreUnavailable",
+    "StreamStamp",
+    "TaskRecord",
+    "shown_url",
+]

@@ -1,0 +1,94 @@
+"""Every contact's current decision: what the funnel report counts, and what de-duplicates reads.
+
+Ids and outputs only (status, miss type, score, since when, which rule set, the CRM's
+modification stamp): never names, emails or any other fact.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from crmsync.state.base import StoreBase
+from crmsync.state.records import ContactState
+from crmsync.state.schema import _contacts
+
+#: Columns a new decision overwrites; ``first_run_id`` keeps the run that first saw the contact.
+_UPDATED = ("status", "miss_type", "score", "status_since", "ruleset_hash", "modified_at",
+            "run_id", "updated_at")
+
+
+class ContactStates(StoreBase):
+    """The current-state table, one row per (stream, record)."""
+
+    def contact_states(self, stream: str, record_ids: Iterable[str]) -> dict[str, ContactState]:
+        """Return the stored state of some records of ``stream``, by record id."""
+        ids = list(record_ids)
+        if not ids:
+            return {}
+        with self._connect() as conn:
+            rows = conn.execute(
+                _contacts.select().where(_contacts.c.stream == stream,
+                                         _contacts.c.record_id.in_(ids))
+            ).all()
+        return {row.record_id: ContactState(**row._asdict()) for row in rows}
+
+    def save_contact_states(
+        self, run_id: str, stream: str, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Insert or update decisions, one statement per batch.
+
+        Each row holds ``record_id``, ``status``, ``miss_type``, ``score``, ``status_since``,
+        ``ruleset_hash`` and ``modified_at``.
+        """
+        if not rows:
+            return
+        now = self._clock()
+        values = [{**row, "stream": stream, "run_id": run_id, "first_run_id": run_id,
+                   "updated_at": now} for row in rows]
+        dialect = self._engine.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(_contacts)
+        statement = statement.on_conflict_do_update(
+            index_elements=[_contacts.c.stream, _contacts.c.record_id],
+            set_={name: statement.excluded[name] for name in _UPDATED},
+        )
+        with self._begin() as conn:
+            conn.execute(statement, values)
+
+    def status_counts(self, stream: str | None = None) -> Counter[str]:
+        """Return how many contacts hold each status now (one stream, or all)."""
+        return self._count(_contacts.c.status, stream)
+
+    def miss_type_counts(self, stream: str | None = None) -> Counter[str]:
+        """Return how many contacts hold each miss type now (one stream, or all)."""
+        return self._count(_contacts.c.miss_type, stream)
+
+    def status_since_by_status(self) -> list[tuple[str, datetime | None]]:
+        """Return ``(status, status_since)`` of every contact (time in stage, stuck contacts)."""
+        with self._connect() as conn:
+            return [(r[0], r[1]) for r in conn.execute(
+                sa.select(_contacts.c.status, _contacts.c.status_since))]
+
+    def contacts_first_seen(self, run_ids: Iterable[str]) -> int:
+        """Return how many contacts were first decided by one of ``run_ids`` (new contacts)."""
+        ids = list(run_ids)
+        if not ids:
+            return 0
+        with self._connect() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(_contacts)
+                .where(_contacts.c.first_run_id.in_(ids))
+            ).scalar_one())
+
+    def _count(self, column: sa.Column[Any], stream: str | None) -> Counter[str]:
+        query = sa.select(column, sa.func.count()).group_by(column)
+        if stream is not None:
+            query = query.where(_contacts.c.stream == stream)
+        with self._connect() as conn:
+            return Counter({str(value): int(n) for value, n in conn.execute(query)})
