@@ -88,10 +88,15 @@ class PlanOptions:
             leave them for the rep).
         keep_open_purposes: Purposes whose tasks stay open even when obsolete (task templates
             that say ``close_when_obsolete: false``).
+        restamp: Write the rule set's stamp (``ruleset``) even when no other output changed.
+            Off by default: a rule change that moves 206 statuses then writes about 206
+            records, not every contact; the cost is that unchanged contacts keep naming the
+            rule set that last changed them.
     """
 
     close_obsolete_tasks: bool = True
     keep_open_purposes: frozenset[str] = frozenset()
+    restamp: bool = False
 
 
 def plan_contact(
@@ -124,6 +129,9 @@ def plan_contact(
     }
     stored = contact.outputs
     updates = {name: value for name, value in wanted.items() if not same_value(stored.get(name), value)}
+    if not options.restamp and set(updates) == {"ruleset"}:
+        # Only the stamp differs: the decision is what the CRM already shows.
+        updates = {}
     if updates:
         updates["evaluated_at"] = now.astimezone(UTC)
     if "status" in updates or (stored.get("status_since") is None and decision.status):

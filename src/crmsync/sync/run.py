@@ -1,0 +1,434 @@
+"""One sync run of one connector: streams, pages, the lease, the outcome."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from crmsync.connectors.base import Connector
+from crmsync.errors import (
+    AuthError,
+    CrmsyncError,
+    ExitCode,
+    QuotaExhausted,
+    RunInProgress,
+    TransientError,
+)
+from crmsync.model import Contact, Cursor
+from crmsync.plan import ContactPlan, OpenTask, PlanOptions, plan_contact
+from crmsync.rules import RuleSet
+from crmsync.state import ContactState, StateError, StateStore
+from crmsync.sync.summary import RunSummary, SyncOptions
+from crmsync.sync.tally import Tally, miss_rule_ids
+from crmsync.sync.writes import Writer
+
+log = logging.getLogger("crmsync.sync")
+
+ProgressCallback = Callable[[str, int], None]
+
+#: How long a run's lease lasts without a heartbeat (renewed after every page).
+LEASE_TTL = timedelta(minutes=15)
+
+
+def file_hash(path: str | Path) -> str:
+    """Return the SHA-256 of a file's bytes (a field map's identity, as a stream stamp keeps)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class SyncRun(Writer):
+    """Execute one run of one connector against one rule set, recording it in the state store.
+
+    Args:
+        connector: The CRM to read from and write to.
+        ruleset: The compiled rules.
+        store: The state store (ledger, cursors, journal, tasks, rejections, contact states).
+        options: Run behaviour.
+        now: The run's clock; the only time the rules ever see.
+        on_progress: Called with (stream, contacts processed) after each page.
+        fieldmap_hash: Identity of the field map in use; a change re-evaluates every contact,
+            as a rule set change does.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        ruleset: RuleSet,
+        store: StateStore,
+        *,
+        options: SyncOptions | None = None,
+        now: datetime | None = None,
+        on_progress: ProgressCallback | None = None,
+        fieldmap_hash: str = "",
+    ) -> None:
+        self.connector = connector
+        self.ruleset = ruleset
+        self.store = store
+        self.options = options or SyncOptions()
+        self.fieldmap_hash = fieldmap_hash
+        # The one place a run reads the clock: everything downstream is given this value.
+        moment = (now or datetime.now(UTC)).astimezone(UTC)  # noqa: TID251
+        # CRMs keep milliseconds; a run's stamps are cut to that, so what is written reads back
+        # equal (diffs and undo compare them).
+        self.now = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+        self.on_progress = on_progress or (lambda stream, n: None)
+        self.plan_options = _plan_options(self.options.task_close_policy, ruleset,
+                                          restamp=self.options.restamp)
+        self.summary: RunSummary | None = None
+        self._queued_tasks = []
+        self._rejected_now = set()
+        self._seen: set[str] = set()  # dry runs only: they record no contact states
+        self._tally: Tally | None = None
+
+    @property
+    def _current(self) -> RunSummary:
+        """The summary of the run in progress (only inside :meth:`execute`)."""
+        assert self.summary is not None, "no run in progress"
+        return self.summary
+
+    @property
+    def mode(self) -> str:
+        """``plan`` for a dry run, ``full`` for a re-scan, ``run`` otherwise."""
+        if self.options.dry_run:
+            return "plan"
+        return "full" if self.options.full else "run"
+
+    @property
+    def _rules_hash(self) -> str:
+        return self.ruleset.content_hash + (f":{self.fieldmap_hash[:16]}" if self.fieldmap_hash
+                                            else "")
+
+    def execute(self) -> RunSummary:
+        """Run every stream of the connector; never raises a CrmsyncError (the summary says).
+
+        A state store that fails mid-run is the exception: the ledger cannot record anything,
+        so its :class:`~crmsync.state.StateError` is raised once the run has stopped.
+        """
+        run_id = self.store.start_run(
+            crm=self.connector.crm,
+            mode=self.mode,
+            ruleset_version=self.ruleset.version,
+            ruleset_hash=self.ruleset.content_hash,
+            started_at=self.now,
+        )
+        summary = RunSummary(run_id, self.connector.crm, self.mode, self.now,
+                             ruleset_version=self.ruleset.version)
+        self.summary = summary
+        self._tally = Tally(summary, self.now, miss_rule_ids(self.ruleset.tree.decisions),
+                            self.options.samples)
+        started = time.monotonic()
+        calls_before = self.connector.api_calls()
+        try:
+            self._take_lease()
+            # Credentials and crmsync's fields, checked before anything is read or written (a
+            # plan against a CRM without them would promise writes a run cannot make).
+            self.connector.check()
+            for stream in self.connector.streams():
+                self._sync_stream(stream)
+        except RunInProgress as error:
+            # Overlapping schedules are normal: nothing was done, nobody should be paged.
+            summary.status, summary.exit_code, summary.error = "skipped", ExitCode.BUSY, str(error)
+        except StateError as error:
+            summary.status, summary.exit_code, summary.error = "failed", error.exit_code, str(error)
+            self._finish(summary, started, calls_before, store_failed=True)
+            raise
+        except CrmsyncError as error:
+            summary.status, summary.exit_code = _outcome(error)
+            summary.error = str(error)
+        except BaseException as error:
+            # Interrupted (Ctrl-C, SIGTERM) or a bug: the ledger must not say "running" forever.
+            # Only the error's type is kept: a foreign message may quote record data.
+            summary.status, summary.exit_code = "aborted", ExitCode.TRANSIENT
+            summary.error = f"interrupted ({type(error).__name__})"
+            self._finish(summary, started, calls_before)
+            raise
+        else:
+            rejected = summary.counts.get("rejected", 0)
+            summary.status = "partial" if rejected else "ok"
+            summary.exit_code = ExitCode.PARTIAL if rejected else ExitCode.OK
+        self._finish(summary, started, calls_before)
+        return summary
+
+    # -- the lease ----------------------------------------------------------------------------
+
+    def _take_lease(self) -> None:
+        """Take the CRM's run lease; close the books of a run that died holding it."""
+        if self.options.dry_run:
+            return
+        dead = self.store.acquire_lease(self._lease_name, self._current.run_id, LEASE_TTL)
+        if dead:
+            if self.store.abort_run(dead, "stopped without finishing (its lease was taken over)"):
+                log.warning("run %s stopped without finishing; this run finishes its work", dead)
+            superseded = self.store.supersede_pending(dead)
+            if superseded:
+                log.info("%d unsettled writes of run %s re-planned by this run", superseded, dead)
+
+    def _hold_lease(self) -> None:
+        """Extend the lease (a heartbeat after every page); two writers could duplicate tasks."""
+        if not self.options.dry_run:
+            self.store.acquire_lease(self._lease_name, self._current.run_id, LEASE_TTL)
+
+    @property
+    def _lease_name(self) -> str:
+        return f"sync:{self.connector.crm}"
+
+    def _finish(self, summary: RunSummary, started: float, calls_before: int,
+                store_failed: bool = False) -> None:
+        assert self._tally is not None
+        self._tally.finish()
+        summary.api_calls = self.connector.api_calls() - calls_before
+        summary.finished_at = summary.started_at + timedelta(seconds=time.monotonic() - started)
+        if self.options.dry_run:
+            summary.estimated_write_calls = estimate_write_calls(summary, self.connector)
+        try:
+            if not self.options.dry_run and summary.status != "skipped":
+                self.store.release_lease(self._lease_name, summary.run_id)
+            self.store.finish_run(
+                summary.run_id,
+                status=summary.status,
+                exit_code=int(summary.exit_code),
+                counts=summary.to_json(),
+                error=summary.error,
+                finished_at=summary.finished_at,
+            )
+        except StateError:
+            if not store_failed:
+                raise
+            # The store is gone: the error being raised already says so.
+        log.info(summary.logfmt())
+
+    # -- one stream ---------------------------------------------------------------------------
+
+    def _full_reason(self, stream: str, cursor: Cursor) -> str | None:
+        """Why this stream must be read whole this time, or None for an incremental read."""
+        if self.options.full:
+            return "full re-scan requested"
+        if cursor.value is None:
+            return "first read"
+        stamp = self.store.stream_stamp(stream)
+        if stamp is None:
+            return "rules changed (no record of the rules that decided): re-evaluating all contacts"
+        if stamp.ruleset_hash != self.ruleset.content_hash:
+            return (f"rules changed ({stamp.ruleset_version or stamp.ruleset_hash[:12]} → "
+                    f"{self.ruleset.version or self.ruleset.content_hash[:12]}): "
+                    "re-evaluating all contacts")
+        if self.fieldmap_hash and stamp.fieldmap_hash != self.fieldmap_hash:
+            return "field map changed: re-evaluating all contacts"
+        return None
+
+    def _sync_stream(self, stream: str) -> None:
+        summary = self._current
+        cursor = self.store.get_cursor(stream)
+        if not self.options.dry_run:
+            self._recover_pending_tasks(stream)
+        reason = self._full_reason(stream, cursor)
+        full = reason is not None
+        since = None if full else cursor.value - self.options.overlap  # type: ignore[operator]
+        if reason and reason.startswith(("rules changed", "field map changed")):
+            log.warning("%s: %s", stream, reason)
+        summary.scope[stream] = (
+            f"full: {reason}" if full else
+            f"incremental (partial: contacts changed since {since:%Y-%m-%d %H:%M:%S}Z)"
+        )
+        # Records rejected last run are retried first, whatever their state says.
+        retried: set[str] = set()
+        retry_ids = [] if self.options.dry_run else self.store.rejected_ids(stream)
+        if retry_ids:
+            self._process(stream, self.connector.read_ids(stream, retry_ids), dedupe=False)
+            retried.update(retry_ids)
+        if full:
+            cursor = Cursor(stream)  # a full pass skips nothing
+
+        new_cursor = cursor
+        scanned_unordered = False
+        for page in self.connector.read(stream, since, self.now):
+            contacts = [
+                c for c in page.contacts
+                if c.id not in retried and not _already_processed(c, cursor)
+            ]
+            self._process(stream, contacts, dedupe=True, explicit_full=self.options.full)
+            self._hold_lease()
+            if page.related or self.options.dry_run:
+                continue
+            if page.ordered:
+                new_cursor = _advance(new_cursor, page.contacts, cap=self.now)
+                self.store.commit_cursor(new_cursor)
+            else:
+                scanned_unordered = True
+        self._flush_tasks(stream)
+        # A record retried this run and not rejected again is settled, whatever its outcome
+        # was (written, unchanged by now, or gone from the CRM): stop retrying it.
+        self.store.resolve_rejections(stream, retried - self._rejected_now)
+        if self.options.dry_run:
+            return
+        if scanned_unordered:
+            # An id-ordered scan saw everything modified before the run started, no more.
+            self.store.commit_cursor(Cursor(stream, self.now, frozenset()))
+        else:
+            # The read completed: everything modified before the run started (less the overlap,
+            # for records indexed late) has been seen, even where nothing changed; without
+            # this the cursor would sit at the last change and every run would re-read the
+            # overlap behind it forever.
+            floor = self.now - self.options.overlap
+            if new_cursor.value is None or new_cursor.value < floor:
+                new_cursor = Cursor(stream, floor, frozenset())
+            self.store.commit_cursor(new_cursor)
+        if full:
+            self.store.set_stream_stamp(
+                stream, ruleset_version=self.ruleset.version,
+                ruleset_hash=self.ruleset.content_hash, fieldmap_hash=self.fieldmap_hash,
+                run_id=summary.run_id)
+
+    def _process(self, stream: str, fresh: Sequence[Contact], *, dedupe: bool,
+                 explicit_full: bool = False) -> None:
+        if not fresh:
+            return
+        summary = self._current
+        states = self.store.contact_states(stream, [c.id for c in fresh])
+        if dedupe:
+            fresh = self._unseen(fresh, states, explicit_full)
+            if not fresh:
+                return
+        ids = [c.id for c in fresh]
+        open_tasks = self._open_tasks(ids)
+        closed: dict[str, dict[str, int]] = {}
+        for (record_id, purpose), count in self.store.closed_task_counts(ids).items():
+            closed.setdefault(record_id, {})[purpose] = count
+        plans = []
+        assert self._tally is not None
+        for contact in fresh:
+            decision = self.ruleset.evaluate(contact.facts, now=self.now, contact_id=contact.id)
+            plan = plan_contact(contact, decision, now=self.now,
+                                open_tasks=open_tasks.get(contact.id),
+                                closed_counts=closed.get(contact.id), options=self.plan_options)
+            plans.append(plan)
+            state = states.get(contact.id)
+            by_rules = (state is not None and state.modified_at is not None
+                        and state.modified_at == contact.modified_at
+                        and state.ruleset_hash != self._rules_hash)
+            self._tally.add(plan, by_rules=by_rules)
+        summary.counts["read"] += len(fresh)
+        summary.read_by_stream[stream] += len(fresh)
+        summary.counts["evaluated"] += len(fresh)
+        if not self.options.dry_run:
+            self._apply(stream, plans)
+            self._save_states(stream, plans)
+        self.on_progress(stream, len(fresh))
+
+    def _unseen(self, contacts: Sequence[Contact], states: dict[str, ContactState],
+                explicit_full: bool) -> list[Contact]:
+        """Drop contacts this run, or a run under the same rules, decided in this very state.
+
+        Pages overlap (the cursor's overlap, keyset ties, related re-reads): a record met again
+        with the same modification stamp is not evaluated, counted or written twice.
+        """
+        kept = []
+        for contact in contacts:
+            if self.options.dry_run:
+                if contact.id in self._seen:
+                    self._current.counts["duplicates_skipped"] += 1
+                    continue
+                self._seen.add(contact.id)
+                kept.append(contact)
+                continue
+            state = states.get(contact.id)
+            decided = (state is not None and contact.modified_at is not None
+                       and state.modified_at == contact.modified_at
+                       and state.ruleset_hash == self._rules_hash)
+            if decided and (not explicit_full or state.run_id == self._current.run_id):
+                self._current.counts["duplicates_skipped"] += 1
+                continue
+            kept.append(contact)
+        return kept
+
+    def _save_states(self, stream: str, plans: Sequence[ContactPlan]) -> None:
+        rows = []
+        for plan in plans:
+            if plan.contact.id in self._rejected_now:
+                continue  # the CRM does not hold this decision; the retry will save it
+            decision, stored = plan.decision, plan.contact.outputs
+            since = plan.updates.get("status_since", stored.get("status_since"))
+            rows.append({
+                "record_id": plan.contact.id, "status": decision.status,
+                "miss_type": decision.miss_type, "score": float(decision.score),
+                "status_since": since if isinstance(since, datetime) else None,
+                "ruleset_hash": self._rules_hash, "modified_at": plan.contact.modified_at,
+            })
+        self.store.save_contact_states(self._current.run_id, stream, rows)
+
+    def _open_tasks(self, contact_ids: Sequence[str]) -> dict[str, dict[str, OpenTask]]:
+        by_contact: dict[str, dict[str, OpenTask]] = {}
+        for task in self.store.open_tasks(contact_ids):
+            # An unsettled intent has no CRM id yet: it blocks a second create, but cannot be
+            # closed until recovery finds it.
+            by_contact.setdefault(task.record_id, {})[task.key] = OpenTask(
+                task.key, task.purpose, task.task_id or ""
+            )
+        return by_contact
+
+
+def estimate_write_calls(summary: RunSummary, connector: Connector) -> int:
+    """Return the write calls a run would make for what a dry run planned.
+
+    Field updates at the CRM's largest batch; task creates and closes likewise. Counted over the
+    whole run, as the run batches them (task creates wait for a full batch across pages).
+    """
+    limits, counts = connector.limits, summary.counts
+    return (math.ceil(counts.get("updated", 0) / limits.write_batch)
+            + math.ceil(counts.get("planned_task_creates", 0) / limits.task_batch)
+            + math.ceil(counts.get("planned_task_closes", 0) / limits.task_batch))
+
+
+def _outcome(error: CrmsyncError) -> tuple[str, ExitCode]:
+    """Return the run status and exit code an error ends a run with (DESIGN.md §4)."""
+    if isinstance(error, QuotaExhausted):
+        return "aborted", ExitCode.AUTH_OR_QUOTA  # resumes next time, where it stopped
+    if isinstance(error, AuthError):
+        return "failed", ExitCode.AUTH_OR_QUOTA
+    if isinstance(error, TransientError):
+        return "failed", ExitCode.TRANSIENT
+    return "failed", error.exit_code
+
+
+def _plan_options(policy: str, ruleset: RuleSet, *, restamp: bool) -> PlanOptions:
+    if policy == "leave":
+        return PlanOptions(close_obsolete_tasks=False, restamp=restamp)
+    if policy == "close":
+        return PlanOptions(close_obsolete_tasks=True, restamp=restamp)
+    # "rule": a purpose whose template says so stays open; a purpose no template names any
+    # more (the rule was deleted) is closed.
+    keep = frozenset(t.purpose for t in ruleset.tree.tasks if not t.close_when_obsolete)
+    return PlanOptions(close_obsolete_tasks=True, keep_open_purposes=keep, restamp=restamp)
+
+
+def _advance(cursor: Cursor, contacts: Iterable[Contact], *, cap: datetime) -> Cursor:
+    """Move a cursor past a page of contacts, never beyond the run's start ``cap``.
+
+    ``ids_at_value`` keeps the ids processed within the cursor's last second, so the next read
+    (which starts at that second) skips them unless they changed again.
+    """
+    stamped = [c for c in contacts if c.modified_at is not None]
+    if not stamped:
+        return cursor
+    top = min(max(c.modified_at for c in stamped), cap)  # type: ignore[type-var]
+    if cursor.value is not None and top < cursor.value:
+        return cursor
+    floor = top.replace(microsecond=0)
+    ids = frozenset(c.id for c in stamped if floor <= c.modified_at <= top)  # type: ignore[operator]
+    if cursor.value is not None and cursor.value.replace(microsecond=0) == floor:
+        ids |= cursor.ids_at_value
+    return Cursor(cursor.stream, top, ids)
+
+
+def _already_processed(contact: Contact, cursor: Cursor) -> bool:
+    """Whether an incremental read met a record the previous run processed in this state."""
+    return (
+        cursor.value is not None
+        and contact.id in cursor.ids_at_value
+        and contact.modified_at is not None
+        and contact.modified_at <= cursor.value
+    )

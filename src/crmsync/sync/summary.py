@@ -1,0 +1,146 @@
+"""What a run is told (:class:`SyncOptions`) and what it reports (:class:`RunSummary`)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from crmsync.connectors.base import ApiLimits
+from crmsync.errors import ExitCode
+
+#: Outputs whose changes a summary counts one by one ("206 status changes" among 5,000 writes).
+COUNTED_OUTPUTS = ("status", "miss_type", "score", "reason", "ruleset")
+#: How many rejected writes a summary lists (the ledger keeps them all in the journal).
+MAX_LISTED_REJECTIONS = 100
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """How a run behaves.
+
+    Attributes:
+        dry_run: Plan only: read and evaluate, write nothing, commit no cursor.
+        full: Ignore the cursors and re-read everything.
+        overlap: How far before the cursor an incremental read starts (late-indexed records).
+        task_close_policy: What happens to an open crmsync task whose purpose no longer
+            applies: ``rule`` (its task template's ``close_when_obsolete`` decides), ``close``
+            or ``leave``.
+        samples: How many example decisions the summary keeps.
+        restamp: Write the rule set's version onto every contact it decided, even one whose
+            outputs did not change (a rule change then writes every contact once).
+    """
+
+    dry_run: bool = False
+    full: bool = False
+    overlap: timedelta = timedelta(minutes=5)
+    task_close_policy: str = "rule"
+    samples: int = 5
+    restamp: bool = False
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the ledger, the CLI table, ``--output json`` and the log line.
+
+    ``transitions`` are funnel moves the CRM's data caused; ``reclassified`` are moves a rule
+    set or field map change caused on contacts whose data did not change. ``changes`` counts
+    contacts per output that changed; ``scope`` says per stream whether the whole stream was
+    read and why.
+    """
+
+    run_id: str
+    crm: str
+    mode: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"
+    exit_code: ExitCode = ExitCode.OK
+    error: str | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    miss_types: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[str] = field(default_factory=Counter)
+    reclassified: Counter[str] = field(default_factory=Counter)
+    changes: Counter[str] = field(default_factory=Counter)
+    scope: dict[str, str] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    #: Funnel health (DOMAIN.md): contacts stuck in a stage, SLA breaches, misses by the rule
+    #: that decided them (rule ids, never the free text a rep typed).
+    stuck: Counter[str] = field(default_factory=Counter)
+    sla_breaches: int = 0
+    miss_reasons: dict[str, Counter[str]] = field(
+        default_factory=lambda: {"soft": Counter(), "hard": Counter()}
+    )
+    read_by_stream: Counter[str] = field(default_factory=Counter)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    api_calls: int = 0
+    estimated_write_calls: int = 0
+    ruleset_version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (ids, counts and rule ids; no contact data)."""
+        return {
+            "run_id": self.run_id,
+            "crm": self.crm,
+            "mode": self.mode,
+            "status": self.status,
+            "exit_code": int(self.exit_code),
+            "error": self.error,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "ruleset_version": self.ruleset_version,
+            "scope": dict(self.scope),
+            "counts": dict(self.counts),
+            "changes": dict(self.changes),
+            "statuses": dict(self.statuses),
+            "miss_types": dict(self.miss_types),
+            "transitions": dict(self.transitions.most_common()),
+            "reclassified": dict(self.reclassified.most_common()),
+            "funnel": {
+                "stuck": dict(self.stuck),
+                "sla_breaches": self.sla_breaches,
+                "miss_reasons": {k: dict(v.most_common(20)) for k, v in self.miss_reasons.items()},
+            },
+            "read_by_stream": dict(self.read_by_stream),
+            "rejections": list(self.rejections),
+            "api_calls": self.api_calls,
+            "estimated_write_calls": self.estimated_write_calls,
+            "estimated_api_calls": (self.api_calls + self.estimated_write_calls
+                                    if self.mode == "plan" else None),
+            # Reasons quote CRM data (loss reasons, domains): only a dry run's answer, which a
+            # person asked for, carries them; the ledger and scheduled runs' output do not.
+            "samples": self.samples if self.mode == "plan" else [],
+        }
+
+    def logfmt(self) -> str:
+        """Return the one-line ``key=value`` summary log tools parse."""
+        seconds = (
+            (self.finished_at - self.started_at).total_seconds() if self.finished_at else 0.0
+        )
+        keys = ("read", "evaluated", "updated", "unchanged", "tasks_created", "tasks_closed",
+                "rejected")
+        parts = [f"crmsync_run={self.run_id}", f"mode={self.mode}", f"crm={self.crm}",
+                 f"status={self.status}", f"exit={int(self.exit_code)}"]
+        parts += [f"{key}={self.counts.get(key, 0)}" for key in keys]
+        parts += [f"api_calls={self.api_calls}", f"duration_s={seconds:.1f}"]
+        return " ".join(parts)
+
+
+def minimum_api_calls(summary: RunSummary, limits: ApiLimits, *, related_records: int = 0) -> int:
+    """Return the fewest API calls the CRM allows for what a run read and wrote.
+
+    Reads: each stream's contacts at the largest page size, plus ``related_records`` (deals)
+    at the same page size. Writes: field updates at the largest batch, tasks likewise. A dry
+    run is charged its reads only.
+    """
+    pages = sum(math.ceil(n / limits.read_page) for n in summary.read_by_stream.values())
+    pages += math.ceil(related_records / limits.read_page)
+    if summary.mode == "plan":
+        return pages
+    counts = summary.counts
+    return (pages + math.ceil(counts.get("field_writes", 0) / limits.write_batch)
+            + math.ceil(counts.get("tasks_created", 0) / limits.task_batch)
+            + math.ceil(counts.get("tasks_closed", 0) / limits.task_batch))

@@ -1,0 +1,175 @@
+"""Writing a run's plans: field batches, task creates in full batches, closes, recovery.
+
+Every write is journaled before the CRM call and settled after it; per-record rejections are
+recorded (and listed in the summary) so the next run retries them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crmsync.connectors.base import Connector, RecordUpdate, WriteResult, chunks
+from crmsync.model import TaskClose, TaskCreate
+from crmsync.plan import ContactPlan
+from crmsync.state import StateStore
+from crmsync.sync.summary import MAX_LISTED_REJECTIONS, RunSummary
+
+
+class Writer:
+    """The writing half of :class:`~crmsync.sync.SyncRun` (a mixin: it shares its state)."""
+
+    connector: Connector
+    store: StateStore
+    _queued_tasks: list[TaskCreate]
+    _rejected_now: set[str]
+
+    @property
+    def _current(self) -> RunSummary:
+        raise NotImplementedError
+
+    def _apply(self, stream: str, plans: Sequence[ContactPlan]) -> None:
+        updates = [p for p in plans if p.updates]
+        if updates:
+            self._write_fields(stream, updates)
+        creates = [c for p in plans for c in p.task_creates]
+        if creates:
+            self._queue_tasks(stream, creates)
+        closes = [c for p in plans for c in p.task_closes if c.task_id]
+        if closes:
+            self._close_tasks(stream, closes)
+
+    def _write_fields(self, stream: str, plans: Sequence[ContactPlan]) -> None:
+        summary = self._current
+        for batch in chunks(plans, self.connector.limits.write_batch):
+            journal_ids = self.store.journal_fields(
+                summary.run_id, stream,
+                [(p.contact.id, p.contact.object_type, dict(p.previous), dict(p.updates))
+                 for p in batch],
+            )
+            results = self.connector.write_fields(
+                [RecordUpdate(p.contact.id, p.contact.object_type, p.updates) for p in batch]
+            )
+            self._settle(stream, batch, journal_ids, results, kind="fields")
+
+    def _settle(
+        self,
+        stream: str,
+        plans: Sequence[ContactPlan],
+        journal_ids: Sequence[int],
+        results: Sequence[WriteResult],
+        *,
+        kind: str,
+    ) -> None:
+        summary = self._current
+        by_id = {r.record_id: r for r in results}
+        applied, resolved = [], []
+        for plan, journal_id in zip(plans, journal_ids, strict=True):
+            result = by_id.get(plan.contact.id)
+            if result is not None and result.ok:
+                applied.append(journal_id)
+                resolved.append(plan.contact.id)
+                continue
+            code = result.error_code if result else "NO_RESULT"
+            message = result.message if result else "the CRM returned no result for this record"
+            self.store.journal_rejected(journal_id, code or "UNKNOWN", message or "")
+            self._reject(stream, plan.contact.id, code or "UNKNOWN", message or "",
+                         fields=sorted(plan.updates))
+        if applied:
+            self.store.journal_applied(applied)
+            self.store.resolve_rejections(stream, resolved)
+            summary.counts["field_writes"] += len(applied)
+
+    def _reject(self, stream: str, record_id: str, code: str, message: str,
+                fields: Sequence[str] = ()) -> None:
+        """Remember a record the CRM refused, so the next run retries it."""
+        summary = self._current
+        self.store.record_rejection(stream, record_id, summary.run_id, code, message)
+        self._rejected_now.add(record_id)
+        summary.counts["rejected"] += 1
+        if len(summary.rejections) < MAX_LISTED_REJECTIONS:
+            # The CRM's code and message name the field and the rule broken, not its value.
+            summary.rejections.append({"record_id": record_id, "stream": stream,
+                                       "fields": list(fields), "code": code,
+                                       "message": message[:300]})
+
+    def _queue_tasks(self, stream: str, creates: Sequence[TaskCreate]) -> None:
+        """Record task intents now; create them in full batches, possibly pages later.
+
+        Pages can be smaller than a task batch (HubSpot lists 100 contacts, creates 100 tasks
+        but only a fraction of contacts need one), so creates wait for a full batch. The intent
+        is recorded before the page's cursor moves on: a run stopped with tasks still queued
+        leaves intents, which the next run's recovery finds or re-plans.
+        """
+        summary = self._current
+        records = self.store.task_intents(summary.run_id, stream, creates)
+        # A key that is already open, or left as an unsettled intent by another run, is never
+        # created again here: recovery settles it first.
+        fresh = {r.key for r in records if r.state == "intent" and r.run_id == summary.run_id}
+        self._queued_tasks.extend(c for c in creates if c.key in fresh)
+        batch_size = self.connector.limits.task_batch
+        while len(self._queued_tasks) >= batch_size:
+            batch, self._queued_tasks = (self._queued_tasks[:batch_size],
+                                         self._queued_tasks[batch_size:])
+            self._create_tasks(stream, batch)
+
+    def _flush_tasks(self, stream: str) -> None:
+        """Create whatever task creates are still queued for ``stream``."""
+        if self._queued_tasks:
+            batch, self._queued_tasks = self._queued_tasks, []
+            self._create_tasks(stream, batch)
+
+    def _create_tasks(self, stream: str, batch: Sequence[TaskCreate]) -> None:
+        summary = self._current
+        results = self.connector.create_tasks(batch)
+        by_key = {r.key: r for r in results if r.key}
+        created = {}
+        for create in batch:
+            result = by_key.get(create.key)
+            if result is not None and result.ok and result.task_id:
+                created[create.key] = result.task_id
+            else:
+                code = (result.error_code if result else None) or "NO_RESULT"
+                self.store.task_failed(create.key, code, (result.message if result else "") or "")
+                self._reject(stream, create.contact_id, code, "task create failed", fields=["task"])
+        self.store.tasks_created(created)
+        summary.counts["tasks_created"] += len(created)
+
+    def _close_tasks(self, stream: str, closes: Sequence[TaskClose]) -> None:
+        summary = self._current
+        for batch in chunks(closes, self.connector.limits.task_batch):
+            journal_ids = self.store.journal_task_closes(summary.run_id, stream, batch)
+            by_key = {r.key: r for r in self.connector.close_tasks(batch) if r.key}
+            for close, journal_id in zip(batch, journal_ids, strict=True):
+                result = by_key.get(close.key)
+                if result is not None and result.ok:
+                    self.store.task_closed(close.key)
+                    summary.counts["tasks_closed"] += 1
+                    continue
+                code = (result.error_code if result else None) or "NO_RESULT"
+                message = (result.message if result else "") or ""
+                self.store.journal_rejected(journal_id, code, message)
+                self._reject(stream, close.contact_id, code, "task close failed", fields=["task"])
+
+    def _recover_pending_tasks(self, stream: str) -> None:
+        """Settle task creates a stopped run left half-done: find them in the CRM, or re-plan.
+
+        Found tasks are recorded as open; the others are forgotten and their contacts re-read
+        by this run, so a task lost between "intent" and "created" is neither lost nor
+        duplicated.
+        """
+        pending = self.store.pending_task_intents(stream)
+        if not pending:
+            return
+        found = self.connector.find_tasks(
+            sorted({p.record_id for p in pending}), [p.key for p in pending]
+        )
+        self.store.tasks_created({i.key: found[i.key] for i in pending if i.key in found})
+        summary = self._current
+        for intent in pending:
+            if intent.key not in found:
+                # Never created: forget the intent and have this run re-read the contact, so the
+                # task is planned afresh even if the contact itself has not changed.
+                self.store.task_failed(intent.key, "INTERRUPTED",
+                                       "run stopped before the task was created")
+                self.store.record_rejection(stream, intent.record_id, summary.run_id,
+                                            "INTERRUPTED", "task create interrupted")
