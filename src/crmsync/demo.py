@@ -17,7 +17,7 @@ from typing import Any
 from crmsync.wiring import load_parts
 from crmsync.config import load_settings
 from crmsync.connectors.base import SetupReport
-from crmsync.report import build_report, load_runs, write_report
+from crmsync.report import build_report, current_funnel, load_runs, write_report
 from crmsync.sandbox.launch import build_sandbox
 from crmsync.sync import RunSummary, SyncOptions, SyncRun, minimum_api_calls
 
@@ -80,8 +80,9 @@ def run_demo(
             calls = server.call_counts()
             limits = parts.connector.limits
             rules_file = parts.ruleset.filename
-            report_html, _ = write_report(build_report(load_runs(parts.store, 20)),
-                                          workdir / "report")
+            runs = load_runs(parts.store, 20)
+            current = current_funnel(parts.store, runs, summary.started_at)
+            report_html, _ = write_report(build_report(runs, current), workdir / "report")
         finally:
             parts.close()
     finally:

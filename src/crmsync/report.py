@@ -28,11 +28,13 @@ from pathlib import Path
 import json
 
 from collections import Counter
+from datetime import datetime
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
 from crmsync.state import RunRecord, StateStore
+from crmsync.sync import STUCK_AFTER
 
 #: Run modes that synced contacts; ``plan`` and ``undo`` runs are not funnel evidence.
 SYNC_MODES = ("run", "full", "demo")
@@ -65,8 +67,37 @@ def _counts(run: RunRecord) -> bool:
     return run.mode in SYNC_MODES and run.status != "running" and bool(run.counts)
 
 
-def build_report(runs: Sequence[RunRecord]) -> dict[str, Any]:
+def current_funnel(store: StateStore, runs: Sequence[RunRecord], now: datetime) -> dict[str, Any]:
+    """Return the funnel as it stands: every contact's current decision, from the state store.
+
+    Stage counts, miss types and stuck contacts (a contact is stuck when it has held its stage
+    longer than :data:`~crmsync.sync.STUCK_AFTER` allows, measured from its ``status_since``);
+    ``new_contacts`` counts contacts first decided by one of ``runs``, each once whatever
+    happened to it since (an undo does not make it new again).
+    """
+    stuck: Counter[str] = Counter()
+    for status, since in store.status_since_by_status():
+        limit = STUCK_AFTER.get(status)
+        if limit is not None and since is not None and now - since > limit:
+            stuck[status] += 1
+    return {
+        "stages": dict(store.status_counts()),
+        "miss_types": dict(store.miss_type_counts()),
+        "stuck": dict(stuck),
+        "new_contacts": store.contacts_first_seen([r.id for r in runs if _counts(r)]),
+    }
+
+
+def build_report(
+    runs: Sequence[RunRecord], current: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Compute the funnel health report from ledger runs (any order; non-sync runs ignored).
+
+    Args:
+        runs: Ledger runs; transitions (conversion) are summed over the sync runs among them.
+        current: :func:`current_funnel`; when given (and not empty), stage counts, miss types,
+            stuck contacts and new contacts come from every contact's current decision instead
+            of from one snapshot run.
 
     Returns a JSON-ready dict; ``snapshot`` is ``None`` when there is no sync run to report on.
     """
@@ -76,10 +107,25 @@ def build_report(runs: Sequence[RunRecord]) -> dict[str, Any]:
     summary: Mapping[str, Any] = snapshot.counts if snapshot else {}
     funnel = summary.get("funnel", {})
     transitions: Counter[str] = Counter()
+    reclassified: dict[str, Counter[str]] = {}
     for run in window:
         transitions.update({k: int(v) for k, v in run.counts.get("transitions", {}).items()})
+        moved = run.counts.get("reclassified") or {}
+        if moved:
+            version = run.counts.get("ruleset_version") or run.ruleset_version or "?"
+            reclassified.setdefault(version, Counter()).update(
+                {k: int(v) for k, v in moved.items()})
     stages = {s: int(summary.get("statuses", {}).get(s, 0)) for s in STAGES}
     stuck = {s: int(n) for s, n in funnel.get("stuck", {}).items()}
+    miss_counts = summary.get("miss_types", {})
+    new_contacts = sum(n for k, n in transitions.items() if k.startswith("new → "))
+    live = bool(current and current.get("stages"))
+    if live:
+        assert current is not None
+        stages = {s: int(current["stages"].get(s, 0)) for s in STAGES}
+        stuck = {s: int(n) for s, n in current.get("stuck", {}).items()}
+        miss_counts = current.get("miss_types", {})
+        new_contacts = int(current.get("new_contacts", new_contacts))
     report: dict[str, Any] = {
         "report_version": 1,
         "window": {
@@ -91,16 +137,18 @@ def build_report(runs: Sequence[RunRecord]) -> dict[str, Any]:
         "snapshot": None if snapshot is None else {
             "run_id": snapshot.id, "mode": snapshot.mode,
             "started_at": snapshot.started_at.isoformat(),
-            "scope": "full" if _is_full(snapshot) else "partial",
+            "scope": "current" if live else ("full" if _is_full(snapshot) else "partial"),
         },
         "stages": stages,
+        # Only moves the CRM's data caused; moves a rule change caused are shown apart.
         "conversion": _conversion(transitions),
-        "new_contacts": sum(n for k, n in transitions.items() if k.startswith("new → ")),
+        "reclassified": {v: dict(c.most_common()) for v, c in sorted(reclassified.items())},
+        "new_contacts": new_contacts,
         "stuck": stuck,
         "sla_breaches": int(funnel.get("sla_breaches", 0)),
         "misses": {
             kind: {
-                "contacts": int(summary.get("miss_types", {}).get(kind, 0)),
+                "contacts": int(miss_counts.get(kind, 0)),
                 "top_reasons": Counter(
                     {str(k): int(v) for k, v in funnel.get("miss_reasons", {}).get(kind, {}).items()}
                 ).most_common(TOP_REASONS),
@@ -180,10 +228,15 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     stages = ", ".join(f"{s} {n}" for s, n in report["stages"].items())
     rates = ", ".join(f"{c['from']}→{c['to']} {_pct(c['rate'])}" for c in report["conversion"][:2])
     misses = report["misses"]
-    lines = [f"funnel ({snap['scope']} view, run {snap['run_id']}): {stages}",
+    view = ("every contact's current decision" if snap["scope"] == "current"
+            else f"{snap['scope']} view, run {snap['run_id']}")
+    lines = [f"funnel ({view}): {stages}",
              f"conversion over {report['window']['runs']} runs: {rates}",
              f"stuck: {sum(report['stuck'].values())}, SLA breaches: {report['sla_breaches']}, "
              f"misses: {misses['soft']['contacts']} soft / {misses['hard']['contacts']} hard"]
+    for version, moves in report.get("reclassified", {}).items():
+        shown = ", ".join(f"{k} {n}" for k, n in list(moves.items())[:4])
+        lines.append(f"re-classified by rules {version} (not counted as conversion): {shown}")
     return lines + [d["text"] for d in report["diagnosis"]]
 
 
@@ -247,7 +300,11 @@ def render_html(report: Mapping[str, Any]) -> str:
     parts.append(f"<p class='note'>{runs} from {escape(_when(window['from']))} to "
                  f"{escape(_when(window['to']))} ({escape(', '.join(window['crms']))}). Funnel "
                  f"shape from run {escape(snap['run_id'])} ({escape(snap['mode'])}).</p>")
-    if snap["scope"] != "full":
+    if snap["scope"] == "current":
+        parts[-1] = parts[-1].replace(
+            f"Funnel shape from run {escape(snap['run_id'])} ({escape(snap['mode'])}).",
+            "Stage counts are every contact's current decision.")
+    elif snap["scope"] != "full":
         parts.append("<p class='diag'>No finished full run in this window: stage counts cover "
                      "only the contacts the latest run read. Run <code>crmsync run --full</code> "
                      "for the whole funnel.</p>")
@@ -264,6 +321,11 @@ def render_html(report: Mapping[str, Any]) -> str:
               _bars([(f"{c['from']} → {c['to']}", c["rate"] or 0,
                       f"{_pct(c['rate'])} ({c['contacts']} of {c['left_from']})") for c in conv],
                     maximum=1.0)]
+    for version, moves in report.get("reclassified", {}).items():
+        parts += [f"<h3>Re-classified by rules {escape(version)}</h3>",
+                  "<p class='note'>Moves a rule change made on contacts whose CRM data did not "
+                  "change; not counted as conversion.</p>",
+                  _table(["from → to", "contacts"], list(moves.items()))]
     stuck = report["stuck"]
     parts += ["<h2>Stuck contacts and follow-up</h2>",
               _table(["", "contacts"], [*((f"stuck as {s}", stuck.get(s, 0))

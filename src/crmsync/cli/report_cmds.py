@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from crmsync.cli.common import emit_json, output_option, stdout
 from crmsync.config import load_settings
-from crmsync.report import build_report, load_runs, summary_lines, write_report
+from crmsync.report import build_report, current_funnel, load_runs, summary_lines, write_report
 from crmsync.state import StateStore
 
 
@@ -28,9 +29,10 @@ def report(config_path: Path | None, out_dir: Path, run_count: int, output_forma
     store = StateStore.open(settings.state.url)
     try:
         records = load_runs(store, run_count)
+        current = current_funnel(store, records, datetime.now(UTC))
     finally:
         store.close()
-    result = build_report(records)
+    result = build_report(records, current)
     if not records:
         if output_format == "json":
             emit_json(result)

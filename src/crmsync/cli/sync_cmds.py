@@ -18,7 +18,7 @@ from crmsync.cli.common import emit_json, output_option, stderr, stdout
 from crmsync.wiring import Parts, default_path, load_parts
 from crmsync.config import Settings, load_settings, write_starter
 from crmsync.errors import ExitCode
-from crmsync.sync import RunSummary, SyncOptions, SyncRun, minimum_api_calls
+from crmsync.sync import RunSummary, SyncOptions, SyncRun, file_hash, minimum_api_calls
 from crmsync.undo import undo_run
 
 config_option = click.option(
@@ -120,7 +120,8 @@ def _execute(parts: Parts, options: SyncOptions, output_format: str, total: int 
              ) -> RunSummary:
     with _progress(output_format, total) as advance:
         runner = SyncRun(parts.connector, parts.ruleset, parts.store, options=options,
-                         on_progress=lambda stream, n: advance(n))
+                         on_progress=lambda stream, n: advance(n),
+                         fieldmap_hash=file_hash(parts.fieldmap.path))
         return runner.execute()
 
 
