@@ -310,7 +310,7 @@ class SyncRun(Writer):
             by_rules = (state is not None and state.modified_at is not None
                         and state.modified_at == contact.modified_at
                         and state.ruleset_hash != self._rules_hash)
-            self._tally.add(plan, by_rules=by_rules)
+            self._tally.add(stream, plan, by_rules=by_rules)
         summary.counts["read"] += len(fresh)
         summary.read_by_stream[stream] += len(fresh)
         summary.counts["evaluated"] += len(fresh)
@@ -374,13 +374,17 @@ class SyncRun(Writer):
 def estimate_write_calls(summary: RunSummary, connector: Connector) -> int:
     """Return the write calls a run would make for what a dry run planned.
 
-    Field updates at the CRM's largest batch; task creates and closes likewise. Counted over the
-    whole run, as the run batches them (task creates wait for a full batch across pages).
+    Field updates at the CRM's largest batch; task creates and closes likewise. Counted per
+    stream, as the run batches them (a batch never mixes objects; task creates wait for a full
+    batch across the pages of one stream).
     """
-    limits, counts = connector.limits, summary.counts
-    return (math.ceil(counts.get("updated", 0) / limits.write_batch)
-            + math.ceil(counts.get("planned_task_creates", 0) / limits.task_batch)
-            + math.ceil(counts.get("planned_task_closes", 0) / limits.task_batch))
+    limits = connector.limits
+    return sum(
+        math.ceil(planned["updates"] / limits.write_batch)
+        + math.ceil(planned["task_creates"] / limits.task_batch)
+        + math.ceil(planned["task_closes"] / limits.task_batch)
+        for planned in summary.planned_writes.values()
+    )
 
 
 def _outcome(error: CrmsyncError) -> tuple[str, ExitCode]:

@@ -76,6 +76,8 @@ class RunSummary:
     )
     read_by_stream: Counter[str] = field(default_factory=Counter)
     rejections: list[dict[str, Any]] = field(default_factory=list)
+    #: Per stream: records to update, tasks to create and close (writes are batched per stream).
+    planned_writes: dict[str, Counter[str]] = field(default_factory=dict)
     api_calls: int = 0
     estimated_write_calls: int = 0
     ruleset_version: str = ""

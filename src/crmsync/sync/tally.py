@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,9 +38,13 @@ class Tally:
         # Samples by rank: 0 status moved, 1 miss type moved, 2 another output, 3 tasks only.
         self._samples: list[list[dict[str, Any]]] = [[], [], [], []]
 
-    def add(self, plan: ContactPlan, *, by_rules: bool) -> None:
+    def add(self, stream: str, plan: ContactPlan, *, by_rules: bool) -> None:
         """Count one contact's plan; ``by_rules``: its data did not change, the rules did."""
         summary, decision = self.summary, plan.decision
+        planned = summary.planned_writes.setdefault(stream, Counter())
+        planned["updates"] += bool(plan.updates)
+        planned["task_creates"] += len(plan.task_creates)
+        planned["task_closes"] += len(plan.task_closes)
         summary.statuses[decision.status] += 1
         summary.miss_types[decision.miss_type] += 1
         moves = summary.reclassified if by_rules else summary.transitions
