@@ -13,13 +13,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_exponential_jitter,
 )
 
@@ -72,17 +73,39 @@ def retrying(
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         seconds = state.upcoming_sleep
-        # Only the error's class and status reach the log: no bodies, no data.
-        log.info("retrying after %s (attempt %d, waiting %.1fs)", type(error).__name__,
-                 state.attempt_number, seconds)
+        # The error's own message names the call, status and host; never a body or data.
+        log.warning("retrying in %s (%d/%d): %s", _seconds_text(seconds), state.attempt_number,
+                    policy.attempts - 1, error)
         if on_retry is not None and isinstance(error, TransientError):
             on_retry(error, seconds)
+
+    def give_up(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        asked = _server_wait(state)
+        left = policy.budget_s - state.seconds_since_start
+        if isinstance(error, TransientError) and asked and asked > left:
+            # Sleeping through a server's long Retry-After would hold the run (and its lease)
+            # far past the budget the admin set: stop now and say when trying again can work.
+            at = datetime.now(UTC) + timedelta(seconds=asked)  # noqa: TID251 - a wall-clock hint
+            raise TransientError(
+                f"{error}; the CRM asked to wait {_seconds_text(asked)}, more than the "
+                f"{_seconds_text(max(0.0, left))} left of the retry budget "
+                f"([sync] retry_budget_s = {policy.budget_s:g}): retry after {at:%H:%M:%S}Z",
+                retry_after=asked,
+            ) from error
+        assert error is not None
+        raise error
 
     return Retrying(
         retry=retry_if_exception_type(TransientError),
         wait=wait,
-        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.budget_s),
-        reraise=True,
+        # Stop *before* a wait that would end past the budget, not after sleeping through it.
+        stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.budget_s),
+        retry_error_callback=give_up,
         sleep=sleep,
         before_sleep=before_sleep,
     )
+
+
+def _seconds_text(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
