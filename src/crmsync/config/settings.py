@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from crmsync.config.secret import Secret
 from crmsync.errors import ConfigError
+from crmsync.redact import redact_url
 
 #: The file looked for in the working directory when no ``--config`` is given.
 CONFIG_FILE = "crmsync.toml"
@@ -129,16 +129,3 @@ class SettingsError(ConfigError):
         count = len(self.problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{count} configuration problem{'s' if count != 1 else ''}:\n{lines}")
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "***"
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
