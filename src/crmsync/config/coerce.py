@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
 from crmsync.config.keys import _KEYS, _Key
 from crmsync.config.secret import Secret
 
+#: C0 controls, DEL and C1 controls: never meaningful inside a setting, and fatal in an HTTP
+#: header (a token with a CR left from a Windows-edited secrets file made the SDK print it).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: What a value with a control character was expected to be (never shows the value).
+NO_CONTROL_CHARACTERS = (
+    "no control characters (a CR, LF or tab inside the value; e.g. a file saved with Windows "
+    "line ends)"
+)
+
 
 def _secret(value: Any) -> Secret | None:
     return value if value is None or isinstance(value, Secret) else Secret(str(value))
+
 
 def _coerce(raw: Any, spec: _Key, *, from_env: bool, base: Path | None) -> tuple[bool, Any]:
     """Return ``(True, value)``, or ``(False, what was expected)``."""
     kind = spec.kind
     if kind in ("str", "url", "path"):
+        if isinstance(raw, str):
+            # Surrounding whitespace is never part of a value (a trailing CR/LF from a secrets
+            # file or `export X=$(cat file)` is the common case); inside, it is an error.
+            raw = raw.strip()
+            if _CONTROL.search(raw):
+                return False, NO_CONTROL_CHARACTERS
         if not isinstance(raw, str) or (not raw and not spec.secret):
             return False, "a non-empty string" if isinstance(raw, str) else "a string"
         if kind == "url" and not raw.startswith(("http://", "https://")):
