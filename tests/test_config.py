@@ -251,3 +251,37 @@ def test_salesforce_login_domain_is_configurable(tmp_path: Path) -> None:
     env = {"CRMSYNC_CRM__PASSWORD": "pw", "CRMSYNC_CRM__SECURITY_TOKEN": "tok"}
     assert load_settings(config, env=env).crm.domain == "login"
     assert load_settings(config, env={**env, "CRMSYNC_CRM__DOMAIN": "test"}).crm.domain == "test"
+
+
+# -- credentials with stray whitespace or control characters (issue #13.1) -----------------------
+
+
+@pytest.mark.parametrize("suffix", ["\r", "\n", "\r\n", "  ", "\t"])
+def test_credentials_lose_surrounding_whitespace_from_env(suffix: str) -> None:
+    settings = load_settings(None, {"CRMSYNC_CRM__TYPE": "hubspot" + suffix,
+                                    "CRMSYNC_CRM__TOKEN": TOKEN + suffix})
+    assert settings.crm.type == "hubspot"
+    assert settings.crm.secret("token") == TOKEN
+
+
+def test_credentials_lose_surrounding_whitespace_from_secrets_file(tmp_path: Path) -> None:
+    # A secrets file saved with Windows line ends, with a stray CR escaped inside the string too.
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_bytes(f'[crm]\r\ntoken = "{TOKEN}\\r"\r\n[state]\r\nurl = " sqlite:///s.db "\r\n'
+                        .encode())
+    settings = load_settings(None, {"CRMSYNC_CRM__TYPE": "hubspot",
+                                    "CRMSYNC_SECRETS_FILE": str(secrets)})
+    assert settings.crm.secret("token") == TOKEN
+    assert settings.state.url == f"sqlite:///{(tmp_path / 's.db').as_posix()}"
+
+
+def test_credential_with_an_inner_control_character_is_refused_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    config = _write(tmp_path / "crmsync.toml", '[crm]\ntype = "hubspot"\npassword = "a"\n')
+    error = _load_error(config, {"CRMSYNC_CRM__TOKEN": "pat-na1-abc\rdef"})
+    assert error.exit_code == ExitCode.BAD_CONFIG
+    text = str(error)
+    assert "[crm] token" in text and "CRMSYNC_CRM__TOKEN" in text
+    assert "control character" in text
+    assert "pat-na1" not in text and "abc" not in text

@@ -1,0 +1,43 @@
+"""Every setting crmsync knows: its section, key, kind and environment variable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crmsync.config.settings import ENV_PREFIX
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    kind: str  # str | int | float | bool | list | path | secret | url
+    secret: bool = False
+
+
+_KEYS: dict[str, dict[str, _Key]] = {
+    "crm": {
+        "type": _Key("str"), "base_url": _Key("url"), "token": _Key("str", secret=True),
+        "auth": _Key("str"), "username": _Key("str"), "password": _Key("str", secret=True),
+        "security_token": _Key("str", secret=True), "consumer_key": _Key("str"),
+        "domain": _Key("str"),
+        "private_key_file": _Key("path"), "objects": _Key("list"), "field_map": _Key("path"),
+        "api_version": _Key("str"), "secrets_file": _Key("path"),
+    },
+    "rules": {"path": _Key("path")},
+    "state": {"url": _Key("str", secret=True)},
+    "sync": {
+        "overlap_seconds": _Key("int"), "batch_size": _Key("int"), "page_size": _Key("int"),
+        "max_attempts": _Key("int"), "retry_budget_s": _Key("float"),
+        "task_close_policy": _Key("str"), "concurrency": _Key("int"), "full": _Key("bool"),
+    },
+}
+#: Keys a secrets file may set; nothing else belongs there.
+_SECRET_KEYS = {("crm", "token"), ("crm", "password"), ("crm", "security_token"),
+                ("state", "url")}
+
+
+def env_var(section: str, key: str) -> str:
+    """Return the environment variable that overrides ``[section] key``."""
+    return f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+
+def _all_env_vars() -> list[str]:
+    return [env_var(section, key) for section, keys in _KEYS.items() for key in keys]

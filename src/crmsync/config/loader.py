@@ -1,0 +1,203 @@
+"""``load_settings``: merge the sources, coerce, apply defaults and cross-field checks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from crmsync.config.coerce import _coerce, _did_you_mean, _secret, _show
+from crmsync.config.keys import _KEYS, _SECRET_KEYS, _all_env_vars, env_var
+from crmsync.config.secret import Secret
+from crmsync.config.settings import (
+    AUTH_BY_CRM,
+    CONFIG_FILE,
+    CRM_TYPES,
+    DEFAULT_STATE_URL,
+    ENV_PREFIX,
+    TASK_CLOSE_POLICIES,
+    CrmSettings,
+    RulesSettings,
+    Settings,
+    SettingsError,
+    StateSettings,
+    SyncSettings,
+)
+from crmsync.config.sources import _read_toml, _secrets_file, _Source
+
+
+def load_settings(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    require_crm: bool = True,
+) -> Settings:
+    """Load, merge, coerce and check the configuration.
+
+    Args:
+        path: The config file (``--config``); it must exist. ``None`` reads ``crmsync.toml`` in
+            the working directory when there is one.
+        env: The environment (``os.environ`` when ``None``).
+        require_crm: Check that ``[crm]`` names a CRM and its credentials; commands that never
+            contact a CRM (``runs``, ``report``) pass False.
+
+    Raises:
+        SettingsError: Listing every problem, and every place a missing value was looked for.
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    file_values: dict[tuple[str, str], tuple[Any, _Source]] = {}
+
+    config_file = Path(path) if path is not None else Path(CONFIG_FILE)
+    if path is not None and not config_file.is_file():
+        problems.append(f"config file {config_file} does not exist")
+    found_file = config_file if config_file.is_file() else None
+    if found_file is not None:
+        _read_toml(found_file, "config", file_values, problems, allowed=None)
+
+    env_values: dict[tuple[str, str], tuple[Any, _Source]] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if key not in _KEYS.get(section, {}):
+            problems.append(f"unknown setting {name}" + _did_you_mean(name, _all_env_vars()))
+            continue
+        env_values[(section, key)] = (raw, _Source(f"env {name}", None))
+
+    secrets_file, secrets_label = _secrets_file(env, env_values, file_values, problems)
+    secret_values: dict[tuple[str, str], tuple[Any, _Source]] = {}
+    if secrets_file is not None:
+        _read_toml(secrets_file, "secrets", secret_values, problems, allowed=_SECRET_KEYS)
+
+    def places(section: str, key: str) -> str:
+        where = [f"env {env_var(section, key)}"]
+        if (section, key) in _SECRET_KEYS:
+            where.append(secrets_label)
+        where.append(f"[{section}] {key} in " + (str(found_file) if found_file
+                                                  else f"{config_file.absolute()} (not found)"))
+        return ", ".join(where)
+
+    values: dict[tuple[str, str], Any] = {}
+    for section, keys in _KEYS.items():
+        for key, spec in keys.items():
+            for layer in (env_values, secret_values, file_values):
+                if (section, key) in layer:
+                    raw, source = layer[(section, key)]
+                    ok, value = _coerce(raw, spec, from_env=source.base is None
+                                        and source.label.startswith("env "), base=source.base)
+                    if ok:
+                        values[(section, key)] = value
+                    else:
+                        shown = "" if spec.secret else f", got {_show(raw)}"
+                        problems.append(f"[{section}] {key}: expected {value}{shown} "
+                                        f"(from {source.label})")
+                        values[(section, key)] = _INVALID
+                    break
+
+    settings = _build(values, problems, places, found_file, secrets_file, require_crm)
+    if problems:
+        raise SettingsError(problems)
+    assert settings is not None
+    return settings
+
+
+_INVALID = object()
+
+
+def _build(
+    values: dict[tuple[str, str], Any],
+    problems: list[str],
+    places: Callable[[str, str], str],
+    config_file: Path | None,
+    secrets_file: Path | None,
+    require_crm: bool,
+) -> Settings | None:
+    """Apply defaults and cross-field checks; append problems; return Settings when sound."""
+
+    def get(section: str, key: str, default: Any = None) -> Any:
+        value = values.get((section, key), default)
+        return default if value is _INVALID else value
+
+    def missing(section: str, key: str, why: str = "") -> None:
+        problems.append(f"[{section}] {key} is missing{why}; looked in: {places(section, key)}")
+
+    def one_of(section: str, key: str, allowed: tuple[str, ...]) -> None:
+        value = values.get((section, key))
+        if isinstance(value, str) and value not in allowed:
+            problems.append(f"[{section}] {key}: expected one of {', '.join(allowed)}, got "
+                            f"{_show(value)}" + _did_you_mean(value, allowed))
+
+    crm_type = get("crm", "type")
+    one_of("crm", "type", CRM_TYPES)
+    if crm_type not in CRM_TYPES:
+        if crm_type is None and ("crm", "type") not in values and require_crm:
+            missing("crm", "type", f" (one of {', '.join(CRM_TYPES)})")
+        crm_type = crm_type if crm_type in CRM_TYPES else None
+    auth = get("crm", "auth")
+    if crm_type is not None:
+        if auth is None:
+            auth = _default_auth(crm_type, values)
+        else:
+            one_of("crm", "auth", AUTH_BY_CRM[crm_type])
+        if require_crm and auth in AUTH_BY_CRM[crm_type]:
+            for key in _required_credentials(crm_type, auth):
+                given = values.get(("crm", key))
+                if given is None or (isinstance(given, Secret) and not given):  # "" is unset
+                    missing("crm", key, f" (needed by {crm_type} auth {auth!r})")
+    one_of("sync", "task_close_policy", TASK_CLOSE_POLICIES)
+    for key, low in (("overlap_seconds", 0), ("batch_size", 1), ("page_size", 1),
+                     ("max_attempts", 1), ("retry_budget_s", 0), ("concurrency", 1)):
+        value = values.get(("sync", key))
+        if isinstance(value, int | float) and value < low:
+            problems.append(f"[sync] {key}: expected at least {low}, got {value}")
+
+    if problems:
+        return None
+    state_url = get("state", "url")
+    return Settings(
+        crm=CrmSettings(
+            type=crm_type or "",
+            base_url=get("crm", "base_url"),
+            token=_secret(get("crm", "token")),
+            auth=auth or "",
+            username=get("crm", "username"),
+            password=_secret(get("crm", "password")),
+            security_token=_secret(get("crm", "security_token")),
+            consumer_key=get("crm", "consumer_key"),
+            domain=get("crm", "domain", "login"),
+            private_key_file=get("crm", "private_key_file"),
+            objects=tuple(get("crm", "objects", ())),
+            field_map=get("crm", "field_map"),
+            api_version=get("crm", "api_version", "59.0"),
+            secrets_file=secrets_file,
+        ),
+        rules=RulesSettings(path=get("rules", "path")),
+        state=StateSettings(url=state_url.reveal() if state_url else DEFAULT_STATE_URL),
+        sync=SyncSettings(**{
+            key: values[("sync", key)] for key in _KEYS["sync"] if ("sync", key) in values
+        }),
+        config_file=config_file,
+    )
+
+
+def _default_auth(crm_type: str, values: Mapping[tuple[str, str], Any]) -> str:
+    """Infer Salesforce's flow from the credentials given; HubSpot has only one."""
+    if crm_type == "hubspot":
+        return "private_app"
+    if ("crm", "token") in values:
+        return "session"
+    if ("crm", "private_key_file") in values or ("crm", "consumer_key") in values:
+        return "jwt"
+    return "password"
+
+
+def _required_credentials(crm_type: str, auth: str) -> tuple[str, ...]:
+    if crm_type == "hubspot":
+        return ("token",)
+    return {
+        "session": ("base_url", "token"),
+        "password": ("username", "password"),
+        "jwt": ("username", "consumer_key", "private_key_file"),
+    }[auth]

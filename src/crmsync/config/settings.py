@@ -1,0 +1,131 @@
+"""The resolved, frozen settings dataclasses and :class:`SettingsError`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crmsync.config.secret import Secret
+from crmsync.errors import ConfigError
+from crmsync.redact import redact_url
+
+#: The file looked for in the working directory when no ``--config`` is given.
+CONFIG_FILE = "crmsync.toml"
+#: Environment variable naming the secrets file (wins over ``[crm] secrets_file``).
+SECRETS_FILE_ENV = "CRMSYNC_SECRETS_FILE"
+ENV_PREFIX = "CRMSYNC_"
+
+CRM_TYPES = ("hubspot", "salesforce")
+AUTH_BY_CRM = {"hubspot": ("private_app",), "salesforce": ("session", "password", "jwt")}
+TASK_CLOSE_POLICIES = ("rule", "close", "leave")
+DEFAULT_STATE_URL = "sqlite:///.crmsync/state.db"
+
+
+@dataclass(frozen=True, slots=True)
+class CrmSettings:
+    """``[crm]``: which CRM, where, and how to authenticate.
+
+    Attributes:
+        type: ``hubspot`` or ``salesforce``.
+        base_url: API base (HubSpot) or instance/login URL (Salesforce); ``None`` for the real
+            service's default.
+        token: HubSpot private-app token, or a Salesforce session id (``auth = "session"``).
+        auth: ``private_app`` (HubSpot); ``session``, ``password`` or ``jwt`` (Salesforce).
+        username: Salesforce user (password and JWT flows).
+        password: Salesforce password (password flow).
+        security_token: Salesforce security token (password flow; empty when IP-trusted).
+        consumer_key: Connected app consumer key (JWT flow).
+        domain: Salesforce login domain for password/JWT login: ``login``, ``test`` (sandbox
+            orgs) or a My Domain prefix.
+        private_key_file: PEM key of the connected app (JWT flow).
+        objects: Salesforce objects to sync (e.g. ``("Lead", "Contact")``); empty for the default.
+        field_map: Field map file; ``None`` for the packaged default of the CRM.
+        api_version: Salesforce REST API version.
+        secrets_file: The secrets file that was read, if any.
+    """
+
+    type: str
+    base_url: str | None = None
+    token: Secret | None = None
+    auth: str = "private_app"
+    username: str | None = None
+    password: Secret | None = None
+    security_token: Secret | None = None
+    consumer_key: str | None = None
+    domain: str = "login"
+    private_key_file: Path | None = None
+    objects: tuple[str, ...] = ()
+    field_map: Path | None = None
+    api_version: str = "59.0"
+    secrets_file: Path | None = None
+
+    def secret(self, name: str) -> str | None:
+        """Return the plain value of credential ``name`` (``token``, ``password``...), or None."""
+        value = getattr(self, name)
+        if value is not None and not isinstance(value, Secret):
+            raise AttributeError(f"[crm] {name} is not a credential")
+        return value.reveal() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class RulesSettings:
+    """``[rules]``: the rule file (``None`` for the packaged default rule set)."""
+
+    path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    """``[state]``: the state store's SQLAlchemy URL (its password never shows in a repr)."""
+
+    url: str = DEFAULT_STATE_URL
+
+    def __repr__(self) -> str:
+        return f"StateSettings(url={redact_url(self.url)!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    """``[sync]``: how runs read, write and retry.
+
+    Attributes:
+        overlap_seconds: How far before the cursor an incremental read starts (clock skew).
+        batch_size: Records per write call; ``None`` for the CRM's maximum.
+        page_size: Records per read call; ``None`` for the CRM's maximum.
+        max_attempts: Attempts per call for transient errors.
+        retry_budget_s: Total seconds one call may spend retrying.
+        task_close_policy: ``rule`` (each task template decides), ``close`` or ``leave``.
+        concurrency: Parallel API calls, within the CRM's limits.
+        full: Re-scan everything instead of reading incrementally.
+    """
+
+    overlap_seconds: int = 300
+    batch_size: int | None = None
+    page_size: int | None = None
+    max_attempts: int = 5
+    retry_budget_s: float = 300.0
+    task_close_policy: str = "rule"
+    concurrency: int = 4
+    full: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable, resolved and checked; see :func:`load_settings`."""
+
+    crm: CrmSettings
+    rules: RulesSettings = field(default_factory=RulesSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    config_file: Path | None = None
+
+
+class SettingsError(ConfigError):
+    """Configuration problems, all of them; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        """Build the message from every problem found."""
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{count} configuration problem{'s' if count != 1 else ''}:\n{lines}")
