@@ -5,7 +5,7 @@ Tasks are upserted by crmsync's external-id key field, which makes a retried cre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crmsync.connectors.base import WriteResult, chunks
@@ -14,6 +14,9 @@ from crmsync.connectors.salesforce.client import SalesforceClient
 from crmsync.connectors.salesforce.writing import COLLECTION_BATCH, WritingMixin
 from crmsync.errors import ConfigError
 from crmsync.model import TaskClose, TaskCreate
+
+#: Per-record codes of a close meaning the task no longer exists (deleted, then purged).
+_GONE_CODES = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"})
 
 
 class TasksMixin(WritingMixin):
@@ -80,7 +83,11 @@ class TasksMixin(WritingMixin):
         return {"attributes": {"type": tasks.object}, **values}
 
     def close_tasks(self, closes: Sequence[TaskClose]) -> list[WriteResult]:
-        """Set tasks' status to the closed status with Collections; one result per task."""
+        """Set tasks' status to the closed status with Collections; one result per task.
+
+        A task that no longer exists (a rep deleted it) counts as closed: there is nothing left
+        to close, and a rejection would leave every later run ``partial`` over it.
+        """
         tasks = self.fieldmap.tasks
         status_field = tasks.fields.get("status", "Status")
         out: list[WriteResult] = []
@@ -88,6 +95,24 @@ class TasksMixin(WritingMixin):
             records = [{"attributes": {"type": tasks.object}, "id": c.task_id,
                         status_field: tasks.closed_status} for c in batch]
             saved = self._collection(f"update {tasks.object}", records)
-            out.extend(self._result(c.task_id, s, key=c.key, task_id=c.task_id)
-                       for c, s in zip(batch, saved, strict=True))
+            out.extend(
+                WriteResult(c.task_id, True, key=c.key, task_id=c.task_id) if _task_gone(s)
+                else self._result(c.task_id, s, key=c.key, task_id=c.task_id)
+                for c, s in zip(batch, saved, strict=True))
         return out
+
+
+def _task_gone(saved: Mapping[str, Any]) -> bool:
+    """Return whether a failed close's SaveResult says the task itself no longer exists.
+
+    Salesforce answers ``ENTITY_IS_DELETED`` while the task is in the recycle bin and
+    ``INVALID_CROSS_REFERENCE_KEY`` once it is purged; the latter also names a bad lookup field,
+    but a close sends none, so it counts only when no field other than ``Id`` is named.
+    ``MALFORMED_ID`` is not a deleted task (the stored id is wrong) and stays a rejection.
+    """
+    if saved.get("success"):
+        return False
+    errors = saved.get("errors") or [{}]
+    first = errors[0] if isinstance(errors[0], Mapping) else {}
+    fields = {str(f) for f in first.get("fields") or []}
+    return str(first.get("statusCode") or "") in _GONE_CODES and fields <= {"Id"}
