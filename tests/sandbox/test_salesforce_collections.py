@@ -194,3 +194,23 @@ def test_stamp_resolution_knob_makes_ties(sf: Any, sf_http: Any, sf_clock: Any) 
     sf.Contact.update(b, {"Title": "second"})
     stamps = {sf.Contact.get(i)["SystemModstamp"] for i in (a, b)}
     assert stamps == {"2026-11-23T02:00:00.000+0000"}
+
+
+def test_update_of_a_deleted_or_purged_record_fails_per_record(sf: Any) -> None:
+    # What Salesforce answers in a Collections update (HTTP 200, per-record): a record in the
+    # recycle bin is ENTITY_IS_DELETED; an id of the right type that no longer exists (purged
+    # from the recycle bin) is INVALID_CROSS_REFERENCE_KEY; a wrong-type id is MALFORMED_ID.
+    contact = _contacts(sf, 1)[0]
+    task_id = sf.Task.create({"WhoId": contact, "Subject": "Call"})["id"]
+    sf.Task.delete(task_id)
+    purged = "00T5g0000099999AAA"
+    results = sf.restful("composite/sobjects", method="PATCH", json={
+        "allOrNone": False,
+        "records": [{"attributes": {"type": "Task"}, "id": rid, "Status": "Completed"}
+                    for rid in (task_id, purged, contact)],
+    })
+    codes = [(r["success"], r["errors"][0]["statusCode"], r["errors"][0]["fields"])
+             for r in results]
+    assert codes[:2] == [(False, "ENTITY_IS_DELETED", []),
+                         (False, "INVALID_CROSS_REFERENCE_KEY", [])]
+    assert codes[2][:2] == (False, "MALFORMED_ID")

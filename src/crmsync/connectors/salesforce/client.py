@@ -1,0 +1,159 @@
+"""The SDK seam: one simple-salesforce client with retries, quota guard, accounting and paging.
+
+Every HTTP call of the connector goes through :meth:`SalesforceClient.call`: it logs in lazily,
+refuses to dip into the reserved share of the daily quota, runs the call under
+:func:`crmsync.retry.retrying` (simple-salesforce never retries) and translates vendor errors
+with :func:`~crmsync.connectors.salesforce.translate._translated`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote_plus
+
+import requests
+from simple_salesforce import Salesforce
+from tenacity import Retrying
+
+from crmsync.connectors.salesforce.auth import SalesforceAuth
+from crmsync.connectors.salesforce.soql import chunk_in_clauses, soql_string
+from crmsync.connectors.salesforce.translate import _retry_after, _translated
+from crmsync.errors import CrmRequestError, QuotaExhausted
+from crmsync.retry import RetryPolicy, retrying
+
+T = TypeVar("T")
+
+#: Largest query page Salesforce serves (``Sforce-Query-Options: batchSize``).
+QUERY_PAGE = 2000
+#: Keep request URLs (SOQL travels in the query string) under this many characters.
+MAX_URL_CHARS = 16_000
+#: The retry policy used when none is given (frozen, so one shared instance is safe).
+DEFAULT_POLICY = RetryPolicy()
+
+
+class SalesforceClient:
+    """One org's simple-salesforce client, connected on first use. Not thread-safe.
+
+    Args:
+        auth: How to authenticate.
+        api_version: REST API version, pinned so a client upgrade cannot change behaviour.
+        policy: Retry policy for transient failures.
+        sleep: Sleep function used between retries.
+        quota_reserve: Fraction of the daily API allocation left to other integrations.
+        timeout: (connect, read) timeout in seconds of every HTTP call.
+    """
+
+    def __init__(
+        self,
+        auth: SalesforceAuth,
+        *,
+        api_version: str = "59.0",
+        policy: RetryPolicy = DEFAULT_POLICY,
+        sleep: Callable[[float], None] = time.sleep,
+        quota_reserve: float = 0.02,
+        timeout: tuple[float, float] = (10.0, 120.0),
+    ) -> None:
+        self.auth = auth
+        self.api_version = api_version
+        self.policy = policy
+        self.sleep = sleep
+        self.quota_reserve = quota_reserve
+        self.timeout = timeout
+        self._sf: Salesforce | None = None
+        self._calls = 0
+        self._calls_lock = threading.Lock()
+        self._last = threading.local()
+        self._retry: Retrying | None = None
+
+    def sf(self) -> Salesforce:
+        """Return the simple-salesforce client, logging in (with retries) on first use."""
+        if self._sf is None:
+            def connect() -> Salesforce:
+                with _translated("login", self._last_retry_after):
+                    # The hook goes in first so that login calls are counted too.
+                    return self.auth.connect(self.api_version, on_response=self._on_response)
+
+            self._sf = self._retrying(connect)
+        return self._sf
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        with self._calls_lock:
+            self._calls += 1
+        self._last.retry_after = _retry_after(response.headers.get("Retry-After"))
+
+    def _last_retry_after(self) -> float | None:
+        return getattr(self._last, "retry_after", None)
+
+    def _retrying(self, fn: Callable[[], T]) -> T:
+        if self._retry is None:
+            self._retry = retrying(self.policy, sleep=self.sleep)
+        return self._retry(fn)
+
+    def call(self, op: str, fn: Callable[[Salesforce], T]) -> T:
+        """Run one API call with quota guard, error translation and the retry policy."""
+
+        # Logging in has its own retries (inside sf()): keep them out of this loop.
+        sf = self.sf()
+
+        def attempt() -> T:
+            self._guard_quota(sf, op)
+            self._last.retry_after = None
+            with _translated(op, self._last_retry_after):
+                return fn(sf)
+
+        return self._retrying(attempt)
+
+    def _guard_quota(self, sf: Salesforce, op: str) -> None:
+        usage = sf.api_usage.get("api-usage")
+        if usage is None or not usage.total:
+            return
+        reserve = math.ceil(usage.total * self.quota_reserve)
+        if usage.total - usage.used <= reserve:
+            raise QuotaExhausted(
+                f"Salesforce {op}: daily API requests at {usage.used}/{usage.total}, within the "
+                f"reserve of {reserve} kept for other integrations; the run stops and resumes "
+                "next time")
+
+    def query_pages(self, op: str, soql: str) -> Iterator[list[dict[str, Any]]]:
+        """Yield the record lists of every page of a query, one HTTP call per page."""
+        headers = {"Sforce-Query-Options": f"batchSize={QUERY_PAGE}"}
+        result = self.call(op, lambda sf: sf.query(soql, headers=headers, timeout=self.timeout))
+        seen: set[str] = set()
+        while True:
+            yield list(result.get("records") or [])
+            next_url = result.get("nextRecordsUrl")
+            if result.get("done", True) or not next_url:
+                return
+            if next_url in seen:  # a server bug would otherwise loop forever
+                raise CrmRequestError(f"Salesforce {op}: query locator repeated")
+            seen.add(next_url)
+            result = self.call(op, lambda sf, url=next_url: sf.query_more(
+                url, identifier_is_url=True, headers=headers, timeout=self.timeout))
+
+    def _in_budget(self, soql_without_ids: str) -> int:
+        sf = self.sf()
+        fixed = len(sf.base_url) + len("query/?q=") + len(quote_plus(soql_without_ids))
+        return max(200, MAX_URL_CHARS - fixed)
+
+    def query_in(
+        self, op: str, select_from: str, in_field: str, ids: Sequence[str], tail: str = ""
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Query ``select_from WHERE in_field IN (<ids>) tail``, chunking ids to keep URLs short."""
+        template = f"{select_from} WHERE {in_field} IN ({{}}){tail}"
+        budget = self._in_budget(template.format(""))
+        # Ids are case-sensitive (15-character form): de-duplicate exactly.
+        for chunk in chunk_in_clauses(list(dict.fromkeys(ids)), budget):
+            yield from self.query_pages(op, template.format(",".join(map(soql_string, chunk))))
+
+    def api_calls(self) -> int:
+        """Return the HTTP calls made so far (retries and re-logins included)."""
+        return self._calls
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        if self._sf is not None:
+            self._sf.session.close()

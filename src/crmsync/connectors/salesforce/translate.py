@@ -1,0 +1,119 @@
+"""Error translation: the one place simple-salesforce and requests exceptions become crmsync's.
+
+Messages carry an HTTP status and an error code only: simple-salesforce puts response bodies
+(contact data) in its exceptions' ``str``, so those stay in ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceOperationError,
+    SalesforceRefusedRequest,
+)
+
+from crmsync.errors import (
+    AuthError,
+    CrmRequestError,
+    CrmsyncError,
+    QuotaExhausted,
+    TransientError,
+)
+
+#: Request-level error codes worth retrying even though they come as 400s.
+_TRANSIENT_CODES = frozenset(
+    {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"})
+
+
+def _first_error(content: Any) -> tuple[str, str]:
+    """Return (errorCode, message) from a Salesforce error body (a JSON list), best effort."""
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        first = content[0]
+        return str(first.get("errorCode") or first.get("statusCode") or ""), str(
+            first.get("message") or "")
+    if isinstance(content, Mapping):
+        return str(content.get("errorCode") or content.get("error") or ""), str(
+            content.get("message") or content.get("error_description") or "")
+    return "", ""
+
+
+def _error_code(saved: Mapping[str, Any]) -> str | None:
+    """Return the first ``statusCode`` of a failed SaveResult (None when it succeeded)."""
+    if saved.get("success"):
+        return None
+    errors = saved.get("errors") or [{}]
+    first = errors[0] if isinstance(errors[0], Mapping) else {}
+    return str(first.get("statusCode") or "UNKNOWN_ERROR")
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: rare from Salesforce; fall back to our own backoff
+
+
+@contextmanager
+def _translated(op: str, retry_after: Callable[[], float | None] = lambda: None) -> Iterator[None]:
+    """Turn simple-salesforce and requests exceptions into crmsync errors.
+
+    Args:
+        op: What was being done (``query Contact``), for the message.
+        retry_after: Returns the ``Retry-After`` of the failed response, if it had one
+            (simple-salesforce drops response headers from its exceptions).
+    """
+    try:
+        yield
+    except CrmsyncError:
+        raise
+    except SalesforceExpiredSession as exc:
+        # With password/JWT auth simple-salesforce has already logged in again and retried.
+        raise AuthError(f"Salesforce {op}: HTTP 401 {_first_error(exc.content)[0] or 'refused'}; "
+                        "the session is invalid or expired") from exc
+    except SalesforceAuthenticationFailed as exc:
+        raise AuthError(f"Salesforce {op}: login failed ({exc.code})") from exc
+    except SalesforceRefusedRequest as exc:
+        # 403 is a permission problem OR an API limit: the errorCode and message say which.
+        code, text = _first_error(exc.content)
+        lowered = text.lower()
+        if code == "REQUEST_LIMIT_EXCEEDED" and "concurrent" in lowered:
+            raise TransientError(f"Salesforce {op}: HTTP 403 {code} (concurrent requests)",
+                                 retry_after=retry_after()) from exc
+        if code == "REQUEST_LIMIT_EXCEEDED":
+            raise QuotaExhausted(f"Salesforce {op}: HTTP 403 {code} (daily API requests used "
+                                 "up); the run stops and resumes next time") from exc
+        raise AuthError(f"Salesforce {op}: HTTP 403 {code or 'refused'}") from exc
+    except SalesforceMalformedRequest as exc:
+        code = _first_error(exc.content)[0]
+        if code in _TRANSIENT_CODES:
+            raise TransientError(f"Salesforce {op}: HTTP 400 {code}",
+                                 retry_after=retry_after()) from exc
+        raise CrmRequestError(f"Salesforce {op}: HTTP 400 {code or 'bad request'}") from exc
+    except SalesforceGeneralError as exc:
+        code = _first_error(exc.content)[0]
+        if exc.status >= 500 or exc.status in (408, 429):
+            raise TransientError(f"Salesforce {op}: HTTP {exc.status} {code}".rstrip(),
+                                 retry_after=retry_after()) from exc
+        raise CrmRequestError(f"Salesforce {op}: HTTP {exc.status} {code}".rstrip()) from exc
+    except SalesforceError as exc:  # 300 more-than-one, 404 not found
+        code = _first_error(exc.content)[0]
+        raise CrmRequestError(f"Salesforce {op}: HTTP {exc.status} {code}".rstrip()) from exc
+    except SalesforceOperationError as exc:  # bulk 2.0 job failures
+        raise CrmRequestError(f"Salesforce {op}: {type(exc).__name__}") from exc
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError) as exc:
+        raise TransientError(f"Salesforce {op}: {type(exc).__name__}") from exc
+    except (requests.exceptions.JSONDecodeError, json.JSONDecodeError) as exc:
+        # A truncated or non-JSON success body: the connection broke mid-response.
+        raise TransientError(f"Salesforce {op}: unreadable response") from exc
+
