@@ -97,6 +97,8 @@ class SyncSettings:
         task_close_policy: ``rule`` (each task template decides), ``close`` or ``leave``.
         concurrency: Parallel API calls, within the CRM's limits.
         full: Re-scan everything instead of reading incrementally.
+        restamp: After a rule change, write the new rule-set version onto every contact, even
+            those whose outputs did not change (off: only changed contacts are written).
     """
 
     overlap_seconds: int = 300
@@ -107,6 +109,7 @@ class SyncSettings:
     task_close_policy: str = "rule"
     concurrency: int = 4
     full: bool = False
+    restamp: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,9 @@ retry_budget_s = 300
 # Obsolete follow-up tasks: "rule" (each task template decides), "close" or "leave".
 task_close_policy = "rule"
 concurrency = 4
+# After a rule change every contact is re-evaluated once; only contacts whose outputs change
+# are written. true: also write the new rule-set version onto every unchanged contact.
+restamp = false
 """
 
 

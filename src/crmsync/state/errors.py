@@ -8,13 +8,9 @@ parameter) hidden.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from crmsync.errors import CrmsyncError, ExitCode
-
-#: Query parameters of a database URL whose values are credentials.
-_SECRET_PARAMS = ("password", "pass", "pwd", "passwd", "token", "secret", "key", "sslpassword",
-                  "access_token", "api_key")
+from crmsync.redact import redact_text, redact_url
 
 
 class StateError(CrmsyncError):
@@ -47,26 +43,14 @@ class StoreLost(StateError):
 
 def shown_url(url: str) -> str:
     """Return a database URL fit for a message: no password, no credential query values."""
-    try:
-        parsed = make_url(url)
-    except sa.exc.ArgumentError:
-        return "<invalid state URL>"
-    if parsed.query:
-        hidden = {
-            name: ("***" if any(s in name.lower() for s in _SECRET_PARAMS) else value)
-            for name, value in parsed.query.items()
-        }
-        parsed = parsed.set(query=hidden)
-    shown = parsed.render_as_string(hide_password=True)
-    # render_as_string percent-encodes "***"; keep it readable.
-    return shown.replace("%2A%2A%2A", "***")
+    return redact_url(url)
 
 
 def store_error(exc: sa.exc.DBAPIError | sa.exc.SQLAlchemyError, shown: str) -> StateError:
     """Return the :class:`StateError` for a database failure of the store ``shown``."""
     orig = getattr(exc, "orig", None)
     first_line = (str(orig) if orig is not None else str(exc)).strip().splitlines()[:1]
-    cause = first_line[0] if first_line else type(exc).__name__
+    cause = redact_text(first_line[0] if first_line else type(exc).__name__)
     lowered = cause.lower()
     if "not a database" in lowered or "malformed" in lowered or "file is encrypted" in lowered:
         return StoreCorrupt(
