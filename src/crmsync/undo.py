@@ -42,8 +42,8 @@ def undo_run(connector: Connector, store: StateStore, run_id: str) -> UndoResult
     journal = store.journal_for_run(run_id)
     undo_id = store.start_run(connector.crm, "undo")
     result = UndoResult(run_id, undo_id)
-    # Pending field writes count too: a run killed mid-call may or may not have landed them,
-    # and the "still holds what the run wrote" check below tells which.
+    # Pending (and superseded) field writes count too: a run killed mid-call may or may not
+    # have landed them, and the "still holds what the run wrote" check below tells which.
     by_stream: dict[str, list[JournalEntry]] = defaultdict(list)
     for entry in _merged_field_writes(journal):
         by_stream[entry.stream].append(entry)
@@ -73,7 +73,7 @@ def _merged_field_writes(journal: list[JournalEntry]) -> list[JournalEntry]:
     """One entry per record: the first ``before`` and the last ``after`` of its writes."""
     merged: dict[tuple[str, str], JournalEntry] = {}
     for entry in sorted(journal, key=lambda e: e.seq):
-        if entry.kind != "fields" or entry.state not in ("applied", "pending"):
+        if entry.kind != "fields" or entry.state not in ("applied", "pending", "superseded"):
             continue
         key = (entry.stream, entry.record_id)
         first = merged.get(key)
