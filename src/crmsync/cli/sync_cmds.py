@@ -142,6 +142,7 @@ def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
         emit_json({**summary.to_json(), "minimum_api_calls": minimum})
         return
     stdout.print(_summary_table(summary))
+    _print_scope_and_changes(summary)
     if summary.transitions:
         table = Table(title="Transitions", title_justify="left")
         table.add_column("from → to")
@@ -157,6 +158,28 @@ def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
     if summary.error:
         stderr.print(f"crmsync: {summary.error}", markup=False)
     stderr.print(summary.logfmt(), markup=False)
+
+
+def _print_scope_and_changes(summary: RunSummary) -> None:
+    """Say what was read (whole streams, and why) and which outputs change, one by one."""
+    for stream, scope in summary.scope.items():
+        stdout.print(f"{stream}: {scope}", markup=False)
+    if summary.changes:
+        verb = "would change" if summary.mode == "plan" else "changed"
+        names = (("status", "status"), ("miss_type", "miss type"), ("score", "score"),
+                 ("reason", "reason"), ("ruleset", "rule-set stamp"),
+                 ("tasks_created", "tasks to create"), ("tasks_closed", "tasks to close"))
+        shown = ", ".join(f"{label} {summary.changes[key]}" for key, label in names
+                          if summary.changes.get(key))
+        stdout.print(f"{verb}: {shown}", markup=False)
+    if summary.reclassified:
+        moves = ", ".join(f"{k} {n}" for k, n in summary.reclassified.most_common(6))
+        stdout.print(f"re-classified by rules {summary.ruleset_version} (data unchanged): {moves}",
+                     markup=False)
+    if summary.mode == "plan":
+        reads, writes = summary.api_calls, summary.estimated_write_calls
+        stdout.print(f"estimated API calls for the run: {reads + writes} ({reads} reads and "
+                     f"checks + {writes} write batches)", markup=False)
 
 
 def _summary_table(summary: RunSummary) -> Table:
