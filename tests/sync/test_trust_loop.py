@@ -13,14 +13,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crmsync.config import load_settings
 from crmsync.errors import ExitCode
 from crmsync.report import build_report, current_funnel, load_runs
+from crmsync.sandbox.launch import build_sandbox
 from crmsync.state import StateStore
 from crmsync.sync import RunSummary, SyncOptions, SyncRun
 from crmsync.wiring import load_parts
 
-from .conftest import ROOT, Crm
+from .conftest import ANCHOR, ROOT, Crm
 
 
 def _stricter_rules(tmp: Path) -> Path:
@@ -122,7 +125,7 @@ def test_an_unchanged_run_after_the_overlap_reads_one_page_per_stream(crm: Crm) 
     crm.setup()
     crm.run(full=True)
     crm.run()  # the echo
-    later = datetime.now(UTC) + timedelta(minutes=10)  # the overlap has passed
+    later = datetime.now(UTC) + timedelta(minutes=10)  # noqa: TID251 - the overlap has passed
     _run(crm, now=later)
     crm.server.reset()
     quiet = _run(crm, now=later + timedelta(minutes=10))
@@ -199,7 +202,7 @@ def test_report_counts_every_contacts_current_decision(crm: Crm, tmp_path: Path)
     store = StateStore.open(load_settings(crm.config, env={}).state.url)
     try:
         runs = load_runs(store, 20)
-        report = build_report(runs, current_funnel(store, runs, datetime.now(UTC)))
+        report = build_report(runs, current_funnel(store, runs, datetime.now(UTC)))  # noqa: TID251
     finally:
         store.close()
     statuses: dict[str, int] = {}
@@ -209,3 +212,19 @@ def test_report_counts_every_contacts_current_decision(crm: Crm, tmp_path: Path)
     assert report["snapshot"]["scope"] == "current"
     assert {k: v for k, v in report["stages"].items() if v} == statuses
     assert report["new_contacts"] == len(crm.contacts())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crm_name", ["hubspot", "salesforce"])
+def test_plan_estimate_holds_at_2000_contacts(crm_name: str, tmp_path: Path) -> None:
+    # 20,000 contacts take minutes: `python benchmarks/plan_estimate.py` measures that size.
+    with build_sandbox(crm_name, contacts=2000, seed=3, anchor=ANCHOR) as server:
+        crm = Crm(crm_name, server, tmp_path)
+        crm.quiet_rate_limits()
+        crm.setup()
+        plan = crm.run(dry_run=True)
+        estimate = plan.api_calls + plan.estimated_write_calls
+        actual = crm.run()
+        assert actual.exit_code == ExitCode.OK, actual.error
+        assert abs(actual.api_calls - estimate) <= 0.1 * actual.api_calls, (
+            estimate, actual.api_calls)
