@@ -176,11 +176,14 @@ def test_the_run_taking_over_a_dead_runs_lease_closes_its_books(crm: Crm) -> Non
         "from crmsync.state import PendingWrite, StateStore\n"
         "s = StateStore.open(sys.argv[1]); rid = s.start_run(sys.argv[2], 'run')\n"
         "s.acquire_lease('sync:' + sys.argv[2], rid, timedelta(minutes=15))\n"
-        "s.journal_pending(rid, [PendingWrite('x', 'contact', '1', 'fields', 'status',"
+        "s.journal_pending(rid, [PendingWrite(sys.argv[3], 'contact', sys.argv[4], 'fields',"
+        " 'status',"
         " {'status': None}, {'status': 'lead'})])\n"
         "print(rid)\n"
     )
-    dead = subprocess.run([sys.executable, "-c", script, url, crm.crm], check=True,
+    stream = "hubspot:contacts" if crm.crm == "hubspot" else "salesforce:Lead"
+    record = crm.records(crm.shape["contacts"][0])[0]["id"]
+    dead = subprocess.run([sys.executable, "-c", script, url, crm.crm, stream, record], check=True,
                           capture_output=True, text=True).stdout.strip()
     summary = crm.run()
     assert summary.exit_code == ExitCode.OK, summary.error

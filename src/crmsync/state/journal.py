@@ -86,6 +86,15 @@ class Journal(StoreBase):
             )
         return done.rowcount
 
+    def supersede_entries(self, entry_ids: Iterable[int]) -> None:
+        """Mark journal entries ``superseded``: a later run re-reads and re-plans their records."""
+        ids = list(entry_ids)
+        if not ids:
+            return
+        with self._begin() as conn:
+            conn.execute(_journal.update().where(_journal.c.id.in_(ids))
+                         .values(state="superseded", updated_at=self._clock()))
+
     def rejected_entries(self, run_id: str) -> list[JournalEntry]:
         """Return a run's writes the CRM refused: record id, outputs and the CRM's error."""
         return self._journal_rows(_journal.c.run_id == run_id, _journal.c.state == "rejected")

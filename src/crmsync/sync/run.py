@@ -80,6 +80,8 @@ class SyncRun(Writer):
                                           restamp=self.options.restamp)
         self.summary: RunSummary | None = None
         self._queued_tasks = []
+        self._queued_updates = []
+        self._queued_closes = []
         self._rejected_now = set()
         self._seen: set[str] = set()  # dry runs only: they record no contact states
         self._tally: Tally | None = None
@@ -160,12 +162,9 @@ class SyncRun(Writer):
         if self.options.dry_run:
             return
         dead = self.store.acquire_lease(self._lease_name, self._current.run_id, LEASE_TTL)
-        if dead:
-            if self.store.abort_run(dead, "stopped without finishing (its lease was taken over)"):
-                log.warning("run %s stopped without finishing; this run finishes its work", dead)
-            superseded = self.store.supersede_pending(dead)
-            if superseded:
-                log.info("%d unsettled writes of run %s re-planned by this run", superseded, dead)
+        # Its unsettled writes are re-read and re-planned stream by stream (recovery).
+        if dead and self.store.abort_run(dead, "stopped without finishing (lease taken over)"):
+            log.warning("run %s stopped without finishing; this run finishes its work", dead)
 
     def _hold_lease(self) -> None:
         """Extend the lease (a heartbeat after every page); two writers could duplicate tasks."""
@@ -225,6 +224,7 @@ class SyncRun(Writer):
         cursor = self.store.get_cursor(stream)
         if not self.options.dry_run:
             self._recover_pending_tasks(stream)
+            self._recover_pending_writes(stream)
         reason = self._full_reason(stream, cursor)
         full = reason is not None
         since = None if full else cursor.value - self.options.overlap  # type: ignore[operator]
@@ -259,7 +259,7 @@ class SyncRun(Writer):
                 self.store.commit_cursor(new_cursor)
             else:
                 scanned_unordered = True
-        self._flush_tasks(stream)
+        self._flush_writes(stream)
         # A record retried this run and not rejected again is settled, whatever its outcome
         # was (written, unchanged by now, or gone from the CRM): stop retrying it.
         self.store.resolve_rejections(stream, retried - self._rejected_now)
@@ -316,7 +316,8 @@ class SyncRun(Writer):
         summary.counts["evaluated"] += len(fresh)
         if not self.options.dry_run:
             self._apply(stream, plans)
-            self._save_states(stream, plans)
+            # Contacts with field updates are saved once their batch settles.
+            self._save_states(stream, [p for p in plans if not p.updates])
         self.on_progress(stream, len(fresh))
 
     def _unseen(self, contacts: Sequence[Contact], states: dict[str, ContactState],

@@ -21,6 +21,8 @@ class Writer:
     connector: Connector
     store: StateStore
     _queued_tasks: list[TaskCreate]
+    _queued_updates: list[tuple[ContactPlan, int]]
+    _queued_closes: list[tuple[TaskClose, int]]
     _rejected_now: set[str]
 
     @property
@@ -30,26 +32,83 @@ class Writer:
     def _apply(self, stream: str, plans: Sequence[ContactPlan]) -> None:
         updates = [p for p in plans if p.updates]
         if updates:
-            self._write_fields(stream, updates)
+            self._queue_updates(stream, updates)
         creates = [c for p in plans for c in p.task_creates]
         if creates:
             self._queue_tasks(stream, creates)
         closes = [c for p in plans for c in p.task_closes if c.task_id]
         if closes:
-            self._close_tasks(stream, closes)
+            self._queue_closes(stream, closes)
 
-    def _write_fields(self, stream: str, plans: Sequence[ContactPlan]) -> None:
-        summary = self._current
-        for batch in chunks(plans, self.connector.limits.write_batch):
-            journal_ids = self.store.journal_fields(
-                summary.run_id, stream,
-                [(p.contact.id, p.contact.object_type, dict(p.previous), dict(p.updates))
-                 for p in batch],
-            )
-            results = self.connector.write_fields(
-                [RecordUpdate(p.contact.id, p.contact.object_type, p.updates) for p in batch]
-            )
-            self._settle(stream, batch, journal_ids, results, kind="fields")
+    def _queue_updates(self, stream: str, plans: Sequence[ContactPlan]) -> None:
+        """Journal field writes now; send them in full batches, possibly pages later.
+
+        A rule change moves a few contacts on each of many pages: sent page by page, 34 updates
+        over 50 pages cost 33 calls; queued, one. They are journaled ``pending`` before the
+        page's cursor moves, so a run stopped with updates still queued leaves pending rows,
+        which the next run's recovery turns into re-reads (:meth:`_recover_pending_writes`).
+        """
+        journal_ids = self.store.journal_fields(
+            self._current.run_id, stream,
+            [(p.contact.id, p.contact.object_type, dict(p.previous), dict(p.updates))
+             for p in plans],
+        )
+        self._queued_updates.extend(zip(plans, journal_ids, strict=True))
+        batch_size = self.connector.limits.write_batch
+        while len(self._queued_updates) >= batch_size:
+            batch, self._queued_updates = (self._queued_updates[:batch_size],
+                                           self._queued_updates[batch_size:])
+            self._send_updates(stream, batch)
+
+    def _send_updates(self, stream: str, batch: Sequence[tuple[ContactPlan, int]]) -> None:
+        plans = [plan for plan, _ in batch]
+        results = self.connector.write_fields(
+            [RecordUpdate(p.contact.id, p.contact.object_type, p.updates) for p in plans]
+        )
+        self._settle(stream, plans, [jid for _, jid in batch], results, kind="fields")
+        self._save_states(stream, plans)
+
+    def _queue_closes(self, stream: str, closes: Sequence[TaskClose]) -> None:
+        """Queue obsolete-task closes into full batches, journaled first (as field writes)."""
+        journal_ids = self.store.journal_task_closes(self._current.run_id, stream, closes)
+        self._queued_closes.extend(zip(closes, journal_ids, strict=True))
+        batch_size = self.connector.limits.task_batch
+        while len(self._queued_closes) >= batch_size:
+            batch, self._queued_closes = (self._queued_closes[:batch_size],
+                                          self._queued_closes[batch_size:])
+            self._close_tasks(stream, batch)
+
+    def _flush_writes(self, stream: str) -> None:
+        """Send whatever field updates, closes and task creates are still queued."""
+        if self._queued_updates:
+            batch, self._queued_updates = self._queued_updates, []
+            for part in chunks(batch, self.connector.limits.write_batch):
+                self._send_updates(stream, part)
+        if self._queued_closes:
+            batch, self._queued_closes = self._queued_closes, []
+            for part in chunks(batch, self.connector.limits.task_batch):
+                self._close_tasks(stream, part)
+        self._flush_tasks(stream)
+
+    def _save_states(self, stream: str, plans: Sequence[ContactPlan]) -> None:
+        raise NotImplementedError
+
+    def _recover_pending_writes(self, stream: str) -> None:
+        """Turn field writes and task closes a stopped run left ``pending`` into re-reads.
+
+        Whether they landed is unknown and the stopped run's cursor may have moved past them:
+        their records are marked for retry (this run reads them first and re-plans them) and
+        the rows ``superseded``.
+        """
+        pending = [e for e in self.store.pending_entries(stream)
+                   if e.kind in ("fields", "task_close")]
+        if not pending:
+            return
+        run_id = self._current.run_id
+        for record_id in sorted({e.record_id for e in pending}):
+            self.store.record_rejection(stream, record_id, run_id, "INTERRUPTED",
+                                        "run stopped before this write was confirmed")
+        self.store.supersede_entries([e.id for e in pending])
 
     def _settle(
         self,
@@ -134,21 +193,19 @@ class Writer:
         self.store.tasks_created(created)
         summary.counts["tasks_created"] += len(created)
 
-    def _close_tasks(self, stream: str, closes: Sequence[TaskClose]) -> None:
+    def _close_tasks(self, stream: str, batch: Sequence[tuple[TaskClose, int]]) -> None:
         summary = self._current
-        for batch in chunks(closes, self.connector.limits.task_batch):
-            journal_ids = self.store.journal_task_closes(summary.run_id, stream, batch)
-            by_key = {r.key: r for r in self.connector.close_tasks(batch) if r.key}
-            for close, journal_id in zip(batch, journal_ids, strict=True):
-                result = by_key.get(close.key)
-                if result is not None and result.ok:
-                    self.store.task_closed(close.key)
-                    summary.counts["tasks_closed"] += 1
-                    continue
-                code = (result.error_code if result else None) or "NO_RESULT"
-                message = (result.message if result else "") or ""
-                self.store.journal_rejected(journal_id, code, message)
-                self._reject(stream, close.contact_id, code, "task close failed", fields=["task"])
+        by_key = {r.key: r for r in self.connector.close_tasks([c for c, _ in batch]) if r.key}
+        for close, journal_id in batch:
+            result = by_key.get(close.key)
+            if result is not None and result.ok:
+                self.store.task_closed(close.key)
+                summary.counts["tasks_closed"] += 1
+                continue
+            code = (result.error_code if result else None) or "NO_RESULT"
+            message = (result.message if result else "") or ""
+            self.store.journal_rejected(journal_id, code, message)
+            self._reject(stream, close.contact_id, code, "task close failed", fields=["task"])
 
     def _recover_pending_tasks(self, stream: str) -> None:
         """Settle task creates a stopped run left half-done: find them in the CRM, or re-plan.
