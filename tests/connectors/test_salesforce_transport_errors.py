@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from crmsync.connectors.salesforce import SalesforceAuth, SalesforceConnector
-from crmsync.errors import ConfigError, ExitCode, TransientError
+from crmsync.errors import AuthError, ConfigError, ExitCode, TransientError
 from crmsync.retry import RetryPolicy
 
 LEAD = "salesforce:Lead"  # no deal rollups: the first call is the Lead query
@@ -139,3 +139,26 @@ def test_an_unusable_base_url_is_a_config_error_before_any_call(
     # "name not resolved: none" after the retry budget for a URL without a scheme.
     with pytest.raises(ConfigError, match=r"check \[crm\] base_url: .*" + re.escape(problem)):
         _connector(salesforce_fieldmap, base_url)
+
+
+def test_a_password_login_to_a_server_that_is_not_salesforce_is_a_config_error(
+    salesforce_fieldmap: Any, not_salesforce: str,
+) -> None:
+    # Before: AuthError "login failed (None)" (exit 3), as if the password were wrong.
+    auth = SalesforceAuth.with_password("u@example.com", "pw", "tok", instance_url=not_salesforce)
+    connector = SalesforceConnector(salesforce_fieldmap, auth=auth,
+                                    policy=RetryPolicy(attempts=2, budget_s=60), sleep=[].append)
+    with pytest.raises(ConfigError, match=r"check \[crm\] domain / base_url: the login endpoint"):
+        connector.check()
+
+
+def test_a_wrong_password_is_still_an_auth_error(
+    salesforce_server: Any, salesforce_fieldmap: Any, salesforce_login: dict[str, str],
+) -> None:
+    auth = SalesforceAuth.with_password(salesforce_login["username"], "wrong",
+                                        salesforce_login["security_token"],
+                                        instance_url=salesforce_server.base_url)
+    connector = SalesforceConnector(salesforce_fieldmap, auth=auth,
+                                    policy=RetryPolicy(attempts=2, budget_s=60), sleep=[].append)
+    with pytest.raises(AuthError, match=r"login failed \(INVALID_LOGIN\)"):
+        connector.check()

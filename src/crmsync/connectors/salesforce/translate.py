@@ -90,6 +90,11 @@ def _translated(
         raise AuthError(f"Salesforce {op}: HTTP 401 {_first_error(exc.content)[0] or 'refused'}; "
                         "the session is invalid or expired") from exc
     except SalesforceAuthenticationFailed as exc:
+        if exc.code is None:
+            # No Salesforce fault code in the answer: whatever answered is not a Salesforce
+            # login endpoint, so the address is wrong, not the credentials.
+            raise ConfigError(f"Salesforce {op}: check [crm] domain / base_url: the login "
+                              "endpoint did not answer like Salesforce") from exc
         raise AuthError(f"Salesforce {op}: login failed ({exc.code})") from exc
     except SalesforceRefusedRequest as exc:
         # 403 is a permission problem OR an API limit: the errorCode and message say which.
