@@ -571,15 +571,21 @@ def test_every_vendor_exception_is_translated_without_its_body(vendor: BaseExcep
     (503, "SERVER_UNAVAILABLE", "down", TransientError),
     (429, "REQUEST_LIMIT_EXCEEDED", "slow down", TransientError),
     (409, "CONFLICT", "conflict", CrmRequestError),
+    # 404 for one record (deleted meanwhile) is that request's problem...
     (404, "NOT_FOUND", "gone", CrmRequestError),
+    # ...but on a collection-level endpoint the base URL or API version is wrong (#7.2).
+    (404, "NOT_FOUND", "The requested resource does not exist", ConfigError),
 ])
 def test_error_classification(status: int, code: str, message: str, expected: type) -> None:
     cls = {400: sf_exceptions.SalesforceMalformedRequest, 401: sf_exceptions.SalesforceExpiredSession,
            403: sf_exceptions.SalesforceRefusedRequest,
            404: sf_exceptions.SalesforceResourceNotFound}.get(status,
                                                               sf_exceptions.SalesforceGeneralError)
+    url = "https://x/services/data/v59.0/query/"
+    if expected is CrmRequestError and status == 404:
+        url = "https://x/services/data/v59.0/sobjects/Contact/0035g0000099999AAA"
     with pytest.raises(expected), _translated("op"):
-        raise cls("https://x", status, "op", [{"errorCode": code, "message": message}])
+        raise cls(url, status, "op", [{"errorCode": code, "message": message}])
 
 
 # -- setup and check --------------------------------------------------------------------------

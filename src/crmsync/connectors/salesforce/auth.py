@@ -87,6 +87,8 @@ class SalesforceAuth:
         missing = [name for name in needed if not getattr(self, name)]
         if missing:
             raise ConfigError(f"Salesforce {self.mode} auth needs {', '.join(missing)}")
+        if self.instance_url:
+            _check_base_url(self.instance_url)
         if self.mode == "jwt" and not os.path.isfile(str(self.private_key_file)):
             raise ConfigError(f"Salesforce jwt auth: private key file {self.private_key_file} "
                               "does not exist")
@@ -121,6 +123,29 @@ class SalesforceAuth:
         return Salesforce(username=self.username, consumer_key=self.consumer_key,
                           privatekey_file=self.private_key_file, domain=self.domain,
                           session=session, version=api_version)
+
+
+def _check_base_url(url: str) -> None:
+    """Raise ConfigError when ``url`` cannot address a Salesforce org (before any call).
+
+    The URL is not echoed: a pasted value may carry credentials or stray control characters.
+    """
+    problem = None
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        problem = "contains whitespace or control characters (a stray line break?)"
+    else:
+        try:
+            parts = urlsplit(url)
+            _ = parts.port  # raises ValueError for a port that is not a number
+        except ValueError:
+            problem = "is not a valid URL (check the host and port)"
+        else:
+            if parts.scheme not in ("http", "https"):
+                problem = "needs https:// (or http:// for the sandbox) in front"
+            elif not parts.hostname:
+                problem = "names no host"
+    if problem:
+        raise ConfigError(f"check [crm] base_url: the Salesforce instance URL {problem}")
 
 
 class _RedirectAdapter(HttpsToHttpAdapter):

@@ -73,12 +73,16 @@ class SalesforceClient:
         """Return the simple-salesforce client, logging in (with retries) on first use."""
         if self._sf is None:
             def connect() -> Salesforce:
-                with _translated("login", self._last_retry_after):
+                with _translated("login", self._last_retry_after, self._base_url()):
                     # The hook goes in first so that login calls are counted too.
                     return self.auth.connect(self.api_version, on_response=self._on_response)
 
             self._sf = self._retrying(connect)
         return self._sf
+
+    def _base_url(self) -> str:
+        """Where calls go before login tells otherwise (the instance, or the login host)."""
+        return self.auth.instance_url or f"https://{self.auth.domain}.salesforce.com"
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         with self._calls_lock:
@@ -102,7 +106,7 @@ class SalesforceClient:
         def attempt() -> T:
             self._guard_quota(sf, op)
             self._last.retry_after = None
-            with _translated(op, self._last_retry_after):
+            with _translated(op, self._last_retry_after, sf.base_url):
                 return fn(sf)
 
         return self._retrying(attempt)

@@ -7,9 +7,11 @@ Messages carry an HTTP status and an error code only: simple-salesforce puts res
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce.exceptions import (
@@ -20,10 +22,13 @@ from simple_salesforce.exceptions import (
     SalesforceMalformedRequest,
     SalesforceOperationError,
     SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
 )
 
+from crmsync.connectors.transport import describe_network_error
 from crmsync.errors import (
     AuthError,
+    ConfigError,
     CrmRequestError,
     CrmsyncError,
     QuotaExhausted,
@@ -64,13 +69,17 @@ def _retry_after(value: str | None) -> float | None:
 
 
 @contextmanager
-def _translated(op: str, retry_after: Callable[[], float | None] = lambda: None) -> Iterator[None]:
+def _translated(
+    op: str, retry_after: Callable[[], float | None] = lambda: None, url: str | None = None,
+) -> Iterator[None]:
     """Turn simple-salesforce and requests exceptions into crmsync errors.
 
     Args:
         op: What was being done (``query Contact``), for the message.
         retry_after: Returns the ``Retry-After`` of the failed response, if it had one
             (simple-salesforce drops response headers from its exceptions).
+        url: The address being called (the org's base URL is enough), used to name host and
+            port when a network error does not carry them.
     """
     try:
         yield
@@ -81,6 +90,11 @@ def _translated(op: str, retry_after: Callable[[], float | None] = lambda: None)
         raise AuthError(f"Salesforce {op}: HTTP 401 {_first_error(exc.content)[0] or 'refused'}; "
                         "the session is invalid or expired") from exc
     except SalesforceAuthenticationFailed as exc:
+        if exc.code is None:
+            # No Salesforce fault code in the answer: whatever answered is not a Salesforce
+            # login endpoint, so the address is wrong, not the credentials.
+            raise ConfigError(f"Salesforce {op}: check [crm] domain / base_url: the login "
+                              "endpoint did not answer like Salesforce") from exc
         raise AuthError(f"Salesforce {op}: login failed ({exc.code})") from exc
     except SalesforceRefusedRequest as exc:
         # 403 is a permission problem OR an API limit: the errorCode and message say which.
@@ -105,15 +119,38 @@ def _translated(op: str, retry_after: Callable[[], float | None] = lambda: None)
             raise TransientError(f"Salesforce {op}: HTTP {exc.status} {code}".rstrip(),
                                  retry_after=retry_after()) from exc
         raise CrmRequestError(f"Salesforce {op}: HTTP {exc.status} {code}".rstrip()) from exc
-    except SalesforceError as exc:  # 300 more-than-one, 404 not found
+    except SalesforceResourceNotFound as exc:
+        code = _first_error(exc.content)[0]
+        parts = urlsplit(str(exc.url or ""))
+        if _RECORD_PATH.search(parts.path):
+            # One record is missing (deleted meanwhile): the request itself was fine.
+            raise CrmRequestError(f"Salesforce {op}: HTTP 404 {code}".rstrip()) from exc
+        # A 404 on a collection-level endpoint (query, describe, composite...) means the base
+        # URL does not point at Salesforce or the API version is not served: retrying cannot
+        # help. The query string (SOQL) stays out of the message.
+        answered = f"404 {code}" if code else "404"
+        raise ConfigError(f"Salesforce {op}: check [crm] base_url / api_version: "
+                          f"{parts.netloc or 'the server'} answered {answered} for "
+                          f"{parts.path or '/'}") from exc
+    except SalesforceError as exc:  # 300 more-than-one
         code = _first_error(exc.content)[0]
         raise CrmRequestError(f"Salesforce {op}: HTTP {exc.status} {code}".rstrip()) from exc
     except SalesforceOperationError as exc:  # bulk 2.0 job failures
         raise CrmRequestError(f"Salesforce {op}: {type(exc).__name__}") from exc
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError) as exc:
-        raise TransientError(f"Salesforce {op}: {type(exc).__name__}") from exc
+        raise TransientError(f"Salesforce {op}: {describe_network_error(exc, url)}") from exc
     except (requests.exceptions.JSONDecodeError, json.JSONDecodeError) as exc:
         # A truncated or non-JSON success body: the connection broke mid-response.
         raise TransientError(f"Salesforce {op}: unreadable response") from exc
+    except requests.exceptions.InvalidHeader:
+        # requests quotes the offending header value, which is the access token: drop the
+        # whole chain (``from None``) so no log or traceback can carry it.
+        raise ConfigError(f"Salesforce {op}: the access token (or another header value) holds "
+                          "characters HTTP headers cannot carry, such as a line break; check "
+                          "the token in the environment or secrets file") from None
 
+
+#: A URL path addressing one record or job by id: a 404 there is that record missing.
+_RECORD_PATH = re.compile(r"/(?:sobjects/[^/]+|jobs/(?:ingest|query))/"
+                          r"(?=[A-Za-z0-9]*\d)[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?/?$")
