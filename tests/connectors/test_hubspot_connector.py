@@ -349,6 +349,46 @@ def test_tasks_are_created_associated_found_by_key_and_closed(
     assert hubspot_connector.api_calls() == _server_total(hubspot_server)
 
 
+def test_an_open_task_already_in_the_crm_is_reported_not_created_again(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+) -> None:
+    """The CRM has the last word: a key with an OPEN task there is found by one search, not
+    re-created, whatever the caller (a lost state store) believes; a closed one is re-created."""
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:3]
+    first = hubspot_connector.create_tasks([_task(ids[0], "k-open"), _task(ids[1], "k-done")])
+    made = _records(hubspot_admin, "tasks")[first[0].task_id]
+    assert made["properties"]["crmsync_task_key"] == "k-open"
+    hubspot_connector.close_tasks([TaskClose(ids[1], "contacts", "k-done", first[1].task_id)])
+    hubspot_server.reset()
+    again = hubspot_connector.create_tasks(
+        [_task(ids[0], "k-open"), _task(ids[1], "k-done"), _task(ids[2], "k-new")])
+    assert [(r.ok, r.key) for r in again] == [(True, "k-open"), (True, "k-done"), (True, "k-new")]
+    assert again[0].task_id == first[0].task_id  # found, its CRM id returned
+    assert again[1].task_id != first[1].task_id  # the closed one does not count
+    keys = sorted(t["properties"].get("crmsync_task_key") for t in
+                  _records(hubspot_admin, "tasks").values() if t["properties"].get("crmsync_task_key"))
+    assert keys == ["k-done", "k-done", "k-new", "k-open"]
+    by_endpoint = hubspot_server.call_counts()["by_endpoint"]
+    # One lookup search and one create for the batch.
+    assert by_endpoint == {"POST /crm/v3/objects/tasks/search": 1,
+                           "POST /crm/v3/objects/tasks/batch/create": 1}
+
+
+def test_tasks_of_older_versions_are_found_by_the_key_in_their_body(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+) -> None:
+    """Before ``crmsync_task_key`` existed the key lived only in the body; recovery still finds it."""
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:1]
+    legacy = HubSpot(access_token=hubspot_server.token, host=hubspot_server.base_url).crm.objects \
+        .tasks.basic_api.create({
+            "properties": {"hs_timestamp": "2026-12-01T12:00:00.000Z",
+                           "hs_task_subject": "Call back", "hs_task_status": "NOT_STARTED",
+                           "hs_task_body": "Trial signup\n<!-- crmsync-key:k-old -->"},
+            "associations": [{"to": {"id": ids[0]}, "types": [
+                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}]}]})
+    assert hubspot_connector.find_tasks(ids, ["k-old"]) == {"k-old": legacy.id}
+
+
 @pytest.mark.parametrize("fault", [{"kind": "disconnect"}, {"status": 502}])
 def test_a_create_with_a_lost_response_is_checked_not_blindly_resent(
     hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
@@ -560,15 +600,17 @@ def test_setup_is_idempotent_and_check_names_missing_properties(
     with pytest.raises(ConfigError, match="crmsync setup") as raised:
         connector.check()
     assert "crmsync_status" in str(raised.value) and "crmsync_status_override" in str(raised.value)
+    assert "tasks.crmsync_task_key" in str(raised.value)
     first = connector.setup()
-    assert set(first.created) == {*hubspot_fieldmap.output_fields(), "crmsync_status_override"}
+    assert set(first.created) == {*hubspot_fieldmap.output_fields(), "crmsync_status_override",
+                                  "tasks.crmsync_task_key"}
     assert first.existing == []
     before = connector.api_calls()
     second = connector.setup()
     assert second.created == [] and set(second.existing) == set(first.created)
-    assert connector.api_calls() == before + 1  # one read, nothing created
+    assert connector.api_calls() == before + 2  # one read per object type, nothing created
     connector.check()
-    assert connector.api_calls() == before + 2  # check is one call
+    assert connector.api_calls() == before + 4  # check: contact and task properties, one each
     assert connector.api_calls() == _server_total(hubspot_bare_server)
 
 

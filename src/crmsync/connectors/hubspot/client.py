@@ -90,6 +90,7 @@ class HubSpotClient:
                 "deals.batch": lambda: crm.deals.batch_api,
                 "deals.search": lambda: crm.deals.search_api,
                 "tasks.batch": lambda: crm.objects.tasks.batch_api,
+                "tasks.search": lambda: crm.objects.tasks.search_api,
                 "associations.batch": lambda: crm.associations.v4.batch_api,
                 "properties.core": lambda: crm.properties.core_api,
                 "properties.batch": lambda: crm.properties.batch_api,

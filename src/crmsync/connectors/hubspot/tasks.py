@@ -23,12 +23,15 @@ from crmsync.connectors.hubspot.wire import (
     BATCH,
     KEY_MARK,
     RETRYABLE,
+    SEARCH_PAGE,
     SETTLE_S,
     TASK_TO_CONTACT,
     _iso,
+    _next_after,
     _props,
     _results,
     task_key,
+    task_key_field,
 )
 from crmsync.connectors.hubspot.writing import FieldWriter, batch_errors
 from crmsync.model import TaskClose, TaskCreate
@@ -49,6 +52,8 @@ class TaskWriter:
         self._reader = reader
         self._writer = writer
         self.owner_fallback = owner_fallback
+        #: The task property holding crmsync's task key (created by ``setup``).
+        self.key_field = task_key_field(fieldmap)
 
     def _task_input(self, create: TaskCreate) -> dict[str, Any]:
         tasks = self.fieldmap.tasks
@@ -63,6 +68,9 @@ class TaskWriter:
             f.get("priority", "hs_task_priority"): tasks.priority_values.get(spec.priority,
                                                                              spec.priority),
         }
+        # The key twice: in its own property (searchable, what lookups use) and in the body,
+        # where older crmsync versions look for it.
+        values[self.key_field] = create.key
         if "type" in f:
             values[f["type"]] = "TODO"
         owner = create.owner_id or self.owner_fallback
@@ -77,15 +85,61 @@ class TaskWriter:
     def create_tasks(self, creates: Sequence[TaskCreate]) -> list[WriteResult]:
         """Create tasks with ``batch/create`` (100 a call), associated with their contacts.
 
-        After a failure that may have created them (5xx, timeout, dropped connection) the
-        connector looks the keys up and re-creates only the missing ones.
+        The CRM has the last word, whatever the local state store says: before each batch one
+        search looks for OPEN tasks already carrying the batch's keys (a lost or separate state
+        store, another host), and a task found is reported as created, with its id, instead of
+        being created again. After a failure that may have created them (5xx, timeout, dropped
+        connection) the connector looks the keys up and re-creates only the missing ones.
         """
         results: list[WriteResult] = []
         unique = list({c.key: c for c in creates}.values())
         for chunk in chunks(unique, BATCH):
-            results.extend(self._create(list(chunk), self._http.policy.attempts))
+            existing = self.open_tasks_by_key([c.key for c in chunk])
+            results.extend(WriteResult(c.contact_id, True, task_id=existing[c.key], key=c.key)
+                           for c in chunk if c.key in existing)
+            missing = [c for c in chunk if c.key not in existing]
+            results.extend(self._create(missing, self._http.policy.attempts))
         by_key = {r.key: r for r in results}
         return [by_key[c.key] for c in creates]
+
+    def open_tasks_by_key(self, keys: Sequence[str]) -> dict[str, str]:
+        """Return ``{key: task id}`` of OPEN tasks whose key property is one of ``keys``.
+
+        One search per 100 keys (``key IN [...]`` and status not closed). A search, not the
+        contacts' task associations: it costs one call per create batch whatever the contacts'
+        history, where associations cost a v4 read plus a batch read per 100 of *all* their
+        tasks (reps' own and closed ones included). Search is eventually consistent (seconds);
+        within a run the state store already guards against a second create.
+        """
+        f = self.fieldmap.tasks.fields
+        status_field = f.get("status", "hs_task_status")
+        found: dict[str, str] = {}
+        for chunk in chunks(list(dict.fromkeys(keys)), BATCH):
+            filters = [
+                {"propertyName": self.key_field, "operator": "IN", "values": list(chunk)},
+                {"propertyName": status_field, "operator": "NEQ",
+                 "value": self.fieldmap.tasks.closed_status},
+            ]
+            offset = 0
+            while True:
+                body = {"filterGroups": [{"filters": filters}],
+                        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                        "properties": [self.key_field, status_field],
+                        "limit": SEARCH_PAGE, "after": str(offset)}
+                page = self._http.call("search tasks", "tasks.search",
+                                       lambda api, b=body: api.do_search(
+                                           public_object_search_request=b, **self._raw),
+                                       search=True)
+                results = _results(page)
+                for task in results:
+                    key = _props(task).get(self.key_field)
+                    if key in chunk:
+                        _keep_oldest(found, str(key), str(task["id"]))
+                # More than a page only when duplicates exist (one open task per key).
+                if not _next_after(page) or not results:
+                    break
+                offset += len(results)
+        return found
 
     def _create(self, batch: list[TaskCreate], rounds: int) -> list[WriteResult]:
         if not batch:
@@ -119,7 +173,8 @@ class TaskWriter:
         body_field = self.fieldmap.tasks.fields.get("body", "hs_task_body")
         made = {}
         for result in _results(answer):
-            key = task_key(_props(result).get(body_field))
+            props = _props(result)
+            key = props.get(self.key_field) or task_key(props.get(body_field))
             if key is not None:
                 made[key] = str(result["id"])
         unmatched = [c.key for c in batch if c.key not in made]
@@ -150,21 +205,20 @@ class TaskWriter:
         status_field = f.get("status", "hs_task_status")
         found: dict[str, str] = {}
         for chunk in chunks(task_ids, BATCH):
-            body = {"inputs": [{"id": t} for t in chunk], "properties": [body_field, status_field]}
+            body = {"inputs": [{"id": t} for t in chunk],
+                    "properties": [self.key_field, body_field, status_field]}
             answer = self._http.call("batch read tasks", "tasks.batch",
                                 lambda api, b=body: api.read(
                                     batch_read_input_simple_public_object_id=b, archived=False,
                                     **self._raw))
             for task in _results(answer):
                 props = _props(task)
-                key = task_key(props.get(body_field))
+                # Tasks made by older versions carry the key in the body only.
+                key = props.get(self.key_field) or task_key(props.get(body_field))
                 closed = props.get(status_field) == self.fieldmap.tasks.closed_status
                 if key not in wanted or closed:
                     continue
-                # Two open tasks for one key (should not happen): report the oldest, stably.
-                current = found.get(key)
-                if current is None or int(str(task["id"])) < int(current):
-                    found[key] = str(task["id"])  # type: ignore[index]
+                _keep_oldest(found, str(key), str(task["id"]))
         return found
 
     def close_tasks(self, closes: Sequence[TaskClose]) -> list[WriteResult]:
@@ -180,3 +234,10 @@ class TaskWriter:
                                        result.message, result.retryable,
                                        key=keys.get(result.record_id)))
         return out
+
+
+def _keep_oldest(found: dict[str, str], key: str, task_id: str) -> None:
+    """Two open tasks for one key (should not happen): report the oldest, stably."""
+    current = found.get(key)
+    if current is None or int(task_id) < int(current):
+        found[key] = task_id

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from crmsync.connectors.fieldmap import coerce
+from crmsync.connectors.fieldmap import FieldMap, coerce
 
 #: Largest contacts-list page and batch size HubSpot accepts.
 BATCH = 100
@@ -28,6 +28,8 @@ TASK_TO_CONTACT = 204
 GROUP = "crmsync"
 #: Where the task key hides in the task body (reps see the body, not the comment).
 KEY_MARK = "<!-- crmsync-key:{key} -->"
+#: The task property holding the task key when the field map names none (``tasks.key_field``).
+TASK_KEY_FIELD = "crmsync_task_key"
 _KEY_RE = re.compile(r"<!-- crmsync-key:(\S+?) -->")
 #: Seconds to let a create whose response was lost land before looking for what it made.
 SETTLE_S = 2.0
@@ -79,3 +81,12 @@ def task_key(body: str | None) -> str | None:
         return None
     found = _KEY_RE.findall(body)
     return found[-1] if found else None
+
+
+def task_key_field(fieldmap: FieldMap) -> str:
+    """Return the task property that holds crmsync's task key (``crmsync_task_key`` default).
+
+    Field maps written before the property existed name none; they get the default, so an
+    upgraded install is protected too once ``crmsync setup`` has created it.
+    """
+    return fieldmap.tasks.key_field or TASK_KEY_FIELD
