@@ -27,6 +27,7 @@ from crmsync.errors import (
     TransientError,
 )
 from crmsync.model import TaskClose, TaskCreate, TaskSpec
+from crmsync.retry import RetryPolicy
 from crmsync.sandbox.hubspot import HubSpotEmulator
 from crmsync.sandbox.hubspot.seeding import owner_id
 from crmsync.sandbox.seed import Org, Person, generate_org
@@ -345,7 +346,7 @@ def test_tasks_are_created_associated_found_by_key_and_closed(
     assert closed[0].ok and closed[0].key == "k-a"
     assert hubspot_connector.find_tasks(ids, ["k-a", "k-b"]) == {"k-b": results[1].task_id}
     gone = hubspot_connector.close_tasks([TaskClose(ids[1], "contacts", "k-x", "999999")])
-    assert not gone[0].ok and gone[0].error_code == "OBJECT_NOT_FOUND" and gone[0].key == "k-x"
+    assert gone[0].ok and gone[0].key == "k-x"  # nothing left to close (see below)
     assert hubspot_connector.api_calls() == _server_total(hubspot_server)
 
 
@@ -365,8 +366,9 @@ def test_an_open_task_already_in_the_crm_is_reported_not_created_again(
     assert [(r.ok, r.key) for r in again] == [(True, "k-open"), (True, "k-done"), (True, "k-new")]
     assert again[0].task_id == first[0].task_id  # found, its CRM id returned
     assert again[1].task_id != first[1].task_id  # the closed one does not count
-    keys = sorted(t["properties"].get("crmsync_task_key") for t in
-                  _records(hubspot_admin, "tasks").values() if t["properties"].get("crmsync_task_key"))
+    tasks = _records(hubspot_admin, "tasks").values()
+    stored = [t["properties"].get("crmsync_task_key") for t in tasks]
+    keys = sorted(k for k in stored if k)
     assert keys == ["k-done", "k-done", "k-new", "k-open"]
     by_endpoint = hubspot_server.call_counts()["by_endpoint"]
     # One lookup search and one create for the batch.
@@ -377,7 +379,7 @@ def test_an_open_task_already_in_the_crm_is_reported_not_created_again(
 def test_tasks_of_older_versions_are_found_by_the_key_in_their_body(
     hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
 ) -> None:
-    """Before ``crmsync_task_key`` existed the key lived only in the body; recovery still finds it."""
+    """Before ``crmsync_task_key`` the key lived only in the body; recovery still finds it."""
     ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:1]
     legacy = HubSpot(access_token=hubspot_server.token, host=hubspot_server.base_url).crm.objects \
         .tasks.basic_api.create({
@@ -387,6 +389,25 @@ def test_tasks_of_older_versions_are_found_by_the_key_in_their_body(
             "associations": [{"to": {"id": ids[0]}, "types": [
                 {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}]}]})
     assert hubspot_connector.find_tasks(ids, ["k-old"]) == {"k-old": legacy.id}
+
+
+def test_closing_a_task_a_rep_deleted_counts_as_done(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+    hubspot_fieldmap: Any,
+) -> None:
+    """#13.11: HubSpot answers OBJECT_NOT_FOUND for a deleted task; the close is done, not a
+    rejection that would leave every later run ``partial``. Its batch neighbour still closes."""
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:2]
+    made = hubspot_connector.create_tasks([_task(ids[0], "k-del"), _task(ids[1], "k-keep")])
+    HubSpot(access_token=hubspot_server.token, host=hubspot_server.base_url).crm.objects.tasks \
+        .basic_api.archive(made[0].task_id)
+    closed = hubspot_connector.close_tasks([
+        TaskClose(ids[0], "contacts", "k-del", made[0].task_id),
+        TaskClose(ids[1], "contacts", "k-keep", made[1].task_id)])
+    assert [(r.ok, r.key, r.error_code) for r in closed] == [
+        (True, "k-del", None), (True, "k-keep", None)]
+    kept = _records(hubspot_admin, "tasks")[made[1].task_id]
+    assert kept["properties"]["hs_task_status"] == hubspot_fieldmap.tasks.closed_status
 
 
 @pytest.mark.parametrize("fault", [{"kind": "disconnect"}, {"status": 502}])
@@ -542,6 +563,71 @@ def test_bad_token_is_an_auth_error(hubspot_server: SandboxServer, hubspot_field
     assert "401" in str(raised.value) and "INVALID_AUTHENTICATION" in str(raised.value)
     assert raised.value.__cause__ is not None
     assert connector.api_calls() == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_refused_connection_names_host_port_and_cause(hubspot_fieldmap: Any) -> None:
+    port = _free_port()  # bound then released: nothing listens there
+    connector = HubSpotConnector(hubspot_fieldmap, token="pat-x",
+                                 base_url=f"http://127.0.0.1:{port}",
+                                 policy=RetryPolicy(attempts=2), sleep=lambda s: None)
+    with pytest.raises(TransientError) as raised:
+        list(connector.read(STREAM, datetime(2026, 1, 1, tzinfo=UTC)))
+    # An incremental read searches changed deals first.
+    assert str(raised.value) == f"HubSpot search deals: connection refused to 127.0.0.1:{port}"
+    assert connector.api_calls() == 2  # retried through the one policy, then given up
+
+
+def test_a_base_url_that_answers_404_is_a_config_error(
+    hubspot_server: SandboxServer, hubspot_fieldmap: Any,
+) -> None:
+    """A wrong path prefix is bad config (exit 2), not a transient failure (exit 4)."""
+    wrong = hubspot_server.base_url + "/hubspot-api"
+    connector = HubSpotConnector(hubspot_fieldmap, token=hubspot_server.token, base_url=wrong,
+                                 sleep=lambda s: None)
+    with pytest.raises(ConfigError) as raised:
+        connector.check()
+    assert "check [crm] base_url" in str(raised.value) and wrong in str(raised.value)
+    assert raised.value.exit_code == 2
+    assert connector.api_calls() == 1  # no retries
+    with pytest.raises(ConfigError, match="answered 404"):
+        list(connector.read(STREAM, None))
+
+
+def test_a_server_that_is_not_hubspot_is_a_config_error(hubspot_fieldmap: Any) -> None:
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>Not Found</html>")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        connector = HubSpotConnector(hubspot_fieldmap, token="pat-x", base_url=url,
+                                     sleep=lambda s: None)
+        with pytest.raises(ConfigError, match="check \\[crm\\] base_url"):
+            connector.check()
+        connector.close()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_vendor_errors_are_translated_without_bodies() -> None:

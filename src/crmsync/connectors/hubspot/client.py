@@ -22,9 +22,9 @@ from hubspot import HubSpot
 from tenacity import Retrying
 from urllib3.util.retry import Retry
 
-from crmsync.connectors.hubspot.errors import _RateLimited, _Unsure, translate
+from crmsync.connectors.hubspot.errors import _RateLimited, _Rejected, _Unsure, translate
 from crmsync.connectors.hubspot.wire import SEARCH_PER_SECOND, WINDOW_RESERVE, _json
-from crmsync.errors import QuotaExhausted, TransientError
+from crmsync.errors import ConfigError, QuotaExhausted, TransientError
 from crmsync.retry import RetryPolicy, retrying
 
 log = logging.getLogger("crmsync.connectors.hubspot")
@@ -33,6 +33,9 @@ for _name in ("hubspot", "urllib3"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 T = TypeVar("T")
+
+#: The real HubSpot API origin (the SDK's default host).
+DEFAULT_ORIGIN = "https://api.hubapi.com"
 
 
 class HubSpotClient:
@@ -63,6 +66,8 @@ class HubSpotClient:
         self.timeout = timeout
         #: Per-call SDK options: our timeout, and the raw body (parsed in :meth:`call`).
         self.raw: dict[str, Any] = {"_request_timeout": timeout, "_preload_content": False}
+        #: The API origin, named in network and wrong-URL errors.
+        self.base_url = base_url.rstrip("/") if base_url else DEFAULT_ORIGIN
         # Retry(total=0): urllib3 must not retry on its own (uncounted calls, a second policy,
         # and re-sent creates); connection failures surface at once and retry.py decides.
         self._client = HubSpot(access_token=token, host=base_url.rstrip("/") if base_url else None,
@@ -106,7 +111,7 @@ class HubSpotClient:
 
     def call(
         self, op: str, api_name: str, fn: Callable[[Any], Any], *, search: bool = False,
-        idempotent: bool = True,
+        idempotent: bool = True, records_may_be_gone: bool = False,
     ) -> dict[str, Any]:
         """Make one API call with pacing, counting, error translation and the retry policy.
 
@@ -115,6 +120,11 @@ class HubSpotClient:
         model layer parses two timestamps per record with dateutil: half the CPU of a read.)
         With ``idempotent=False`` only 429s (not processed) are retried; any other transient
         failure raises :class:`_Unsure`, because the call may have taken effect.
+
+        A 404 means the endpoint is not there (a wrong ``base_url`` or path prefix, a server that
+        is not HubSpot): a :class:`ConfigError`, not a per-record rejection. Only calls that name
+        records by id (``records_may_be_gone=True``: batch updates) may see HubSpot's
+        ``OBJECT_NOT_FOUND`` 404 for records deleted meanwhile; that one stays a rejection.
         """
         api = self._api(api_name)
 
@@ -126,9 +136,15 @@ class HubSpotClient:
                 # Reading the body is part of the call: a connection dropped mid-body fails it.
                 result = _json(fn(api))
             except Exception as exc:  # noqa: BLE001 - translated below, or re-raised as is
-                error = translate(op, exc)
+                error = translate(op, exc, self.base_url)
                 if error is None:
                     raise
+                if (isinstance(error, _Rejected) and error.status == 404
+                        and not (records_may_be_gone and error.category == "OBJECT_NOT_FOUND")):
+                    raise ConfigError(
+                        f"HubSpot {op}: check [crm] base_url: {self.base_url} answered 404 "
+                        "(not found) for this HubSpot endpoint; it should be the API origin "
+                        f"with no path, e.g. {DEFAULT_ORIGIN}") from exc
                 if (not idempotent and isinstance(error, TransientError)
                         and not isinstance(error, _RateLimited)):
                     raise _Unsure(error) from exc

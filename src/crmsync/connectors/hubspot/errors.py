@@ -12,6 +12,7 @@ from typing import Any
 
 import urllib3
 
+from crmsync.connectors.transport import describe_network_error
 from crmsync.errors import (
     AuthError,
     CrmRequestError,
@@ -85,12 +86,14 @@ def _seconds(raw: str | None) -> float | None:
         return None  # an HTTP date: rare for HubSpot; fall back to the policy's window
 
 
-def translate(op: str, exc: BaseException) -> CrmsyncError | None:
+def translate(op: str, exc: BaseException, url: str | None = None) -> CrmsyncError | None:
     """Return the crmsync error for a vendor/network exception, or None if it is not one.
 
     Every generated hubspot package has its own ``ApiException`` with no common base, so the
     status is read by attribute. The message names the operation, status, category and
-    correlation id; never the body, which can hold contact data.
+    correlation id; never the body, which can hold contact data. A network failure names host,
+    port and cause (``connection refused to 127.0.0.1:8765``); ``url`` is the API origin, used
+    when the exception does not say where it was going.
     """
     if isinstance(exc, CrmsyncError):
         return exc
@@ -127,5 +130,5 @@ def translate(op: str, exc: BaseException) -> CrmsyncError | None:
         return _Rejected(text + (f" {code}" if code else ""), status=status,
                          category=category, code=code)
     if isinstance(exc, _NETWORK_ERRORS):
-        return TransientError(f"HubSpot {op}: {type(exc).__name__} (no response)")
+        return TransientError(f"HubSpot {op}: {describe_network_error(exc, url)}")
     return None

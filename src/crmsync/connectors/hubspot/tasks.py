@@ -222,7 +222,10 @@ class TaskWriter:
         return found
 
     def close_tasks(self, closes: Sequence[TaskClose]) -> list[WriteResult]:
-        """Set the tasks' status to the field map's closed status (``batch/update``, 100 a call)."""
+        """Set the tasks' status to the field map's closed status (``batch/update``, 100 a call).
+
+        A task that no longer exists (deleted in HubSpot: ``OBJECT_NOT_FOUND``) counts as closed.
+        """
         status_field = self.fieldmap.tasks.fields.get("status", "hs_task_status")
         keys = {c.task_id: c.key for c in closes}
         inputs = [{"id": task_id, "properties": {status_field: self.fieldmap.tasks.closed_status}}
@@ -230,6 +233,12 @@ class TaskWriter:
         out: list[WriteResult] = []
         for chunk in chunks(inputs, BATCH):
             for result in self._writer.update("tasks", "tasks.batch", list(chunk)):
+                if not result.ok and result.error_code == "OBJECT_NOT_FOUND":
+                    # A rep deleted the task: there is nothing left to close, so the close is
+                    # done. Left a rejection, it would be retried, and fail, on every later run.
+                    log.info("task %s no longer exists; its close counts as done",
+                             result.record_id)
+                    result = WriteResult(result.record_id, True)
                 out.append(WriteResult(result.record_id, result.ok, result.error_code,
                                        result.message, result.retryable,
                                        key=keys.get(result.record_id)))

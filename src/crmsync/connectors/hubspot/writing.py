@@ -67,7 +67,8 @@ class FieldWriter:
             answer = self._http.call(f"batch update {what}", api_name,
                                 lambda api: api.update(
                                     batch_input_simple_public_object_batch_input=body,
-                                    **self._raw))
+                                    **self._raw),
+                                records_may_be_gone=True)
         except _Rejected as error:
             if error.code == "PROPERTY_DOESNT_EXIST":
                 # Every record would fail the same way, on every run: a setup problem, not a
