@@ -585,6 +585,30 @@ def test_a_refused_connection_names_host_port_and_cause(hubspot_fieldmap: Any) -
     assert connector.api_calls() == 2  # retried through the one policy, then given up
 
 
+def test_each_retry_is_logged_and_reported_as_it_waits(
+    hubspot_server: SandboxServer, hubspot_fieldmap: Any, hubspot_clock: HubSpotClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Retries go through crmsync.retry's policy; each is logged (op and cause) before its wait."""
+    told: list[tuple[str, float]] = []
+    connector = HubSpotConnector(
+        hubspot_fieldmap, token=hubspot_server.token, base_url=hubspot_server.base_url,
+        policy=RetryPolicy(attempts=4, budget_s=600), sleep=hubspot_clock.sleep,
+        clock=hubspot_clock, on_retry=lambda error, wait: told.append((str(error), wait)))
+    hubspot_server.install_faults({"rules": [
+        {"method": "POST", "path": "/crm/v3/properties/contacts/batch/read", "times": 2,
+         "status": 503}]})
+    with caplog.at_level("INFO", logger="crmsync.connectors.hubspot"):
+        connector.check()
+    connector.close()
+    assert all(text.startswith("HubSpot read contacts properties: HTTP 503") for text, _ in told)
+    assert len(told) == 2 and [w for _, w in told] == hubspot_clock.sleeps
+    logged = [r.getMessage() for r in caplog.records if r.name == "crmsync.connectors.hubspot"]
+    assert len([m for m in logged if "retrying in" in m]) == 2
+    assert all(m.startswith("HubSpot read contacts properties: HTTP 503") for m in logged
+               if "retrying in" in m)
+
+
 def test_a_base_url_that_answers_404_is_a_config_error(
     hubspot_server: SandboxServer, hubspot_fieldmap: Any,
 ) -> None:

@@ -48,6 +48,7 @@ class HubSpotClient:
         sleep: Sleep function used between retries and for pacing.
         clock: Monotonic seconds, for client-side pacing.
         timeout: (connect, read) timeout in seconds of every HTTP call.
+        on_retry: Told about each retry (the error and the wait) before it waits.
     """
 
     def __init__(
@@ -59,8 +60,10 @@ class HubSpotClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         timeout: tuple[float, float] = (10.0, 120.0),
+        on_retry: Callable[[TransientError, float], None] | None = None,
     ) -> None:
         self.policy = policy
+        self.on_retry = on_retry
         self.sleep = sleep
         self.clock = clock
         self.timeout = timeout
@@ -106,8 +109,17 @@ class HubSpotClient:
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         if self._retry is None:
-            self._retry = retrying(self.policy, sleep=self.sleep)
+            self._retry = retrying(self.policy, sleep=self.sleep, on_retry=self._retried)
         return self._retry(fn)
+
+    def _retried(self, error: TransientError, seconds: float) -> None:
+        """Log each retry as it waits (the CLI shows this logger), then tell ``on_retry``.
+
+        The message is the translated error (operation, status or network cause): no body.
+        """
+        log.info("%s; retrying in %.1fs", error, seconds)
+        if self.on_retry is not None:
+            self.on_retry(error, seconds)
 
     def call(
         self, op: str, api_name: str, fn: Callable[[Any], Any], *, search: bool = False,

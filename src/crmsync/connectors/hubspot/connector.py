@@ -19,7 +19,7 @@ from crmsync.connectors.hubspot.setup import PropertySetup
 from crmsync.connectors.hubspot.tasks import TaskWriter
 from crmsync.connectors.hubspot.wire import BATCH
 from crmsync.connectors.hubspot.writing import FieldWriter
-from crmsync.errors import ConfigError
+from crmsync.errors import ConfigError, TransientError
 from crmsync.model import Contact, TaskClose, TaskCreate
 from crmsync.retry import RetryPolicy
 
@@ -42,6 +42,8 @@ class HubSpotConnector:
         owner_fallback: Owner id for tasks of contacts that have no owner.
         clock: Monotonic seconds, for client-side pacing (tests share a fake with ``sleep``).
         timeout: (connect, read) timeout in seconds of every HTTP call.
+        on_retry: Told about each retry (the error and the wait) before it waits; every retry
+            is also logged on ``crmsync.connectors.hubspot`` at INFO.
     """
 
     crm = "hubspot"
@@ -58,6 +60,7 @@ class HubSpotConnector:
         owner_fallback: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         timeout: tuple[float, float] = (10.0, 120.0),
+        on_retry: Callable[[TransientError, float], None] | None = None,
     ) -> None:
         if fieldmap.crm != "hubspot":
             raise ConfigError(f"{fieldmap.path}: field map is for {fieldmap.crm!r}, not hubspot")
@@ -69,7 +72,7 @@ class HubSpotConnector:
         self.policy = policy
         self.owner_fallback = owner_fallback
         self._http = HubSpotClient(token=token, base_url=base_url, policy=policy, sleep=sleep,
-                                   clock=clock, timeout=timeout)
+                                   clock=clock, timeout=timeout, on_retry=on_retry)
         contacts = fieldmap.objects["contacts"]
         override = next((s.field for s in contacts.sources if s.fact == "status_override"), None)
         self._reader = ContactReader(self._http, fieldmap)
