@@ -27,6 +27,7 @@ from crmsync.errors import (
     TransientError,
 )
 from crmsync.model import TaskClose, TaskCreate, TaskSpec
+from crmsync.retry import RetryPolicy
 from crmsync.sandbox.hubspot import HubSpotEmulator
 from crmsync.sandbox.hubspot.seeding import owner_id
 from crmsync.sandbox.seed import Org, Person, generate_org
@@ -345,8 +346,68 @@ def test_tasks_are_created_associated_found_by_key_and_closed(
     assert closed[0].ok and closed[0].key == "k-a"
     assert hubspot_connector.find_tasks(ids, ["k-a", "k-b"]) == {"k-b": results[1].task_id}
     gone = hubspot_connector.close_tasks([TaskClose(ids[1], "contacts", "k-x", "999999")])
-    assert not gone[0].ok and gone[0].error_code == "OBJECT_NOT_FOUND" and gone[0].key == "k-x"
+    assert gone[0].ok and gone[0].key == "k-x"  # nothing left to close (see below)
     assert hubspot_connector.api_calls() == _server_total(hubspot_server)
+
+
+def test_an_open_task_already_in_the_crm_is_reported_not_created_again(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+) -> None:
+    """The CRM has the last word: a key with an OPEN task there is found by one search, not
+    re-created, whatever the caller (a lost state store) believes; a closed one is re-created."""
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:3]
+    first = hubspot_connector.create_tasks([_task(ids[0], "k-open"), _task(ids[1], "k-done")])
+    made = _records(hubspot_admin, "tasks")[first[0].task_id]
+    assert made["properties"]["crmsync_task_key"] == "k-open"
+    hubspot_connector.close_tasks([TaskClose(ids[1], "contacts", "k-done", first[1].task_id)])
+    hubspot_server.reset()
+    again = hubspot_connector.create_tasks(
+        [_task(ids[0], "k-open"), _task(ids[1], "k-done"), _task(ids[2], "k-new")])
+    assert [(r.ok, r.key) for r in again] == [(True, "k-open"), (True, "k-done"), (True, "k-new")]
+    assert again[0].task_id == first[0].task_id  # found, its CRM id returned
+    assert again[1].task_id != first[1].task_id  # the closed one does not count
+    tasks = _records(hubspot_admin, "tasks").values()
+    stored = [t["properties"].get("crmsync_task_key") for t in tasks]
+    keys = sorted(k for k in stored if k)
+    assert keys == ["k-done", "k-done", "k-new", "k-open"]
+    by_endpoint = hubspot_server.call_counts()["by_endpoint"]
+    # One lookup search and one create for the batch.
+    assert by_endpoint == {"POST /crm/v3/objects/tasks/search": 1,
+                           "POST /crm/v3/objects/tasks/batch/create": 1}
+
+
+def test_tasks_of_older_versions_are_found_by_the_key_in_their_body(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+) -> None:
+    """Before ``crmsync_task_key`` the key lived only in the body; recovery still finds it."""
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:1]
+    legacy = HubSpot(access_token=hubspot_server.token, host=hubspot_server.base_url).crm.objects \
+        .tasks.basic_api.create({
+            "properties": {"hs_timestamp": "2026-12-01T12:00:00.000Z",
+                           "hs_task_subject": "Call back", "hs_task_status": "NOT_STARTED",
+                           "hs_task_body": "Trial signup\n<!-- crmsync-key:k-old -->"},
+            "associations": [{"to": {"id": ids[0]}, "types": [
+                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}]}]})
+    assert hubspot_connector.find_tasks(ids, ["k-old"]) == {"k-old": legacy.id}
+
+
+def test_closing_a_task_a_rep_deleted_counts_as_done(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+    hubspot_fieldmap: Any,
+) -> None:
+    """#13.11: HubSpot answers OBJECT_NOT_FOUND for a deleted task; the close is done, not a
+    rejection that would leave every later run ``partial``. Its batch neighbour still closes."""
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)[:2]
+    made = hubspot_connector.create_tasks([_task(ids[0], "k-del"), _task(ids[1], "k-keep")])
+    HubSpot(access_token=hubspot_server.token, host=hubspot_server.base_url).crm.objects.tasks \
+        .basic_api.archive(made[0].task_id)
+    closed = hubspot_connector.close_tasks([
+        TaskClose(ids[0], "contacts", "k-del", made[0].task_id),
+        TaskClose(ids[1], "contacts", "k-keep", made[1].task_id)])
+    assert [(r.ok, r.key, r.error_code) for r in closed] == [
+        (True, "k-del", None), (True, "k-keep", None)]
+    kept = _records(hubspot_admin, "tasks")[made[1].task_id]
+    assert kept["properties"]["hs_task_status"] == hubspot_fieldmap.tasks.closed_status
 
 
 @pytest.mark.parametrize("fault", [{"kind": "disconnect"}, {"status": 502}])
@@ -504,6 +565,95 @@ def test_bad_token_is_an_auth_error(hubspot_server: SandboxServer, hubspot_field
     assert connector.api_calls() == 1
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_refused_connection_names_host_port_and_cause(hubspot_fieldmap: Any) -> None:
+    port = _free_port()  # bound then released: nothing listens there
+    connector = HubSpotConnector(hubspot_fieldmap, token="pat-x",
+                                 base_url=f"http://127.0.0.1:{port}",
+                                 policy=RetryPolicy(attempts=2), sleep=lambda s: None)
+    with pytest.raises(TransientError) as raised:
+        list(connector.read(STREAM, datetime(2026, 1, 1, tzinfo=UTC)))
+    # An incremental read searches changed deals first.
+    assert str(raised.value) == f"HubSpot search deals: connection refused to 127.0.0.1:{port}"
+    assert connector.api_calls() == 2  # retried through the one policy, then given up
+
+
+def test_each_retry_is_logged_and_reported_as_it_waits(
+    hubspot_server: SandboxServer, hubspot_fieldmap: Any, hubspot_clock: HubSpotClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Retries go through crmsync.retry's policy; each is logged (op and cause) before its wait."""
+    told: list[tuple[str, float]] = []
+    connector = HubSpotConnector(
+        hubspot_fieldmap, token=hubspot_server.token, base_url=hubspot_server.base_url,
+        policy=RetryPolicy(attempts=4, budget_s=600), sleep=hubspot_clock.sleep,
+        clock=hubspot_clock, on_retry=lambda error, wait: told.append((str(error), wait)))
+    hubspot_server.install_faults({"rules": [
+        {"method": "POST", "path": "/crm/v3/properties/contacts/batch/read", "times": 2,
+         "status": 503}]})
+    with caplog.at_level("INFO", logger="crmsync.connectors.hubspot"):
+        connector.check()
+    connector.close()
+    assert all(text.startswith("HubSpot read contacts properties: HTTP 503") for text, _ in told)
+    assert len(told) == 2 and [w for _, w in told] == hubspot_clock.sleeps
+    logged = [r.getMessage() for r in caplog.records if r.name == "crmsync.connectors.hubspot"]
+    assert len([m for m in logged if "retrying in" in m]) == 2
+    assert all(m.startswith("HubSpot read contacts properties: HTTP 503") for m in logged
+               if "retrying in" in m)
+
+
+def test_a_base_url_that_answers_404_is_a_config_error(
+    hubspot_server: SandboxServer, hubspot_fieldmap: Any,
+) -> None:
+    """A wrong path prefix is bad config (exit 2), not a transient failure (exit 4)."""
+    wrong = hubspot_server.base_url + "/hubspot-api"
+    connector = HubSpotConnector(hubspot_fieldmap, token=hubspot_server.token, base_url=wrong,
+                                 sleep=lambda s: None)
+    with pytest.raises(ConfigError) as raised:
+        connector.check()
+    assert "check [crm] base_url" in str(raised.value) and wrong in str(raised.value)
+    assert raised.value.exit_code == 2
+    assert connector.api_calls() == 1  # no retries
+    with pytest.raises(ConfigError, match="answered 404"):
+        list(connector.read(STREAM, None))
+
+
+def test_a_server_that_is_not_hubspot_is_a_config_error(hubspot_fieldmap: Any) -> None:
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>Not Found</html>")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        connector = HubSpotConnector(hubspot_fieldmap, token="pat-x", base_url=url,
+                                     sleep=lambda s: None)
+        with pytest.raises(ConfigError, match="check \\[crm\\] base_url"):
+            connector.check()
+        connector.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_vendor_errors_are_translated_without_bodies() -> None:
     from hubspot.crm.objects.tasks.exceptions import ApiException as TasksApiException
     from hubspot.crm.properties.exceptions import ForbiddenException
@@ -560,15 +710,17 @@ def test_setup_is_idempotent_and_check_names_missing_properties(
     with pytest.raises(ConfigError, match="crmsync setup") as raised:
         connector.check()
     assert "crmsync_status" in str(raised.value) and "crmsync_status_override" in str(raised.value)
+    assert "tasks.crmsync_task_key" in str(raised.value)
     first = connector.setup()
-    assert set(first.created) == {*hubspot_fieldmap.output_fields(), "crmsync_status_override"}
+    assert set(first.created) == {*hubspot_fieldmap.output_fields(), "crmsync_status_override",
+                                  "tasks.crmsync_task_key"}
     assert first.existing == []
     before = connector.api_calls()
     second = connector.setup()
     assert second.created == [] and set(second.existing) == set(first.created)
-    assert connector.api_calls() == before + 1  # one read, nothing created
+    assert connector.api_calls() == before + 2  # one read per object type, nothing created
     connector.check()
-    assert connector.api_calls() == before + 2  # check is one call
+    assert connector.api_calls() == before + 4  # check: contact and task properties, one each
     assert connector.api_calls() == _server_total(hubspot_bare_server)
 
 

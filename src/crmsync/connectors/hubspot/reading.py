@@ -1,0 +1,359 @@
+"""Reading HubSpot contacts: list paging, windowed search, associations and deal roll-ups.
+
+A first (full) read pages the contacts list at 100 with deals associated inline; an incremental
+read searches ``lastmodifieddate >= since`` in ascending order at 200 a page and starts a new
+search window (``GTE`` the last timestamp seen, boundary ids de-duplicated) before HubSpot's
+10,000-result cap. Deals are batch-read at 100 and rolled up by the field map; deal ids are
+pooled across a few pages so that deal reads run at full batches (memory stays bounded by
+:data:`~crmsync.connectors.hubspot.wire.MAX_PENDING_PAGES`, not by the org). Contacts whose deals
+changed since the cursor come first, in ``related`` pages.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from crmsync.connectors.base import Page, chunks
+from crmsync.connectors.fieldmap import FieldMap, coerce
+from crmsync.connectors.hubspot.client import HubSpotClient
+from crmsync.connectors.hubspot.wire import (
+    ASSOCIATION_BATCH,
+    BATCH,
+    MAX_PENDING_PAGES,
+    SEARCH_CAP,
+    SEARCH_PAGE,
+    _modified_ms,
+    _ms,
+    _next_after,
+    _props,
+    _results,
+)
+from crmsync.errors import ConfigError, CrmRequestError
+from crmsync.model import Contact
+
+
+@dataclass
+class _Pending:
+    """A page of contacts waiting for its deals to be read."""
+
+    records: list[Any]
+    links: dict[str, list[str]]
+    related: bool
+    ordered: bool
+
+
+class ContactReader:
+    """Reads the ``hubspot:contacts`` stream (with deals) through one :class:`HubSpotClient`."""
+
+    def __init__(self, client: HubSpotClient, fieldmap: FieldMap) -> None:
+        self._http = client
+        self._raw = client.raw
+        self.fieldmap = fieldmap
+        contacts = fieldmap.objects["contacts"]
+        self._modified = contacts.modified_field
+        self._owner_field = contacts.owner_field
+        self._properties = list(dict.fromkeys([*contacts.fields(), *fieldmap.output_fields()]))
+
+    def _check_stream(self, stream: str) -> None:
+        if stream != "hubspot:contacts":
+            raise ConfigError(f"unknown stream {stream!r}: HubSpot has only hubspot:contacts")
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def streams(self) -> list[str]:
+        """Return the one contact stream, ``hubspot:contacts``."""
+        return ["hubspot:contacts"]
+
+    def read(
+        self, stream: str, since: datetime | None, until: datetime | None = None
+    ) -> Iterator[Page]:
+        """Yield pages of contacts modified at or after ``since`` (every contact when ``None``).
+
+        ``since=None`` pages the contacts list in id order (``ordered=False``); otherwise a
+        search in ascending ``lastmodifieddate`` order (``ordered=True``), windowed around the
+        10,000-result cap, bounded above by ``until`` (the run's start). On incremental reads,
+        contacts whose deals changed since ``since`` come first, in ``related`` pages.
+        """
+        self._check_stream(stream)
+        if since is None:
+            yield from self._with_deals(stream, self._list_pages())
+            return
+        yielded: set[str] = set()
+        deals = self.fieldmap.deals
+
+        def searched() -> Iterator[_Pending]:
+            pages = self._search_windows("contacts", "contacts.search", self._modified,
+                                         _ms(since), self._properties,
+                                         _ms(until) if until is not None else None)
+            if deals is None:
+                for records in pages:
+                    yielded.update(str(r["id"]) for r in records)
+                    yield _Pending(records, {}, False, True)
+                return
+            # Search results carry no associations: v4 reads find the deals.
+            for records, links in self._linked(pages, "contacts", deals.object):
+                yielded.update(str(r["id"]) for r in records)
+                yield _Pending(records, links, False, True)
+
+        if deals is not None:
+            # Deal-driven re-reads come first: they never move the cursor, so a run stopped
+            # half-way re-checks them next time instead of losing them behind a moved cursor.
+            yield from self._with_deals(stream, self._related(since, yielded))
+        yield from self._with_deals(stream, searched())
+
+    def read_ids(self, stream: str, ids: Sequence[str]) -> list[Contact]:
+        """Read specific contacts by id (batch read, with deals); unknown ids are skipped."""
+        self._check_stream(stream)
+        out: list[Contact] = []
+        for page in self._with_deals(stream, self._read_batches(list(dict.fromkeys(ids)), False)):
+            out.extend(page.contacts)
+        return out
+
+    def _list_pages(self) -> Iterator[_Pending]:
+        after: str | None = None
+        with_deals = self.fieldmap.deals is not None
+        while True:
+            kwargs: dict[str, Any] = {"limit": BATCH, "properties": self._properties,
+                                      "archived": False, **self._raw}
+            if with_deals:
+                kwargs["associations"] = [self.fieldmap.deals.object]  # type: ignore[union-attr]
+            if after is not None:
+                kwargs["after"] = after
+            page = self._http.call("list contacts", "contacts.basic",
+                              lambda api, kw=kwargs: api.get_page(**kw))
+            records = _results(page)
+            links: dict[str, list[str]] = {}
+            if with_deals:
+                for record in records:
+                    links[str(record["id"])] = self._inline_ids(record)
+            if records:
+                yield _Pending(records, links, False, False)
+            following = _next_after(page)
+            if not following or following == after:
+                return
+            after = following
+
+    def _inline_ids(self, record: Any) -> list[str]:
+        associations = record.get("associations") or {}
+        deals_key = self.fieldmap.deals.object if self.fieldmap.deals else "deals"
+        found = associations.get(deals_key) or associations.get(deals_key.rstrip("s"))
+        ids = [str(a["id"]) for a in _results(found or {})]
+        return list(dict.fromkeys(ids))
+
+    def _search_windows(
+        self, what: str, api_name: str, field: str, since_ms: int, properties: list[str],
+        until_ms: int | None = None,
+    ) -> Iterator[list[Any]]:
+        """Yield search result pages (ascending ``field``), keyset-paged.
+
+        Every page is a fresh search ``GTE`` the last timestamp seen (records at exactly that
+        timestamp already yielded are dropped), never an offset into a moving result set:
+        records written meanwhile (by crmsync itself, between pages) jump to the end of the
+        order, and an offset would then skip as many unread ones. ``until_ms`` bounds the
+        search (``LT``) so records changed after the run started wait for the next run. Only a
+        page whose records all share one timestamp is followed by offset, within that
+        timestamp (nothing written now can land on an old timestamp); more than the result cap
+        on one timestamp cannot be windowed.
+        """
+        start, skip, offset = since_ms, set[str](), 0
+        while True:
+            filters = [{"propertyName": field, "operator": "GTE", "value": str(start)}]
+            if until_ms is not None:
+                filters.append({"propertyName": field, "operator": "LT", "value": str(until_ms)})
+            body: dict[str, Any] = {
+                "filterGroups": [{"filters": filters}],
+                "sorts": [{"propertyName": field, "direction": "ASCENDING"}],
+                "properties": properties,
+                "limit": SEARCH_PAGE,
+                "after": str(offset),
+            }
+            page = self._http.call(f"search {what}", api_name,
+                              lambda api, b=body: api.do_search(
+                                  public_object_search_request=b, **self._raw),
+                              search=True)
+            results = _results(page)
+            fresh = []
+            last_ms: int | None = None
+            at_last: set[str] = set()
+            for record in results:
+                stamp = _modified_ms(record, field)
+                if stamp is not None and stamp <= start and str(record["id"]) in skip:
+                    continue
+                fresh.append(record)
+                if stamp is not None and (last_ms is None or stamp > last_ms):
+                    last_ms, at_last = stamp, set()
+                if stamp is not None and stamp == last_ms:
+                    at_last.add(str(record["id"]))
+            if fresh:
+                yield fresh
+            if not _next_after(page):
+                return
+            if last_ms is None or last_ms <= start:
+                # The whole page sits on the window's first timestamp: step through it.
+                skip |= {str(r["id"]) for r in fresh}
+                offset += len(results)
+                if offset + SEARCH_PAGE > SEARCH_CAP:
+                    raise CrmRequestError(
+                        f"HubSpot search {what}: more than {SEARCH_CAP} records share one "
+                        f"{field} value; they cannot be windowed (run with --full)")
+                continue
+            start, skip, offset = last_ms, at_last, 0
+
+    def associated(self, from_type: str, to_type: str, ids: Sequence[str]) -> dict[str, list[str]]:
+        """Return ``{from id: [to ids]}`` through v4 batch association reads (1000 a call)."""
+        out: dict[str, list[str]] = {}
+        for chunk in chunks(list(dict.fromkeys(ids)), ASSOCIATION_BATCH):
+            body = {"inputs": [{"id": i} for i in chunk]}
+            answer = self._http.call(
+                f"read {from_type} to {to_type} associations", "associations.batch",
+                lambda api, b=body: api.get_page(
+                    from_type, to_type, batch_input_public_fetch_associations_batch_request=b,
+                    **self._raw))
+            # Ids with no associations come back as 207 errors; they simply have none.
+            for result in _results(answer):
+                from_id = str((result.get("from") or {}).get("id", ""))
+                # v4 ids are JSON numbers on the real API, strings in v3: normalise.
+                targets = [str(t.get("toObjectId")) for t in result.get("to") or []]
+                out.setdefault(from_id, []).extend(t for t in targets
+                                                   if t not in out.get(from_id, []))
+        return out
+
+    def _linked(
+        self, pages: Iterable[list[dict[str, Any]]], from_type: str, to_type: str
+    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, list[str]]]]:
+        """Pair pages with their associations, pooling pages into full v4 batch reads.
+
+        Holds back at most :data:`ASSOCIATION_BATCH` records (5 search pages), so memory stays
+        bounded while an incremental read makes one association call per 1000 records, not 200.
+        """
+        held: list[list[dict[str, Any]]] = []
+        count = 0
+
+        def flush() -> Iterator[tuple[list[dict[str, Any]], dict[str, list[str]]]]:
+            ids = [str(r["id"]) for records in held for r in records]
+            links = self.associated(from_type, to_type, ids)
+            for records in held:
+                yield records, {str(r["id"]): links.get(str(r["id"]), []) for r in records}
+            held.clear()
+
+        for records in pages:
+            if count + len(records) > ASSOCIATION_BATCH and held:
+                yield from flush()
+                count = 0
+            held.append(records)
+            count += len(records)
+        if held:
+            yield from flush()
+
+    def _read_batches(self, ids: Sequence[str], related: bool) -> Iterator[_Pending]:
+        for chunk in chunks(list(ids), BATCH):
+            body = {"inputs": [{"id": i} for i in chunk], "properties": self._properties}
+            answer = self._http.call("batch read contacts", "contacts.batch",
+                                lambda api, b=body: api.read(
+                                    batch_read_input_simple_public_object_id=b, archived=False,
+                                    **self._raw))
+            records = _results(answer)
+            if not records:
+                continue
+            links = (self.associated("contacts", self.fieldmap.deals.object,
+                                      [str(r["id"]) for r in records])
+                     if self.fieldmap.deals is not None else {})
+            yield _Pending(records, links, related, True)
+
+    def _related(self, since: datetime, yielded: set[str]) -> Iterator[_Pending]:
+        """Contacts (not yet yielded) whose deals changed at or after ``since``."""
+        deals = self.fieldmap.deals
+        assert deals is not None
+        field = deals.fields.get("modified", "hs_lastmodifieddate")
+        waiting: list[str] = []
+        pages = self._search_windows(deals.object, "deals.search", field, _ms(since), [field])
+        for _found, links in self._linked(pages, deals.object, "contacts"):
+            for contact_ids in links.values():
+                for contact_id in contact_ids:
+                    if contact_id not in yielded:
+                        yielded.add(contact_id)
+                        waiting.append(contact_id)
+            while len(waiting) >= BATCH:
+                yield from self._read_batches(waiting[:BATCH], True)
+                waiting = waiting[BATCH:]
+        if waiting:
+            yield from self._read_batches(waiting, True)
+
+    def _with_deals(self, stream: str, pages: Iterable[_Pending]) -> Iterator[Page]:
+        """Turn pending pages into Pages, reading their deals at full batches where possible.
+
+        Deal ids are pooled over up to :data:`MAX_PENDING_PAGES` pages: a page is released as
+        soon as all its deals are read; partial deal batches are read only when the pool of
+        pages is full or the stream ends.
+        """
+        pending: deque[_Pending] = deque()
+        queued: list[str] = []  # deal ids to read, in page order
+        known: dict[str, dict[str, Any]] = {}  # deal id -> properties (read, not yet released)
+        wanted: set[str] = set()
+
+        def release() -> Iterator[Page]:
+            while pending:
+                head = pending[0]
+                needed = {d for ids in head.links.values() for d in ids}
+                if not needed <= known.keys():
+                    return
+                pending.popleft()
+                yield self._page(stream, head, known)
+                still = {d for p in pending for ids in p.links.values() for d in ids}
+                for deal_id in needed - still:
+                    known.pop(deal_id, None)
+                    wanted.discard(deal_id)
+
+        for item in pages:
+            pending.append(item)
+            for ids in item.links.values():
+                for deal_id in ids:
+                    if deal_id not in wanted:
+                        wanted.add(deal_id)
+                        queued.append(deal_id)
+            while len(queued) >= BATCH:
+                known.update(self._read_deals(queued[:BATCH]))
+                queued = queued[BATCH:]
+            yield from release()
+            if len(pending) >= MAX_PENDING_PAGES and queued:
+                known.update(self._read_deals(queued))
+                queued = []
+                yield from release()
+        if queued:
+            for chunk in chunks(queued, BATCH):
+                known.update(self._read_deals(chunk))
+        yield from release()
+
+    def _read_deals(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        deals = self.fieldmap.deals
+        if deals is None or not ids:
+            return {}
+        names = list(dict.fromkeys(deals.fields.values()))
+        body = {"inputs": [{"id": i} for i in ids], "properties": names}
+        answer = self._http.call("batch read deals", "deals.batch",
+                            lambda api: api.read(batch_read_input_simple_public_object_id=body,
+                                                 archived=False, **self._raw))
+        found = {str(d["id"]): _props(d) for d in _results(answer)}
+        # A deal deleted since it was linked is simply gone: roll up without it.
+        for deal_id in ids:
+            found.setdefault(deal_id, {})
+        return found
+
+    def _page(self, stream: str, item: _Pending, deals: Mapping[str, dict[str, Any]]) -> Page:
+        contacts = []
+        for record in item.records:
+            record_id = str(record["id"])
+            props = _props(record)
+            props.setdefault("hs_object_id", record_id)
+            related = [deals[d] for d in item.links.get(record_id, ()) if deals.get(d)]
+            facts, outputs = self.fieldmap.to_contact_facts("contacts", props, related)
+            facts.setdefault("id", record_id)
+            moment = coerce(props.get(self._modified) or record.get("updatedAt"), "datetime")
+            owner = coerce(props.get(self._owner_field), "str") if self._owner_field else None
+            contacts.append(Contact(record_id, facts, outputs, object_type="contacts",
+                                    modified_at=moment, owner_id=owner))
+        return Page(stream, contacts, related=item.related, ordered=item.ordered)
