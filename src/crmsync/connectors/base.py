@@ -91,6 +91,8 @@ class ApiLimits:
     read_page: int
     write_batch: int
     task_batch: int
+    #: Calls one batch of task creates costs (HubSpot looks up open tasks by key first).
+    calls_per_task_create_batch: int = 1
 
 
 @runtime_checkable

@@ -47,7 +47,8 @@ class HubSpotConnector:
     """
 
     crm = "hubspot"
-    limits = ApiLimits(read_page=BATCH, write_batch=BATCH, task_batch=BATCH)
+    limits = ApiLimits(read_page=BATCH, write_batch=BATCH, task_batch=BATCH,
+                       calls_per_task_create_batch=2)  # search by key, then create
 
     def __init__(
         self,
