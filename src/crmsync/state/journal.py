@@ -67,25 +67,6 @@ class Journal(StoreBase):
                 )
             )
 
-    def supersede_pending(
-        self, run_id: str, kinds: Sequence[str] = ("fields", "task_close")
-    ) -> int:
-        """Mark the ``pending`` entries of a run that died as ``superseded``; return how many.
-
-        Called by the run that took over the dead run's lease. Its writes were never confirmed,
-        but its cursor never moved past them either, so the run taking over re-reads those
-        records and re-plans whatever is still needed; the rows stay in the journal (undo still
-        weighs them, checking what the CRM holds).
-        """
-        with self._begin() as conn:
-            done = conn.execute(
-                _journal.update().where(
-                    _journal.c.run_id == run_id, _journal.c.state == "pending",
-                    _journal.c.kind.in_(list(kinds)),
-                ).values(state="superseded", updated_at=self._clock())
-            )
-        return done.rowcount
-
     def supersede_entries(self, entry_ids: Iterable[int]) -> None:
         """Mark journal entries ``superseded``: a later run re-reads and re-plans their records."""
         ids = list(entry_ids)

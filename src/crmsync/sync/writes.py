@@ -6,13 +6,29 @@ recorded (and listed in the summary) so the next run retries them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from crmsync.connectors.base import Connector, RecordUpdate, WriteResult, chunks
+from crmsync.connectors.base import Connector, RecordUpdate, WriteResult
 from crmsync.model import TaskClose, TaskCreate
 from crmsync.plan import ContactPlan
 from crmsync.state import StateStore
 from crmsync.sync.summary import MAX_LISTED_REJECTIONS, RunSummary
+
+T = TypeVar("T")
+
+
+def drain(queue: list[T], size: int, send: Callable[[list[T]], None], *,
+          everything: bool = False) -> None:
+    """Send queued items in full batches of ``size`` from the front, in place.
+
+    What is left (less than a batch) waits for more, unless ``everything`` is asked for (the
+    end of a stream).
+    """
+    while len(queue) >= size or (everything and queue):
+        batch = queue[:size]
+        del queue[:size]
+        send(batch)
 
 
 class Writer:
@@ -54,11 +70,8 @@ class Writer:
              for p in plans],
         )
         self._queued_updates.extend(zip(plans, journal_ids, strict=True))
-        batch_size = self.connector.limits.write_batch
-        while len(self._queued_updates) >= batch_size:
-            batch, self._queued_updates = (self._queued_updates[:batch_size],
-                                           self._queued_updates[batch_size:])
-            self._send_updates(stream, batch)
+        drain(self._queued_updates, self.connector.limits.write_batch,
+              lambda batch: self._send_updates(stream, batch))
 
     def _send_updates(self, stream: str, batch: Sequence[tuple[ContactPlan, int]]) -> None:
         plans = [plan for plan, _ in batch]
@@ -72,22 +85,16 @@ class Writer:
         """Queue obsolete-task closes into full batches, journaled first (as field writes)."""
         journal_ids = self.store.journal_task_closes(self._current.run_id, stream, closes)
         self._queued_closes.extend(zip(closes, journal_ids, strict=True))
-        batch_size = self.connector.limits.task_batch
-        while len(self._queued_closes) >= batch_size:
-            batch, self._queued_closes = (self._queued_closes[:batch_size],
-                                          self._queued_closes[batch_size:])
-            self._close_tasks(stream, batch)
+        drain(self._queued_closes, self.connector.limits.task_batch,
+              lambda batch: self._close_tasks(stream, batch))
 
     def _flush_writes(self, stream: str) -> None:
         """Send whatever field updates, closes and task creates are still queued."""
-        if self._queued_updates:
-            batch, self._queued_updates = self._queued_updates, []
-            for part in chunks(batch, self.connector.limits.write_batch):
-                self._send_updates(stream, part)
-        if self._queued_closes:
-            batch, self._queued_closes = self._queued_closes, []
-            for part in chunks(batch, self.connector.limits.task_batch):
-                self._close_tasks(stream, part)
+        limits = self.connector.limits
+        drain(self._queued_updates, limits.write_batch,
+              lambda batch: self._send_updates(stream, batch), everything=True)
+        drain(self._queued_closes, limits.task_batch,
+              lambda batch: self._close_tasks(stream, batch), everything=True)
         self._flush_tasks(stream)
 
     def _save_states(self, stream: str, plans: Sequence[ContactPlan]) -> None:
@@ -165,17 +172,13 @@ class Writer:
         # created again here: recovery settles it first.
         fresh = {r.key for r in records if r.state == "intent" and r.run_id == summary.run_id}
         self._queued_tasks.extend(c for c in creates if c.key in fresh)
-        batch_size = self.connector.limits.task_batch
-        while len(self._queued_tasks) >= batch_size:
-            batch, self._queued_tasks = (self._queued_tasks[:batch_size],
-                                         self._queued_tasks[batch_size:])
-            self._create_tasks(stream, batch)
+        drain(self._queued_tasks, self.connector.limits.task_batch,
+              lambda batch: self._create_tasks(stream, batch))
 
     def _flush_tasks(self, stream: str) -> None:
         """Create whatever task creates are still queued for ``stream``."""
-        if self._queued_tasks:
-            batch, self._queued_tasks = self._queued_tasks, []
-            self._create_tasks(stream, batch)
+        drain(self._queued_tasks, self.connector.limits.task_batch,
+              lambda batch: self._create_tasks(stream, batch), everything=True)
 
     def _create_tasks(self, stream: str, batch: Sequence[TaskCreate]) -> None:
         summary = self._current
