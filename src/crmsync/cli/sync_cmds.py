@@ -89,7 +89,8 @@ def _options(parts: Parts, *, dry_run: bool = False, full: bool = False) -> Sync
     sync = parts.settings.sync
     return SyncOptions(dry_run=dry_run, full=full or sync.full,
                        overlap=timedelta(seconds=sync.overlap_seconds),
-                       task_close_policy=sync.task_close_policy, restamp=sync.restamp)
+                       task_close_policy=sync.task_close_policy, restamp=sync.restamp,
+                       concurrency=sync.concurrency, bulk_threshold=sync.bulk_threshold)
 
 
 @click.command("plan")

@@ -28,7 +28,7 @@ _KEYS: dict[str, dict[str, _Key]] = {
         "overlap_seconds": _Key("int"), "batch_size": _Key("int"), "page_size": _Key("int"),
         "max_attempts": _Key("int"), "retry_budget_s": _Key("float"),
         "task_close_policy": _Key("str"), "concurrency": _Key("int"), "full": _Key("bool"),
-        "restamp": _Key("bool"),
+        "restamp": _Key("bool"), "bulk_threshold": _Key("int"),
     },
 }
 #: Keys a secrets file may set; nothing else belongs there.

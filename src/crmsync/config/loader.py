@@ -148,7 +148,8 @@ def _build(
                     missing("crm", key, f" (needed by {crm_type} auth {auth!r})")
     one_of("sync", "task_close_policy", TASK_CLOSE_POLICIES)
     for key, low in (("overlap_seconds", 0), ("batch_size", 1), ("page_size", 1),
-                     ("max_attempts", 1), ("retry_budget_s", 0), ("concurrency", 1)):
+                     ("max_attempts", 1), ("retry_budget_s", 0), ("concurrency", 1),
+                     ("bulk_threshold", 0)):
         value = values.get(("sync", key))
         if isinstance(value, int | float) and value < low:
             problems.append(f"[sync] {key}: expected at least {low}, got {value}")

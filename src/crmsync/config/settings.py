@@ -95,10 +95,12 @@ class SyncSettings:
         max_attempts: Attempts per call for transient errors.
         retry_budget_s: Total seconds one call may spend retrying.
         task_close_policy: ``rule`` (each task template decides), ``close`` or ``leave``.
-        concurrency: Parallel API calls, within the CRM's limits.
+        concurrency: Write calls in flight at once, within the CRM's limits (1: one at a time).
         full: Re-scan everything instead of reading incrementally.
         restamp: After a rule change, write the new rule-set version onto every contact, even
             those whose outputs did not change (off: only changed contacts are written).
+        bulk_threshold: Pending updates of one Salesforce object from which they are sent as
+            one Bulk API 2.0 job instead of 200-record collections (0: never).
     """
 
     overlap_seconds: int = 300
@@ -110,6 +112,7 @@ class SyncSettings:
     concurrency: int = 4
     full: bool = False
     restamp: bool = False
+    bulk_threshold: int = 2000
 
 
 @dataclass(frozen=True, slots=True)

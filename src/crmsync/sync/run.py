@@ -23,6 +23,8 @@ from crmsync.model import Contact, Cursor
 from crmsync.plan import ContactPlan, OpenTask, PlanOptions, plan_contact
 from crmsync.rules import RuleSet
 from crmsync.state import ContactState, StateError, StateStore
+from crmsync.sync.inflight import CursorGate, InFlight
+from crmsync.sync.readahead import read_ahead
 from crmsync.sync.summary import RunSummary, SyncOptions
 from crmsync.sync.tally import Tally, miss_rule_ids
 from crmsync.sync.writes import Writer
@@ -85,6 +87,11 @@ class SyncRun(Writer):
         self._rejected_now = set()
         self._seen: set[str] = set()  # dry runs only: they record no contact states
         self._tally: Tally | None = None
+        self._gate = CursorGate()
+        self._page = self._gate.open_page()
+        # Write batches in flight, settled on this thread (the state store stays single-threaded).
+        self._inflight = InFlight(self.options.concurrency,
+                                  on_settled=lambda pages: self._gate.settled(pages))
 
     @property
     def _current(self) -> RunSummary:
@@ -178,6 +185,13 @@ class SyncRun(Writer):
     def _finish(self, summary: RunSummary, started: float, calls_before: int,
                 store_failed: bool = False) -> None:
         assert self._tally is not None
+        if not store_failed:
+            # A run that stopped early still settles the writes already in flight: they
+            # happened, and the journal must say so (else the next run re-reads them).
+            try:
+                self._inflight.close()
+            except Exception as error:  # noqa: BLE001 - the run already has its outcome
+                log.warning("could not settle the writes in flight: %s", type(error).__name__)
         self._tally.finish()
         summary.api_calls = self.connector.api_calls() - calls_before
         summary.finished_at = summary.started_at + timedelta(seconds=time.monotonic() - started)
@@ -234,6 +248,9 @@ class SyncRun(Writer):
             f"full: {reason}" if full else
             f"incremental (partial: contacts changed since {since:%Y-%m-%d %H:%M:%S}Z)"
         )
+        # Each stream's pages are numbered from 0; retried records count as a page of their own.
+        self._gate = CursorGate()
+        self._page = self._gate.open_page()
         # Records rejected last run are retried first, whatever their state says.
         retried: set[str] = set()
         retry_ids = [] if self.options.dry_run else self.store.rejected_ids(stream)
@@ -245,7 +262,11 @@ class SyncRun(Writer):
 
         new_cursor = cursor
         scanned_unordered = False
-        for page in self.connector.read(stream, since, self.now):
+        pages = self.connector.read(stream, since, self.now)
+        if self.options.concurrency > 1:
+            pages = read_ahead(pages)
+        for page in pages:
+            self._page = self._gate.open_page()
             contacts = [
                 c for c in page.contacts
                 if c.id not in retried and not _already_processed(c, cursor)
@@ -256,9 +277,14 @@ class SyncRun(Writer):
                 continue
             if page.ordered:
                 new_cursor = _advance(new_cursor, page.contacts, cap=self.now)
-                self.store.commit_cursor(new_cursor)
+                self._gate.page_read(self._page, new_cursor)
             else:
                 scanned_unordered = True
+            # The cursor moves once every write planned from its page (and before) settled.
+            self._inflight.settle_ready()
+            ready = self._gate.ready()
+            if ready is not None:
+                self.store.commit_cursor(ready)
         self._flush_writes(stream)
         # A record retried this run and not rejected again is settled, whatever its outcome
         # was (written, unchanged by now, or gone from the CRM): stop retrying it.

@@ -31,6 +31,9 @@ class SyncOptions:
         samples: How many example decisions the summary keeps.
         restamp: Write the rule set's version onto every contact it decided, even one whose
             outputs did not change (a rule change then writes every contact once).
+        concurrency: Write calls in flight at once (and one page read ahead when above 1).
+        bulk_threshold: Pending updates of one stream from which they go through the CRM's
+            bulk API (Salesforce Bulk 2.0) instead of batches; 0 never uses it.
     """
 
     dry_run: bool = False
@@ -39,6 +42,8 @@ class SyncOptions:
     task_close_policy: str = "rule"
     samples: int = 5
     restamp: bool = False
+    concurrency: int = 4
+    bulk_threshold: int = 2000
 
 
 @dataclass
@@ -78,6 +83,8 @@ class RunSummary:
     rejections: list[dict[str, Any]] = field(default_factory=list)
     #: Per stream: records to update, tasks to create and close (writes are batched per stream).
     planned_writes: dict[str, Counter[str]] = field(default_factory=dict)
+    #: Per stream: how field updates were sent, ``batches`` or ``bulk`` (Bulk API 2.0 jobs).
+    write_paths: dict[str, str] = field(default_factory=dict)
     api_calls: int = 0
     estimated_write_calls: int = 0
     ruleset_version: str = ""
@@ -107,6 +114,7 @@ class RunSummary:
                 "miss_reasons": {k: dict(v.most_common(20)) for k, v in self.miss_reasons.items()},
             },
             "read_by_stream": dict(self.read_by_stream),
+            "write_paths": dict(self.write_paths),
             "rejections": list(self.rejections),
             "api_calls": self.api_calls,
             "estimated_write_calls": self.estimated_write_calls,
