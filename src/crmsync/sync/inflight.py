@@ -57,8 +57,7 @@ class InFlight:
         finishes. A call that raised re-raises its error from a later settle, after the calls
         still in flight have been settled (their writes happened; the journal must say so).
         """
-        if self._error is not None:
-            self.settle_all()  # a call failed: stop sending, settle the rest, raise
+        self.settle_ready()  # a call that failed stops the sending here (settle_ready raises)
         if self.concurrency == 1:
             result = call()
             settle(result)
