@@ -11,7 +11,7 @@ CRM call and settled ``applied``/``rejected`` after, and every task create is re
 All timestamps are timezone-aware UTC; naive datetimes are refused.
 
 Each part lives in its own module (``ledger``, ``cursors``, ``journal``, ``tasks``, ``leases``,
-``rejections``, ``contacts``), as a mixin of :class:`StateStore`.
+``rejections``, ``contacts``, ``shards``), as a mixin of :class:`StateStore`.
 """
 
 from crmsync.state.errors import StateError, StoreCorrupt, StoreLost, StoreUnavailable, shown_url
@@ -24,6 +24,7 @@ from crmsync.state.records import (
     TaskRecord,
 )
 from crmsync.state.schema import SCHEMA_VERSION
+from crmsync.state.shards import ShardRecord
 from crmsync.state.store import StateStore
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "PendingWrite",
     "RunRecord",
     "SCHEMA_VERSION",
+    "ShardRecord",
     "StateError",
     "StateStore",
     "StoreCorrupt",

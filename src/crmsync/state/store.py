@@ -18,6 +18,7 @@ from crmsync.state.errors import StateError, shown_url, store_error
 from crmsync.state.leases import Leases
 from crmsync.state.ledger import Ledger
 from crmsync.state.rejections import Rejections
+from crmsync.state.shards import Shards
 from crmsync.state.schema import (
     SCHEMA_VERSION,
     _dumps,
@@ -32,7 +33,7 @@ from crmsync.state.tasks import TaskRegistry
 _DRIVER_HINTS = {"postgresql": "pip install 'crmsync[postgres]'"}
 
 
-class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactStates):
+class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactStates, Shards):
     """Durable state of crmsync runs; one instance per process, safe to share between threads.
 
     Every method is one short transaction; methods that take lists write them with one
