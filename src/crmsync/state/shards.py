@@ -115,6 +115,20 @@ class Shards(StoreBase):
                                 .order_by(_shards.c.shard)).all()
         return [ShardRecord(**row._asdict()) for row in rows]
 
+    def shard_heartbeat(self, run_id: str, shard: int, lease: str) -> str | None:
+        """Note that a shard is alive; return the id of the run holding the lease ``lease``.
+
+        Called before every page of a shard: the coordinator treats a shard silent for too
+        long as lost, and a shard whose run no longer holds the lease stops.
+        """
+        with self._begin() as conn:
+            conn.execute(_shards.update().where(
+                _shards.c.run_id == run_id, _shards.c.shard == shard).values(
+                updated_at=self._clock()))
+            holder = conn.execute(sa.select(_leases.c.holder).where(_leases.c.name == lease)
+                                  ).scalar_one_or_none()
+        return holder.split("@", 1)[0] if holder else None
+
     def lease_run(self, name: str) -> str | None:
         """Return the id of the run holding the lease ``name`` (expired or not), or ``None``.
 
