@@ -3,8 +3,14 @@
 Reads are SOQL queries ordered by ``SystemModstamp, Id``, paged at the largest page size; writes
 use sObject Collections (200 records a call, per-record results); tasks are upserted by
 crmsync's external-id key, which makes a retried create harmless. Every HTTP call goes through
-one :class:`~.client.SalesforceClient` (retries, quota guard, accounting) and
+one :class:`~.client.SalesforceClient` (pacing, quota guard, retries, accounting) and
 :func:`~.translate._translated`, the one place vendor errors become crmsync errors.
+
+Thread safety: a :class:`SalesforceConnector` may be called from several threads at once: they
+share one simple-salesforce client and ``requests`` session, a locked call counter and one pacer
+(:mod:`crmsync.connectors.pacing`); logging in, first or again after an expired session that the
+SDK does not refresh (Bulk 2.0 calls), happens once, under a lock. Connectors of one org share a
+pacer by passing the same one to each.
 
 Modules, one seam each:
 
