@@ -20,6 +20,7 @@ from crmsync.connectors.base import ApiLimits, Page, RecordUpdate, SetupReport, 
 from crmsync.connectors.fieldmap import FieldMap
 from crmsync.connectors.hubspot.client import HubSpotClient
 from crmsync.connectors.hubspot.reading import ContactReader
+from crmsync.connectors.hubspot.shards import KeyRange
 from crmsync.connectors.hubspot.setup import PropertySetup
 from crmsync.connectors.hubspot.tasks import TaskWriter
 from crmsync.connectors.hubspot.wire import BATCH
@@ -106,13 +107,18 @@ class HubSpotConnector:
         return self._reader.streams()
 
     def read(
-        self, stream: str, since: datetime | None, until: datetime | None = None
+        self, stream: str, since: datetime | None, until: datetime | None = None,
+        key_range: KeyRange | None = None,
     ) -> Iterator[Page]:
         """Yield pages of contacts modified at or after ``since`` (all when ``None``).
 
         See :meth:`~crmsync.connectors.hubspot.reading.ContactReader.read`.
         """
-        return self._reader.read(stream, since, until)
+        return self._reader.read(stream, since, until, key_range)
+
+    def shard_ranges(self, stream: str, count: int) -> list[KeyRange]:
+        """Split the stream into ``count`` id ranges (two search calls); see :mod:`.shards`."""
+        return self._reader.shard_ranges(stream, count)
 
     def read_ids(self, stream: str, ids: Sequence[str]) -> list[Contact]:
         """Read specific contacts by id (batch read, with deals); unknown ids are skipped."""

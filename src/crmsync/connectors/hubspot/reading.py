@@ -20,6 +20,7 @@ from typing import Any
 from crmsync.connectors.base import Page, chunks
 from crmsync.connectors.fieldmap import FieldMap, coerce
 from crmsync.connectors.hubspot.client import HubSpotClient
+from crmsync.connectors.hubspot.shards import KeyRange, contact_shards, in_range, range_filters
 from crmsync.connectors.hubspot.wire import (
     ASSOCIATION_BATCH,
     BATCH,
@@ -69,7 +70,8 @@ class ContactReader:
         return ["hubspot:contacts"]
 
     def read(
-        self, stream: str, since: datetime | None, until: datetime | None = None
+        self, stream: str, since: datetime | None, until: datetime | None = None,
+        key_range: KeyRange | None = None,
     ) -> Iterator[Page]:
         """Yield pages of contacts modified at or after ``since`` (every contact when ``None``).
 
@@ -77,9 +79,14 @@ class ContactReader:
         search in ascending ``lastmodifieddate`` order (``ordered=True``), windowed around the
         10,000-result cap, bounded above by ``until`` (the run's start). On incremental reads,
         contacts whose deals changed since ``since`` come first, in ``related`` pages.
+
+        ``key_range`` (a shard: ``hs_object_id`` from ``lo`` up to, not including, ``hi``)
+        reads only that slice, always through the windowed search (a full slice searches from
+        the epoch); deal-driven re-reads are kept to the slice too.
         """
         self._check_stream(stream)
-        if since is None:
+        id_filters = range_filters(key_range)
+        if since is None and key_range is None:
             yield from self._with_deals(stream, self._list_pages())
             return
         yielded: set[str] = set()
@@ -87,8 +94,10 @@ class ContactReader:
 
         def searched() -> Iterator[_Pending]:
             pages = self._search_windows("contacts", "contacts.search", self._modified,
-                                         _ms(since), self._properties,
-                                         _ms(until) if until is not None else None)
+                                         _ms(since) if since is not None else 0,
+                                         self._properties,
+                                         _ms(until) if until is not None else None,
+                                         extra_filters=id_filters)
             if deals is None:
                 for records in pages:
                     yielded.update(str(r["id"]) for r in records)
@@ -99,11 +108,22 @@ class ContactReader:
                 yielded.update(str(r["id"]) for r in records)
                 yield _Pending(records, links, False, True)
 
-        if deals is not None:
+        if deals is not None and since is not None:
             # Deal-driven re-reads come first: they never move the cursor, so a run stopped
             # half-way re-checks them next time instead of losing them behind a moved cursor.
-            yield from self._with_deals(stream, self._related(since, yielded))
+            yield from self._with_deals(stream, self._related(since, yielded, key_range))
         yield from self._with_deals(stream, searched())
+
+    def shard_ranges(self, stream: str, count: int) -> list[KeyRange]:
+        """Return ``count`` ``hs_object_id`` ranges that together hold every contact."""
+        self._check_stream(stream)
+
+        def search(body: dict[str, Any]) -> dict[str, Any]:
+            return self._http.call("search contacts", "contacts.search",
+                                   lambda api: api.do_search(public_object_search_request=body,
+                                                             **self._raw), search=True)
+
+        return contact_shards(search, count)
 
     def read_ids(self, stream: str, ids: Sequence[str]) -> list[Contact]:
         """Read specific contacts by id (batch read, with deals); unknown ids are skipped."""
@@ -146,7 +166,7 @@ class ContactReader:
 
     def _search_windows(
         self, what: str, api_name: str, field: str, since_ms: int, properties: list[str],
-        until_ms: int | None = None,
+        until_ms: int | None = None, extra_filters: Sequence[dict[str, str]] = (),
     ) -> Iterator[list[Any]]:
         """Yield search result pages (ascending ``field``), keyset-paged.
 
@@ -164,6 +184,7 @@ class ContactReader:
             filters = [{"propertyName": field, "operator": "GTE", "value": str(start)}]
             if until_ms is not None:
                 filters.append({"propertyName": field, "operator": "LT", "value": str(until_ms)})
+            filters.extend(extra_filters)
             body: dict[str, Any] = {
                 "filterGroups": [{"filters": filters}],
                 "sorts": [{"propertyName": field, "direction": "ASCENDING"}],
@@ -264,8 +285,9 @@ class ContactReader:
                      if self.fieldmap.deals is not None else {})
             yield _Pending(records, links, related, True)
 
-    def _related(self, since: datetime, yielded: set[str]) -> Iterator[_Pending]:
-        """Contacts (not yet yielded) whose deals changed at or after ``since``."""
+    def _related(self, since: datetime, yielded: set[str],
+                 key_range: KeyRange | None = None) -> Iterator[_Pending]:
+        """Contacts (not yet yielded, within ``key_range``) whose deals changed since ``since``."""
         deals = self.fieldmap.deals
         assert deals is not None
         field = deals.fields.get("modified", "hs_lastmodifieddate")
@@ -274,7 +296,7 @@ class ContactReader:
         for _found, links in self._linked(pages, deals.object, "contacts"):
             for contact_ids in links.values():
                 for contact_id in contact_ids:
-                    if contact_id not in yielded:
+                    if contact_id not in yielded and in_range(contact_id, key_range):
                         yielded.add(contact_id)
                         waiting.append(contact_id)
             while len(waiting) >= BATCH:

@@ -16,6 +16,12 @@ from typing import Any
 from crmsync.connectors.base import Page, chunks
 from crmsync.connectors.fieldmap import FieldMap, coerce, get_field, rollup_deals
 from crmsync.connectors.salesforce.client import QUERY_PAGE, SalesforceClient
+from crmsync.connectors.salesforce.shards import (
+    KeyRange,
+    in_range,
+    object_shards,
+    range_conditions,
+)
 from crmsync.connectors.salesforce.soql import _relationship, _unique, soql_datetime
 from crmsync.errors import ConfigError
 from crmsync.model import Contact
@@ -88,7 +94,8 @@ class ReadingMixin:
                 grouped.setdefault(str(contact_id), []).append(row)
         return {cid: rollup_deals(deals, group) for cid, group in grouped.items()}
 
-    def _upfront_rollups(self, since: datetime | None) -> dict[str, dict[str, Any]]:
+    def _upfront_rollups(self, since: datetime | None,
+                         key_range: KeyRange | None = None) -> dict[str, dict[str, Any]]:
         """Read the Opportunities of every contact a read will return, in one paged query.
 
         For an incremental read the filter is the contact's own ``SystemModstamp`` (a parent
@@ -100,7 +107,8 @@ class ReadingMixin:
         deals = self.fieldmap.deals
         assert deals is not None
         select, contact_field = self._deal_select()
-        where = f"{contact_field} != null"
+        where = " AND ".join([f"{contact_field} != null",
+                              *range_conditions(contact_field, key_range)])
         if since is not None:
             where += f" AND {_relationship(contact_field)}.SystemModstamp >= {soql_datetime(since)}"
         soql = f"{select} WHERE {where} ORDER BY {contact_field} ASC, Id ASC"
@@ -153,7 +161,8 @@ class ReadingMixin:
         return [f"salesforce:{name}" for name in self.objects]
 
     def read(
-        self, stream: str, since: datetime | None, until: datetime | None = None
+        self, stream: str, since: datetime | None, until: datetime | None = None,
+        key_range: KeyRange | None = None,
     ) -> Iterator[Page]:
         """Yield pages of records modified at or after ``since`` (every record when ``None``).
 
@@ -163,9 +172,12 @@ class ReadingMixin:
         pages (they never move the cursor, so a stopped run re-checks them next time). A query
         locator is a snapshot, so ``until`` needs no filter here: writes made while paging do
         not shift the pages.
+
+        ``key_range`` (a shard) reads only the records whose Id is in that range, and the deals
+        and deal-driven re-reads of those records only.
         """
         obj = self._stream_object(stream)
-        where = self._base_where(obj)
+        where = self._base_where(obj) + range_conditions("Id", key_range)
         if since is not None:
             where.append(f"SystemModstamp >= {soql_datetime(since)}")
         soql = f"SELECT {', '.join(self._select(obj))} FROM {obj}"
@@ -173,15 +185,29 @@ class ReadingMixin:
             soql += " WHERE " + " AND ".join(where)
         soql += " ORDER BY SystemModstamp ASC, Id ASC"
         if since is not None and self._has_deals(obj):
-            yield from self._related_pages(stream, obj, since, set())
-        rollups = self._upfront_rollups(since) if self._has_deals(obj) else None
+            yield from self._related_pages(stream, obj, since, set(), key_range)
+        rollups = self._upfront_rollups(since, key_range) if self._has_deals(obj) else None
         for records in self.client.query_pages(f"query {obj}", soql):
             if not records:
                 continue
             yield Page(stream, self._contacts(obj, records, rollups), related=False, ordered=True)
 
+    def shard_ranges(self, stream: str, count: int) -> list[KeyRange]:
+        """Split an object's records into ``count`` Id ranges (two one-row queries)."""
+        obj = self._stream_object(stream)
+        where = " AND ".join(self._base_where(obj))
+        tail = f" WHERE {where}" if where else ""
+
+        def first_id(direction: str) -> str | None:
+            soql = f"SELECT Id FROM {obj}{tail} ORDER BY Id {direction} LIMIT 1"
+            rows = next(iter(self.client.query_pages(f"query {obj}", soql)), [])
+            return str(rows[0]["Id"]) if rows else None
+
+        return object_shards(first_id, count)
+
     def _related_pages(
-        self, stream: str, obj: str, since: datetime, yielded: set[str]
+        self, stream: str, obj: str, since: datetime, yielded: set[str],
+        key_range: KeyRange | None = None,
     ) -> Iterator[Page]:
         deals = self.fieldmap.deals
         assert deals is not None
@@ -193,7 +219,7 @@ class ReadingMixin:
         for page in self.client.query_pages(f"query {deals.object}", soql):
             for row in page:
                 contact_id = str(get_field(row, contact_field))
-                if contact_id not in yielded:
+                if contact_id not in yielded and in_range(contact_id, key_range):
                     changed.setdefault(contact_id, None)
         ids = list(changed)
         for batch in chunks(ids, QUERY_PAGE):
