@@ -31,6 +31,7 @@ class SyncOptions:
         samples: How many example decisions the summary keeps.
         restamp: Write the rule set's version onto every contact it decided, even one whose
             outputs did not change (a rule change then writes every contact once).
+        trigger: Who started the run, for the ledger: ``schedule:NAME`` or ``user@host``.
     """
 
     dry_run: bool = False
@@ -39,6 +40,7 @@ class SyncOptions:
     task_close_policy: str = "rule"
     samples: int = 5
     restamp: bool = False
+    trigger: str | None = None
 
 
 @dataclass
