@@ -13,8 +13,8 @@ from __future__ import annotations
 from crmsync.config.connections import ConnectionSettings, named_env_var, select_connection
 from crmsync.config.keys import env_var
 from crmsync.config.loader import load_settings
-from crmsync.config.secret import Secret
 from crmsync.config.schedules import ScheduleSettings, format_every, parse_every
+from crmsync.config.secret import Secret
 from crmsync.config.settings import (
     CONFIG_FILE,
     DEFAULT_CONNECTION,

@@ -20,6 +20,7 @@ from crmsync.config.connections import (
     select_connection,
 )
 from crmsync.config.keys import _KEYS, _SECRET_KEYS, _all_env_vars, env_var
+from crmsync.config.schedules import build_schedules
 from crmsync.config.secret import Secret
 from crmsync.config.settings import (
     AUTH_BY_CRM,
@@ -36,7 +37,6 @@ from crmsync.config.settings import (
     StateSettings,
     SyncSettings,
 )
-from crmsync.config.schedules import build_schedules
 from crmsync.config.sources import _own_secrets, _read_toml, _secrets_file, _Source
 
 

@@ -28,7 +28,7 @@ def upgrade(engine: Engine, version: int) -> int:
 
 
 def _add_columns(engine: Engine, table: sa.Table, names: tuple[str, ...]) -> None:
-    """``ALTER TABLE ... ADD COLUMN`` for each of ``names`` the table lacks (server defaults kept)."""
+    """``ALTER TABLE ... ADD COLUMN`` for each of ``names`` the table lacks."""
     for name in names:
         if name in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
             continue

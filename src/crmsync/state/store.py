@@ -18,6 +18,7 @@ from crmsync.state.cursors import Cursors
 from crmsync.state.errors import StateError, shown_url, store_error
 from crmsync.state.leases import Leases
 from crmsync.state.ledger import Ledger
+from crmsync.state.migrate import upgrade
 from crmsync.state.rejections import Rejections
 from crmsync.state.schema import (
     SCHEMA_VERSION,
@@ -27,7 +28,6 @@ from crmsync.state.schema import (
     _sqlite_pragmas,
     _utcnow,
 )
-from crmsync.state.migrate import upgrade
 from crmsync.state.slots import ScheduleSlots
 from crmsync.state.tasks import TaskRegistry
 
