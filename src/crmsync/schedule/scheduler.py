@@ -54,6 +54,8 @@ class Scheduler:
         holder: Who claims slots, as recorded (default ``scheduler@host:pid``).
         max_sleep: Longest wait between ticks in seconds (configuration is read once; the
             clock is re-read every tick, so a suspended machine catches up on wake).
+        start_with_latest: Let a schedule that never fired fire its latest slot at once, even
+            one before this start (``crmsync scheduler --once`` from cron needs it).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Scheduler:
         sleep: Callable[[float], None] = time.sleep,
         holder: str | None = None,
         max_sleep: float = 60.0,
+        start_with_latest: bool = False,
     ) -> None:
         self.schedules = dict(schedules)
         self.store = store
@@ -75,6 +78,7 @@ class Scheduler:
         self.holder = holder or f"scheduler@{socket.gethostname()}:{os.getpid()}"
         self.max_sleep = max_sleep
         self.started_at = now()
+        self.start_with_latest = start_with_latest
         self._seen: dict[str, datetime] = {}  # the latest slot this process already tried
 
     @property
@@ -89,7 +93,8 @@ class Scheduler:
             slot = latest_slot(schedule, self._now())
             if self._seen.get(schedule.name) == slot:
                 continue
-            if slot < self.started_at and self.store.last_slot(schedule.name) is None:
+            if (not self.start_with_latest and slot < self.started_at
+                    and self.store.last_slot(schedule.name) is None):
                 continue  # never fired before: start with the slots after this start
             self._seen[schedule.name] = slot
             if not self.store.claim_slot(schedule.name, slot, self.holder):
@@ -120,11 +125,16 @@ class Scheduler:
         waits = [(next_slot(s, now) - now).total_seconds() for s in self.enabled]
         return max(0.0, min([self.max_sleep, *waits]))
 
-    def run(self, stop: Callable[[], bool] = lambda: False) -> None:
+    def run(
+        self, stop: Callable[[], bool] = lambda: False,
+        on_fired: Callable[[Fired], None] | None = None,
+    ) -> None:
         """Tick until ``stop()`` says so; a state store outage is logged and waited out."""
         while not stop():
             try:
-                self.tick()
+                for fired in self.tick():
+                    if on_fired is not None:
+                        on_fired(fired)
             except StateError as error:
                 log.error("scheduler: state store failed, retrying: %s", error)
                 self._sleep(min(self.max_sleep, 30.0))
