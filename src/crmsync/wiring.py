@@ -7,6 +7,7 @@ assemble things the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from crmsync.config import Settings
@@ -16,6 +17,7 @@ from crmsync.errors import ConfigError
 from crmsync.retry import RetryPolicy
 from crmsync.rules import RuleSet, load_ruleset
 from crmsync.state import StateStore
+from crmsync.sync import SyncOptions
 
 #: The repository root when running from a checkout (editable install): default rule file and
 #: field maps live there, where sales ops and admins edit them.
@@ -61,14 +63,30 @@ def load_parts(settings: Settings, *, need_rules: bool = True) -> Parts:
         else default_path(f"connectors/{settings.crm.type}.json")
     )
     if fieldmap.crm != settings.crm.type:
+        where = ("[crm]" if settings.connection == "default"
+                 else f"[connections.{settings.connection}]")
         raise ConfigError(
-            f"field map {fieldmap.path} is for {fieldmap.crm}, but [crm] type is {settings.crm.type}"
+            f"field map {fieldmap.path} is for {fieldmap.crm}, but {where} type is "
+            f"{settings.crm.type}"
         )
-    rules_path = Path(settings.rules.path) if settings.rules.path else default_path("rules/default.json")
+    rules_path = (Path(settings.rules.path) if settings.rules.path
+                  else default_path("rules/default.json"))
     ruleset = load_ruleset(rules_path, extra_facts=dict(fieldmap.custom_facts))
     connector = make_connector(settings, fieldmap)
-    store = StateStore.open(settings.state.url)
+    store = StateStore.open(settings.state.url, connection=settings.connection)
     return Parts(settings, fieldmap, ruleset, connector, store)
+
+
+def run_options(
+    settings: Settings, *, dry_run: bool = False, full: bool = False, trigger: str | None = None,
+) -> SyncOptions:
+    """Return a run's options from ``[sync]`` (``full`` adds to ``[sync] full``)."""
+    sync = settings.sync
+    return SyncOptions(dry_run=dry_run, full=full or sync.full,
+                       overlap=timedelta(seconds=sync.overlap_seconds),
+                       task_close_policy=sync.task_close_policy, restamp=sync.restamp,
+                       concurrency=sync.concurrency, bulk_threshold=sync.bulk_threshold,
+                       trigger=trigger)
 
 
 def make_connector(settings: Settings, fieldmap: FieldMap) -> Connector:

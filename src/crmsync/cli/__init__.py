@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from crmsync import __version__
-from crmsync.cli import report_cmds, rules_cmds, sandbox_cmds, sync_cmds
+from crmsync.cli import report_cmds, rules_cmds, sandbox_cmds, schedule_cmds, sync_cmds
 from crmsync.cli.common import CrmsyncGroup
 
 
@@ -23,7 +23,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for _module in (rules_cmds, sandbox_cmds, sync_cmds, report_cmds):
+for _module in (rules_cmds, sandbox_cmds, sync_cmds, report_cmds, schedule_cmds):
     _module.register(main)
 
 __all__ = ["main"]

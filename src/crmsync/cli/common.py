@@ -38,6 +38,26 @@ def output_option(func: F) -> F:
     )(func)
 
 
+def connection_option(func: F | None = None, *, every_by_default: bool = False) -> Any:
+    """Add ``--connection NAME``: which ``[connections.NAME]`` a command works on.
+
+    The default is ``default`` (the single ``[crm]`` form); with ``every_by_default`` (history
+    commands) an omitted option means every connection. An unknown name is a configuration
+    error with a "did you mean", raised when the settings are loaded.
+    """
+
+    def decorate(f: F) -> F:
+        return click.option(
+            "--connection", "connection", metavar="NAME",
+            default=None if every_by_default else "default",
+            show_default=not every_by_default,
+            help=("Only this connection's runs (default: every connection)." if every_by_default
+                  else "The [connections.NAME] to use; `default` is the [crm] section."),
+        )(f)
+
+    return decorate(func) if func is not None else decorate
+
+
 def emit_json(payload: Any) -> None:
     """Write one JSON document to stdout."""
     sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2, default=str) + b"\n")
@@ -88,4 +108,5 @@ class CrmsyncGroup(click.Group):
             ctx.exit(130)
 
 
-__all__ = ["CrmsyncGroup", "ExitCode", "emit_json", "output_option", "render_error", "stderr", "stdout"]
+__all__ = ["CrmsyncGroup", "ExitCode", "connection_option", "emit_json", "output_option",
+           "render_error", "stderr", "stdout"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from crmsync.cli.common import emit_json, output_option, stdout
+from crmsync.cli.common import connection_option, emit_json, output_option, stdout
 from crmsync.config import load_settings
 from crmsync.report import build_report, current_funnel, load_runs, summary_lines, write_report
 from crmsync.state import StateStore
@@ -21,12 +21,14 @@ from crmsync.state import StateStore
               help="Folder to write report.html and report.json into.")
 @click.option("--runs", "run_count", type=click.IntRange(1), default=20, show_default=True,
               help="How many of the latest sync runs to sum transitions over.")
+@connection_option
 @output_option
-def report(config_path: Path | None, out_dir: Path, run_count: int, output_format: str) -> None:
+def report(config_path: Path | None, out_dir: Path, run_count: int, connection: str,
+           output_format: str) -> None:
     """Funnel health: stage counts, conversion, stuck contacts, SLA breaches, misses, runs."""
     # The report never contacts a CRM, so it must work without CRM credentials.
-    settings = load_settings(config_path, require_crm=False)
-    store = StateStore.open(settings.state.url)
+    settings = load_settings(config_path, require_crm=False, connection=connection)
+    store = StateStore.open(settings.state.url, connection=settings.connection)
     try:
         records = load_runs(store, run_count)
         current = current_funnel(store, records, datetime.now(UTC))

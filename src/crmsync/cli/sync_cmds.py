@@ -6,7 +6,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,10 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from crmsync.cli.common import emit_json, output_option, stderr, stdout
-from crmsync.wiring import Parts, default_path, load_parts
+from crmsync.cli.common import connection_option, emit_json, output_option, stderr, stdout
+from crmsync.wiring import Parts, default_path, load_parts, run_options
 from crmsync.config import Settings, load_settings, write_starter
-from crmsync.errors import ExitCode
+from crmsync.errors import ConfigError, ExitCode
 from crmsync.sync import RunSummary, SyncOptions, SyncRun, file_hash, minimum_api_calls
 from crmsync.undo import undo_run
 
@@ -28,13 +27,13 @@ config_option = click.option(
 )
 
 
-def _settings(config_path: Path | None) -> Settings:
-    return load_settings(config_path)
+def _settings(config_path: Path | None, connection: str = "default") -> Settings:
+    return load_settings(config_path, connection=connection)
 
 
 @contextmanager
-def _parts(config_path: Path | None) -> Iterator[Parts]:
-    parts = load_parts(_settings(config_path))
+def _parts(config_path: Path | None, connection: str = "default") -> Iterator[Parts]:
+    parts = load_parts(_settings(config_path, connection))
     try:
         yield parts
     finally:
@@ -69,10 +68,11 @@ def init(directory: Path, force: bool) -> None:
 
 @click.command("setup")
 @config_option
+@connection_option
 @output_option
-def setup(config_path: Path | None, output_format: str) -> None:
+def setup(config_path: Path | None, connection: str, output_format: str) -> None:
     """Create crmsync's fields/properties in the CRM (safe to run again)."""
-    with _parts(config_path) as parts:
+    with _parts(config_path, connection) as parts:
         report = parts.connector.setup()
     if output_format == "json":
         emit_json({"created": report.created, "existing": report.existing})
@@ -86,20 +86,19 @@ def setup(config_path: Path | None, output_format: str) -> None:
 
 
 def _options(parts: Parts, *, dry_run: bool = False, full: bool = False) -> SyncOptions:
-    sync = parts.settings.sync
-    return SyncOptions(dry_run=dry_run, full=full or sync.full,
-                       overlap=timedelta(seconds=sync.overlap_seconds),
-                       task_close_policy=sync.task_close_policy, restamp=sync.restamp,
-                       concurrency=sync.concurrency, bulk_threshold=sync.bulk_threshold)
+    from crmsync.schedule import manual_trigger
+
+    return run_options(parts.settings, dry_run=dry_run, full=full, trigger=manual_trigger())
 
 
 @click.command("plan")
 @config_option
+@connection_option
 @click.option("--full", is_flag=True, help="Plan a full re-scan instead of an incremental read.")
 @output_option
-def plan(config_path: Path | None, full: bool, output_format: str) -> None:
+def plan(config_path: Path | None, connection: str, full: bool, output_format: str) -> None:
     """Dry run: what a sync would change, by transition, with the API calls it would cost."""
-    with _parts(config_path) as parts:
+    with _parts(config_path, connection) as parts:
         summary = _execute(parts, _options(parts, dry_run=True, full=full), output_format)
     _report(summary, parts, output_format)
     raise SystemExit(int(summary.exit_code))
@@ -107,11 +106,12 @@ def plan(config_path: Path | None, full: bool, output_format: str) -> None:
 
 @click.command("run")
 @config_option
+@connection_option
 @click.option("--full", is_flag=True, help="Re-read everything, ignoring the cursors.")
 @output_option
-def run(config_path: Path | None, full: bool, output_format: str) -> None:
+def run(config_path: Path | None, connection: str, full: bool, output_format: str) -> None:
     """Sync: read, decide, write the changes back. Exit 0 ok, 1 partial, 3 auth/quota, 4 transient."""
-    with _parts(config_path) as parts:
+    with _parts(config_path, connection) as parts:
         summary = _execute(parts, _options(parts, full=full), output_format)
     _report(summary, parts, output_format)
     raise SystemExit(int(summary.exit_code))
@@ -212,22 +212,29 @@ def _summary_table(summary: RunSummary) -> Table:
 
 @click.command("runs")
 @config_option
+@connection_option(every_by_default=True)
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
 @output_option
-def runs(config_path: Path | None, limit: int, output_format: str) -> None:
-    """Run history, newest first."""
+def runs(config_path: Path | None, connection: str | None, limit: int, output_format: str) -> None:
+    """Run history, newest first: every connection's, or one's (--connection)."""
     from crmsync.state import StateStore
 
-    store = StateStore.open(_settings(config_path).state.url)
+    settings = load_settings(config_path, require_crm=False,
+                             connection=connection or "default")
+    store = StateStore.open(settings.state.url)
     try:
-        records = store.runs(limit=limit)
+        records = store.runs(limit=limit, connection=connection)
     finally:
         store.close()
     if output_format == "json":
         emit_json([_run_json(r) for r in records])
         return
-    header = ("run", "mode", "crm", "started", "status", "exit", "read", "updated", "tasks",
-              "rejected", "api calls")
+    header: tuple[str, ...] = ("run", "mode", "crm", "started", "status", "exit", "read",
+                               "updated", "tasks", "rejected", "api calls", "by")
+    # The connection column only where there is more than the one default connection.
+    several = any(r.connection != "default" for r in records)
+    if several:
+        header = (*header[:2], "connection", *header[2:])
     rows = []
     for r in records:
         summary: dict[str, Any] = dict(r.counts or {})
@@ -236,7 +243,9 @@ def runs(config_path: Path | None, limit: int, output_format: str) -> None:
                      str(r.exit_code if r.exit_code is not None else ""),
                      str(counts.get("read", "")), str(counts.get("updated", "")),
                      str(counts.get("tasks_created", "")), str(counts.get("rejected", "")),
-                     str(summary.get("api_calls", ""))))
+                     str(summary.get("api_calls", "")), r.trigger or ""))
+        if several:
+            rows[-1] = (*rows[-1][:2], r.connection, *rows[-1][2:])
     if not stdout.is_terminal:
         # Piped or logged: tab-separated lines, nothing cut (run ids go to `crmsync undo`).
         for row in (header, *rows):
@@ -253,6 +262,7 @@ def runs(config_path: Path | None, limit: int, output_format: str) -> None:
 def _run_json(record: Any) -> dict[str, Any]:
     return {
         "run_id": record.id, "mode": record.mode, "crm": record.crm,
+        "connection": record.connection, "trigger": record.trigger,
         "status": record.status, "exit_code": record.exit_code,
         "started_at": record.started_at.isoformat(),
         "finished_at": record.finished_at.isoformat() if record.finished_at else None,
@@ -263,10 +273,15 @@ def _run_json(record: Any) -> dict[str, Any]:
 @click.command("undo")
 @click.argument("run_id")
 @config_option
+@connection_option
 @output_option
-def undo(run_id: str, config_path: Path | None, output_format: str) -> None:
+def undo(run_id: str, config_path: Path | None, connection: str, output_format: str) -> None:
     """Restore the fields crmsync changed in RUN_ID and close the tasks it created."""
-    with _parts(config_path) as parts:
+    with _parts(config_path, connection) as parts:
+        record = parts.store.get_run(run_id)
+        if record is not None and record.connection != parts.store.connection:
+            raise ConfigError(f"run {run_id} synced connection {record.connection!r}; undo it "
+                              f"with --connection {record.connection}")
         result = undo_run(parts.connector, parts.store, run_id)
     if output_format == "json":
         emit_json(result.to_json())

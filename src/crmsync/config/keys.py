@@ -21,6 +21,7 @@ _KEYS: dict[str, dict[str, _Key]] = {
         "domain": _Key("str"),
         "private_key_file": _Key("path"), "objects": _Key("list"), "field_map": _Key("path"),
         "api_version": _Key("str"), "secrets_file": _Key("path"),
+        "reserve_daily_percent": _Key("float"),
     },
     "rules": {"path": _Key("path")},
     "state": {"url": _Key("str", secret=True)},

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crmsync.config.secret import Secret
 from crmsync.errors import ConfigError
 from crmsync.redact import redact_url
+
+if TYPE_CHECKING:
+    from crmsync.config.connections import ConnectionSettings
+    from crmsync.config.schedules import ScheduleSettings
 
 #: The file looked for in the working directory when no ``--config`` is given.
 CONFIG_FILE = "crmsync.toml"
@@ -19,6 +25,8 @@ CRM_TYPES = ("hubspot", "salesforce")
 AUTH_BY_CRM = {"hubspot": ("private_app",), "salesforce": ("session", "password", "jwt")}
 TASK_CLOSE_POLICIES = ("rule", "close", "leave")
 DEFAULT_STATE_URL = "sqlite:///.crmsync/state.db"
+#: The name of the connection the single ``[crm]``/``[rules]`` form defines.
+DEFAULT_CONNECTION = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +50,8 @@ class CrmSettings:
         field_map: Field map file; ``None`` for the packaged default of the CRM.
         api_version: Salesforce REST API version.
         secrets_file: The secrets file that was read, if any.
+        reserve_daily_percent: Share of the CRM's daily API allowance left to other
+            integrations (0-99; the shared rate limiter stops before using it).
     """
 
     type: str
@@ -58,6 +68,7 @@ class CrmSettings:
     field_map: Path | None = None
     api_version: str = "59.0"
     secrets_file: Path | None = None
+    reserve_daily_percent: float = 0.0
 
     def secret(self, name: str) -> str | None:
         """Return the plain value of credential ``name`` (``token``, ``password``...), or None."""
@@ -117,13 +128,28 @@ class SyncSettings:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything configurable, resolved and checked; see :func:`load_settings`."""
+    """Everything configurable, resolved and checked; see :func:`load_settings`.
+
+    ``crm``, ``rules`` and ``state`` are those of the selected ``connection`` (``default``: the
+    single ``[crm]``/``[rules]``/``[state]`` form); ``connections`` holds every named
+    ``[connections.NAME]`` and ``schedules`` every ``[schedules.NAME]``.
+    """
 
     crm: CrmSettings
     rules: RulesSettings = field(default_factory=RulesSettings)
     state: StateSettings = field(default_factory=StateSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     config_file: Path | None = None
+    connection: str = DEFAULT_CONNECTION
+    connections: Mapping[str, ConnectionSettings] = field(default_factory=dict, hash=False)
+    schedules: Mapping[str, ScheduleSettings] = field(default_factory=dict, hash=False)
+    #: The default connection's own parts, kept when another connection is selected.
+    base: Settings | None = field(default=None, repr=False, compare=False, hash=False)
+
+    def connection_names(self) -> list[str]:
+        """Return every connection this configuration defines, ``default`` first when set."""
+        root = self.base or self
+        return ([DEFAULT_CONNECTION] if root.crm.type else []) + sorted(self.connections)
 
 
 class SettingsError(ConfigError):

@@ -33,10 +33,11 @@ class ContactStates(StoreBase):
             return {}
         with self._connect() as conn:
             rows = conn.execute(
-                _contacts.select().where(_contacts.c.stream == stream,
+                _contacts.select().where(_contacts.c.stream == self._scoped(stream),
                                          _contacts.c.record_id.in_(ids))
             ).all()
-        return {row.record_id: ContactState(**row._asdict()) for row in rows}
+        return {row.record_id: ContactState(**{**row._asdict(), "stream": stream})
+                for row in rows}
 
     def save_contact_states(
         self, run_id: str, stream: str, rows: Sequence[Mapping[str, Any]]
@@ -49,7 +50,7 @@ class ContactStates(StoreBase):
         if not rows:
             return
         now = self._clock()
-        values = [{**row, "stream": stream, "run_id": run_id, "first_run_id": run_id,
+        values = [{**row, "stream": self._scoped(stream), "run_id": run_id, "first_run_id": run_id,
                    "updated_at": now} for row in rows]
         dialect = self._engine.dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -73,7 +74,8 @@ class ContactStates(StoreBase):
         """Return ``(status, status_since)`` of every contact (time in stage, stuck contacts)."""
         with self._connect() as conn:
             return [(r[0], r[1]) for r in conn.execute(
-                sa.select(_contacts.c.status, _contacts.c.status_since))]
+                sa.select(_contacts.c.status, _contacts.c.status_since)
+                .where(self._in_scope(_contacts.c.stream)))]
 
     def contacts_first_seen(self, run_ids: Iterable[str]) -> int:
         """Return how many contacts were first decided by one of ``run_ids`` (new contacts)."""
@@ -88,7 +90,7 @@ class ContactStates(StoreBase):
 
     def _count(self, column: sa.Column[Any], stream: str | None) -> Counter[str]:
         query = sa.select(column, sa.func.count()).group_by(column)
-        if stream is not None:
-            query = query.where(_contacts.c.stream == stream)
+        query = query.where(_contacts.c.stream == self._scoped(stream) if stream is not None
+                            else self._in_scope(_contacts.c.stream))
         with self._connect() as conn:
             return Counter({str(value): int(n) for value, n in conn.execute(query)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,13 @@ class Journal(StoreBase):
         if not entries:
             return []
         with self._begin() as conn:
-            return _insert_pending(conn, run_id, entries, self._clock())
+            return _insert_pending(conn, run_id, self._scope_writes(entries), self._clock())
+
+    def _scope_writes(self, entries: Sequence[PendingWrite]) -> list[PendingWrite]:
+        """Return ``entries`` with their stream and task key as this connection stores them."""
+        return [dataclasses.replace(e, stream=self._scoped(e.stream),
+                                    task_key=self._scoped(e.task_key) if e.task_key else None)
+                for e in entries]
 
     def journal_fields(
         self,
@@ -86,12 +93,16 @@ class Journal(StoreBase):
 
     def pending_entries(self, stream: str) -> list[JournalEntry]:
         """Return entries of a stream left ``pending`` by a run that stopped mid-write."""
-        return self._journal_rows(_journal.c.stream == stream, _journal.c.state == "pending")
+        return self._journal_rows(_journal.c.stream == self._scoped(stream),
+                                  _journal.c.state == "pending")
 
     def _journal_rows(self, *where: sa.ColumnElement[bool]) -> list[JournalEntry]:
         query = _journal.select().where(*where).order_by(_journal.c.run_id, _journal.c.seq)
         with self._connect() as conn:
-            return [JournalEntry(**row._asdict()) for row in conn.execute(query)]
+            return [JournalEntry(**{
+                **row._asdict(), "stream": self._unscoped(row.stream),
+                "task_key": self._unscoped(row.task_key) if row.task_key else None,
+            }) for row in conn.execute(query)]
 
 
 def _insert_pending(

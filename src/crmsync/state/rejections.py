@@ -18,6 +18,7 @@ class Rejections(StoreBase):
     ) -> None:
         """Remember a record the CRM rejected, so the next run retries it."""
         now = self._clock()
+        stream = self._scoped(stream)
         key = (_rejections.c.stream == stream) & (_rejections.c.record_id == record_id)
         with self._begin() as conn:
             done = conn.execute(_rejections.update().where(key).values(
@@ -41,7 +42,7 @@ class Rejections(StoreBase):
             return
         with self._begin() as conn:
             conn.execute(_rejections.update().where(
-                _rejections.c.stream == stream, _rejections.c.record_id.in_(ids),
+                _rejections.c.stream == self._scoped(stream), _rejections.c.record_id.in_(ids),
                 _rejections.c.resolved.is_(False),
             ).values(resolved=True, updated_at=self._clock()))
 
@@ -50,6 +51,7 @@ class Rejections(StoreBase):
         with self._connect() as conn:
             return list(conn.execute(
                 sa.select(_rejections.c.record_id).where(
-                    _rejections.c.stream == stream, _rejections.c.resolved.is_(False)
+                    _rejections.c.stream == self._scoped(stream),
+                    _rejections.c.resolved.is_(False),
                 ).order_by(_rejections.c.record_id)
             ).scalars())

@@ -125,8 +125,8 @@ class Shards(StoreBase):
             conn.execute(_shards.update().where(
                 _shards.c.run_id == run_id, _shards.c.shard == shard).values(
                 updated_at=self._clock()))
-            holder = conn.execute(sa.select(_leases.c.holder).where(_leases.c.name == lease)
-                                  ).scalar_one_or_none()
+            holder = conn.execute(sa.select(_leases.c.holder).where(
+                _leases.c.name == self._scoped(lease))).scalar_one_or_none()
         return holder.split("@", 1)[0] if holder else None
 
     def lease_run(self, name: str) -> str | None:
@@ -136,6 +136,6 @@ class Shards(StoreBase):
         coordinator died and another run started) stops instead of writing beside that run.
         """
         with self._connect() as conn:
-            holder = conn.execute(sa.select(_leases.c.holder).where(_leases.c.name == name)
-                                  ).scalar_one_or_none()
+            holder = conn.execute(sa.select(_leases.c.holder).where(
+                _leases.c.name == self._scoped(name))).scalar_one_or_none()
         return holder.split("@", 1)[0] if holder else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from crmsync.state.cursors import Cursors
 from crmsync.state.errors import StateError, shown_url, store_error
 from crmsync.state.leases import Leases
 from crmsync.state.ledger import Ledger
+from crmsync.state.migrate import upgrade
 from crmsync.state.rejections import Rejections
 from crmsync.state.shards import Shards
 from crmsync.state.schema import (
@@ -27,13 +29,15 @@ from crmsync.state.schema import (
     _sqlite_pragmas,
     _utcnow,
 )
+from crmsync.state.slots import ScheduleSlots
 from crmsync.state.tasks import TaskRegistry
 
 #: What to install for each database driver a state URL may name.
 _DRIVER_HINTS = {"postgresql": "pip install 'crmsync[postgres]'"}
 
 
-class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactStates, Shards):
+class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactStates,
+                 ScheduleSlots, Shards):
     """Durable state of crmsync runs; one instance per process, safe to share between threads.
 
     Every method is one short transaction; methods that take lists write them with one
@@ -42,13 +46,16 @@ class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactState
     """
 
     @classmethod
-    def open(cls, url: str, *, clock: Callable[[], datetime] = _utcnow) -> StateStore:
+    def open(
+        cls, url: str, *, clock: Callable[[], datetime] = _utcnow, connection: str = "default",
+    ) -> StateStore:
         """Open (creating when needed) the store at a SQLAlchemy URL.
 
         Args:
             url: ``sqlite:///path/state.db`` (parent folders are created), ``sqlite://`` for an
                 in-memory store, or ``postgresql+psycopg://user@host/db``.
             clock: Source of bookkeeping timestamps (tests inject a fixed one).
+            connection: The connection whose state it reads and writes (see :meth:`scoped`).
 
         Raises:
             StateError: The URL is invalid, the driver missing, the database unreachable or
@@ -85,6 +92,8 @@ class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactState
         try:
             _meta.create_all(engine)
             version = _ensure_schema_version(engine)
+            if version < SCHEMA_VERSION:
+                version = upgrade(engine, version)
         except sa.exc.DBAPIError as exc:
             engine.dispose()
             error = store_error(exc, shown)
@@ -100,7 +109,16 @@ class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactState
                 f"state store {shown} has schema version {version}; this crmsync "
                 f"understands up to {SCHEMA_VERSION}: upgrade crmsync"
             )
-        return cls(engine, clock=clock, shown=shown, file=file)
+        return cls(engine, clock=clock, shown=shown, file=file, connection=connection)
+
+    def scoped(self, connection: str) -> StateStore:
+        """Return a view of the same database for another connection (connections shared).
+
+        Closing either closes both: the view shares this store's engine.
+        """
+        view = copy.copy(self)
+        view._connection = connection
+        return view
 
     @property
     def shown_url(self) -> str:

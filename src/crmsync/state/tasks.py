@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,9 +21,10 @@ class TaskRegistry(Journal):
         """Return the registry row of a task key for a record, or ``None``."""
         with self._connect() as conn:
             row = conn.execute(
-                _tasks.select().where(_tasks.c.key == key, _tasks.c.record_id == record_id)
+                _tasks.select().where(_tasks.c.key == self._scoped(key),
+                                      _tasks.c.record_id == record_id)
             ).first()
-        return _task(row) if row else None
+        return self._task(row) if row else None
 
     def open_tasks(self, record_ids: Iterable[str]) -> list[TaskRecord]:
         """Return the open (or possibly open) tasks of some records."""
@@ -32,9 +34,10 @@ class TaskRegistry(Journal):
         with self._connect() as conn:
             rows = conn.execute(
                 _tasks.select().where(_tasks.c.record_id.in_(ids),
-                                      _tasks.c.state.in_(("intent", "open")))
+                                      _tasks.c.state.in_(("intent", "open")),
+                                      self._in_scope(_tasks.c.key))
             ).all()
-        return [_task(row) for row in rows]
+        return [self._task(row) for row in rows]
 
     def closed_task_counts(self, record_ids: Iterable[str]) -> dict[tuple[str, str], int]:
         """Return ``{(record id, purpose): tasks closed so far}`` (the next task's generation)."""
@@ -44,7 +47,8 @@ class TaskRegistry(Journal):
         with self._connect() as conn:
             rows = conn.execute(
                 sa.select(_tasks.c.record_id, _tasks.c.purpose, sa.func.count())
-                .where(_tasks.c.record_id.in_(ids), _tasks.c.state == "closed")
+                .where(_tasks.c.record_id.in_(ids), _tasks.c.state == "closed",
+                       self._in_scope(_tasks.c.key))
                 .group_by(_tasks.c.record_id, _tasks.c.purpose)
             ).all()
         return {(row[0], row[1]): int(row[2]) for row in rows}
@@ -64,7 +68,9 @@ class TaskRegistry(Journal):
         """
         if not creates:
             return []
-        keys = [c.key for c in creates]
+        keys = [self._scoped(c.key) for c in creates]
+        scoped = dict(zip(keys, creates, strict=True))
+        stream = self._scoped(stream)
         now = self._clock()
         # One transaction: an intent never exists without its journal entry, nor the reverse.
         with self._begin() as conn:
@@ -74,26 +80,27 @@ class TaskRegistry(Journal):
                     sa.select(_tasks.c.key, _tasks.c.state).where(_tasks.c.key.in_(keys))
                 )
             }
-            fresh = [c for c in creates if existing.get(c.key) not in ("intent", "open")]
+            fresh = [k for k in keys if existing.get(k) not in ("intent", "open")]
             journal_ids = _insert_pending(conn, run_id, [
                 PendingWrite(stream, c.object_type, c.contact_id, "task_create", c.spec.purpose,
                              None, {"subject": c.spec.subject, "due": c.spec.due,
-                                    "priority": c.spec.priority}, task_key=c.key)
-                for c in fresh
+                                    "priority": c.spec.priority}, task_key=k)
+                for k, c in ((k, scoped[k]) for k in fresh)
             ], now)
             inserts = []
-            for create, journal_id in zip(fresh, journal_ids, strict=True):
+            for key, journal_id in zip(fresh, journal_ids, strict=True):
+                create = scoped[key]
                 values = {"record_id": create.contact_id, "stream": stream,
                           "purpose": create.spec.purpose, "state": "intent", "task_id": None,
                           "run_id": run_id, "journal_id": journal_id, "updated_at": now}
-                if create.key in existing:  # closed or failed before: rare, one by one
-                    conn.execute(_tasks.update().where(_tasks.c.key == create.key).values(**values))
+                if key in existing:  # closed or failed before: rare, one by one
+                    conn.execute(_tasks.update().where(_tasks.c.key == key).values(**values))
                 else:
-                    inserts.append({"key": create.key, **values})
+                    inserts.append({"key": key, **values})
             if inserts:
                 conn.execute(_tasks.insert(), inserts)
             rows = conn.execute(_tasks.select().where(_tasks.c.key.in_(keys))).all()
-        by_key = {row.key: _task(row) for row in rows}
+        by_key = {row.key: self._task(row) for row in rows}
         return [by_key[k] for k in keys]
 
     def task_created(self, key: str, task_id: str) -> None:
@@ -104,6 +111,7 @@ class TaskRegistry(Journal):
         """Record created tasks (``{key: CRM task id}``) in one transaction; see task_created."""
         if not task_ids:
             return
+        task_ids = {self._scoped(key): tid for key, tid in task_ids.items()}
         now = self._clock()
         with self._begin() as conn:
             journal_ids = dict(conn.execute(
@@ -125,6 +133,7 @@ class TaskRegistry(Journal):
 
     def task_failed(self, key: str, code: str, message: str) -> None:
         """Record that a task create did not happen; the purpose will be planned again."""
+        key = self._scoped(key)
         now = self._clock()
         with self._begin() as conn:
             journal_id = conn.execute(
@@ -148,6 +157,7 @@ class TaskRegistry(Journal):
 
     def task_closed(self, key: str) -> None:
         """Record that a task was closed; settles its pending close in the journal."""
+        key = self._scoped(key)
         now = self._clock()
         with self._begin() as conn:
             conn.execute(_tasks.update().where(_tasks.c.key == key)
@@ -161,10 +171,16 @@ class TaskRegistry(Journal):
         """Return task creates a stopped run left unsettled (the CRM may or may not have them)."""
         with self._connect() as conn:
             rows = conn.execute(
-                _tasks.select().where(_tasks.c.stream == stream, _tasks.c.state == "intent")
+                _tasks.select().where(_tasks.c.stream == self._scoped(stream),
+                                      _tasks.c.state == "intent")
                 .order_by(_tasks.c.key)
             ).all()
-        return [_task(row) for row in rows]
+        return [self._task(row) for row in rows]
+
+    def _task(self, row: sa.Row[Any]) -> TaskRecord:
+        """A registry row with its bare key and stream."""
+        return dataclasses.replace(_task(row), key=self._unscoped(row.key),
+                                   stream=self._unscoped(row.stream))
 
 
 def _task(row: sa.Row[Any]) -> TaskRecord:

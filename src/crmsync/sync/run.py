@@ -148,6 +148,7 @@ class SyncRun(Writer):
             ruleset_version=self.ruleset.version,
             ruleset_hash=self.ruleset.content_hash,
             started_at=self.now,
+            trigger=self.options.trigger,
         )
         summary = RunSummary(run_id, self.connector.crm, self.mode, self.now,
                              ruleset_version=self.ruleset.version)

@@ -34,6 +34,7 @@ class SyncOptions:
         concurrency: Write calls in flight at once (and one page read ahead when above 1).
         bulk_threshold: Pending updates of one stream from which they go through the CRM's
             bulk API (Salesforce Bulk 2.0) instead of batches; 0 never uses it.
+        trigger: Who started the run, for the ledger: ``schedule:NAME`` or ``user@host``.
     """
 
     dry_run: bool = False
@@ -44,6 +45,7 @@ class SyncOptions:
     restamp: bool = False
     concurrency: int = 4
     bulk_threshold: int = 2000
+    trigger: str | None = None
 
 
 @dataclass
