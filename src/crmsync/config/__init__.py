@@ -27,6 +27,7 @@ from crmsync.config.settings import (
     SettingsError,
     StateSettings,
     SyncSettings,
+    WorkersSettings,
     redact_url,
 )
 from crmsync.config.starter import STARTER_TOML, write_starter
@@ -47,6 +48,7 @@ __all__ = [
     "SettingsError",
     "StateSettings",
     "SyncSettings",
+    "WorkersSettings",
     "env_var",
     "format_every",
     "load_settings",

@@ -31,10 +31,15 @@ _KEYS: dict[str, dict[str, _Key]] = {
         "task_close_policy": _Key("str"), "concurrency": _Key("int"), "full": _Key("bool"),
         "restamp": _Key("bool"), "bulk_threshold": _Key("int"),
     },
+    "workers": {
+        "broker_url": _Key("str", secret=True), "redis_url": _Key("str", secret=True),
+        "queue": _Key("str"), "concurrency": _Key("int"), "shards": _Key("int"),
+        "start_timeout_s": _Key("float"),
+    },
 }
 #: Keys a secrets file may set; nothing else belongs there.
 _SECRET_KEYS = {("crm", "token"), ("crm", "password"), ("crm", "security_token"),
-                ("state", "url")}
+                ("state", "url"), ("workers", "broker_url"), ("workers", "redis_url")}
 
 
 def env_var(section: str, key: str) -> str:

@@ -36,6 +36,7 @@ from crmsync.config.settings import (
     SettingsError,
     StateSettings,
     SyncSettings,
+    WorkersSettings,
 )
 from crmsync.config.sources import _own_secrets, _read_toml, _secrets_file, _Source
 
@@ -183,6 +184,10 @@ def _build(
                     missing("crm", key, f" (needed by {crm_type} auth {auth!r})")
     one_of("sync", "task_close_policy", TASK_CLOSE_POLICIES)
     problems.extend(reserve_problem("[crm]", values.get(("crm", "reserve_daily_percent"))))
+    for key, low in (("concurrency", 1), ("shards", 1), ("start_timeout_s", 1)):
+        value = values.get(("workers", key))
+        if isinstance(value, int | float) and value < low:
+            problems.append(f"[workers] {key}: expected at least {low}, got {value}")
     for key, low in (("overlap_seconds", 0), ("batch_size", 1), ("page_size", 1),
                      ("max_attempts", 1), ("retry_budget_s", 0), ("concurrency", 1),
                      ("bulk_threshold", 0)):
@@ -215,6 +220,11 @@ def _build(
         state=StateSettings(url=state_url.reveal() if state_url else DEFAULT_STATE_URL),
         sync=SyncSettings(**{
             key: values[("sync", key)] for key in _KEYS["sync"] if ("sync", key) in values
+        }),
+        workers=WorkersSettings(**{
+            key: (value.reveal() if isinstance(value, Secret) else value)
+            for key in _KEYS["workers"]
+            if (value := values.get(("workers", key))) is not None
         }),
         config_file=config_file,
     )

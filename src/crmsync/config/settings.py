@@ -127,6 +127,34 @@ class SyncSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkersSettings:
+    """``[workers]``: Celery workers for sharded runs, and the rate limit they share.
+
+    Attributes:
+        broker_url: The Celery broker (``amqp://…`` RabbitMQ or ``redis://…``); empty: no
+            workers (``run --via workers`` and ``crmsync worker`` say so).
+        redis_url: Redis holding each connection's shared rate limit; when set, every run of
+            the connection (local ones too) paces through it.
+        queue: The queue shards travel on.
+        concurrency: Shards one worker process runs at once (threads).
+        shards: Key ranges each stream of a sharded run is split into.
+        start_timeout_s: A sharded run gives up when no worker takes a shard for this long.
+    """
+
+    broker_url: str = ""
+    redis_url: str = ""
+    queue: str = "crmsync"
+    concurrency: int = 2
+    shards: int = 8
+    start_timeout_s: float = 120.0
+
+    def __repr__(self) -> str:
+        return (f"WorkersSettings(broker_url={redact_url(self.broker_url)!r}, "
+                f"redis_url={redact_url(self.redis_url)!r}, queue={self.queue!r}, "
+                f"concurrency={self.concurrency}, shards={self.shards})")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable, resolved and checked; see :func:`load_settings`.
 
@@ -139,6 +167,7 @@ class Settings:
     rules: RulesSettings = field(default_factory=RulesSettings)
     state: StateSettings = field(default_factory=StateSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
+    workers: WorkersSettings = field(default_factory=WorkersSettings)
     config_file: Path | None = None
     connection: str = DEFAULT_CONNECTION
     connections: Mapping[str, ConnectionSettings] = field(default_factory=dict, hash=False)
