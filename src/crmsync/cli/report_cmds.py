@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from crmsync.cli.common import emit_json, output_option, stdout
+from crmsync.cli.common import emit_json, logging_options, output_option, stdout
 from crmsync.config import load_settings
 from crmsync.report import build_report, current_funnel, load_runs, summary_lines, write_report
 from crmsync.state import StateStore
@@ -22,6 +22,7 @@ from crmsync.state import StateStore
 @click.option("--runs", "run_count", type=click.IntRange(1), default=20, show_default=True,
               help="How many of the latest sync runs to sum transitions over.")
 @output_option
+@logging_options
 def report(config_path: Path | None, out_dir: Path, run_count: int, output_format: str) -> None:
     """Funnel health: stage counts, conversion, stuck contacts, SLA breaches, misses, runs."""
     # The report never contacts a CRM, so it must work without CRM credentials.
@@ -47,8 +48,3 @@ def report(config_path: Path | None, out_dir: Path, run_count: int, output_forma
     for line in summary_lines(result):
         stdout.print(line, markup=False)
     stdout.print(f"wrote {html_path}\nwrote {json_path}", markup=False)
-
-
-def register(group: click.Group) -> None:
-    """Attach ``report`` to the root group."""
-    group.add_command(report)
