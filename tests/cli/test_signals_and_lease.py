@@ -22,7 +22,6 @@ from crmsync.cli import main
 from crmsync.errors import ExitCode
 from crmsync.sandbox.launch import build_sandbox
 from crmsync.state import StateStore
-
 from sync.conftest import ANCHOR, Crm
 
 
