@@ -84,7 +84,11 @@ class CrmsyncGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from crmsync.cli import failures
+        from crmsync.cli.common import stderr, stdout
 
+        # Each command sees the terminal as it is now (width, tty), also when invoked in-process.
+        stdout.reset()
+        stderr.reset()
         try:
             with failures.sigterm_raises():
                 return super().invoke(ctx)

@@ -43,6 +43,10 @@ class LazyConsole:
             self._console = Console(highlight=False, soft_wrap=True, emoji=False, **self._options)
         return self._console
 
+    def reset(self) -> None:
+        """Forget the console, so the next use sees the current terminal (one per command)."""
+        self._console = None
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.console, name)
 

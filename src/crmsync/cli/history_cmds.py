@@ -134,7 +134,8 @@ def _runs_rows(records: list[Any]) -> list[dict[str, str]]:
     rows = []
     for r in records:
         summary, counts = _counts(r)
-        status = r.status if r.exit_code in (None, 0) else f"{r.status} {r.exit_code}"
+        # The exit code adds something only where the status does not imply it.
+        status = f"{r.status} {r.exit_code}" if r.status in ("failed", "aborted") else r.status
         rows.append({
             "run": r.id, "started": r.started_at.strftime("%m-%d %H:%M"),
             "took": duration_text(_duration_s(r)), "mode": MODE_LABELS.get(r.mode, r.mode),
@@ -161,7 +162,6 @@ def fitting_columns(rows: list[dict[str, str]], width: int) -> list[str]:
 
 
 def _print_runs_table(records: list[Any]) -> None:
-    from rich import box
     from rich.table import Table
     from rich.text import Text
 
@@ -169,8 +169,7 @@ def _print_runs_table(records: list[Any]) -> None:
     crms = sorted({r.crm for r in records})
     columns = fitting_columns(rows, stdout.width)
     table = Table(title=f"crmsync runs ({', '.join(crms)})", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0),
-                  collapse_padding=True)
+                  box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold underline")
     for name in columns:
         right = name in ("read", "wrote", "tasks", "rej", "calls", "took")
         table.add_column(name, no_wrap=True, justify="right" if right else "left",
@@ -181,10 +180,11 @@ def _print_runs_table(records: list[Any]) -> None:
     # What does not fit a row: why a run failed, which run an undo undid.
     for r in records:
         target = undone_run(r)
+        # Wrapped at the terminal's width like the table (soft_wrap off), never cut.
         if target:
-            stdout.print(f"{r.id}: undid {target}", markup=False)
+            stdout.print(f"{r.id}: undid {target}", markup=False, soft_wrap=False)
         if r.error and r.status in ("failed", "aborted", "skipped", "partial"):
-            stdout.print(f"{r.id}: {r.status}: {r.error}", markup=False)
+            stdout.print(f"{r.id}: {r.status}: {r.error}", markup=False, soft_wrap=False)
 
 
 # -- rejections ---------------------------------------------------------------------------------
@@ -198,15 +198,28 @@ def _latest_writing_run(store: Any) -> Any:
     return None
 
 
-def rejection_rows(record: Any) -> list[dict[str, Any]]:
-    """A run's rejected records: id, stream, fields, the CRM's code and message (no values)."""
+def rejection_rows(store: Any, record: Any) -> list[dict[str, Any]]:
+    """A run's rejected records: id, stream, fields, the CRM's code and message (no values).
+
+    Field writes and task closes come from the journal (every one of them); failed task
+    creates, which are not journaled as writes, from the run's summary.
+    """
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for entry in store.rejected_entries(record.id):
+        fields = (entry.name or "").split(",") if entry.kind == "fields" else ["task"]
+        rows.append({"record_id": entry.record_id, "stream": entry.stream,
+                     "fields": [f for f in fields if f], "code": entry.error_code,
+                     "message": (entry.error_message or "")[:300]})
+        seen.add((entry.record_id, "task" if entry.kind != "fields" else "fields"))
     summary, _ = _counts(record)
-    rows = []
     for item in summary.get("rejections") or []:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, Mapping) or list(item.get("fields") or []) != ["task"]:
+            continue
+        if (str(item.get("record_id")), "task") in seen:
             continue
         rows.append({"record_id": item.get("record_id"), "stream": item.get("stream"),
-                     "fields": list(item.get("fields") or []), "code": item.get("code"),
+                     "fields": ["task"], "code": item.get("code"),
                      "message": item.get("message") or ""})
     return rows
 
@@ -224,6 +237,7 @@ def rejections(run_id: str | None, config_path: Path | None, output_format: str)
     """
     with _store(config_path) as store:
         record = store.get_run(run_id) if run_id else _latest_writing_run(store)
+        rows = rejection_rows(store, record) if record is not None else []
     if record is None:
         if run_id:
             raise ConfigError(f"no run {run_id!r} in the state store; see `crmsync runs`")
@@ -233,8 +247,7 @@ def rejections(run_id: str | None, config_path: Path | None, output_format: str)
             stdout.print("no runs recorded yet", markup=False)
         return
     _, counts = _counts(record)
-    rows = rejection_rows(record)
-    total = int(counts.get("rejected", len(rows)) or 0)
+    total = max(len(rows), int(counts.get("rejected", 0) or 0))
     if output_format == "json":
         emit_json({"run_id": record.id, "rejected": total, "listed": len(rows),
                    "rejections": rows})
