@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 from click.testing import CliRunner
-from sync.conftest import Crm
 
 from crmsync.cli import main
 from crmsync.errors import ExitCode
+from sync.conftest import Crm
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: A terminal 80 columns wide (rich reads these; the table is only drawn for a terminal).
