@@ -99,6 +99,7 @@ def init(directory: Path, force: bool) -> None:
 @click.command("setup")
 @config_option
 @output_option
+@logging_options
 def setup(config_path: Path | None, output_format: str) -> None:
     """Create crmsync's fields/properties in the CRM (safe to run again)."""
     with _parts(config_path) as parts:
