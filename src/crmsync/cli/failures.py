@@ -19,7 +19,6 @@ Under ``--output json`` each of these also writes one JSON document to stdout of
 from __future__ import annotations
 
 import signal
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -110,6 +109,8 @@ def report_unexpected(error: BaseException, *, debug: bool) -> int:
         emit_json(error_payload("internal", message, EXIT_INTERNAL,
                                 hint=None if debug else DEBUG_HINT))
     if debug:
+        import traceback  # only here: start-up time matters more than this rare path
+
         text = "".join(traceback.format_exception(error))
         stderr.print(redact_text(text).rstrip(), markup=False)
     _say(message, None if debug else DEBUG_HINT)
