@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from crmsync.cli.common import stderr
+from crmsync.cli.common import logging_options, stderr
 from crmsync.sandbox.launch import CRMS, build_sandbox
 
 
@@ -25,6 +25,7 @@ def sandbox() -> None:
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated data.")
 @click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Load data from this file if it exists, and save it there on exit.")
+@logging_options
 def serve(crm: str, port: int, contacts: int, seed: int, state_file: Path | None) -> None:
     """Serve a seeded CRM emulator until interrupted.
 
@@ -36,7 +37,7 @@ def serve(crm: str, port: int, contacts: int, seed: int, state_file: Path | None
     click.echo(f"{server.base_url} token={server.token}", nl=True)
     stderr.print(
         f"crmsync sandbox: {crm} with {contacts} contacts (seed {seed}); admin API at "
-        f"{server.base_url}/_sandbox/calls. Ctrl-C to stop."
+        f"{server.base_url}/_sandbox/calls. Ctrl-C to stop.", markup=False,
     )
     # A service manager stops us with SIGTERM: treat it like Ctrl-C so the data is saved.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -47,9 +48,4 @@ def serve(crm: str, port: int, contacts: int, seed: int, state_file: Path | None
     finally:
         server.stop()
         if state_file is not None:
-            stderr.print(f"crmsync sandbox: data saved to {state_file}")
-
-
-def register(group: click.Group) -> None:
-    """Attach the ``sandbox`` group to the root group."""
-    group.add_command(sandbox)
+            stderr.print(f"crmsync sandbox: data saved to {state_file}", markup=False)

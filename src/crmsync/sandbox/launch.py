@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crmsync.errors import ConfigError
 from crmsync.sandbox.seed import generate_org
 from crmsync.sandbox.server import SandboxServer
 
@@ -32,6 +35,8 @@ def build_sandbox(
     """
     if crm not in CRMS:
         raise ValueError(f"unknown CRM {crm!r}; expected one of {', '.join(CRMS)}")
+    if port:
+        _check_port_free(port)  # before seeding thousands of contacts for nothing
     org = generate_org(contacts, seed, anchor or seed_anchor())
     if crm == "hubspot":
         from crmsync.sandbox.hubspot import HubSpotEmulator
@@ -41,4 +46,26 @@ def build_sandbox(
         from crmsync.sandbox.salesforce import SalesforceEmulator
 
         emulator = SalesforceEmulator(org)
-    return SandboxServer(emulator, port=port, state_file=state_file, org=org)
+    try:
+        return SandboxServer(emulator, port=port, state_file=state_file, org=org)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise _port_in_use(port) from None
+        raise
+
+
+def _port_in_use(port: int) -> ConfigError:
+    return ConfigError(f"port {port} is in use; try --port 0")
+
+
+def _check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """Raise a one-line :class:`ConfigError` when ``port`` is taken on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # The server sets SO_REUSEADDR too, so a port in TIME_WAIT is not reported as taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise _port_in_use(port) from None
+            raise
