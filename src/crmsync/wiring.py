@@ -12,6 +12,7 @@ from pathlib import Path
 
 from crmsync.config import Settings
 from crmsync.connectors.base import Connector
+from crmsync.connectors.pacing import Pacer
 from crmsync.connectors.fieldmap import FieldMap, load_fieldmap
 from crmsync.errors import ConfigError
 from crmsync.retry import RetryPolicy
@@ -89,15 +90,33 @@ def run_options(
                        trigger=trigger)
 
 
+def make_pacer(settings: Settings) -> Pacer | None:
+    """Return the connection's shared rate limiter when ``[workers] redis_url`` is set.
+
+    Every process syncing the connection (workers, coordinators, local runs) then paces
+    through the same Redis keys; without it each connector paces on its own (in-process).
+    """
+    if not settings.workers.redis_url:
+        return None
+    import redis
+
+    from crmsync.workers.pacer import RedisPacer
+
+    return RedisPacer(redis.Redis.from_url(settings.workers.redis_url), settings.connection,
+                      reserve_daily_percent=settings.crm.reserve_daily_percent)
+
+
 def make_connector(settings: Settings, fieldmap: FieldMap) -> Connector:
     """Return the connector ``[crm] type`` names, with credentials from settings."""
     crm = settings.crm
     policy = RetryPolicy(attempts=settings.sync.max_attempts, budget_s=settings.sync.retry_budget_s)
+    pacer = make_pacer(settings)
     if crm.type == "hubspot":
         from crmsync.connectors.hubspot import HubSpotConnector
 
         return HubSpotConnector(fieldmap, token=crm.secret("token") or "",
-                                base_url=crm.base_url or None, policy=policy)
+                                base_url=crm.base_url or None, policy=policy, pacer=pacer,
+                                reserve_daily_percent=crm.reserve_daily_percent)
     from crmsync.connectors.salesforce import SalesforceAuth, SalesforceConnector
 
     if crm.auth == "session":
@@ -112,5 +131,7 @@ def make_connector(settings: Settings, fieldmap: FieldMap) -> Connector:
             crm.username or "", crm.secret("password") or "", crm.secret("security_token") or "",
             domain=crm.domain, instance_url=crm.base_url or None,
         )
+    reserve = {"quota_reserve": crm.reserve_daily_percent / 100} if crm.reserve_daily_percent else {}
     return SalesforceConnector(fieldmap, auth=auth, objects=list(crm.objects) or None,
-                               api_version=crm.api_version, policy=policy)
+                               api_version=crm.api_version, policy=policy, pacer=pacer,
+                               **reserve)

@@ -51,6 +51,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "Scheduled runs ([schedules.NAME] in crmsync.toml): list them, or run one now."),
     "scheduler": ("crmsync.cli.schedule_cmds", "scheduler",
                   "Run the enabled schedules until stopped; safe to run on two hosts at once."),
+    "worker": ("crmsync.cli.worker_cmds", "worker",
+               "Execute shards of sharded runs (`crmsync run --via workers`) until stopped."),
     "sandbox": ("crmsync.cli.sandbox_cmds", "sandbox",
                 "Loopback emulators of the Salesforce and HubSpot APIs (no account needed)."),
 }

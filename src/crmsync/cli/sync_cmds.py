@@ -146,29 +146,40 @@ def plan(config_path: Path | None, connection: str, full: bool, output_format: s
 @config_option
 @connection_option
 @click.option("--full", is_flag=True, help="Re-read everything, ignoring the cursors.")
+@click.option("--via", type=click.Choice(["local", "workers"]), default="local",
+              show_default=True,
+              help="local: this process; workers: split into shards for `crmsync worker` "
+                   "processes ([workers] broker_url).")
 @output_option
 @logging_options
-def run(config_path: Path | None, connection: str, full: bool, output_format: str) -> None:
+def run(config_path: Path | None, connection: str, full: bool, via: str,
+        output_format: str) -> None:
     """Sync: read, decide, write the changes back.
 
     Exit 0 ok, 1 partial, 2 bad config, 3 auth/quota, 4 transient, 5 another run holds this
     CRM (nothing done), 143 stopped by SIGTERM (recorded as aborted; the next run resumes).
     """
     with _parts(config_path, connection) as parts:
-        summary = _execute(parts, _options(parts, full=full), output_format)
+        summary = _execute(parts, _options(parts, full=full), output_format, via=via)
     _report(summary, parts, output_format)
     raise SystemExit(int(summary.exit_code))
 
 
-def _execute(parts: Parts, options: SyncOptions, output_format: str) -> RunSummary:
+def _execute(parts: Parts, options: SyncOptions, output_format: str,
+             via: str = "local") -> RunSummary:
     total = None
     if options.full:
         # A full pass reads about every contact the store knows: enough for a rate and an ETA.
         total = sum(parts.store.status_counts().values()) or None
     with sync_progress(output_format, total) as advance:
-        runner = SyncRun(parts.connector, parts.ruleset, parts.store, options=options,
-                         on_progress=lambda stream, n: advance(n),
-                         fieldmap_hash=file_hash(parts.fieldmap.path))
+        if via == "workers":
+            from crmsync.workers import sharded_run
+
+            runner = sharded_run(parts, options, on_progress=lambda stream, n: advance(n))
+        else:
+            runner = SyncRun(parts.connector, parts.ruleset, parts.store, options=options,
+                             on_progress=lambda stream, n: advance(n),
+                             fieldmap_hash=file_hash(parts.fieldmap.path))
         return runner.execute()
 
 

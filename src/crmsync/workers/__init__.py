@@ -15,3 +15,41 @@ together they stay within the CRM's rate limits and keep a reserve of its daily 
 Modules: ``app`` (the Celery application and its one task), ``coordinator`` (the sharded
 run), ``pacer`` (the shared rate limiter), ``execute`` (what a worker does with a shard).
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from crmsync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from crmsync.sync import SyncOptions
+    from crmsync.wiring import Parts
+    from crmsync.workers.coordinator import WorkersRun
+
+
+def require_broker(broker_url: str) -> str:
+    """Return ``[workers] broker_url``, or say what to set when it is empty."""
+    if not broker_url:
+        raise ConfigError(
+            "[workers] broker_url is not set: name the Celery broker the workers listen on, "
+            "e.g. amqp://guest:guest@127.0.0.1:5672// (RabbitMQ) or redis://127.0.0.1:6379/0 "
+            "(or CRMSYNC_WORKERS__BROKER_URL)")
+    return broker_url
+
+
+def sharded_run(parts: Parts, options: SyncOptions,
+                on_progress: Callable[[str, int], None] | None = None) -> WorkersRun:
+    """Return the coordinator of a run whose shards the workers execute (``run --via workers``)."""
+    from crmsync.sync import file_hash
+    from crmsync.workers.app import make_app
+    from crmsync.workers.coordinator import WorkersRun
+
+    workers = parts.settings.workers
+    app = make_app(require_broker(workers.broker_url), queue=workers.queue)
+    return WorkersRun(parts.connector, parts.ruleset, parts.store, options=options,
+                      on_progress=on_progress, fieldmap_hash=file_hash(parts.fieldmap.path),
+                      app=app, queue=workers.queue, shards_per_stream=workers.shards,
+                      connection=parts.settings.connection,
+                      start_timeout_s=workers.start_timeout_s)
