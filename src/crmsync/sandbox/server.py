@@ -68,6 +68,9 @@ class Response:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json;charset=UTF-8"
+    #: Set by an emulator when its own quota refused the call (the policy's name, e.g.
+    #: ``TEN_SECONDLY_ROLLING``), so the call log can count refusals apart from scripted faults.
+    throttled: str | None = None
 
     def encode(self) -> bytes:
         """Return the body as bytes."""
@@ -186,6 +189,10 @@ class SandboxServer:
             self._thread.join(timeout=5)
         self.save()
 
+    def close(self) -> None:
+        """Release the listening socket of a server that was never started."""
+        self._httpd.server_close()
+
     def save(self) -> None:
         """Write the emulator's data to the state file (atomically), if one was given."""
         if self.state_file is None:
@@ -235,14 +242,20 @@ class SandboxServer:
             time.sleep(latency_ms / 1000)
         self.calls.record(endpoint, write=write)
         if rule is not None and rule.kind == "disconnect":
+            self.calls.answered(None)
             return None
         if rule is not None:
-            return self.emulator.fault_response(rule, request)
-        with self.data_lock:
-            try:
-                return self.emulator.handle(request)
-            except HttpError as error:
-                return error.response
+            response = self.emulator.fault_response(rule, request)
+        else:
+            # The emulator's quota counters are read and bumped under this lock too, so
+            # concurrent clients are admitted exactly up to a limit, never past it.
+            with self.data_lock:
+                try:
+                    response = self.emulator.handle(request)
+                except HttpError as error:
+                    response = error.response
+        self.calls.answered(response.status, throttled=response.throttled)
+        return response
 
     def _admin(self, request: Request) -> Response:
         name = request.path[len(ADMIN_PREFIX) :].strip("/")
