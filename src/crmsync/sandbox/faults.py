@@ -19,7 +19,8 @@ FAULT_KINDS = frozenset(
         "rate_limit",  # 429 in the CRM's rate-limit shape (HubSpot body / Salesforce 403 concurrency)
         "session_expired",  # 401 INVALID_SESSION_ID / EXPIRED_AUTHENTICATION
         "daily_limit",  # Salesforce 403 REQUEST_LIMIT_EXCEEDED / HubSpot 429 DAILY
-        "disconnect",  # close the connection mid-response
+        "disconnect",  # close the connection mid-response (nothing applied)
+        "lost_response",  # apply the call, then close the connection before answering
         "latency",  # only delay this call (``latency_ms``)
         "reject_record",  # per-record failure inside a batch (``field`` or ``ids``)
     }
