@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from crmsync.sandbox.salesforce import soql
+from crmsync.sandbox.salesforce import dates, soql
 from crmsync.sandbox.salesforce.ids import normalize_id
 from crmsync.sandbox.salesforce.schema import FieldDef, ObjectDef
 from crmsync.sandbox.salesforce.soql import SoqlError
@@ -313,30 +313,7 @@ class _Range:
 
 
 def _relative_range(rel: soql.RelativeDate, now: datetime, ftype: str) -> _Range:
-    today = now.astimezone(UTC).date()
-    name, n = rel.name, rel.n
-    if name == "TODAY":
-        start, end = today, today + timedelta(days=1)
-    elif name == "YESTERDAY":
-        start, end = today - timedelta(days=1), today
-    elif name == "TOMORROW":
-        start, end = today + timedelta(days=1), today + timedelta(days=2)
-    elif name == "LAST_N_DAYS":
-        start, end = today - timedelta(days=n), today + timedelta(days=1)
-    elif name == "NEXT_N_DAYS":
-        start, end = today + timedelta(days=1), today + timedelta(days=n + 1)
-    elif name in ("THIS_WEEK", "LAST_WEEK"):
-        sunday = today - timedelta(days=(today.weekday() + 1) % 7)
-        start = sunday - timedelta(days=7 if name == "LAST_WEEK" else 0)
-        end = start + timedelta(days=7)
-    else:  # THIS_MONTH, LAST_MONTH
-        first = today.replace(day=1)
-        if name == "LAST_MONTH":
-            end = first
-            start = (first - timedelta(days=1)).replace(day=1)
-        else:
-            start = first
-            end = (first + timedelta(days=32)).replace(day=1)
+    start, end = dates.date_range(rel.name, rel.n, now.astimezone(UTC).date())
     if ftype == "datetime":
         return _Range(_midnight(start), _midnight(end))
     return _Range(start, end)

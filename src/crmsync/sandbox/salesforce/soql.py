@@ -11,7 +11,7 @@ Grammar (keywords case-insensitive)::
     unary      := NOT unary | ( condition ) | comparison
     comparison := path op value | path [NOT] IN ( value {, value} ) | path LIKE string
     value      := string | number | true | false | null | date | datetime
-                | TODAY | YESTERDAY | TOMORROW | LAST_N_DAYS:n | NEXT_N_DAYS:n
+                | date literal (TODAY, NEXT_WEEK, LAST_N_DAYS:n, THIS_FISCAL_YEAR...: .dates)
     order_item := path [ASC|DESC] [NULLS FIRST|LAST]
 
 Parsing knows no schema: :mod:`.query` resolves names and types and raises the
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from crmsync.sandbox.salesforce import dates
 from crmsync.sandbox.salesforce.values import parse_datetime
 
 
@@ -148,8 +149,6 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "'": "'", '"': '"', "\\": "\\"}
-_RELATIVE = {"TODAY", "YESTERDAY", "TOMORROW", "LAST_WEEK", "THIS_WEEK", "LAST_MONTH", "THIS_MONTH"}
-_RELATIVE_N = {"LAST_N_DAYS", "NEXT_N_DAYS"}
 _RESERVED = {"SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "ORDER", "BY", "LIMIT", "OFFSET",
              "IN", "LIKE", "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS", "FIRST", "LAST"}
 
@@ -388,10 +387,10 @@ class _Parser:
             if word == "NULL":
                 self.advance()
                 return Literal("null", None)
-            if word in _RELATIVE:
+            if dates.is_literal(word):
                 self.advance()
                 return Literal("relative", RelativeDate(word))
-            if word in _RELATIVE_N:
+            if dates.takes_n(word):
                 self.advance()
                 self.expect(":")
                 n = self.non_negative_int()
