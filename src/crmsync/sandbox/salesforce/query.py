@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from crmsync.sandbox.salesforce import dates, soql
+from crmsync.sandbox.salesforce import aggregate, dates, soql
 from crmsync.sandbox.salesforce.ids import normalize_id
 from crmsync.sandbox.salesforce.schema import FieldDef, ObjectDef
 from crmsync.sandbox.salesforce.soql import SoqlError
@@ -63,12 +63,12 @@ class CompiledQuery:
             )
         self.obj = obj
         self.columns: list[Column] = []
-        self.aggregate: soql.Aggregate | None = None
+        #: Aggregate calls of the select list, with their resolved field (None for COUNT()).
+        self.aggregates: list[tuple[soql.Aggregate, Column | None]] = []
         for item in self.parsed.select:
             if isinstance(item, soql.Aggregate):
-                if item.path is not None:
-                    self.resolve(item.path)
-                self.aggregate = item
+                column = None if item.path is None else self.resolve(item.path)
+                self.aggregates.append((item, column))
             else:
                 self.columns.append(self.resolve(item))
         seen: set[str] = set()
@@ -79,12 +79,20 @@ class CompiledQuery:
                     f"\n{text}\n\nduplicate field selected: {column.names[-1]}", "INVALID_FIELD"
                 )
             seen.add(key)
-        if self.aggregate is not None and self.columns:
-            raise SoqlError(
-                f"Field must be grouped or aggregated: {self.columns[0].dotted}", "MALFORMED_QUERY"
-            )
+        self.group_by = [self.resolve(p) for p in self.parsed.group_by]
+        #: Whether rows come back as ``AggregateResult`` (aggregates or GROUP BY).
+        self.is_aggregate = bool(self.aggregates or self.group_by)
+        grouped = {c.dotted.casefold() for c in self.group_by}
+        if self.is_aggregate:
+            loose = [c for c in self.columns if c.dotted.casefold() not in grouped]
+            if loose:
+                raise SoqlError(
+                    f"Field must be grouped or aggregated: {loose[0].dotted}", "MALFORMED_QUERY"
+                )
         self.predicate = self.compile(self.parsed.where) if self.parsed.where else None
         self.order = [(self.resolve(o.path), o) for o in self.parsed.order_by]
+        if self.is_aggregate:
+            aggregate.check(self)
 
     # -- name resolution ---------------------------------------------------------------------
 
@@ -252,6 +260,8 @@ class CompiledQuery:
             # Closed tasks due more than 365 days ago are archived: only queryAll returns them.
             horizon = self.now.date() - timedelta(days=365)
             rows = [r for r in rows if not _archived(r, horizon)]
+        if self.is_aggregate:
+            return rows  # ORDER BY, LIMIT and OFFSET apply to the groups (see .aggregate)
         # Sort by the last key first; Python's sort is stable, so earlier keys win.
         for column, item in reversed(self.order):
             rows.sort(key=_sort_key(column, item), reverse=item.descending)
@@ -289,13 +299,8 @@ class CompiledQuery:
         }
 
     def aggregate_rows(self, rows: list[Record]) -> list[dict[str, Any]]:
-        """Rows of an aggregate query without GROUP BY (``COUNT(field)``)."""
-        assert self.aggregate is not None
-        if self.aggregate.path is None:
-            return []
-        column = self.resolve(self.aggregate.path)
-        count = sum(1 for rec in rows if column.get(rec) is not None)
-        return [{"attributes": {"type": "AggregateResult"}, self.aggregate.alias or "expr0": count}]
+        """``AggregateResult`` rows of an aggregate query over its matching rows."""
+        return aggregate.result_rows(self, rows)
 
     def csv_header(self) -> list[str]:
         """Bulk CSV header: SELECT order, dotted names for parent fields."""

@@ -2,10 +2,11 @@
 
 Grammar (keywords case-insensitive)::
 
-    query      := SELECT select_list FROM ident [WHERE condition]
+    query      := SELECT select_list FROM ident [WHERE condition] [GROUP BY path {, path}]
                   [ORDER BY order_item {, order_item}] [LIMIT int] [OFFSET int]
     select_list:= COUNT() | item {, item}
-    item       := path | COUNT(path) [alias]
+    item       := path | func(path) [alias]
+    func       := COUNT | COUNT_DISTINCT | MAX | MIN | SUM | AVG
     path       := ident {. ident}
     condition  := unary {AND unary} | unary {OR unary}      -- mixing needs parentheses
     unary      := NOT unary | ( condition ) | comparison
@@ -74,9 +75,13 @@ class Path:
         return ".".join(self.parts)
 
 
+#: Aggregate functions a select list may call.
+AGGREGATES = ("COUNT", "COUNT_DISTINCT", "MAX", "MIN", "SUM", "AVG")
+
+
 @dataclass(frozen=True)
 class Aggregate:
-    """``COUNT(path)`` in a select list (``path`` None for ``COUNT()``)."""
+    """``COUNT(path)``, ``MAX(path)``... in a select list (``path`` None for ``COUNT()``)."""
 
     func: str
     path: Path | None
@@ -123,6 +128,7 @@ class Query:
     select: list[Path | Aggregate]
     sobject: str
     where: Any = None
+    group_by: list[Path] = field(default_factory=list)
     order_by: list[OrderItem] = field(default_factory=list)
     limit: int | None = None
     offset: int | None = None
@@ -148,9 +154,11 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "'": "'", '"': '"', "\\": "\\"}
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "'": "'", '"': '"',
+            "\\": "\\"}
 _RESERVED = {"SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "ORDER", "BY", "LIMIT", "OFFSET",
-             "IN", "LIKE", "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS", "FIRST", "LAST"}
+             "GROUP", "IN", "LIKE", "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS", "FIRST",
+             "LAST"}
 
 
 def tokenize(text: str) -> list[Token]:
@@ -241,6 +249,13 @@ class _Parser:
         if self.is_kw("WHERE"):
             self.advance()
             query.where = self.condition()
+        if self.is_kw("GROUP"):
+            self.advance()
+            self.expect_kw("BY")
+            query.group_by.append(self.path())
+            while self.tok.kind == ",":
+                self.advance()
+                query.group_by.append(self.path())
         if self.is_kw("ORDER"):
             self.advance()
             self.expect_kw("BY")
@@ -290,15 +305,15 @@ class _Parser:
         return items
 
     def select_item(self) -> Path | Aggregate:
-        if self.is_kw("COUNT") and self.tokens[self.i + 1].kind == "(":
+        if self.is_kw(*AGGREGATES) and self.tokens[self.i + 1].kind == "(":
+            func = self.advance().value
             self.advance()
-            self.advance()
-            inner = None if self.tok.kind == ")" else self.path()
+            inner = None if self.tok.kind == ")" and func == "COUNT" else self.path()
             self.expect(")")
             alias = None
             if inner is not None and self.tok.kind == "IDENT" and not self.is_kw("FROM"):
                 alias = self.ident()
-            return Aggregate("COUNT", inner, alias)
+            return Aggregate(func, inner, alias)
         return self.path()
 
     def order_item(self) -> OrderItem:
