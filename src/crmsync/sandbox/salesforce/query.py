@@ -6,13 +6,14 @@ the object's rows; the sorted result is what a query locator pages through.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from crmsync.sandbox.salesforce import aggregate, dates, soql
+from crmsync.sandbox.salesforce import aggregate, dates, soql, subqueries
 from crmsync.sandbox.salesforce.ids import normalize_id
 from crmsync.sandbox.salesforce.schema import FieldDef, ObjectDef
 from crmsync.sandbox.salesforce.soql import SoqlError
@@ -37,6 +38,8 @@ class Column:
     leaf: FieldDef
     get: Getter
     parents: tuple[Getter, ...]  # parent record getters for each relationship step
+    #: The output key of the leaf when it differs from the field name (``toLabel(x) alias``).
+    key: str | None = None
 
     @property
     def dotted(self) -> str:
@@ -47,9 +50,12 @@ class Column:
 class CompiledQuery:
     """A SOQL statement bound to the org schema, ready to run."""
 
-    def __init__(self, text: str, store: Store, now: datetime, api_version: str) -> None:
+    def __init__(
+        self, text: str, store: Store, now: datetime, api_version: str,
+        parsed: soql.Query | None = None,
+    ) -> None:
         self.text = text
-        self.parsed = soql.parse(text)
+        self.parsed = parsed if parsed is not None else soql.parse(text)
         self.store = store
         self.now = now
         self.api_version = api_version
@@ -65,20 +71,33 @@ class CompiledQuery:
         self.columns: list[Column] = []
         #: Aggregate calls of the select list, with their resolved field (None for COUNT()).
         self.aggregates: list[tuple[soql.Aggregate, Column | None]] = []
+        #: Child relationship queries of the select list.
+        self.children: list[subqueries.ChildQuery] = []
+        #: What a row renders, in select order: columns and child queries.
+        self.output: list[Column | subqueries.ChildQuery] = []
+        seen: set[str] = set()
         for item in self.parsed.select:
             if isinstance(item, soql.Aggregate):
                 column = None if item.path is None else self.resolve(item.path)
                 self.aggregates.append((item, column))
+            elif isinstance(item, soql.SubQuery):
+                child = subqueries.ChildQuery(self, item)
+                self.children.append(child)
+                self.output.append(child)
+            elif isinstance(item, soql.Fields):
+                for path in subqueries.expand_fields(self, item):
+                    column = self.resolve(path)
+                    if column.dotted.casefold() not in seen:  # FIELDS() overlaps are fine
+                        self._add_column(column, seen)
             else:
-                self.columns.append(self.resolve(item))
-        seen: set[str] = set()
-        for column in self.columns:
-            key = column.dotted.casefold()
-            if key in seen:
-                raise SoqlError(
-                    f"\n{text}\n\nduplicate field selected: {column.names[-1]}", "INVALID_FIELD"
-                )
-            seen.add(key)
+                column = self.resolve(item.path if isinstance(item, soql.Label) else item)
+                if isinstance(item, soql.Label):
+                    if column.leaf.type not in ("picklist", "multipicklist", "combobox"):
+                        raise SoqlError(f"\n{text}\n\ntoLabel() needs a picklist field, not "
+                                        f"{column.dotted}", "INVALID_FIELD")
+                    # Picklist labels equal their values in the sandbox's (English) schema.
+                    column = dataclasses.replace(column, key=item.alias)
+                self._add_column(column, seen)
         self.group_by = [self.resolve(p) for p in self.parsed.group_by]
         #: Whether rows come back as ``AggregateResult`` (aggregates or GROUP BY).
         self.is_aggregate = bool(self.aggregates or self.group_by)
@@ -93,6 +112,16 @@ class CompiledQuery:
         self.order = [(self.resolve(o.path), o) for o in self.parsed.order_by]
         if self.is_aggregate:
             aggregate.check(self)
+
+    def _add_column(self, column: Column, seen: set[str]) -> None:
+        key = column.dotted.casefold()
+        if key in seen:
+            raise SoqlError(
+                f"\n{self.text}\n\nduplicate field selected: {column.names[-1]}", "INVALID_FIELD"
+            )
+        seen.add(key)
+        self.columns.append(column)
+        self.output.append(column)
 
     # -- name resolution ---------------------------------------------------------------------
 
@@ -178,6 +207,8 @@ class CompiledQuery:
     def _comparison(self, cmp: soql.Comparison) -> Predicate:
         column = self.resolve(cmp.path)
         get, ftype, name = column.get, column.leaf.type, column.leaf.name
+        if isinstance(cmp.value, soql.SubQuery):
+            return subqueries.semi_join(self, column, cmp.value, cmp.op == "NOT IN")
         if cmp.op in ("IN", "NOT IN"):
             assert isinstance(cmp.value, tuple)
             wanted = {_key(ftype, self._literal(ftype, name, lit, "IN")) for lit in cmp.value}
@@ -250,6 +281,15 @@ class CompiledQuery:
 
     def run(self, include_deleted: bool = False) -> list[Record]:
         """Return matching rows, sorted, after OFFSET and LIMIT."""
+        rows = self.matching(include_deleted)
+        if self.is_aggregate:
+            return rows  # ORDER BY, LIMIT and OFFSET apply to the groups (see .aggregate)
+        start = self.parsed.offset or 0
+        end = None if self.parsed.limit is None else start + self.parsed.limit
+        return rows[start:end]
+
+    def matching(self, include_deleted: bool = False) -> list[Record]:
+        """Return every matching row, sorted (unsorted for aggregate queries)."""
         predicate = self.predicate
         rows = [
             rec
@@ -261,24 +301,25 @@ class CompiledQuery:
             horizon = self.now.date() - timedelta(days=365)
             rows = [r for r in rows if not _archived(r, horizon)]
         if self.is_aggregate:
-            return rows  # ORDER BY, LIMIT and OFFSET apply to the groups (see .aggregate)
+            return rows
         # Sort by the last key first; Python's sort is stable, so earlier keys win.
         for column, item in reversed(self.order):
             rows.sort(key=_sort_key(column, item), reverse=item.descending)
-        start = self.parsed.offset or 0
-        end = None if self.parsed.limit is None else start + self.parsed.limit
-        return rows[start:end]
+        return rows
 
     def render(self, rec: Record) -> dict[str, Any]:
         """Render one row as the REST API does: ``attributes`` then SELECT order."""
         out: dict[str, Any] = {"attributes": self._attributes(self.obj.name, rec["Id"])}
-        for column in self.columns:
-            self._place(out, rec, column, 0)
+        for item in self.output:
+            if isinstance(item, Column):
+                self._place(out, rec, item, 0)
+            else:
+                out[item.name] = item.render(rec["Id"])
         return out
 
     def _place(self, out: dict[str, Any], rec: Record, column: Column, depth: int) -> None:
         if depth == len(column.names) - 1:
-            out[column.names[depth]] = to_json(column.leaf.type, column.get(rec))
+            out[column.key or column.names[depth]] = to_json(column.leaf.type, column.get(rec))
             return
         rel = column.names[depth]
         parent = column.parents[depth](rec)
