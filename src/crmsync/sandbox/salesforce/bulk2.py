@@ -157,8 +157,11 @@ class Bulk2:
             compiled = CompiledQuery(text, self.em.store, self.em.now(), version)
         except SoqlError as error:
             raise fail(400, error.code, error.message) from None
-        if compiled.aggregate is not None:
+        if compiled.is_aggregate:
             raise fail(400, "INVALIDJOB", "Aggregate queries are not supported by Bulk API 2.0")
+        if compiled.children:
+            raise fail(400, "INVALIDJOB",
+                       "Nested queries are not supported by Bulk API 2.0")
         job = self._new_job("query", operation, compiled.obj.name, body, version)
         job.compiled = compiled
         job.rows = compiled.run(include_deleted=operation == "queryAll")

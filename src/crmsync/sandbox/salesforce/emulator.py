@@ -184,6 +184,7 @@ class SalesforceEmulator:
         now = self.now()
         if self.usage.used(now) >= self.config.daily_limit:
             response = error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+            response.throttled = "DailyApiRequests"
         else:
             self.usage.record(now)
             try:
@@ -455,28 +456,45 @@ class SalesforceEmulator:
     def _set_config(self, request: Request) -> Response:
         try:
             body = request.json() or {}
-        except ValueError:
-            return Response(400, {"error": "config must be a JSON object"})
+            return Response(200, self.configure(body))
+        except ValueError as problem:
+            return Response(400, {"error": str(problem)})
+
+    def configure(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply ``/_sandbox/config`` knobs (any subset); return them all.
+
+        Keys: ``page_size``, ``daily_limit`` (the daily API allowance,
+        ``DailyApiRequests.Max``; a call past it answers 403 ``REQUEST_LIMIT_EXCEEDED`` and is
+        counted under ``rate_limited`` in ``/_sandbox/calls``), ``api_usage`` (calls already
+        used in the rolling 24 hours), ``locator_ttl_s``, ``bulk_polls``,
+        ``stamp_resolution_ms``. Raises ``ValueError`` for anything else.
+        """
+        if not isinstance(body, Mapping):
+            raise ValueError("config must be a JSON object")
         unknown = set(body) - {
             "page_size", "daily_limit", "locator_ttl_s", "bulk_polls", "api_usage",
             "stamp_resolution_ms",
         }
-        if not isinstance(body, dict) or unknown:
-            return Response(400, {"error": f"unknown config keys {sorted(unknown)}"})
-        if "page_size" in body:
-            self.config.page_size = None if body["page_size"] is None else int(body["page_size"])
-        if "daily_limit" in body:
-            self.config.daily_limit = int(body["daily_limit"])
-        if "locator_ttl_s" in body:
-            self.config.locator_ttl_s = float(body["locator_ttl_s"])
-        if "bulk_polls" in body:
-            self.config.bulk_polls = int(body["bulk_polls"])
-        if "stamp_resolution_ms" in body:
-            self.config.stamp_resolution_ms = max(1, int(body["stamp_resolution_ms"]))
-        if "api_usage" in body:
-            self.usage.set(int(body["api_usage"]), self.now())
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}")
+        try:
+            if "page_size" in body:
+                self.config.page_size = (None if body["page_size"] is None
+                                         else int(body["page_size"]))
+            if "daily_limit" in body:
+                self.config.daily_limit = int(body["daily_limit"])
+            if "locator_ttl_s" in body:
+                self.config.locator_ttl_s = float(body["locator_ttl_s"])
+            if "bulk_polls" in body:
+                self.config.bulk_polls = int(body["bulk_polls"])
+            if "stamp_resolution_ms" in body:
+                self.config.stamp_resolution_ms = max(1, int(body["stamp_resolution_ms"]))
+            if "api_usage" in body:
+                self.usage.set(int(body["api_usage"]), self.now())
+        except TypeError as problem:
+            raise ValueError(f"bad config value: {problem}") from None
         self._apply_config()
-        return Response(200, self._config_json())
+        return self._config_json()
 
     def _apply_config(self) -> None:
         self.queries.page_size = self.config.page_size
