@@ -36,6 +36,7 @@ from crmsync.rules.validate_base import (
 )
 from crmsync.rules.validate_conditions import ConditionChecks
 from crmsync.rules.validate_decisions import DecisionChecks
+from crmsync.rules.validate_params import ParamChecks
 from crmsync.rules.validate_schema import SchemaChecks, ruleset_schema
 from crmsync.rules.validate_tests import TestChecks
 
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 
-class _Checker(SchemaChecks, ConditionChecks, DecisionChecks, TestChecks):
+class _Checker(SchemaChecks, ParamChecks, ConditionChecks, DecisionChecks, TestChecks):
     """One validation pass over one document; collects diagnostics as it goes."""
 
     # -- driver ------------------------------------------------------------------------
@@ -65,6 +66,7 @@ class _Checker(SchemaChecks, ConditionChecks, DecisionChecks, TestChecks):
         self._mark_condition_subtrees(doc)
         self._schema_errors(doc)
         self._lists(doc.get("lists"))
+        self._params(doc.get("params"))
         self._declare_outputs(doc.get("decisions"))
         self._derived(doc.get("derived"))
         self._named_conditions(doc.get("conditions"))

@@ -85,6 +85,8 @@ class CheckerBase:
         self.diagnostics: list[Diagnostic] = []
         self.self_checked: list[str] = []  # pointers whose subtree layer 2 checks
         self.lists: dict[str, list[Any]] = {}
+        self.params: dict[str, Any] = {}
+        self.params_used: set[str] = set()
         self.derived_raw: dict[str, Any] = {}
         self.derived: dict[str, Derived] = {}
         self.derived_kinds: dict[str, str] = {}

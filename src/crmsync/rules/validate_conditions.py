@@ -256,10 +256,13 @@ class ConditionChecks(CheckerBase):
             self.error(op_ptr, f"'{op}' does not apply to '{name}', which is {kind_word(kind)}",
                        f"operators for {kind_word(kind)}: {', '.join(allowed)}", key=True)
             return None
-        operand = self._operand(op, raw[op], kind, name, op_ptr)
+        value = self._with_params(raw[op], op_ptr)
+        if value is _INVALID:
+            return None
+        operand = self._operand(op, value, kind, name, op_ptr)
         if operand is _INVALID:
             return None
-        text = f"{name} {op.replace('_', ' ')} {_show(raw[op])}"
+        text = f"{name} {op.replace('_', ' ')} {_show(value)}"
         if op in ("exists", "missing"):
             text = f"{name} {op}"
         return Leaf(pointer, source, name, kind, op, operand, text)

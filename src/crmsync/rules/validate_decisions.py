@@ -192,9 +192,11 @@ class DecisionChecks(CheckerBase):
         except TemplateSyntaxError as error:
             self.error(pointer, f"bad placeholder: {error}")
             return Template(())
+        template = self._inline_named_values(template, pointer)
         for name in template.names:
             if name not in names:
-                hint = did_you_mean(name, names)
+                hint = (self._unknown_plain_placeholder_hint(name)
+                        or did_you_mean(name, names))
                 if name in self.outputs:
                     hint = f"output '{name}' is decided later; only earlier outputs can be used"
                 self.error(pointer, f"placeholder {{{name}}} names no fact or output", hint)
