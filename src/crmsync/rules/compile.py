@@ -364,8 +364,9 @@ class _Generator:
             true, false = f"({present} and {v} >= {limit})", f"({present} and {v} < {limit})"
             return (true, false) if op == "within_days" else (false, true)
         if op == "matches":
-            pattern = self.const(operand)
-            hit = f"{pattern}.search({v}[:{MAX_SUBJECT}]) is not None"
+            # The RE2 set's own search, bound as a constant: no attribute lookup per contact.
+            search = self.const(operand.search_prefix)
+            hit = f"{search}({v}[:{MAX_SUBJECT}]) is not None"
             return f"({present} and {hit})", f"({present} and not {hit})"
         return self.text_leaf(v, op, operand)
 

@@ -305,7 +305,7 @@ class ConditionChecks(CheckerBase):
             try:
                 return compile_safe(raw)
             except UnsafeRegexError as error:
-                self.error(pointer, f"unsafe or invalid regex: {error}")
+                self.error(pointer, f"unsupported or invalid regex: {error}", error.hint)
                 return _INVALID
         if kind == "list":
             if not isinstance(raw, str | int | float) or isinstance(raw, bool):
