@@ -10,7 +10,8 @@ import pytest
 
 from crmsync.errors import Diagnostic, InvalidFileError
 from crmsync.rules import load_ruleset_text
-from tests.rules.conftest import DEFAULT_RULES, NOW
+
+from .conftest import DEFAULT_RULES, NOW
 
 
 def _default_doc() -> dict:

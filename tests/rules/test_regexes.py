@@ -1,5 +1,7 @@
 """Issue 13 item 4: ``matches`` runs in linear time whatever the pattern (RE2)."""
 
+# ruff: noqa: E501 - test tables read best one per line
+
 from __future__ import annotations
 
 import json
@@ -10,7 +12,8 @@ import pytest
 
 from crmsync.errors import InvalidFileError
 from crmsync.rules import load_ruleset_text
-from tests.rules.conftest import NOW, fires
+
+from .conftest import fires
 
 #: Catastrophic for a backtracking engine on a long value that (nearly) matches: seconds at 80
 #: characters, far longer than anyone waits at 300.

@@ -203,7 +203,8 @@ class _Generator:
     def _needs_coercion(var: str, kind: str) -> str:
         """The cheap test for "this value is not already of its fact's type"."""
         if kind == "str":
-            return f"({var}.__class__ is not str or not {var})"
+            # Text is stripped (crmsync.coerce); most values have nothing to strip.
+            return f"({var}.__class__ is not str or not {var} or {var} != {var}.strip())"
         if kind == "int":
             return f"{var}.__class__ is not int"
         if kind == "number":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from crmsync.coerce import coerce
 from crmsync.rules.jsonpos import escape_pointer_token
 from crmsync.rules.tree import Rule, TaskRule, TestCase
 from crmsync.rules.validate_base import (
@@ -13,9 +14,21 @@ from crmsync.rules.validate_base import (
     CheckerBase,
     _dict,
     _list,
+    _show,
     did_you_mean,
+    kind_word,
     parse_datetime,
 )
+
+#: Fact type -> an example of a value of that type, for hints.
+_EXAMPLES = {
+    "str": "write text in quotes, e.g. \"Director\", or null for a missing value",
+    "int": "write a whole number, e.g. 250, or null for a missing value",
+    "number": "write a number, e.g. 12500.5, or null for a missing value",
+    "bool": "write true or false, or null for a missing value",
+    "datetime": "write an ISO 8601 date like \"2026-01-31\" or \"2026-01-31T09:00:00Z\", "
+                "or null for a missing value",
+}
 
 
 class TestChecks(CheckerBase):
@@ -48,6 +61,9 @@ class TestChecks(CheckerBase):
                         hint = "derived facts are computed; give the facts they derive from"
                     self.error(f"{pointer}/facts/{escape_pointer_token(fact)}",
                                f"unknown fact '{fact}'", hint, key=True)
+                else:
+                    self._test_fact_value(fact, facts[fact],
+                                          f"{pointer}/facts/{escape_pointer_token(fact)}")
             expect = _dict(item.get("expect"))
             if isinstance(item.get("expect"), dict) and not expect:
                 self.error(f"{pointer}/expect", "the test expects nothing; add at least the "
@@ -76,6 +92,23 @@ class TestChecks(CheckerBase):
                                did_you_mean(str(value), closed))
             result.append(TestCase(name, pointer, now, dict(facts), dict(expect)))
         return result
+
+    def _test_fact_value(self, fact: str, value: Any, pointer: str) -> None:
+        """Refuse an example value the engine would silently treat as missing.
+
+        A test exists to show what a value does; ``"employees": "lots"`` would quietly test a
+        contact without employees. Values the shared coercion understands (``"1,200"``,
+        ``"yes"``, epoch milliseconds) are fine: they are what CRMs send. ``null`` and blank
+        text say "missing" on purpose.
+        """
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return
+        kind = self.facts[fact]
+        if coerce(value, kind) is not None:
+            return
+        self.error(pointer, f"fact '{fact}' is {kind_word(kind)}; {_show(value)} is not, so "
+                            "the test would see it as missing",
+                   _EXAMPLES.get(kind, "write null for a missing value"))
 
     def _all_decisions(self) -> list[list[Rule]]:
         rules: list[list[Rule]] = []
