@@ -203,7 +203,8 @@ class _Generator:
     def _needs_coercion(var: str, kind: str) -> str:
         """The cheap test for "this value is not already of its fact's type"."""
         if kind == "str":
-            return f"({var}.__class__ is not str or not {var})"
+            # Text is stripped (crmsync.coerce); most values have nothing to strip.
+            return f"({var}.__class__ is not str or not {var} or {var} != {var}.strip())"
         if kind == "int":
             return f"{var}.__class__ is not int"
         if kind == "number":
@@ -364,8 +365,9 @@ class _Generator:
             true, false = f"({present} and {v} >= {limit})", f"({present} and {v} < {limit})"
             return (true, false) if op == "within_days" else (false, true)
         if op == "matches":
-            pattern = self.const(operand)
-            hit = f"{pattern}.search({v}[:{MAX_SUBJECT}]) is not None"
+            # The RE2 set's own search, bound as a constant: no attribute lookup per contact.
+            search = self.const(operand.search_prefix)
+            hit = f"{search}({v}[:{MAX_SUBJECT}]) is not None"
             return f"({present} and {hit})", f"({present} and not {hit})"
         return self.text_leaf(v, op, operand)
 
