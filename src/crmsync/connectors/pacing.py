@@ -155,7 +155,7 @@ class LocalPacer:
 
     def _wait_s(self, name: str, state: _Bucket, now: float) -> float:
         """Seconds to wait before a call in this bucket may go (0 when it may go now)."""
-        while state.sent and state.sent[0] <= now - state.interval_s:
+        while state.sent and state.sent[0] + state.interval_s + EDGE_S <= now:
             state.sent.popleft()
         if state.paused_until > now:
             return state.paused_until - now

@@ -41,8 +41,9 @@ class SalesforceConnector(ReadingMixin, TasksMixin, SetupMixin):
         policy: Retry policy for transient failures.
         sleep: Sleep function used between retries (tests pass a recorder).
         bulk_threshold: When one ``write_fields`` call carries at least this many records of
-            one object, they go through one Bulk API 2.0 ingest job (about 5-7 calls however
-            many records) instead of Collections (one call per 200). ``None``: never.
+            one object, they go through :meth:`write_fields_bulk` (one Bulk API 2.0 ingest job:
+            about 5 calls however many records) instead of Collections (one call per 200).
+            ``None`` (default): only when :meth:`write_fields_bulk` is called.
         quota_reserve: Fraction of the org's daily API allocation left untouched: once the
             ``Sforce-Limit-Info`` header shows fewer calls remaining, the connector stops with
             QuotaExhausted before making another call (other integrations share the quota).
@@ -55,7 +56,7 @@ class SalesforceConnector(ReadingMixin, TasksMixin, SetupMixin):
 
     crm = "salesforce"
     limits = ApiLimits(read_page=QUERY_PAGE, write_batch=COLLECTION_BATCH,
-                       task_batch=COLLECTION_BATCH)
+                       task_batch=COLLECTION_BATCH, bulk_write=True, calls_per_bulk_write=5)
 
     def __init__(
         self,
