@@ -23,14 +23,12 @@ Diagnosis (DOMAIN.md's shapes), judged on the snapshot once it has at least
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
-
 from collections import Counter
-from datetime import datetime
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from crmsync.state import RunRecord, StateStore
@@ -149,9 +147,10 @@ def build_report(
         "misses": {
             kind: {
                 "contacts": int(miss_counts.get(kind, 0)),
-                "top_reasons": Counter(
-                    {str(k): int(v) for k, v in funnel.get("miss_reasons", {}).get(kind, {}).items()}
-                ).most_common(TOP_REASONS),
+                "top_reasons": Counter({
+                    str(k): int(v)
+                    for k, v in funnel.get("miss_reasons", {}).get(kind, {}).items()
+                }).most_common(TOP_REASONS),
             }
             for kind in ("soft", "hard")
         },
