@@ -137,3 +137,20 @@ def test_retries_are_said_as_they_wait(crm: Crm) -> None:
     assert result.exit_code == 0, result.output
     assert any(line.startswith("crmsync: warning: retrying in ") and "(1/4)" in line
                for line in result.stderr.splitlines()), result.stderr
+
+
+def test_the_progress_bar_shows_rate_and_says_when_it_paces(tmp_path: Path) -> None:
+    from sync.conftest import ANCHOR
+
+    from crmsync.sandbox.launch import build_sandbox
+
+    with build_sandbox("hubspot", contacts=150, seed=7, anchor=ANCHOR) as server:
+        crm = Crm("hubspot", server, tmp_path)
+        crm.setup()
+        # A 10-second allowance of 8 calls: the run (about 9 calls) must wait for the window.
+        crm.admin("POST", "config", {"rate_limits": {"enabled": True, "per_10s": 8}})
+        result = CliRunner().invoke(main, ["run", "--full", "--config", str(crm.config)],
+                                    env={"TTY_COMPATIBLE": "1", "COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "contacts/s" in result.stderr
+    assert "pacing for the rate limit" in result.stderr

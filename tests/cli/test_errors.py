@@ -115,3 +115,14 @@ def test_line_100_is_printed_as_a_line_number_not_an_emoji(tmp_path: Path) -> No
     assert result.exit_code == ExitCode.BAD_CONFIG
     assert f"{rules}:100:" in result.stderr
     assert "\N{HUNDRED POINTS SYMBOL}" not in result.stderr
+
+
+def test_the_readme_documents_every_exit_code() -> None:
+    from crmsync.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED
+    from crmsync.errors import ExitCode
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    table = [line for line in readme.splitlines() if line.startswith("| ")]
+    documented = {cell.strip() for line in table for cell in line.split("|")[1].split("/")}
+    for code in [*(int(c) for c in ExitCode), EXIT_INTERRUPTED, EXIT_TERMINATED]:
+        assert str(code) in documented, code

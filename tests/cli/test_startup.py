@@ -62,3 +62,4 @@ def test_the_help_listing_matches_each_commands_own_help() -> None:
         assert command.name == name
         own = (command.help or "").split("\n\n")[0].replace("\n", " ").strip()
         assert listed == own, name
+
