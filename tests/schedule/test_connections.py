@@ -199,3 +199,38 @@ def test_an_unknown_connection_is_a_config_error_with_a_suggestion(tmp_path: Pat
     code, _, err = _cli({}, "run", "--config", str(config), "--connection", "emea_fs")
     assert code == ExitCode.BAD_CONFIG
     assert "unknown connection 'emea_fs' (did you mean emea_sf?)" in err
+
+
+def test_scheduler_once_fires_the_due_slot_once_and_checks_credentials_first(
+    tmp_path: Path, hubspot: SandboxServer
+) -> None:
+    state = f"sqlite:///{(tmp_path / 'state.db').as_posix()}"
+    config = tmp_path / "crmsync.toml"
+    config.write_text(f"""
+[state]
+url = "{state}"
+[connections.hub]
+type = "hubspot"
+base_url = "{hubspot.base_url}"
+rules = "{RULES}"
+[schedules.minutely]
+connection = "hub"
+every = "1m"
+""", "utf-8")
+    code, _, err = _cli({}, "scheduler", "--once", "--config", str(config))
+    assert code == ExitCode.BAD_CONFIG and "CRMSYNC_CONNECTIONS__HUB__TOKEN" in err
+    with StateStore.open(state) as store:
+        assert store.slots("minutely") == []  # nothing claimed before credentials were there
+
+    env = {"CRMSYNC_CONNECTIONS__HUB__TOKEN": hubspot.token}
+    assert _cli(env, "setup", "--config", str(config), "--connection", "hub")[0] == 0
+    code, _, err = _cli(env, "scheduler", "--once", "--config", str(config))
+    assert code == 0, err
+    assert "schedule minutely: slot" in err and " ok" in err
+    _cli(env, "scheduler", "--once", "--config", str(config))  # the same minute: nothing new
+    with StateStore.open(state) as store:
+        slots = store.slots("minutely")
+        runs = store.runs(connection="hub", trigger="schedule:minutely")
+    # One run per claimed slot (a second --once in a new minute fires that minute's slot).
+    assert 1 <= len(slots) <= 2 and len({s.slot_at for s in slots}) == len(slots)
+    assert sorted(s.run_id for s in slots) == sorted(r.id for r in runs)
