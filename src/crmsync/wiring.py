@@ -98,12 +98,10 @@ def make_pacer(settings: Settings) -> Pacer | None:
     """
     if not settings.workers.redis_url:
         return None
-    import redis
+    from crmsync.workers.pacer import redis_pacer
 
-    from crmsync.workers.pacer import RedisPacer
-
-    return RedisPacer(redis.Redis.from_url(settings.workers.redis_url), settings.connection,
-                      reserve_daily_percent=settings.crm.reserve_daily_percent)
+    return redis_pacer(settings.workers.redis_url, settings.connection, crm=settings.crm.type,
+                       reserve_daily_percent=settings.crm.reserve_daily_percent)
 
 
 def make_connector(settings: Settings, fieldmap: FieldMap) -> Connector:

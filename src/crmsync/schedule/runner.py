@@ -52,7 +52,10 @@ def run_schedule(
     *,
     on_progress: Callable[[str, int], None] | None = None,
 ) -> RunSummary:
-    """Run ``schedule``'s connection now, in this process, recorded as ``schedule:NAME``.
+    """Run ``schedule``'s connection now, recorded as ``schedule:NAME``.
+
+    In this process, or, when ``[workers] broker_url`` is set, as a sharded run whose shards
+    the workers execute (this process coordinates it).
 
     Raises:
         SettingsError: The connection's credentials are missing.
@@ -62,6 +65,10 @@ def run_schedule(
     try:
         options = run_options(parts.settings, full=schedule.mode == "full",
                               trigger=schedule_trigger(schedule.name))
+        if parts.settings.workers.broker_url:
+            from crmsync.workers import sharded_run
+
+            return sharded_run(parts, options, on_progress=on_progress).execute()
         return SyncRun(parts.connector, parts.ruleset, parts.store, options=options,
                        on_progress=on_progress,
                        fieldmap_hash=file_hash(parts.fieldmap.path)).execute()
@@ -70,7 +77,7 @@ def run_schedule(
 
 
 def local_starter(settings: Settings) -> StartRun:
-    """Return the hook that runs a due slot in this process (no workers configured)."""
+    """Return the hook that runs a due slot from this process (by workers when configured)."""
 
     def start(schedule: ScheduleSettings, slot: datetime) -> RunStarted:
         summary = run_schedule(settings, schedule)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,31 @@ from crmsync.state.schema import (
 )
 from crmsync.state.slots import ScheduleSlots
 from crmsync.state.tasks import TaskRegistry
+
+#: PostgreSQL advisory lock key serialising schema creation and upgrades (any constant works;
+#: this one spells "crmsync" on a phone keypad).
+_SCHEMA_LOCK_KEY = 2767962
+
+
+@contextmanager
+def _schema_lock(engine: sa.Engine) -> Iterator[None]:
+    """Let one process at a time create or upgrade the schema of a shared PostgreSQL store.
+
+    Workers starting together on a fresh store would otherwise race in ``CREATE TABLE`` (a
+    duplicate ``pg_type`` entry) or insert the schema version twice. SQLite serialises its
+    writers by itself.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            conn.commit()
+
 
 #: What to install for each database driver a state URL may name.
 _DRIVER_HINTS = {"postgresql": "pip install 'crmsync[postgres]'"}
@@ -90,10 +116,11 @@ class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactState
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         try:
-            _meta.create_all(engine)
-            version = _ensure_schema_version(engine)
-            if version < SCHEMA_VERSION:
-                version = upgrade(engine, version)
+            with _schema_lock(engine):
+                _meta.create_all(engine)
+                version = _ensure_schema_version(engine)
+                if version < SCHEMA_VERSION:
+                    version = upgrade(engine, version)
         except sa.exc.DBAPIError as exc:
             engine.dispose()
             error = store_error(exc, shown)

@@ -19,6 +19,7 @@ run), ``pacer`` (the shared rate limiter), ``execute`` (what a worker does with 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from crmsync.errors import ConfigError
@@ -40,7 +41,8 @@ def require_broker(broker_url: str) -> str:
 
 
 def sharded_run(parts: Parts, options: SyncOptions,
-                on_progress: Callable[[str, int], None] | None = None) -> WorkersRun:
+                on_progress: Callable[[str, int], None] | None = None,
+                now: datetime | None = None) -> WorkersRun:
     """Return the coordinator of a run whose shards the workers execute (``run --via workers``)."""
     from crmsync.sync import file_hash
     from crmsync.workers.app import make_app
@@ -50,6 +52,6 @@ def sharded_run(parts: Parts, options: SyncOptions,
     app = make_app(require_broker(workers.broker_url), queue=workers.queue)
     return WorkersRun(parts.connector, parts.ruleset, parts.store, options=options,
                       on_progress=on_progress, fieldmap_hash=file_hash(parts.fieldmap.path),
-                      app=app, queue=workers.queue, shards_per_stream=workers.shards,
+                      now=now, app=app, queue=workers.queue, shards_per_stream=workers.shards,
                       connection=parts.settings.connection,
                       start_timeout_s=workers.start_timeout_s)

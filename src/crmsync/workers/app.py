@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from celery import Celery
+try:
+    from celery import Celery
+except ImportError:  # pragma: no cover - depends on the install
+    from crmsync.errors import ConfigError
+
+    raise ConfigError("sharded runs and `crmsync worker` need Celery: "
+                      "pip install 'crmsync[workers]'") from None
 
 from crmsync.wiring import Parts
 from crmsync.workers.execute import execute_shard

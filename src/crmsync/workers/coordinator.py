@@ -15,9 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-from celery import Celery
+from typing import TYPE_CHECKING, Any
 
 from crmsync.errors import (
     AuthError,
@@ -31,6 +29,9 @@ from crmsync.state import ShardRecord
 from crmsync.sync.run import SyncRun
 from crmsync.sync.shard import ShardSpec
 from crmsync.workers.app import TASK_NAME
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger("crmsync.workers")
 

@@ -13,6 +13,9 @@ hosts agree on "now"):
 * the connection's daily allowance: once what is left is within ``reserve_daily_percent`` of the
   daily limit, every worker's ``acquire`` raises :class:`~crmsync.errors.QuotaExhausted`.
 
+Each bucket's hash also counts ``waits`` (acquires told to wait) and ``backoffs``, for
+operators and tests: how often the shared limit, not the CRM, held the workers back.
+
 The bucket limits are learnt from the CRM's headers (``observe``); until the first response
 says, ``default_limits`` applies (HubSpot's published 10-second burst for private apps).
 """
@@ -25,7 +28,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from crmsync.errors import QuotaExhausted
+from crmsync.errors import ConfigError, QuotaExhausted
 
 log = logging.getLogger("crmsync.workers.pacer")
 
@@ -50,11 +53,15 @@ if dremaining then
   if dremaining <= dreserve then return {-1, dremaining, dlimit or -1, dreserve} end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - interval)
-if paused > now then return {paused - now} end
+if paused > now then
+  redis.call('HINCRBY', KEYS[2], 'waits', 1)
+  return {paused - now}
+end
 local reserve = tonumber(ARGV[2])
 local n = redis.call('ZCARD', KEYS[1])
 if limit and n >= math.max(1, limit - reserve) then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  redis.call('HINCRBY', KEYS[2], 'waits', 1)
   return {math.max(1, tonumber(oldest[2]) + interval + tonumber(ARGV[4]) - now)}
 end
 if remaining and remaining <= reserve then
@@ -64,6 +71,7 @@ if remaining and remaining <= reserve then
   local resume = base + interval + tonumber(ARGV[4])
   redis.call('HSET', KEYS[2], 'paused_until', resume)
   redis.call('HDEL', KEYS[2], 'remaining')
+  redis.call('HINCRBY', KEYS[2], 'waits', 1)
   return {math.max(1, resume - now)}
 end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -175,3 +183,25 @@ class RedisPacer:
         keys = list(self.redis.scan_iter(f"{self.prefix}:*"))
         if keys:
             self.redis.delete(*keys)
+
+
+def redis_pacer(url: str, namespace: str, *, crm: str,
+                reserve_daily_percent: float = 0.0) -> RedisPacer:
+    """Return the shared pacer of one connection, with its CRM's window reserve.
+
+    HubSpot: :data:`~crmsync.connectors.hubspot.wire.WINDOW_RESERVE` calls of every 10-second
+    window stay unused (other apps share the portal's limit), as the in-process pacer does.
+    """
+    try:
+        import redis
+    except ImportError:
+        raise ConfigError("[workers] redis_url needs the Redis client: "
+                          "pip install 'crmsync[workers]'") from None
+    reserve: dict[str, int] = {}
+    if crm == "hubspot":
+        from crmsync.connectors.hubspot.client import BURST
+        from crmsync.connectors.hubspot.wire import WINDOW_RESERVE
+
+        reserve[BURST] = WINDOW_RESERVE
+    return RedisPacer(redis.Redis.from_url(url), namespace,
+                      reserve_daily_percent=reserve_daily_percent, window_reserve=reserve)
