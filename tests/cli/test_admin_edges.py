@@ -144,10 +144,11 @@ def test_the_progress_bar_shows_rate_and_says_when_it_paces(tmp_path: Path) -> N
 
     from crmsync.sandbox.launch import build_sandbox
 
-    with build_sandbox("hubspot", contacts=150, seed=7, anchor=ANCHOR) as server:
+    # Several pages (full reads search 200 contacts a page), so the bar has a rate to show.
+    with build_sandbox("hubspot", contacts=650, seed=7, anchor=ANCHOR) as server:
         crm = Crm("hubspot", server, tmp_path)
         crm.setup()
-        # A 10-second allowance of 8 calls: the run (about 9 calls) must wait for the window.
+        # A 10-second allowance of 8 calls: the run (about 12 calls) must wait for the window.
         crm.admin("POST", "config", {"rate_limits": {"enabled": True, "per_10s": 8}})
         result = CliRunner().invoke(main, ["run", "--full", "--config", str(crm.config)],
                                     env={"TTY_COMPATIBLE": "1", "COLUMNS": "160"})

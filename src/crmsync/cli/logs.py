@@ -93,23 +93,29 @@ class ProgressNotes(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if message.startswith("pacing: waiting"):
+        # "pacing burst: waiting 0.40s for the rate limit" (the pacers), "pacing: waiting ..."
+        if message.startswith("pacing") and ": waiting" in message:
             wait = message.split("waiting", 1)[1].split(" for")[0].strip()
             self.note(f"pacing for the rate limit ({wait})")
         elif message.startswith("retrying in"):
             self.note(redact_text(message.split(":", 1)[0]))
 
 
+#: Loggers that say (at DEBUG) when a call waits for a rate limit: in-process and shared pacers.
+PACING_LOGGERS = ("crmsync.connectors.pacing", "crmsync.connectors.hubspot",
+                  "crmsync.workers.pacer")
+
+
 def attach_progress_notes(note: Callable[[str], None]) -> Callable[[], None]:
     """Route pacing and retry messages to ``note`` until the returned detach is called.
 
-    Pacing is logged at DEBUG; the ``crmsync.connectors.hubspot`` logger is lowered to DEBUG
-    for the bar while other handlers keep their own levels.
+    Pacing is logged at DEBUG; the pacers' loggers are lowered to DEBUG for the bar while
+    other handlers keep their own levels.
     """
     handler = ProgressNotes(note)
     logger = logging.getLogger("crmsync")
-    pacing = logging.getLogger("crmsync.connectors.hubspot")
-    previous = pacing.level
+    pacers = [logging.getLogger(name) for name in PACING_LOGGERS]
+    previous = [pacer.level for pacer in pacers]
     cli_handlers = [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]
     previous_levels = [h.level for h in cli_handlers]
     if logger.getEffectiveLevel() > logging.DEBUG:
@@ -117,12 +123,14 @@ def attach_progress_notes(note: Callable[[str], None]) -> Callable[[], None]:
         # level the user chose.
         for h in cli_handlers:
             h.setLevel(logger.getEffectiveLevel())
-        pacing.setLevel(logging.DEBUG)
+        for pacer in pacers:
+            pacer.setLevel(logging.DEBUG)
     logger.addHandler(handler)
 
     def detach() -> None:
         logger.removeHandler(handler)
-        pacing.setLevel(previous)
+        for pacer, level in zip(pacers, previous, strict=True):
+            pacer.setLevel(level)
         for h, level in zip(cli_handlers, previous_levels, strict=True):
             h.setLevel(level)
 

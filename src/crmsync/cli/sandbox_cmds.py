@@ -52,17 +52,18 @@ def serve(
                                rate_limits_off=no_rate_limits)
     except ValueError as problem:
         raise click.UsageError(str(problem)) from None
+    # A service manager stops us with SIGTERM: treat it like Ctrl-C so the data is saved. Set
+    # before the server exists: its threads would keep a process stopped any other way alive.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     server = build_sandbox(crm, contacts=contacts, seed=seed, port=port, state_file=state_file,
                            config=config)
-    # First line: machine-readable, so scripts can start the sandbox and read where it is.
-    click.echo(f"{server.base_url} token={server.token}", nl=True)
-    stderr.print(
-        f"crmsync sandbox: {crm} with {contacts} contacts (seed {seed}); admin API at "
-        f"{server.base_url}/_sandbox/calls. Ctrl-C to stop.", markup=False,
-    )
-    # A service manager stops us with SIGTERM: treat it like Ctrl-C so the data is saved.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        # First line: machine-readable, so scripts can start the sandbox and read where it is.
+        click.echo(f"{server.base_url} token={server.token}", nl=True)
+        stderr.print(
+            f"crmsync sandbox: {crm} with {contacts} contacts (seed {seed}); admin API at "
+            f"{server.base_url}/_sandbox/calls. Ctrl-C to stop.", markup=False,
+        )
         server.serve_forever()
     except KeyboardInterrupt:
         pass
