@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crmsync.config import Settings
 from crmsync.connectors.base import Connector
@@ -18,7 +19,9 @@ from crmsync.errors import ConfigError
 from crmsync.retry import RetryPolicy
 from crmsync.rules import RuleSet, load_ruleset
 from crmsync.state import StateStore
-from crmsync.sync import SyncOptions
+
+if TYPE_CHECKING:
+    from crmsync.sync import SyncOptions
 
 #: The repository root when running from a checkout (editable install): default rule file and
 #: field maps live there, where sales ops and admins edit them.
@@ -82,6 +85,8 @@ def run_options(
     settings: Settings, *, dry_run: bool = False, full: bool = False, trigger: str | None = None,
 ) -> SyncOptions:
     """Return a run's options from ``[sync]`` (``full`` adds to ``[sync] full``)."""
+    from crmsync.sync import SyncOptions
+
     sync = settings.sync
     return SyncOptions(dry_run=dry_run, full=full or sync.full,
                        overlap=timedelta(seconds=sync.overlap_seconds),

@@ -96,8 +96,10 @@ class Scheduler:
             if (not self.start_with_latest and slot < self.started_at
                     and self.store.last_slot(schedule.name) is None):
                 continue  # never fired before: start with the slots after this start
+            claimed = self.store.claim_slot(schedule.name, slot, self.holder)
+            # Remembered only once the store answered: after an outage the claim is retried.
             self._seen[schedule.name] = slot
-            if not self.store.claim_slot(schedule.name, slot, self.holder):
+            if not claimed:
                 continue  # another scheduler (or this one before a restart) has it
             fired.append(self._fire(schedule, slot))
         return fired
