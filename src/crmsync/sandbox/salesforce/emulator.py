@@ -18,6 +18,7 @@ from crmsync.sandbox.faults import FaultInjector, FaultRule
 from crmsync.sandbox.salesforce import login
 from crmsync.sandbox.salesforce.bulk2 import Bulk2
 from crmsync.sandbox.salesforce.composite import Collections
+from crmsync.sandbox.salesforce.composite_api import CompositeApi
 from crmsync.sandbox.salesforce.dml import RequestError, SaveError, Writer
 from crmsync.sandbox.salesforce.ids import looks_like_id, normalize_id
 from crmsync.sandbox.salesforce.limits import DailyUsage
@@ -139,6 +140,7 @@ class SalesforceEmulator:
         self.queries = QueryService(self.store)
         self.sobjects = SObjectRoutes(self)
         self.collections = Collections(self)
+        self.composite = CompositeApi(self)
         self.bulk = Bulk2(self)
         self._apply_config()
 
@@ -188,7 +190,7 @@ class SalesforceEmulator:
         else:
             self.usage.record(now)
             try:
-                response = self._route(request, [s for s in rest.split("/") if s], version)
+                response = self.route(request, [s for s in rest.split("/") if s], version)
             except HttpError as http_error:
                 response = http_error.response
             except RequestError as req_error:
@@ -356,7 +358,8 @@ class SalesforceEmulator:
 
     # -- routing -----------------------------------------------------------------------------
 
-    def _route(self, request: Request, segs: list[str], version: str) -> Response:
+    def route(self, request: Request, segs: list[str], version: str) -> Response:
+        """Answer one authorised, counted call to ``/services/data/v{version}/{segs}``."""
         head = segs[0] if segs else ""
         if not segs:
             base = f"/services/data/v{version}"
@@ -368,6 +371,8 @@ class SalesforceEmulator:
             return self.sobjects.handle(request, segs[1:], version)
         if head == "composite" and len(segs) >= 2 and segs[1] == "sobjects":
             return self.collections.handle(request, segs[2:], version)
+        if head == "composite":
+            return self.composite.handle(request, segs[1:], version)
         if head == "limits" and len(segs) == 1 and request.method == "GET":
             return Response(200, self._limits())
         if head == "tooling":
