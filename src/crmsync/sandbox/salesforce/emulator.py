@@ -26,6 +26,7 @@ from crmsync.sandbox.salesforce.paging import QueryService
 from crmsync.sandbox.salesforce.responses import error, fail, not_found
 from crmsync.sandbox.salesforce.rest import SObjectRoutes, render_record
 from crmsync.sandbox.salesforce.schema import standard_schema
+from crmsync.sandbox.salesforce.search import SearchApi
 from crmsync.sandbox.salesforce.seeding import seed_store
 from crmsync.sandbox.salesforce.store import Store
 from crmsync.sandbox.salesforce.tooling import Tooling
@@ -36,6 +37,7 @@ from crmsync.sandbox.server import HttpError, Request, Response
 _VERSION_PATH = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
 _SOBJECT_LEAVES = ("", "describe", "updated", "deleted")
 _SOAP_LOGIN = re.compile(r"^/services/Soap/u/(\d+\.\d)/?$")
+_IDENTITY = re.compile(r"^/id/(00D\w{12,15})/(005\w{12,15})/?$")
 _STATUS_CODES = {
     400: ("BAD_REQUEST", "Bad request"),
     401: ("INVALID_SESSION_ID", "Session expired or invalid"),
@@ -141,6 +143,7 @@ class SalesforceEmulator:
         self.sobjects = SObjectRoutes(self)
         self.collections = Collections(self)
         self.composite = CompositeApi(self)
+        self.search = SearchApi(self)
         self.bulk = Bulk2(self)
         self._apply_config()
 
@@ -177,6 +180,13 @@ class SalesforceEmulator:
         m = _SOAP_LOGIN.match(path)
         if m and request.method == "POST":
             return self._login(request, m.group(1))
+        m = _IDENTITY.match(path)
+        if m and request.method == "GET":
+            if not self._authorised(request):
+                return error(403, "Bad_OAuth_Token", "Bad_OAuth_Token")
+            if (m.group(1), m.group(2)) != (self.org_id, self.api_user_id):
+                return error(404, "NOT_FOUND", "The requested resource does not exist")
+            return Response(200, login.identity(self, request.headers.get("host", "127.0.0.1")))
         m = _VERSION_PATH.match(path)
         if m is None or m.group(1) not in self.supported_versions():
             return error(404, "NOT_FOUND", "The requested resource does not exist")
@@ -342,6 +352,11 @@ class SalesforceEmulator:
             for v in self.supported_versions()
         ]
 
+    def identity_url(self, request: Request) -> str:
+        """The identity URL of the API user (``/id/{org}/{user}`` on this emulator)."""
+        host = request.headers.get("host", "127.0.0.1")
+        return f"http://{host}/id/{self.org_id}/{self.api_user_id}"
+
     def supported_versions(self) -> list[str]:
         """Every ``NN.0`` from 31.0 up to the configured version."""
         top = int(float(self.api_version))
@@ -363,8 +378,11 @@ class SalesforceEmulator:
         head = segs[0] if segs else ""
         if not segs:
             base = f"/services/data/v{version}"
-            return Response(200, {name: f"{base}/{name}" for name in (
-                "tooling", "query", "queryAll", "sobjects", "composite", "limits", "jobs")})
+            resources = {name: f"{base}/{name}" for name in (
+                "tooling", "query", "queryAll", "sobjects", "composite", "limits", "jobs",
+                "search", "recent")}
+            resources["identity"] = self.identity_url(request)
+            return Response(200, resources)
         if head in ("query", "queryAll") and request.method == "GET":
             return self._query(request, head, segs[1:], version)
         if head == "sobjects":
@@ -377,6 +395,10 @@ class SalesforceEmulator:
             return Response(200, self._limits())
         if head == "tooling":
             return self.tooling.handle(request, segs[1:], version)
+        if head == "search" and len(segs) == 1 and request.method == "GET":
+            return self.search.search(request, version)
+        if head == "recent" and len(segs) == 1 and request.method == "GET":
+            return self.search.recent(request, version)
         if head == "jobs" and len(segs) >= 2:
             return self.bulk.handle(request, segs[1:], version)
         raise not_found()
