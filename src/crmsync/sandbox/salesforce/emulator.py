@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crmsync.sandbox.faults import FaultInjector, FaultRule
-from crmsync.sandbox.salesforce import login
+from crmsync.sandbox.salesforce import bulk1, login
 from crmsync.sandbox.salesforce.bulk2 import Bulk2
 from crmsync.sandbox.salesforce.composite import Collections
 from crmsync.sandbox.salesforce.composite_api import CompositeApi
@@ -145,6 +145,7 @@ class SalesforceEmulator:
         self.composite = CompositeApi(self)
         self.search = SearchApi(self)
         self.bulk = Bulk2(self)
+        self.bulk1 = bulk1.Bulk1(self)
         self._apply_config()
 
     # -- clock -------------------------------------------------------------------------------
@@ -180,6 +181,12 @@ class SalesforceEmulator:
         m = _SOAP_LOGIN.match(path)
         if m and request.method == "POST":
             return self._login(request, m.group(1))
+        if path.startswith("/services/async/"):
+            answer = bulk1.route_async(self, request)
+            if answer is not None:
+                self.usage.record(self.now())
+                answer.headers.setdefault("Sforce-Limit-Info", self.limit_info())
+                return answer
         m = _IDENTITY.match(path)
         if m and request.method == "GET":
             if not self._authorised(request):
