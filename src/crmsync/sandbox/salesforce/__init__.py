@@ -20,11 +20,15 @@ ones:
   ``bulk_polls`` (job-info polls a Bulk 2.0 job stays ``InProgress``) and
   ``stamp_resolution_ms`` (coarser ``SystemModstamp`` values, so nearby writes tie).
 
-Module map: :mod:`.schema` (objects and fields), :mod:`.store` (records), :mod:`.soql` (parser),
-:mod:`.query` (SOQL execution), :mod:`.paging` (locators), :mod:`.dml` (validated writes),
+Module map: :mod:`.schema` (objects and fields), :mod:`.store` (records, nested undo),
+:mod:`.soql` (parser), :mod:`.query` (SOQL execution), :mod:`.dates` (date literals),
+:mod:`.aggregate` (GROUP BY and aggregate functions), :mod:`.subqueries` (child relationship
+queries, semi-joins, FIELDS()), :mod:`.paging` (locators), :mod:`.dml` (validated writes),
 :mod:`.rest` (single records, describe), :mod:`.composite` (sObject Collections),
-:mod:`.tooling` (custom fields), :mod:`.bulk2` (Bulk API 2.0), :mod:`.login` (SOAP login),
-:mod:`.limits` (daily allocation), :mod:`.seeding` (seed org -> records).
+:mod:`.composite_api` (``/composite``, ``/composite/batch``), :mod:`.search` (SOSL ``/search``,
+``/recent``), :mod:`.tooling` (custom fields), :mod:`.bulk2` (Bulk API 2.0), :mod:`.bulk1`
+(Bulk API 1.0), :mod:`.login` (SOAP login, identity URL), :mod:`.limits` (daily allocation),
+:mod:`.seeding` (seed org -> records).
 """
 
 from crmsync.sandbox.salesforce.emulator import SalesforceEmulator, SandboxConfig
