@@ -17,8 +17,9 @@ ones:
   (bumps ``SystemModstamp``/``LastModifiedDate``; read-only fields allowed).
 * ``GET|POST /_sandbox/config`` with ``page_size`` (force short query pages), ``daily_limit``,
   ``api_usage`` (calls already used in the rolling 24 hours), ``locator_ttl_s``,
-  ``bulk_polls`` (job-info polls a Bulk 2.0 job stays ``InProgress``) and
-  ``stamp_resolution_ms`` (coarser ``SystemModstamp`` values, so nearby writes tie).
+  ``bulk_polls`` (job-info polls a Bulk 2.0 job stays ``InProgress``),
+  ``stamp_resolution_ms`` (coarser ``SystemModstamp`` values, so nearby writes tie) and
+  ``per_app_limit`` (the ``per-app-api-usage`` part of ``Sforce-Limit-Info``; null drops it).
 
 Module map: :mod:`.schema` (objects and fields), :mod:`.store` (records, nested undo),
 :mod:`.soql` (parser), :mod:`.query` (SOQL execution), :mod:`.dates` (date literals),

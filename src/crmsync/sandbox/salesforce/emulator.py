@@ -54,6 +54,8 @@ _STATUS_CODES = {
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The connected app named in ``per-app-api-usage``.
+APP_NAME = "crmsync_sandbox"
 
 
 def release_label(version: str) -> str:
@@ -78,6 +80,9 @@ class SandboxConfig:
         bulk_polls: Job-info polls a Bulk 2.0 job stays ``InProgress`` before ``JobComplete``.
         stamp_resolution_ms: Round write timestamps down to this many ms, so that writes close
             together share a ``SystemModstamp`` (ties a sync's watermark must survive).
+        per_app_limit: The connected app's own daily allowance, sent as a second part of
+            ``Sforce-Limit-Info`` (``per-app-api-usage=n/max(appName=...)``) as real orgs with
+            per-app limits do (reported, not enforced); None sends ``api-usage`` alone.
     """
 
     page_size: int | None = None
@@ -85,6 +90,7 @@ class SandboxConfig:
     locator_ttl_s: float = 2 * 24 * 3600
     bulk_polls: int = 0
     stamp_resolution_ms: int = 1
+    per_app_limit: int | None = 5000
 
 
 class SalesforceEmulator:
@@ -375,8 +381,13 @@ class SalesforceEmulator:
         return self.usage.used(self.now())
 
     def limit_info(self) -> str:
-        """The ``Sforce-Limit-Info`` value (``api-usage=`` must come first)."""
-        return f"api-usage={self.api_usage}/{self.config.daily_limit}"
+        """The ``Sforce-Limit-Info`` value (``api-usage=`` first, then the per-app part)."""
+        used = self.api_usage
+        info = f"api-usage={used}/{self.config.daily_limit}"
+        if self.config.per_app_limit is not None:
+            # One connected app makes every call here, so its usage is the org's.
+            info += f"; per-app-api-usage={used}/{self.config.per_app_limit}(appName={APP_NAME})"
+        return info
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -507,7 +518,7 @@ class SalesforceEmulator:
             raise ValueError("config must be a JSON object")
         unknown = set(body) - {
             "page_size", "daily_limit", "locator_ttl_s", "bulk_polls", "api_usage",
-            "stamp_resolution_ms",
+            "stamp_resolution_ms", "per_app_limit",
         }
         if unknown:
             raise ValueError(f"unknown config keys {sorted(unknown)}")
@@ -523,6 +534,9 @@ class SalesforceEmulator:
                 self.config.bulk_polls = int(body["bulk_polls"])
             if "stamp_resolution_ms" in body:
                 self.config.stamp_resolution_ms = max(1, int(body["stamp_resolution_ms"]))
+            if "per_app_limit" in body:
+                limit = body["per_app_limit"]
+                self.config.per_app_limit = None if limit is None else int(limit)
             if "api_usage" in body:
                 self.usage.set(int(body["api_usage"]), self.now())
         except TypeError as problem:
@@ -541,6 +555,7 @@ class SalesforceEmulator:
             "locator_ttl_s": self.config.locator_ttl_s,
             "bulk_polls": self.config.bulk_polls,
             "stamp_resolution_ms": self.config.stamp_resolution_ms,
+            "per_app_limit": self.config.per_app_limit,
             "api_usage": self.api_usage,
         }
 
