@@ -67,7 +67,9 @@ def _loop(server: Server, kind: str, calls: int, ids: list[str], errors: list[st
     session.close()
 
 
-def measure(server: Server, kind: str, calls: int, threads: int, ids: list[str]) -> tuple[float, float | None]:
+def measure(
+    server: Server, kind: str, calls: int, threads: int, ids: list[str]
+) -> tuple[float, float | None]:
     """Return (calls per second, server CPU ms per call) for ``calls`` split over ``threads``."""
     errors: list[str] = []
     per_thread = calls // threads
@@ -92,7 +94,8 @@ def main() -> None:
     """Parse options, run the loops, print one table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="GET calls per row")
-    parser.add_argument("--threads", type=int, default=4, help="client threads of the parallel rows")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="client threads of the parallel rows")
     parser.add_argument("--contacts", type=int, default=2000)
     args = parser.parse_args()
     server = Server(args.contacts)

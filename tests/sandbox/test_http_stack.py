@@ -136,3 +136,23 @@ def test_lost_response_is_a_known_fault_kind(hubspot_http) -> None:
     status, plan, _ = hubspot_http("POST", "/_sandbox/faults", {"rules": [
         {"path": "/crm/v3/objects/tasks", "kind": "lost_response", "times": 2}]})
     assert status == 200 and plan["rules"][0]["kind"] == "lost_response"
+
+
+def test_a_half_sent_request_does_not_hold_up_other_clients(hubspot_server) -> None:
+    auth = f"Authorization: Bearer {hubspot_server.token}\r\n".encode()
+    body = json.dumps({"properties": {**TASK, "hs_task_subject": "late"}}).encode()
+    with socket.create_connection(("127.0.0.1", hubspot_server.port), timeout=10) as slow:
+        # A client that sent half a request and stalls (the rest of its body has not come).
+        slow.sendall(b"POST /crm/v3/objects/tasks HTTP/1.1\r\nHost: x\r\n" + auth +
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                     % len(body) + body[:10])
+        for _ in range(3):  # others are answered meanwhile, each on its own connection
+            with socket.create_connection(("127.0.0.1", hubspot_server.port), timeout=10) as c:
+                c.sendall(b"GET /crm/v3/owners HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n")
+                status, _, _ = _read_response(c.makefile("rb"))
+                assert status == 200
+        # The stalled request still completes once its body arrives.
+        slow.sendall(body[10:])
+        status, _, raw = _read_response(slow.makefile("rb"))
+    assert status == 201, raw
+    assert json.loads(raw)["properties"]["hs_task_subject"] == "late"

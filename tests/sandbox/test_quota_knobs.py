@@ -160,3 +160,16 @@ def test_serve_takes_the_salesforce_daily_allowance_and_refuses_a_window() -> No
     refused = _serve("--crm", "salesforce", "--rate-limit", "20")
     _, err = refused.communicate(timeout=30)
     assert refused.returncode == 2 and "daily API allowance" in err
+
+
+def test_sforce_limit_info_carries_the_per_app_part_too(sf, sf_http) -> None:
+    """Issue 10 item 6: real orgs send ``api-usage=...; per-app-api-usage=...(appName=...)``."""
+    sf.query("SELECT Id FROM User LIMIT 1")
+    assert set(sf.api_usage) == {"api-usage", "per-app-api-usage"}
+    used = sf.api_usage["api-usage"].used
+    assert sf.api_usage["per-app-api-usage"].used == used
+    assert sf.api_usage["per-app-api-usage"].total == 5000
+    assert sf.api_usage["per-app-api-usage"].name == "crmsync_sandbox"
+    sf_http("POST", "/_sandbox/config", {"per_app_limit": None})
+    _, _, headers = sf_http("GET", "/services/data/v59.0/limits")
+    assert headers["Sforce-Limit-Info"] == f"api-usage={used + 1}/15000"

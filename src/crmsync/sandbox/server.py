@@ -4,6 +4,14 @@ An emulator is a plain object that turns a :class:`Request` into a :class:`Respo
 does the fault injection, the call accounting and persistence around it, the same way for
 Salesforce and HubSpot, as one WSGI application served by cheroot (see :mod:`.wsgi`).
 
+The admin API (never counted as API calls, no token needed):
+
+* ``GET /_sandbox/calls``: ``{"total", "reads", "writes", "by_endpoint", "by_status",
+  "rate_limited", "rate_limited_by_policy"}`` (see :meth:`CallLog.snapshot`);
+* ``GET|POST /_sandbox/faults``: the fault plan (:meth:`FaultPlan.from_json`);
+* ``POST /_sandbox/reset``: clear faults and counts; ``POST /_sandbox/save``: write the state file;
+* ``GET|POST /_sandbox/config`` and ``/_sandbox/records/...``: the emulator's own knobs and data.
+
 Connection-level faults (``FaultRule.kind``): ``disconnect`` answers headers that promise a body,
 sends part of it and closes the connection (nothing is applied); ``lost_response`` applies the
 call (a create lands) and then closes the connection before any byte of the answer is sent.
