@@ -177,3 +177,30 @@ def test_a_concurrent_run_leaves_the_crm_exactly_as_a_sequential_one(
             finally:
                 store.close()
     assert outcomes[4] == outcomes[1]
+
+
+def test_salesforce_updates_above_the_bulk_threshold_go_as_one_bulk_job_with_the_same_outcome(
+    tmp_path: Path,
+) -> None:
+    outcomes = {}
+    for threshold in (0, 100):
+        workdir = tmp_path / f"threshold-{threshold}"
+        workdir.mkdir()
+        with build_sandbox("salesforce", contacts=500, seed=11, anchor=ANCHOR) as server:
+            crm = Crm("salesforce", server, workdir)
+            crm.setup()
+            refused = sorted(r["id"] for r in crm.records("Contact"))[3]
+            server.install_faults({"rules": [
+                {"kind": "reject_record", "ids": [refused], "times": None,
+                 "error_code": "FIELD_CUSTOM_VALIDATION_EXCEPTION"}]})
+            summary = crm.run(full=True, bulk_threshold=threshold)
+            assert summary.exit_code == ExitCode.PARTIAL, summary.error
+            assert [r["record_id"] for r in summary.rejections] == [refused]
+            paths = set(summary.write_paths.values())
+            assert paths == ({"bulk"} if threshold else {"batches"}), summary.write_paths
+            assert (summary.counts["bulk_jobs"] > 0) == bool(threshold)
+            outcomes[threshold] = (crm_state(crm), summary.counts["field_writes"])
+            server.install_faults({"rules": []})
+            retry = crm.run(bulk_threshold=threshold)
+            assert retry.exit_code == ExitCode.OK, retry.error
+    assert outcomes[100] == outcomes[0]
