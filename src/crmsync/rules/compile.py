@@ -10,10 +10,17 @@ Three-valued logic (DESIGN.md §2) is compiled without any "unknown" value at ru
 condition yields two plain boolean expressions, *is true* and *is false*, and unknown is the
 case where neither holds. ``all`` is true when all items are true and false when any is false;
 ``any`` the reverse; ``not`` swaps the two. A rule fires on *is true* only.
+
+What is evaluated once per contact is computed once: a named condition used more than once
+(``icp_fit`` is read by five rules of the default file) is evaluated into a local holding
+True / False / None just before its first use, with short-circuits and each regex searched at
+most once, and derived facts likewise. Values are coerced in one block at the top, so every
+later check knows a fact's Python type and can format it without a generic helper.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +45,7 @@ from crmsync.rules.tree import (
     Template,
     Tree,
     iter_leaves,
+    iter_nodes,
 )
 
 #: The one-line reason reps see is cut to this length (a Salesforce Text(255)).
@@ -98,6 +106,11 @@ class _Generator:
         }
         self.constants: dict[Any, str] = {}
         self.locals: dict[str, str] = {}  # fact/derived/output name -> local variable
+        self.kinds: dict[str, str] = {}  # fact/derived/output name -> its type (for templates)
+        self.list_of_text: set[str] = set()  # collected outputs whose items are all text
+        self.hoisted: dict[str, str] = {}  # named condition -> local holding its result
+        self.shared: set[str] = set()  # named conditions worth evaluating once up front
+        self.temps = 0
         self.thresholds: list[timedelta] = []
         self.dues: list[int] = []
 
@@ -155,8 +168,9 @@ class _Generator:
             var = f"f{index}"
             self.locals[name] = var
             kind = tree.facts[name]
+            self.kinds[name] = kind
             self.emit(f"{var} = g({name!r})")
-            self.emit(f"if {var} is not None and {self._needs_coercion(var, kind)}:")
+            self.emit(f"if {self._needs_coercion(var, kind)} and {var} is not None:")
             self.namespace[f"_c_{kind}"] = _safe_coercer(kind)
             self.emit(f"{var} = _c_{kind}({var})", 2)
 
@@ -174,30 +188,126 @@ class _Generator:
         self.emit("def _evaluate(facts, K, cid):", 0)
         self.emit("g = facts.get")
         self.emit("rules = []")
+        self.emit("add = rules.append")
         self.read_facts()
+        self.plan_shared_conditions()
         for index, derived in enumerate(tree.derived.values()):
             var = f"d{index}"
             if derived.when is not None:
-                true, false = self.cond(derived.when)
-                self.emit(f"{var} = True if {true} else (False if {false} else None)")
+                self.hoist([derived.when])
+                self.tri(derived.when, var)
             else:
                 self.emit(f"{var} = {self.first_of(derived.first_of)}")
             self.locals[derived.name] = var
+            self.kinds[derived.name] = derived.kind
         reason_outputs = set(tree.reason)
         for index, decision in enumerate(tree.decisions):
             var = f"o{index}"
+            self.hoist([rule.when for rule in decision.rules])
             self.decision(decision, var, f"b{index}", decision.output in reason_outputs)
             self.locals[decision.output] = var
+            # Types known for sure: closed sets are text, sums whole numbers, collections lists.
+            if decision.closed_set is not None:
+                self.kinds[decision.output] = "str"
+            elif decision.hit == "sum":
+                self.kinds[decision.output] = "int"
+            elif decision.hit == "collect":
+                self.kinds[decision.output] = "list"
+                if all(isinstance(r.then, str) for r in decision.rules):
+                    self.list_of_text.add(decision.output)
+        self.hoist([task.when for task in tree.tasks])
         self.tasks()
-        self.reason()
+        self.fast_reason()
         status = self.locals.get("status", "'lead'")
         miss = self.locals.get("miss_type", "'none'")
         score = self.locals.get("score", "0")
         self.emit(
             f"return _Decision(cid, {status}, {miss}, {score}, reason, tuple(rules), "
-            f"tuple(tasks), {self.version!r}, {self.content_hash!r}, None)"
+            f"tuple(tasks) if tasks else (), {self.version!r}, {self.content_hash!r}, None)"
         )
         return "\n".join(self.lines) + "\n"
+
+    # -- named conditions evaluated once --------------------------------------------------
+
+    def plan_shared_conditions(self) -> None:
+        """Mark the named conditions used more than once: they are evaluated once, up front."""
+        uses: Counter[str] = Counter()
+        roots: list[Node | None] = [*self.tree.conditions.values()]
+        roots += [d.when for d in self.tree.derived.values()]
+        roots += [rule.when for decision in self.tree.decisions for rule in decision.rules]
+        roots += [task.when for task in self.tree.tasks]
+        for root in roots:
+            for node in iter_nodes(root):
+                if isinstance(node, Ref):
+                    uses[node.name] += 1
+        self.shared = {name for name, count in uses.items() if count > 1}
+
+    def hoist(self, roots: list[Node | None]) -> None:
+        """Emit the shared named conditions ``roots`` use (dependencies first), once each."""
+        for root in roots:
+            for node in iter_nodes(root):
+                if not isinstance(node, Ref) or node.name in self.hoisted:
+                    continue
+                body = self.tree.conditions[node.name]
+                self.hoist([body])  # its own shared conditions first
+                if node.name in self.shared:
+                    var = f"c{len(self.hoisted)}"
+                    self.tri(body, var)
+                    self.hoisted[node.name] = var
+
+    def temp(self) -> str:
+        self.temps += 1
+        return f"_t{self.temps}"
+
+    def tri(self, node: Node, target: str) -> None:
+        """Emit statements setting ``target`` to ``node``'s value: True, False or None.
+
+        ``all`` stops at the first false item and ``any`` at the first true one, so nothing
+        past the deciding item is evaluated (a regex included).
+        """
+        if isinstance(node, Ref):
+            if node.name in self.hoisted:
+                self.emit(f"{target} = {self.hoisted[node.name]}")
+            else:
+                self.tri(self.tree.conditions[node.name], target)
+        elif isinstance(node, Not):
+            self.tri(node.item, target)
+            self.emit(f"if {target} is not None: {target} = not {target}")
+        elif isinstance(node, All | AnyOf):
+            # Kleene: in `all`, a later item can only lower True to None or False; in `any`
+            # it can only raise False to None or True.
+            stop, keep = ("False", "True") if isinstance(node, All) else ("True", "False")
+            self.tri(node.items[0], target)
+            depth = 0
+            for item in node.items[1:]:
+                self.emit(f"if {target} is not {stop}:")
+                self.depth += 1
+                depth += 1
+                temp = self.temp()
+                self.tri(item, temp)
+                self.emit(f"if {temp} is not {keep}: {target} = {temp}")
+            self.depth -= depth
+        else:
+            self.emit(f"{target} = {self.leaf_tri(node)}")
+
+    def leaf_tri(self, leaf: Leaf) -> str:
+        """An expression for one comparison's value: True, False or None (unknown)."""
+        v = self.locals[leaf.name]
+        if leaf.op in ("is", "is_not") and (leaf.operand is True or leaf.operand is False):
+            # A coerced yes/no fact already is its own value: True, False or None.
+            if (leaf.operand is True) == (leaf.op == "is"):
+                return v
+            return f"(None if {v} is None else not {v})"
+        parts = self.leaf_parts(leaf)
+        if parts is None:  # pragma: no cover - every operator has parts today
+            true, false = self.leaf(leaf)
+            return f"(True if {true} else (False if {false} else None))"
+        present, hit = parts
+        if present is None:
+            return f"({hit})"
+        if present == f"{v} is not None":
+            return f"(None if {v} is None else ({hit}))"
+        return f"(None if not ({present}) else ({hit}))"
 
     @staticmethod
     def _needs_coercion(var: str, kind: str) -> str:
@@ -232,7 +342,7 @@ class _Generator:
                     value = self.const(rule.then)
                 self.emit(f"{keyword} {true}:")
                 self.emit(f"{var} = {value}", 2)
-                self.emit(f"rules.append({rule.id!r})", 2)
+                self.emit(f"add({rule.id!r})", 2)
                 if in_reason:
                     self.emit(f"{because_var} = {self.template(rule.because)}", 2)
                 keyword = "elif"
@@ -247,8 +357,11 @@ class _Generator:
             self.emit(f"{var} = {int(decision.default or 0)}")
         else:
             self.emit(f"{var} = []")
+        # Joined as it goes: no list per contact, and nothing built when nothing fires. Only
+        # when no text can come out empty (an empty part would still count in a join).
+        as_text = all(_never_empty(rule.because) for rule in decision.rules)
         if in_reason:
-            self.emit(f"{because_var} = []")
+            self.emit(f"{because_var} = ''" if as_text else f"{because_var} = []")
         for rule in decision.rules:
             true = self.cond(rule.when)[0] if rule.when is not None else "True"
             self.emit(f"if {true}:")
@@ -256,14 +369,21 @@ class _Generator:
                 self.emit(f"{var} += {int(rule.add)}", 2)
             else:
                 self.emit(f"{var}.append({self.const(rule.then)})", 2)
-            self.emit(f"rules.append({rule.id!r})", 2)
-            if in_reason:
+            self.emit(f"add({rule.id!r})", 2)
+            if in_reason and as_text:
+                text = self.template(rule.because)
+                self.emit(f"{because_var} = {because_var} + ' + ' + {text} if {because_var} "
+                          f"else {text}", 2)
+            elif in_reason:
                 self.emit(f"{because_var}.append({self.template(rule.because)})", 2)
-        if decision.minimum is not None:
+        if decision.minimum is not None and decision.maximum is not None:
             self.emit(f"if {var} < {decision.minimum}: {var} = {decision.minimum}")
-        if decision.maximum is not None:
+            self.emit(f"elif {var} > {decision.maximum}: {var} = {decision.maximum}")
+        elif decision.minimum is not None:
+            self.emit(f"if {var} < {decision.minimum}: {var} = {decision.minimum}")
+        elif decision.maximum is not None:
             self.emit(f"if {var} > {decision.maximum}: {var} = {decision.maximum}")
-        if in_reason:
+        if in_reason and not as_text:
             self.emit(f"{because_var} = ' + '.join({because_var})")
 
     def tasks(self) -> None:
@@ -284,7 +404,7 @@ class _Generator:
                 f"{task.close_when_obsolete!r}))",
                 2,
             )
-            self.emit(f"rules.append({task.id!r})", 2)
+            self.emit(f"add({task.id!r})", 2)
             if task.purpose in shared:
                 self.emit(f"purposes.add({task.purpose!r})", 2)
 
@@ -301,14 +421,58 @@ class _Generator:
                 parts.append(f"b{index}")
         self.emit(f"reason = _reason([{', '.join(parts)}])")
 
+    def fast_reason(self) -> None:
+        """Emit the reason line as :func:`compose_reason` builds it, without a list or a call.
+
+        Only when the headline can never be empty (every text of the first output has literal
+        text); otherwise the general :meth:`reason`.
+        """
+        outputs = [d.output for d in self.tree.decisions]
+        if not self.tree.reason:
+            self.reason()
+            return
+        head = self.tree.decisions[outputs.index(self.tree.reason[0])]
+        texts = [r.because for r in head.rules]
+        if head.hit == "first":
+            texts.append(head.default_because)
+        if head.hit != "first" or not all(_never_empty(t) for t in texts):
+            self.reason()
+            return
+        headline = f"b{outputs.index(head.output)}"
+        self.emit("r = ''")
+        for output in self.tree.reason[1:]:
+            index = outputs.index(output)
+            decision = self.tree.decisions[index]
+            part = f"b{index}"
+            test = part
+            if decision.hit == "first":
+                # Past the headline, an output at its default value says nothing new.
+                test = f"o{index} != {self.const(decision.default)} and {part}"
+            self.emit(f"if {test}: r = r + '; ' + {part} if r else {part}")
+        self.emit(f"reason = {headline} + ('; ' if ': ' in {headline} else ': ') + r "
+                  f"if r else {headline}")
+        self.emit(f"if len(reason) > {REASON_MAX}: reason = reason[:{REASON_MAX - 1}] + '…'")
+
     def template(self, template: Template) -> str:
         pieces = []
         for part in template.parts:
             if isinstance(part, Placeholder):
-                pieces.append(f"_fmt({self.locals[part.name]}, {part.fallback!r})")
+                pieces.append(self.placeholder(part))
             else:
                 pieces.append(repr(part))
         return " + ".join(pieces) if pieces else "''"
+
+    def placeholder(self, part: Placeholder) -> str:
+        """Format one placeholder; inline where the value's Python type is known."""
+        var, kind = self.locals[part.name], self.kinds.get(part.name)
+        fallback = repr(part.fallback)
+        if kind == "str":  # coerced text is never empty, so it prints as itself
+            return f"({var} if {var} is not None else {fallback})"
+        if kind == "int":
+            return f"(str({var}) if {var} is not None else {fallback})"
+        if kind == "list" and part.name in self.list_of_text:
+            return f"(', '.join({var}) if {var} else {fallback})"
+        return f"_fmt({var}, {fallback})"
 
     # -- conditions -----------------------------------------------------------------------
 
@@ -326,67 +490,90 @@ class _Generator:
             true, false = self.cond(node.item)
             return false, true
         if isinstance(node, Ref):
+            if node.name in self.hoisted:
+                var = self.hoisted[node.name]
+                return f"({var} is True)", f"({var} is False)"
             return self.cond(self.tree.conditions[node.name])
         return self.leaf(node)
 
     def leaf(self, leaf: Leaf) -> tuple[str, str]:
         v = self.locals[leaf.name]
         op, operand = leaf.op, leaf.operand
+        if op in ("is", "is_not") and not isinstance(operand, FactRef):
+            # Facts are coerced, so ``is true`` is an identity test, and an equality with a
+            # literal is false for a missing value without testing for None first.
+            if operand is True or operand is False:
+                same, other = f"({v} is {operand})", f"({v} is {not operand})"
+            else:
+                c = self.const(operand)
+                same, other = f"({v} == {c})", f"({v} is not None and {v} != {c})"
+            return (same, other) if op == "is" else (other, same)
+        if op == "in":
+            c = self.const(operand)
+            return f"({v} in {c})", f"({v} is not None and {v} not in {c})"
+        if op == "not_in":
+            c = self.const(operand)
+            return f"({v} is not None and {v} not in {c})", f"({v} in {c})"
+        parts = self.leaf_parts(leaf)
+        if parts is None:  # pragma: no cover - every operator has parts today
+            raise AssertionError(f"no code for operator {op!r}")
+        present, hit = parts
+        if present is None:
+            return f"({hit})", f"(not {hit})"
+        return f"({present} and {hit})", f"({present} and not {hit})"
+
+    def leaf_parts(self, leaf: Leaf) -> tuple[str | None, str] | None:
+        """``(present, hit)``: the comparison is unknown unless ``present`` holds (``None``:
+        never unknown), and then true exactly when ``hit`` holds."""
+        v = self.locals[leaf.name]
+        op, operand = leaf.op, leaf.operand
         present = f"{v} is not None"
-        if leaf.kind == "list" and op in ("exists", "missing"):
-            # A collected output is never null; it "exists" when something was collected.
-            return (f"(len({v}) > 0)", f"(len({v}) == 0)")[:: 1 if op == "exists" else -1]
-        if op == "exists":
-            return f"({v} is not None)", f"({v} is None)"
-        if op == "missing":
-            return f"({v} is None)", f"({v} is not None)"
         if leaf.kind == "list":
-            item = self.const(operand)
-            return f"({item} in {v})", f"({item} not in {v})"
+            # A collected output is never null; it "exists" when something was collected.
+            if op == "exists":
+                return None, f"len({v}) > 0"
+            if op == "missing":
+                return None, f"len({v}) == 0"
+            return None, f"{self.const(operand)} in {v}"
+        if op == "exists":
+            return None, f"{v} is not None"
+        if op == "missing":
+            return None, f"{v} is None"
         if isinstance(operand, FactRef):
             w = self.locals[operand.name]
-            both = f"{v} is not None and {w} is not None"
-            true_op, false_op = _COMPARISONS[op]
-            return f"({both} and {v} {true_op} {w})", f"({both} and {v} {false_op} {w})"
+            return f"{v} is not None and {w} is not None", f"{v} {_COMPARISONS[op][0]} {w}"
         if op in _COMPARISONS:
-            true_op, false_op = _COMPARISONS[op]
-            c = self.const(operand)
-            return f"({present} and {v} {true_op} {c})", f"({present} and {v} {false_op} {c})"
-        if op in ("in", "not_in"):
-            c = self.const(operand)
-            true, false = f"({v} in {c})", f"({present} and {v} not in {c})"
-            return (true, false) if op == "in" else (false, true)
+            return present, f"{v} {_COMPARISONS[op][0]} {self.const(operand)}"
+        if op == "in":
+            return present, f"{v} in {self.const(operand)}"
+        if op == "not_in":
+            return present, f"{v} not in {self.const(operand)}"
         if op == "between":
             low, high = self.const(operand[0]), self.const(operand[1])
-            inside = f"{low} <= {v} <= {high}"
-            return f"({present} and {inside})", f"({present} and not {inside})"
-        if op in ("within_days", "older_than_days"):
-            limit = self.threshold(operand)
-            true, false = f"({present} and {v} >= {limit})", f"({present} and {v} < {limit})"
-            return (true, false) if op == "within_days" else (false, true)
+            return present, f"{low} <= {v} <= {high}"
+        if op == "within_days":
+            return present, f"{v} >= {self.threshold(operand)}"
+        if op == "older_than_days":
+            return present, f"{v} < {self.threshold(operand)}"
         if op == "matches":
             # The RE2 set's own search, bound as a constant: no attribute lookup per contact.
             search = self.const(operand.search_prefix)
-            hit = f"{search}({v}[:{MAX_SUBJECT}]) is not None"
-            return f"({present} and {hit})", f"({present} and not {hit})"
-        return self.text_leaf(v, op, operand)
+            return present, f"{search}({v}[:{MAX_SUBJECT}]) is not None"
+        return present, self.text_hit(v, op, operand)
 
-    def text_leaf(self, v: str, op: str, needles: tuple[str, ...]) -> tuple[str, str]:
-        present = f"{v} is not None"
+    def text_hit(self, v: str, op: str, needles: tuple[str, ...]) -> str:
         if op == "contains":
             if len(needles) == 1:
-                hit = f"{needles[0]!r} in {v}.casefold()"
-            else:
-                import re
+                return f"{needles[0]!r} in {v}.casefold()"
+            import re
 
-                pattern = re.compile("|".join(re.escape(n) for n in needles))
-                hit = f"{self.const(pattern)}.search({v}.casefold()) is not None"
-        elif op in ("starts_with", "ends_with"):
+            # One scan for all the words, not one substring search per word.
+            pattern = re.compile("|".join(re.escape(n) for n in needles))
+            return f"{self.const(pattern.search)}({v}.casefold()) is not None"
+        if op in ("starts_with", "ends_with"):
             method = "startswith" if op == "starts_with" else "endswith"
-            hit = f"{v}.strip().casefold().{method}({self.const(tuple(needles))})"
-        else:  # text_is
-            hit = f"{v}.strip().casefold() in {self.const(frozenset(needles))}"
-        return f"({present} and {hit})", f"({present} and not {hit})"
+            return f"{v}.strip().casefold().{method}({self.const(tuple(needles))})"
+        return f"{v}.strip().casefold() in {self.const(frozenset(needles))}"  # text_is
 
 
 #: Operator -> (Python operator when true, Python operator when false).
@@ -398,6 +585,11 @@ _COMPARISONS: dict[str, tuple[str, str]] = {
     "more_than": (">", "<="),
     "less_than": ("<", ">="),
 }
+
+
+def _never_empty(template: Template) -> bool:
+    """Whether ``template`` always renders to some text (it has literal text of its own)."""
+    return any(isinstance(part, str) and part for part in template.parts)
 
 
 def _safe_coercer(kind: str) -> Callable[[Any], Any]:

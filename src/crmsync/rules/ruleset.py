@@ -99,10 +99,16 @@ class RuleSet:
         if facts.__class__ is not dict and not isinstance(facts, Mapping):
             facts = {}
         if contact_id is None:
-            contact_id = to_str(facts.get("id")) or ""
+            contact_id = facts.get("id")
+            # The common case (a clean text id) without a call; anything else is coerced.
+            if (contact_id.__class__ is not str or not contact_id
+                    or contact_id != contact_id.strip()):
+                contact_id = to_str(contact_id) or ""
         if self._derives_domain and facts.get("email_domain") is None:
             facts = with_email_domain(facts)
-        constants = self._constants_for(now)
+        cached_now, constants = self._cache
+        if now is not cached_now:
+            constants = self._constants_for(now)
         try:
             if explain:
                 return self._explain(facts, constants, contact_id)
