@@ -81,17 +81,23 @@ class Compiled:
         source: The generated Python source.
         thresholds: Day spans used by within/older-than checks (``K[1:1+len]``).
         dues: Business-day counts used by tasks (after the thresholds in ``K``).
+        coerced: The same evaluator for facts already coerced to their types (by
+            :mod:`crmsync.coerce`, as a connector's field map does): it skips the type test of
+            every fact. ``None`` for the explaining evaluator.
     """
 
     function: Callable[[Any, tuple[Any, ...], str], DecisionRecord]
     source: str
     thresholds: list[timedelta] = field(default_factory=list)
     dues: list[int] = field(default_factory=list)
+    coerced: Callable[[Any, tuple[Any, ...], str], DecisionRecord] | None = None
 
 
 class _Generator:
-    def __init__(self, tree: Tree, version: str, content_hash: str) -> None:
+    def __init__(self, tree: Tree, version: str, content_hash: str, *,
+                 coerced: bool = False) -> None:
         self.tree = tree
+        self.coerced = coerced  # facts arrive already coerced: no type tests when reading
         self.version = version
         self.content_hash = content_hash
         self.lines: list[str] = []
@@ -110,6 +116,8 @@ class _Generator:
         self.list_of_text: set[str] = set()  # collected outputs whose items are all text
         self.hoisted: dict[str, str] = {}  # named condition -> local holding its result
         self.shared: set[str] = set()  # named conditions worth evaluating once up front
+        self.never_none: set[str] = set()  # locals that always hold a value (decided outputs)
+        self.lazy: set[str] = set()  # facts only templates print: read when printed
         self.temps = 0
         self.thresholds: list[timedelta] = []
         self.dues: list[int] = []
@@ -169,9 +177,13 @@ class _Generator:
             self.locals[name] = var
             kind = tree.facts[name]
             self.kinds[name] = kind
-            self.emit(f"{var} = g({name!r})")
-            self.emit(f"if {self._needs_coercion(var, kind)} and {var} is not None:")
             self.namespace[f"_c_{kind}"] = _safe_coercer(kind)
+            if name in self.lazy:
+                continue
+            self.emit(f"{var} = g({name!r})")
+            if self.coerced:
+                continue
+            self.emit(f"if {self._needs_coercion(var, kind)} and {var} is not None:")
             self.emit(f"{var} = _c_{kind}({var})", 2)
 
     def first_of(self, facts: tuple[str, ...]) -> str:
@@ -189,6 +201,7 @@ class _Generator:
         self.emit("g = facts.get")
         self.emit("rules = []")
         self.emit("add = rules.append")
+        self.lazy = self.template_only_facts()
         self.read_facts()
         self.plan_shared_conditions()
         for index, derived in enumerate(tree.derived.values()):
@@ -206,6 +219,8 @@ class _Generator:
             self.hoist([rule.when for rule in decision.rules])
             self.decision(decision, var, f"b{index}", decision.output in reason_outputs)
             self.locals[decision.output] = var
+            if decision.hit in ("first", "sum"):
+                self.never_none.add(var)  # a default, a literal or a present fact; never null
             # Types known for sure: closed sets are text, sums whole numbers, collections lists.
             if decision.closed_set is not None:
                 self.kinds[decision.output] = "str"
@@ -226,6 +241,21 @@ class _Generator:
             f"tuple(tasks) if tasks else (), {self.version!r}, {self.content_hash!r}, None)"
         )
         return "\n".join(self.lines) + "\n"
+
+    def template_only_facts(self) -> set[str]:
+        """Facts that only texts print (``first_name`` in a task subject): read on demand."""
+        tree = self.tree
+        read: set[str] = set()
+        for leaf in iter_leaves(tree):
+            if leaf.source == "fact":
+                read.add(leaf.name)
+            if isinstance(leaf.operand, FactRef):
+                read.add(leaf.operand.name)
+        for derived in tree.derived.values():
+            read.update(derived.first_of)
+        for decision in tree.decisions:
+            read.update(r.then.name for r in decision.rules if isinstance(r.then, FactRef))
+        return {name for name in tree.facts_used if name not in read}
 
     # -- named conditions evaluated once --------------------------------------------------
 
@@ -283,12 +313,26 @@ class _Generator:
                 self.emit(f"if {target} is not {stop}:")
                 self.depth += 1
                 depth += 1
+                simple = self.simple_tri(item)
+                if simple is not None:  # a local already holding the value: no temporary
+                    self.emit(f"if {simple} is not {keep}: {target} = {simple}")
+                    continue
                 temp = self.temp()
                 self.tri(item, temp)
                 self.emit(f"if {temp} is not {keep}: {target} = {temp}")
             self.depth -= depth
         else:
             self.emit(f"{target} = {self.leaf_tri(node)}")
+
+    def simple_tri(self, node: Node) -> str | None:
+        """The local holding ``node``'s value when there is one (a shared condition, a yes/no
+        fact tested with ``is true``), else ``None``."""
+        if isinstance(node, Ref) and node.name in self.hoisted:
+            return self.hoisted[node.name]
+        if (isinstance(node, Leaf) and node.op == "is" and node.operand is True
+                and node.kind == "bool"):
+            return self.locals[node.name]
+        return None
 
     def leaf_tri(self, leaf: Leaf) -> str:
         """An expression for one comparison's value: True, False or None (unknown)."""
@@ -311,19 +355,23 @@ class _Generator:
 
     @staticmethod
     def _needs_coercion(var: str, kind: str) -> str:
-        """The cheap test for "this value is not already of its fact's type"."""
+        """The cheap test for "this value is not already of its fact's type".
+
+        ``type(x)`` rather than ``x.__class__``: CPython 3.11 specialises the call to ``type``
+        with one argument, which halves the cost of the test run once per fact per contact.
+        """
         if kind == "str":
             # Text is stripped (crmsync.coerce); most values have nothing to strip.
-            return f"({var}.__class__ is not str or not {var} or {var} != {var}.strip())"
+            return f"(type({var}) is not str or not {var} or {var} != {var}.strip())"
         if kind == "int":
-            return f"{var}.__class__ is not int"
+            return f"type({var}) is not int"
         if kind == "number":
             # x - x != 0.0 catches NaN and infinities, which are treated as missing.
-            return (f"{var}.__class__ is not int and ({var}.__class__ is not float "
+            return (f"type({var}) is not int and (type({var}) is not float "
                     f"or {var} - {var} != 0.0)")
         if kind == "bool":
-            return f"{var}.__class__ is not bool"
-        return f"({var}.__class__ is not _datetime or {var}.tzinfo is None)"
+            return f"type({var}) is not bool"
+        return f"(type({var}) is not _datetime or {var}.tzinfo is None)"
 
     def decision(self, decision: Decision, var: str, because_var: str, in_reason: bool) -> None:
         if decision.hit == "first":
@@ -466,6 +514,8 @@ class _Generator:
         """Format one placeholder; inline where the value's Python type is known."""
         var, kind = self.locals[part.name], self.kinds.get(part.name)
         fallback = repr(part.fallback)
+        if part.name in self.lazy:
+            return f"_fmt(_c_{kind}(g({part.name!r})), {fallback})"
         if kind == "str":  # coerced text is never empty, so it prints as itself
             return f"({var} if {var} is not None else {fallback})"
         if kind == "int":
@@ -506,7 +556,10 @@ class _Generator:
                 same, other = f"({v} is {operand})", f"({v} is {not operand})"
             else:
                 c = self.const(operand)
-                same, other = f"({v} == {c})", f"({v} is not None and {v} != {c})"
+                differs = f"{v} != {c}"
+                if v not in self.never_none:
+                    differs = f"{v} is not None and {differs}"
+                same, other = f"({v} == {c})", f"({differs})"
             return (same, other) if op == "is" else (other, same)
         if op == "in":
             c = self.const(operand)
@@ -527,13 +580,13 @@ class _Generator:
         never unknown), and then true exactly when ``hit`` holds."""
         v = self.locals[leaf.name]
         op, operand = leaf.op, leaf.operand
-        present = f"{v} is not None"
+        present: str | None = None if v in self.never_none else f"{v} is not None"
         if leaf.kind == "list":
             # A collected output is never null; it "exists" when something was collected.
             if op == "exists":
-                return None, f"len({v}) > 0"
+                return None, f"{v} != []"
             if op == "missing":
-                return None, f"len({v}) == 0"
+                return None, f"{v} == []"
             return None, f"{self.const(operand)} in {v}"
         if op == "exists":
             return None, f"{v} is not None"
@@ -605,10 +658,16 @@ def _safe_coercer(kind: str) -> Callable[[Any], Any]:
 
 
 def compile_tree(tree: Tree, *, version: str, content_hash: str) -> Compiled:
-    """Generate, compile and return the evaluator for ``tree``."""
-    generator = _Generator(tree, version, content_hash)
-    source = generator.generate()
-    code = compile(source, f"<crmsync rules {content_hash[:12]}>", "exec")
-    namespace = dict(generator.namespace)
-    exec(code, namespace)  # noqa: S102 - generated from a validated tree, see module docstring
-    return Compiled(namespace["_evaluate"], source, generator.thresholds, generator.dues)
+    """Generate, compile and return the evaluator for ``tree`` (and its coerced-facts twin)."""
+    built = []
+    for coerced in (False, True):
+        generator = _Generator(tree, version, content_hash, coerced=coerced)
+        source = generator.generate()
+        code = compile(source, f"<crmsync rules {content_hash[:12]}>", "exec")
+        namespace = dict(generator.namespace)
+        exec(code, namespace)  # noqa: S102 - generated from a validated tree (module docstring)
+        built.append((namespace["_evaluate"], source, generator))
+    (function, source, generator), (coerced_function, _, twin) = built
+    if (twin.thresholds, twin.dues) != (generator.thresholds, generator.dues):
+        raise AssertionError("the two evaluators disagree on the K layout")  # a bug of ours
+    return Compiled(function, source, generator.thresholds, generator.dues, coerced_function)

@@ -52,6 +52,7 @@ class RuleSet:
         self.outputs: tuple[str, ...] = tuple(d.output for d in tree.decisions)
         compiled = compile_tree(tree, version=self.version, content_hash=content_hash)
         self._function = compiled.function
+        self._coerced_function = compiled.coerced or compiled.function
         self.source = compiled.source
         explained = compile_explain(tree, version=self.version, content_hash=content_hash)
         if (explained.thresholds, explained.dues) != (compiled.thresholds, compiled.dues):
@@ -83,6 +84,7 @@ class RuleSet:
         now: datetime,
         contact_id: str | None = None,
         explain: bool = False,
+        coerced: bool = False,
     ) -> Decision:
         """Decide one contact.
 
@@ -92,17 +94,21 @@ class RuleSet:
             now: The run's clock (a naive value is taken as UTC).
             contact_id: The contact's id; defaults to ``facts["id"]``.
             explain: Attach the full trace (slower).
+            coerced: The caller promises every fact already has its type, as
+                :func:`crmsync.coerce.coerce` gives it (what a connector's field map hands a
+                run): the per-fact type tests are skipped. A broken promise is not a crash (a
+                value that cannot be compared falls back to the coercing interpreter), but can
+                decide differently (``"yes"`` for a yes/no fact is then not true).
 
         Returns:
             The decision; ``status`` and ``miss_type`` are always from their closed sets.
         """
-        if facts.__class__ is not dict and not isinstance(facts, Mapping):
+        if type(facts) is not dict and not isinstance(facts, Mapping):
             facts = {}
         if contact_id is None:
             contact_id = facts.get("id")
             # The common case (a clean text id) without a call; anything else is coerced.
-            if (contact_id.__class__ is not str or not contact_id
-                    or contact_id != contact_id.strip()):
+            if type(contact_id) is not str or not contact_id or contact_id != contact_id.strip():
                 contact_id = to_str(contact_id) or ""
         if self._derives_domain and facts.get("email_domain") is None:
             facts = with_email_domain(facts)
@@ -112,6 +118,8 @@ class RuleSet:
         try:
             if explain:
                 return self._explain(facts, constants, contact_id)
+            if coerced:
+                return self._coerced_function(facts, constants, contact_id)
             return self._function(facts, constants, contact_id)
         except Exception:  # noqa: BLE001 - belt and braces: odd data must never stop a run
             return self._interpret(facts, constants, contact_id, explain=explain)
