@@ -29,9 +29,8 @@ from .conftest import ANCHOR, ROOT, Crm
 def _stricter_rules(tmp: Path) -> Path:
     """The default rules with the ICP size minimum raised from 50 to 2,000 employees."""
     doc = json.loads((ROOT / "rules/default.json").read_text("utf-8"))
-    size = doc["conditions"]["icp_size"]
-    assert size["between"][0] == 50, "the test edits the ICP size minimum"
-    size["between"] = [2000, size["between"][1]]
+    assert doc["params"]["icp_min_employees"] == 50, "the test edits the ICP size minimum"
+    doc["params"]["icp_min_employees"] = 2000
     doc["version"] = "stricter-2026.12"
     path = tmp / "stricter.json"
     path.write_text(json.dumps(doc, indent=2), "utf-8")
