@@ -29,7 +29,7 @@ from typing import Any
 
 from crmsync.model import Decision as DecisionRecord
 from crmsync.model import TaskSpec
-from crmsync.rules.facts import COERCERS, coerce
+from crmsync.rules.facts import COERCERS, coerce, domain_of_email
 from crmsync.rules.regexes import MAX_SUBJECT
 from crmsync.rules.templates import format_value
 from crmsync.rules.tree import (
@@ -109,6 +109,7 @@ class _Generator:
             "_reason": compose_reason,
             "_norm": normalise_closed,
             "_datetime": datetime,
+            "_domain": domain_of_email,
         }
         self.constants: dict[Any, str] = {}
         self.locals: dict[str, str] = {}  # fact/derived/output name -> local variable
@@ -181,6 +182,8 @@ class _Generator:
             if name in self.lazy:
                 continue
             self.emit(f"{var} = g({name!r})")
+            if name == "email_domain":  # derived from the email when missing (DESIGN.md §2)
+                self.emit(f"if {var} is None: {var} = _domain(g('email'))")
             if self.coerced:
                 continue
             self.emit(f"if {self._needs_coercion(var, kind)} and {var} is not None:")
@@ -201,6 +204,11 @@ class _Generator:
         self.emit("g = facts.get")
         self.emit("rules = []")
         self.emit("add = rules.append")
+        self.emit("if cid is None:")  # the contact's id, as text (RuleSet.evaluate's default)
+        self.emit("cid = g('id')", 2)
+        self.emit("if type(cid) is not str or not cid or cid != cid.strip():", 2)
+        self.emit("cid = _c_str(cid) or ''", 3)
+        self.namespace["_c_str"] = _safe_coercer("str")
         self.lazy = self.template_only_facts()
         self.read_facts()
         self.plan_shared_conditions()
@@ -255,6 +263,7 @@ class _Generator:
             read.update(derived.first_of)
         for decision in tree.decisions:
             read.update(r.then.name for r in decision.rules if isinstance(r.then, FactRef))
+        read.add("email_domain")  # derived from the email as it is read
         return {name for name in tree.facts_used if name not in read}
 
     # -- named conditions evaluated once --------------------------------------------------
@@ -609,9 +618,13 @@ class _Generator:
         if op == "older_than_days":
             return present, f"{v} < {self.threshold(operand)}"
         if op == "matches":
-            # The RE2 set's own search, bound as a constant: no attribute lookup per contact.
+            # The searches are bound as constants: no attribute lookup per contact.
             search = self.const(operand.search_prefix)
-            return present, f"{search}({v}[:{MAX_SUBJECT}]) is not None"
+            if operand.ascii_search is None:
+                return present, f"{search}({v}[:{MAX_SUBJECT}]) is not None"
+            fast = self.const(operand.ascii_search)
+            return present, (f"({fast}({v}[:{MAX_SUBJECT}]) if {v}.isascii() "
+                             f"else {search}({v}[:{MAX_SUBJECT}])) is not None")
         return present, self.text_hit(v, op, operand)
 
     def text_hit(self, v: str, op: str, needles: tuple[str, ...]) -> str:

@@ -14,7 +14,13 @@ from crmsync.rules.compile import compile_tree
 from crmsync.rules.compile_explain import compile_explain
 from crmsync.rules.dates import add_business_days
 from crmsync.rules.explain import Interpreter
-from crmsync.rules.facts import FACT_TYPES, NAME_PATTERN, fact_catalogue, to_str
+from crmsync.rules.facts import (
+    FACT_TYPES,
+    NAME_PATTERN,
+    domain_of_email,
+    fact_catalogue,
+    to_str,
+)
 from crmsync.rules.jsonpos import JSONPositionError, parse
 from crmsync.rules.tree import Tree
 from crmsync.rules.validate import check_document
@@ -105,24 +111,30 @@ class RuleSet:
         """
         if type(facts) is not dict and not isinstance(facts, Mapping):
             facts = {}
-        if contact_id is None:
-            contact_id = facts.get("id")
-            # The common case (a clean text id) without a call; anything else is coerced.
-            if type(contact_id) is not str or not contact_id or contact_id != contact_id.strip():
-                contact_id = to_str(contact_id) or ""
-        if self._derives_domain and facts.get("email_domain") is None:
-            facts = with_email_domain(facts)
         cached_now, constants = self._cache
         if now is not cached_now:
             constants = self._constants_for(now)
         try:
             if explain:
+                facts, contact_id = self._prepared(facts, contact_id)
                 return self._explain(facts, constants, contact_id)
+            # The compiled evaluators read the id and derive email_domain themselves.
             if coerced:
                 return self._coerced_function(facts, constants, contact_id)
             return self._function(facts, constants, contact_id)
         except Exception:  # noqa: BLE001 - belt and braces: odd data must never stop a run
+            facts, contact_id = self._prepared(facts, contact_id)
             return self._interpret(facts, constants, contact_id, explain=explain)
+
+    def _prepared(self, facts: Mapping[str, Any],
+                  contact_id: str | None) -> tuple[Mapping[str, Any], str]:
+        """The facts with ``email_domain`` derived, and the contact id (for the explaining
+        evaluator and the interpreter; the compiled evaluators do this inline)."""
+        if contact_id is None:
+            contact_id = to_str(facts.get("id")) or ""
+        if self._derives_domain and facts.get("email_domain") is None:
+            facts = with_email_domain(facts)
+        return facts, contact_id
 
     def _interpret(self, facts: Mapping[str, Any], constants: tuple[Any, ...], contact_id: str,
                    *, explain: bool) -> Decision:
@@ -244,8 +256,5 @@ def _check_extra_facts(extra: Mapping[str, str] | None, filename: str) -> list[D
 
 def with_email_domain(facts: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return ``facts`` with ``email_domain`` derived from ``email`` when it can be."""
-    email = facts.get("email")
-    if not isinstance(email, str) or "@" not in email:
-        return facts
-    domain = email.rpartition("@")[2].strip().lower()
+    domain = domain_of_email(facts.get("email"))
     return {**facts, "email_domain": domain} if domain else facts
