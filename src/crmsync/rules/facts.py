@@ -18,7 +18,7 @@ from crmsync.model import CANONICAL_FACTS as _MODEL_FACTS
 
 __all__ = [
     "CANONICAL_FACTS", "COERCERS", "EXACT_CLASSES", "FACT_TYPES", "NAME_PATTERN", "coerce",
-    "fact_catalogue", "to_bool", "to_datetime", "to_int", "to_number", "to_str",
+    "domain_of_email", "fact_catalogue", "to_bool", "to_datetime", "to_int", "to_number", "to_str",
 ]
 
 #: Fact types a rule file can reason about.
@@ -38,6 +38,13 @@ EXACT_CLASSES: Mapping[str, tuple[type, ...]] = {
     "bool": (bool,),
     "datetime": (datetime,),
 }
+
+
+def domain_of_email(email: object) -> str | None:
+    """The ``email_domain`` fact derived from an ``email`` value (DESIGN.md §2), or None."""
+    if not isinstance(email, str) or "@" not in email:
+        return None
+    return email.rpartition("@")[2].strip().lower() or None
 
 
 def fact_catalogue(extra_facts: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -14,7 +14,13 @@ from crmsync.rules.compile import compile_tree
 from crmsync.rules.compile_explain import compile_explain
 from crmsync.rules.dates import add_business_days
 from crmsync.rules.explain import Interpreter
-from crmsync.rules.facts import FACT_TYPES, NAME_PATTERN, fact_catalogue, to_str
+from crmsync.rules.facts import (
+    FACT_TYPES,
+    NAME_PATTERN,
+    domain_of_email,
+    fact_catalogue,
+    to_str,
+)
 from crmsync.rules.jsonpos import JSONPositionError, parse
 from crmsync.rules.tree import Tree
 from crmsync.rules.validate import check_document
@@ -52,6 +58,7 @@ class RuleSet:
         self.outputs: tuple[str, ...] = tuple(d.output for d in tree.decisions)
         compiled = compile_tree(tree, version=self.version, content_hash=content_hash)
         self._function = compiled.function
+        self._coerced_function = compiled.coerced or compiled.function
         self.source = compiled.source
         explained = compile_explain(tree, version=self.version, content_hash=content_hash)
         if (explained.thresholds, explained.dues) != (compiled.thresholds, compiled.dues):
@@ -83,6 +90,7 @@ class RuleSet:
         now: datetime,
         contact_id: str | None = None,
         explain: bool = False,
+        coerced: bool = False,
     ) -> Decision:
         """Decide one contact.
 
@@ -92,23 +100,41 @@ class RuleSet:
             now: The run's clock (a naive value is taken as UTC).
             contact_id: The contact's id; defaults to ``facts["id"]``.
             explain: Attach the full trace (slower).
+            coerced: The caller promises every fact already has its type, as
+                :func:`crmsync.coerce.coerce` gives it (what a connector's field map hands a
+                run): the per-fact type tests are skipped. A broken promise is not a crash (a
+                value that cannot be compared falls back to the coercing interpreter), but can
+                decide differently (``"yes"`` for a yes/no fact is then not true).
 
         Returns:
             The decision; ``status`` and ``miss_type`` are always from their closed sets.
         """
-        if facts.__class__ is not dict and not isinstance(facts, Mapping):
+        if type(facts) is not dict and not isinstance(facts, Mapping):
             facts = {}
+        cached_now, constants = self._cache
+        if now is not cached_now:
+            constants = self._constants_for(now)
+        try:
+            if explain:
+                facts, contact_id = self._prepared(facts, contact_id)
+                return self._explain(facts, constants, contact_id)
+            # The compiled evaluators read the id and derive email_domain themselves.
+            if coerced:
+                return self._coerced_function(facts, constants, contact_id)
+            return self._function(facts, constants, contact_id)
+        except Exception:  # noqa: BLE001 - belt and braces: odd data must never stop a run
+            facts, contact_id = self._prepared(facts, contact_id)
+            return self._interpret(facts, constants, contact_id, explain=explain)
+
+    def _prepared(self, facts: Mapping[str, Any],
+                  contact_id: str | None) -> tuple[Mapping[str, Any], str]:
+        """The facts with ``email_domain`` derived, and the contact id (for the explaining
+        evaluator and the interpreter; the compiled evaluators do this inline)."""
         if contact_id is None:
             contact_id = to_str(facts.get("id")) or ""
         if self._derives_domain and facts.get("email_domain") is None:
             facts = with_email_domain(facts)
-        constants = self._constants_for(now)
-        try:
-            if explain:
-                return self._explain(facts, constants, contact_id)
-            return self._function(facts, constants, contact_id)
-        except Exception:  # noqa: BLE001 - belt and braces: odd data must never stop a run
-            return self._interpret(facts, constants, contact_id, explain=explain)
+        return facts, contact_id
 
     def _interpret(self, facts: Mapping[str, Any], constants: tuple[Any, ...], contact_id: str,
                    *, explain: bool) -> Decision:
@@ -230,8 +256,5 @@ def _check_extra_facts(extra: Mapping[str, str] | None, filename: str) -> list[D
 
 def with_email_domain(facts: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return ``facts`` with ``email_domain`` derived from ``email`` when it can be."""
-    email = facts.get("email")
-    if not isinstance(email, str) or "@" not in email:
-        return facts
-    domain = email.rpartition("@")[2].strip().lower()
+    domain = domain_of_email(facts.get("email"))
     return {**facts, "email_domain": domain} if domain else facts

@@ -365,13 +365,10 @@ class ConditionChecks(CheckerBase):
     def _literal(self, raw: Any, kind: str, name: str, pointer: str) -> Any:
         """Check a literal against a subject's type; return it normalised or ``_INVALID``."""
         ok: Any = _INVALID
-        if kind == "str" and isinstance(raw, str):
-            ok = raw
-        elif kind in ("int", "number") and isinstance(raw, int | float) and not isinstance(
-            raw, bool
-        ):
-            ok = raw
-        elif kind == "bool" and isinstance(raw, bool):
+        is_number = isinstance(raw, int | float) and not isinstance(raw, bool)
+        if ((kind == "str" and isinstance(raw, str))
+                or (kind in ("int", "number") and is_number)
+                or (kind == "bool" and isinstance(raw, bool))):
             ok = raw
         elif kind == "datetime":
             ok = parse_datetime(raw) or _INVALID
