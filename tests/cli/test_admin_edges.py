@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from crmsync.cli import main
 from crmsync.errors import ExitCode
-from sync.conftest import Crm
+from crmsync.sandbox.launch import build_sandbox
+from sync.conftest import ANCHOR, Crm
 
 
 def test_init_writes_a_rule_file_whose_schema_resolves_beside_it(tmp_path: Path) -> None:
@@ -140,10 +141,6 @@ def test_retries_are_said_as_they_wait(crm: Crm) -> None:
 
 
 def test_the_progress_bar_shows_rate_and_says_when_it_paces(tmp_path: Path) -> None:
-    from sync.conftest import ANCHOR
-
-    from crmsync.sandbox.launch import build_sandbox
-
     with build_sandbox("hubspot", contacts=150, seed=7, anchor=ANCHOR) as server:
         crm = Crm("hubspot", server, tmp_path)
         crm.setup()

@@ -20,7 +20,13 @@ from rich.table import Table
 from rich.text import Text
 
 from crmsync.cli.common import emit_json, logging_options, output_option, stderr, stdout
-from crmsync.cli.failures import error_payload, fail
+from crmsync.cli.failures import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    SIGTERM,
+    error_payload,
+    fail,
+)
 from crmsync.cli.progress import sync_progress
 from crmsync.config import Settings, load_settings, write_starter
 from crmsync.demo import DemoResult
@@ -161,7 +167,17 @@ def _execute(parts: Parts, options: SyncOptions, output_format: str) -> RunSumma
         runner = SyncRun(parts.connector, parts.ruleset, parts.store, options=options,
                          on_progress=lambda stream, n: advance(n),
                          fieldmap_hash=file_hash(parts.fieldmap.path))
-        return runner.execute()
+        try:
+            return runner.execute()
+        except (KeyboardInterrupt, SIGTERM) as stop:
+            # The run recorded itself as aborted; give the ledger the exit code the process
+            # ends with (130 / 143), so `crmsync runs` agrees with the scheduler's log.
+            summary = runner.summary
+            if summary is not None and summary.status == "aborted":
+                code = EXIT_TERMINATED if isinstance(stop, SIGTERM) else EXIT_INTERRUPTED
+                parts.store.finish_run(summary.run_id, "aborted", code, summary.to_json(),
+                                       summary.error, finished_at=summary.finished_at)
+            raise
 
 
 def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
