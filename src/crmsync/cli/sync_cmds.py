@@ -21,6 +21,7 @@ from rich.text import Text
 
 from crmsync.cli.common import emit_json, logging_options, output_option, stderr, stdout
 from crmsync.cli.failures import (
+    DEFAULT_HINTS,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     SIGTERM,
@@ -194,12 +195,15 @@ def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
             kind = {ExitCode.BAD_CONFIG: "bad_config", ExitCode.AUTH_OR_QUOTA: "auth_or_quota"
                     }.get(summary.exit_code, "transient")
             body = error_payload(kind, summary.error or summary.status, summary.exit_code,
-                                 run=body)
+                                 hint=DEFAULT_HINTS.get(summary.exit_code), run=body)
         emit_json(body)
         return
+    hint = DEFAULT_HINTS.get(summary.exit_code) if failed else None
     if failed and not summary.counts.get("read"):
         # Nothing was read: a table of zeros would only hide the one line that matters.
         stderr.print(f"crmsync: error: {summary.error or summary.status}", markup=False)
+        if hint:
+            stderr.print(f"hint: {hint}", markup=False)
         stderr.print(summary.logfmt(), markup=False)
         return
     stdout.print(_summary_table(summary))
@@ -221,6 +225,8 @@ def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
                      markup=False)
     if summary.error:
         stderr.print(f"crmsync: error: {summary.error}", markup=False)
+        if hint:
+            stderr.print(f"hint: {hint}", markup=False)
     stderr.print(summary.logfmt(), markup=False)
 
 
