@@ -62,9 +62,11 @@ def load_parts(settings: Settings, *, need_rules: bool = True) -> Parts:
     )
     if fieldmap.crm != settings.crm.type:
         raise ConfigError(
-            f"field map {fieldmap.path} is for {fieldmap.crm}, but [crm] type is {settings.crm.type}"
+            f"field map {fieldmap.path} is for {fieldmap.crm}, "
+            f"but [crm] type is {settings.crm.type}"
         )
-    rules_path = Path(settings.rules.path) if settings.rules.path else default_path("rules/default.json")
+    rules_path = (Path(settings.rules.path) if settings.rules.path
+                  else default_path("rules/default.json"))
     ruleset = load_ruleset(rules_path, extra_facts=dict(fieldmap.custom_facts))
     connector = make_connector(settings, fieldmap)
     store = StateStore.open(settings.state.url)
