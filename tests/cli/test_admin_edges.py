@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from crmsync.cli import main
 from crmsync.errors import ExitCode
-from sync.conftest import Crm
+from crmsync.sandbox.launch import build_sandbox
+from sync.conftest import ANCHOR, Crm
 
 
 def test_init_writes_a_rule_file_whose_schema_resolves_beside_it(tmp_path: Path) -> None:
@@ -121,7 +122,8 @@ def test_verbose_and_json_log_format_work_for_every_command(tmp_path: Path, crm:
         assert any(entry["logger"] == "crmsync.sync" and "crmsync_run=" in entry["message"]
                    for entry in logged)
     # Every command accepts the options.
-    for args in (["runs"], ["rejections"], ["report"], ["plan"], ["setup"]):
+    for args in (["runs"], ["rejections"], ["report", "--out", str(tmp_path / "report")],
+                 ["plan"], ["setup"]):
         result = CliRunner().invoke(main, [*args, "--config", str(crm.config), "-v",
                                            "--log-format", "text"])
         assert result.exit_code in (0, 1), (args, result.output)

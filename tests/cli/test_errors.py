@@ -95,6 +95,10 @@ def test_every_command_fails_with_the_same_json_shape(tmp_path: Path, crm: Crm) 
                   if line.startswith("crmsync: error")]
         assert len(errors) == 1 and errors[0].startswith("crmsync: error: "), (name, text.stderr)
         assert "Error:" not in errors[0] and "RunInProgress" not in errors[0], errors[0]
+        if result.exit_code == ExitCode.TRANSIENT:
+            # A scheduler's operator learns the one thing to know: running again is safe.
+            assert payload["hint"] and "run again" in payload["hint"], payload
+            assert f"hint: {payload['hint']}" in text.stderr
     assert len({frozenset(s) for s in shapes.values()}) == 1, shapes
     assert {"error", "message", "hint", "exit_code"} <= next(iter(shapes.values()))
 

@@ -59,7 +59,7 @@ def test_sigterm_mid_run_is_an_abort_exit_143_and_the_next_run_proceeds(
         store = _store(crm)
         try:
             [stopped] = store.runs(limit=1)
-            assert stopped.status == "aborted"
+            assert (stopped.status, stopped.exit_code) == ("aborted", 143)
             assert "SIGTERM" in (stopped.error or "")
         finally:
             store.close()

@@ -42,6 +42,12 @@ _KIND_BY_CODE = {
     ExitCode.BUSY: "busy",
 }
 DEBUG_HINT = "re-run with --debug to see where it happened (credentials stay hidden)"
+#: What to do, by exit code, when the error itself names no hint (its message says what).
+DEFAULT_HINTS = {
+    ExitCode.AUTH_OR_QUOTA: "check the credentials; a used-up daily quota resumes on the next "
+                            "run after it resets",
+    ExitCode.TRANSIENT: "safe to run again: the next run finishes the job",
+}
 
 
 class SIGTERM(BaseException):  # noqa: N801 - the ledger shows "interrupted (SIGTERM)"
@@ -72,7 +78,7 @@ def _say(message: str, hint: str | None = None) -> None:
 
 def fail(kind: str, message: str, exit_code: int, *, hint: str | None = None,
          **extra: Any) -> None:
-    """Report a failure the CLI found itself (a failed run, a held lease) and exit."""
+    """Report a failure the CLI found itself (a held lease) and exit."""
     if wants_json():
         emit_json(error_payload(kind, message, exit_code, hint=hint, **extra))
     _say(message, hint)
@@ -82,7 +88,7 @@ def fail(kind: str, message: str, exit_code: int, *, hint: str | None = None,
 def report_crmsync_error(error: CrmsyncError) -> int:
     """Print a crmsync error (diagnostics first for a file) and return its exit code."""
     code = int(error.exit_code)
-    hint = getattr(error, "hint", None)
+    hint = getattr(error, "hint", None) or DEFAULT_HINTS.get(error.exit_code)
     extra: dict[str, Any] = {}
     if isinstance(error, InvalidFileError):
         extra["diagnostics"] = [

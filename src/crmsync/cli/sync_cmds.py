@@ -26,7 +26,14 @@ from crmsync.cli.common import (
     stderr,
     stdout,
 )
-from crmsync.cli.failures import error_payload, fail
+from crmsync.cli.failures import (
+    DEFAULT_HINTS,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    SIGTERM,
+    error_payload,
+    fail,
+)
 from crmsync.cli.progress import sync_progress
 from crmsync.config import Settings, load_settings, write_starter
 from crmsync.demo import DemoResult
@@ -175,12 +182,23 @@ def _execute(parts: Parts, options: SyncOptions, output_format: str,
         if via == "workers":
             from crmsync.workers import sharded_run
 
-            runner = sharded_run(parts, options, on_progress=lambda stream, n: advance(n))
+            runner: SyncRun = sharded_run(parts, options,
+                                          on_progress=lambda stream, n: advance(n))
         else:
             runner = SyncRun(parts.connector, parts.ruleset, parts.store, options=options,
                              on_progress=lambda stream, n: advance(n),
                              fieldmap_hash=file_hash(parts.fieldmap.path))
-        return runner.execute()
+        try:
+            return runner.execute()
+        except (KeyboardInterrupt, SIGTERM) as stop:
+            # The run recorded itself as aborted; give the ledger the exit code the process
+            # ends with (130 / 143), so `crmsync runs` agrees with the scheduler's log.
+            summary = runner.summary
+            if summary is not None and summary.status == "aborted":
+                code = EXIT_TERMINATED if isinstance(stop, SIGTERM) else EXIT_INTERRUPTED
+                parts.store.finish_run(summary.run_id, "aborted", code, summary.to_json(),
+                                       summary.error, finished_at=summary.finished_at)
+            raise
 
 
 def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
@@ -197,12 +215,15 @@ def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
             kind = {ExitCode.BAD_CONFIG: "bad_config", ExitCode.AUTH_OR_QUOTA: "auth_or_quota"
                     }.get(summary.exit_code, "transient")
             body = error_payload(kind, summary.error or summary.status, summary.exit_code,
-                                 run=body)
+                                 hint=DEFAULT_HINTS.get(summary.exit_code), run=body)
         emit_json(body)
         return
+    hint = DEFAULT_HINTS.get(summary.exit_code) if failed else None
     if failed and not summary.counts.get("read"):
         # Nothing was read: a table of zeros would only hide the one line that matters.
         stderr.print(f"crmsync: error: {summary.error or summary.status}", markup=False)
+        if hint:
+            stderr.print(f"hint: {hint}", markup=False)
         stderr.print(summary.logfmt(), markup=False)
         return
     stdout.print(_summary_table(summary))
@@ -224,6 +245,8 @@ def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
                      markup=False)
     if summary.error:
         stderr.print(f"crmsync: error: {summary.error}", markup=False)
+        if hint:
+            stderr.print(f"hint: {hint}", markup=False)
     stderr.print(summary.logfmt(), markup=False)
 
 
