@@ -21,7 +21,7 @@ from crmsync.connectors.base import RecordUpdate, WriteResult
 from crmsync.connectors.hubspot import HubSpotConnector, hubspot_pacer
 from crmsync.connectors.pacing import LocalPacer, Pacer
 from crmsync.connectors.salesforce import SalesforceAuth, SalesforceConnector
-from crmsync.errors import QuotaExhausted
+from crmsync.errors import QuotaExhausted, TransientError
 from crmsync.retry import RetryPolicy
 from crmsync.sandbox.hubspot import HubSpotEmulator
 from crmsync.sandbox.hubspot.ratelimit import RateLimits
@@ -302,4 +302,28 @@ def test_salesforce_threads_share_one_login_and_the_org_pacer(
     assert counts["POST /services/Soap/u/59.0"] == 2  # one login per connector, not per thread
     assert pacer.admitted == {"api": 5}
     for connector in connectors:
+        connector.close()
+
+
+def test_a_salesforce_concurrency_refusal_holds_every_caller_of_the_org(
+    salesforce_server: Any, salesforce_fieldmap: Any,
+) -> None:
+    """403 REQUEST_LIMIT_EXCEEDED (concurrent requests) with Retry-After: the shared pacer holds
+    the other connector of the org too, not only the retry loop that met it."""
+    clock = ThreadClock(ANCHOR)
+    pacer = LocalPacer(clock=clock, sleep=clock.sleep)
+    auth = SalesforceAuth.with_session(salesforce_server.base_url, salesforce_server.token)
+    # The first gives up at once (one attempt), so only the pacer can make the second wait.
+    first = SalesforceConnector(salesforce_fieldmap, auth=auth, pacer=pacer, sleep=clock.sleep,
+                                policy=RetryPolicy(attempts=1))
+    second = SalesforceConnector(salesforce_fieldmap, auth=auth, pacer=pacer, sleep=clock.sleep)
+    salesforce_server.install_faults({"rules": [
+        {"kind": "rate_limit", "retry_after": 30, "times": 1}]})
+    with pytest.raises(TransientError, match="concurrent"):
+        first.read_ids(LEAD, ["00Q000000000001AAA"])
+    assert pacer.backoffs == {"api": 1} and clock.sleeps == []
+    second.read_ids(LEAD, ["00Q000000000001AAA"])
+    assert sum(clock.sleeps) >= 30  # nobody called before the 30 s were up
+    assert int(salesforce_server.call_counts()["total"]) == 2
+    for connector in (first, second):
         connector.close()

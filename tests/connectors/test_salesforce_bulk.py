@@ -6,6 +6,7 @@ jobs apply the CSV to its records and whose ``reject_record`` faults fail single
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -196,3 +197,65 @@ def test_bulk_threshold_routes_large_write_fields_calls_through_a_job(
     assert by_endpoint[f"POST {JOBS}"] == 1  # the 60 Leads
     assert by_endpoint["PATCH /services/data/v59.0/composite/sobjects"] == 1  # 10 Contacts
     connector.close()
+
+
+# -- full reads through a Bulk 2.0 query -------------------------------------------------------
+
+
+def _facts(pages: list[Any]) -> dict[str, Any]:
+    return {c.id: (c.facts, c.outputs, c.modified_at, c.owner_id, c.object_type)
+            for p in pages for c in p.contacts}
+
+
+def test_bulk_read_pays_only_when_it_saves_calls() -> None:
+    from crmsync.connectors.salesforce.reading import bulk_read_pays
+
+    assert not bulk_read_pays(2_000) and not bulk_read_pays(10_000)
+    assert bulk_read_pays(20_000) and bulk_read_pays(100_000)
+    assert bulk_read_pays(200, page=20)  # 9 more pages of 20 against a job of about 5 calls
+
+
+@pytest.mark.parametrize("stream", [LEAD, CONTACT])
+def test_a_large_full_read_goes_through_one_bulk_query_with_the_same_contacts(
+    connector: SalesforceConnector, salesforce_server: Any, salesforce_admin: Any, stream: str,
+) -> None:
+    """The sandbox serves REST pages of 20, so the hundreds of records of the seed org are a
+    'large' object: more REST pages than a query job costs."""
+    leads = _ids(connector, stream, 3)
+    obj = stream.split(":")[1]
+    connector.write_fields([RecordUpdate(leads[0], obj, {"status": "prospect", "score": 3,
+                                                         "reason": "comma, \"quote\""})])
+    by_rest = list(connector.read(stream, None))  # one REST page of up to 2,000
+    assert all(p.ordered for p in by_rest) and len(_facts(by_rest)) > 150
+    assert salesforce_admin("POST", "/_sandbox/config", {"page_size": 20})[0] == 200
+    salesforce_server.reset()
+    calls = connector.api_calls()
+    by_bulk = list(connector.read(stream, None))
+    assert _facts(by_bulk) == _facts(by_rest)
+    assert sum(len(p.contacts) for p in by_bulk) == len(_facts(by_rest))  # each once
+    assert not any(p.ordered for p in by_bulk)  # the cursor moves only at the end
+    by_endpoint = salesforce_server.call_counts()["by_endpoint"]
+    jobs = "/services/data/v59.0/jobs/query"
+    assert by_endpoint[f"POST {jobs}"] == 1 and by_endpoint[f"GET {jobs}/{{id}}/results"] == 1
+    rest = sum(v for k, v in by_endpoint.items()
+               if k.startswith("GET /services/data/v59.0/query"))
+    if obj == "Lead":
+        assert rest == 1  # only the first page, whose totalSize chose the job
+    # REST pages of 20 would have cost one call per 20 records (plus the same deal pages).
+    spent = connector.api_calls() - calls
+    assert spent == int(salesforce_server.call_counts()["total"])
+    assert spent - (rest - 1) < math.ceil(len(_facts(by_rest)) / 20)
+    stored = _facts(by_bulk)[leads[0]]
+    assert stored[1]["reason"] == "comma, \"quote\"" and stored[1]["score"] == 3
+
+
+def test_incremental_and_small_full_reads_stay_on_rest(
+    connector: SalesforceConnector, salesforce_server: Any, salesforce_admin: Any,
+) -> None:
+    assert salesforce_admin("POST", "/_sandbox/config", {"page_size": 50})[0] == 200
+    from datetime import UTC, datetime
+
+    pages = list(connector.read(LEAD, datetime(2000, 1, 1, tzinfo=UTC)))  # incremental: ordered
+    assert pages and all(p.ordered for p in pages)
+    assert "POST /services/data/v59.0/jobs/query" not in salesforce_server.call_counts()[
+        "by_endpoint"]

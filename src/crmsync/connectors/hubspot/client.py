@@ -50,17 +50,19 @@ SEARCH = "search"
 
 
 def hubspot_pacer(
-    *, reserve_daily_percent: float = 0.0, clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    *, reserve_daily_percent: float = 0.0, window_reserve: int = WINDOW_RESERVE,
+    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
 ) -> LocalPacer:
     """Return a :class:`LocalPacer` for one HubSpot portal, to share between its connectors.
 
-    It keeps :data:`~crmsync.connectors.hubspot.wire.WINDOW_RESERVE` calls of each 10-second
-    window unused (other apps share the portal's limit) and knows the search bucket's 5 per
-    second; the 10-second limit and the daily figures it learns from HubSpot's headers.
+    It keeps ``window_reserve`` calls of each 10-second window unused (other apps share the
+    portal's limit, and calls already in flight land after the pacer counted them: keep it at
+    least the number of calls sent at once, e.g. ``[sync] concurrency``) and knows the search
+    bucket's 5 per second; the 10-second limit and the daily figures it learns from HubSpot's
+    headers.
     """
     pacer = LocalPacer(reserve_daily_percent=reserve_daily_percent,
-                       window_reserve={BURST: WINDOW_RESERVE}, clock=clock, sleep=sleep)
+                       window_reserve={BURST: window_reserve}, clock=clock, sleep=sleep)
     pacer.observe(SEARCH, limit=SEARCH_PER_SECOND, interval_s=1.0)
     return pacer
 

@@ -18,8 +18,9 @@ Modules, one seam each:
 * :mod:`.translate` -- vendor exceptions to crmsync errors;
 * :mod:`.client` -- the SDK calls: retry, quota guard, paging, ``IN`` chunking;
 * :mod:`.soql` -- SOQL literals and helpers;
-* :mod:`.reading` -- streams, deal rollups, deal-driven re-reads;
-* :mod:`.writing` -- sObject Collections and Bulk API 2.0 ingest;
+* :mod:`.reading` -- streams, deal rollups, deal-driven re-reads, large full reads by Bulk query;
+* :mod:`.writing` -- sObject Collections, and ``write_fields_bulk``;
+* :mod:`.bulk` -- Bulk API 2.0 ingest and query jobs, each step a paced, retried call;
 * :mod:`.tasks` -- task find / upsert / close;
 * :mod:`.setup` -- describe checks and Tooling API field creation;
 * :mod:`.connector` -- :class:`SalesforceConnector`, assembled from the above.

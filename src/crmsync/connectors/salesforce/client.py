@@ -51,6 +51,7 @@ DEFAULT_POLICY = RetryPolicy()
 #: The pacer bucket of every Salesforce call (the org's API requests).
 API = "api"
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+_PAGE_HEADERS = {"Sforce-Query-Options": f"batchSize={QUERY_PAGE}"}
 
 
 class SalesforceClient:
@@ -177,8 +178,16 @@ class SalesforceClient:
 
     def query_pages(self, op: str, soql: str) -> Iterator[list[dict[str, Any]]]:
         """Yield the record lists of every page of a query, one HTTP call per page."""
-        headers = {"Sforce-Query-Options": f"batchSize={QUERY_PAGE}"}
-        result = self.call(op, lambda sf: sf.query(soql, headers=headers, timeout=self.timeout))
+        yield from self.more_pages(op, self.query_first(op, soql))
+
+    def query_first(self, op: str, soql: str) -> dict[str, Any]:
+        """Run a query and return its first page (``totalSize`` counts every match)."""
+        return self.call(op, lambda sf: sf.query(soql, headers=_PAGE_HEADERS,
+                                                 timeout=self.timeout))
+
+    def more_pages(self, op: str, result: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """Yield the records of ``result`` (a first page), then of every following page."""
+        headers = _PAGE_HEADERS
         seen: set[str] = set()
         while True:
             yield list(result.get("records") or [])
