@@ -846,6 +846,40 @@ def _peer_engines(rules: Any, contacts: list[dict[str, Any]], peer_count: int,
     ]
 
 
+def ceiling_table(rules_path: Path, count: int, repeats: int) -> list[tuple[str, float, str]]:
+    """Only the ceiling against ``RuleSet.evaluate``: also runs on older crmsync versions, for
+    before/after figures (``PYTHONPATH=<old checkout>/src ... --ceiling-only --rules <its
+    default.json>``). Agreement is checked on status, miss type, score and fired rules (texts
+    may differ between versions of the default rules)."""
+    import inspect
+
+    rules = load_ruleset(rules_path)
+    contacts = generate(count)
+    hand = make_handwritten(NOW, rules.version, rules.content_hash)
+    for contact in contacts:
+        mine, theirs = rules.evaluate(contact, now=NOW), hand(contact)
+        if (mine.status, mine.miss_type, mine.score, mine.rules) != (
+                theirs.status, theirs.miss_type, theirs.score, theirs.rules):
+            raise SystemExit(f"disagreement on {contact['id']}:\n{mine}\n{theirs}")
+    evaluate = rules.evaluate
+    runs: list[tuple[str, Callable[[], None], str]] = [
+        ("handwritten Python (ceiling)", lambda: [hand(c) for c in contacts], ""),
+        ("crmsync compiled", lambda: [evaluate(c, now=NOW) for c in contacts], "any input"),
+    ]
+    if "coerced" in inspect.signature(evaluate).parameters:
+        runs.append(("crmsync compiled, coerced facts",
+                     lambda: [evaluate(c, now=NOW, coerced=True) for c in contacts],
+                     "evaluate(coerced=True)"))
+    best = {name: float("inf") for name, *_ in runs}
+    for _ in range(repeats):
+        for name, run, _note in runs:
+            gc.collect()
+            started = time.process_time()
+            run()
+            best[name] = min(best[name], time.process_time() - started)
+    return [(name, count / best[name], note) for name, _run, note in runs]
+
+
 def _json_default(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
@@ -903,8 +937,17 @@ def main() -> None:
     parser.add_argument("--skip-io", action="store_true")
     parser.add_argument("--skip-peers", action="store_true",
                         help="leave out zen-engine and json-logic (no [bench] extra needed)")
+    parser.add_argument("--ceiling-only", action="store_true",
+                        help="only the ceiling vs RuleSet.evaluate (works on older versions)")
+    parser.add_argument("--rules", type=Path, default=RULES, help="rule file (--ceiling-only)")
     args = parser.parse_args()
 
+    if args.ceiling_only:
+        rows = ceiling_table(args.rules, args.count, args.repeats)
+        print(f"crmsync at {Path(sys.modules['crmsync'].__file__).parent}, {args.rules}")
+        for name, rate, note in rows:
+            print(f"{name:34} {rate:12,.0f} {rate / rows[0][1]:10.1%}  {note}")
+        return
     rows = rules_table(args.count, args.peer_count, args.repeats, peers=not args.skip_peers)
     ceiling = rows[0][1]
     print(f"Rule evaluation, rules/default.json, single core, {sys.version.split()[0]} "
