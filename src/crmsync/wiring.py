@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from crmsync.config import Settings
 from crmsync.connectors.base import Connector
-from crmsync.connectors.pacing import Pacer
 from crmsync.connectors.fieldmap import FieldMap, load_fieldmap
+from crmsync.connectors.pacing import Pacer
 from crmsync.errors import ConfigError
 from crmsync.retry import RetryPolicy
 from crmsync.rules import RuleSet, load_ruleset
@@ -134,7 +134,8 @@ def make_connector(settings: Settings, fieldmap: FieldMap) -> Connector:
             crm.username or "", crm.secret("password") or "", crm.secret("security_token") or "",
             domain=crm.domain, instance_url=crm.base_url or None,
         )
-    reserve = {"quota_reserve": crm.reserve_daily_percent / 100} if crm.reserve_daily_percent else {}
+    reserve = ({"quota_reserve": crm.reserve_daily_percent / 100}
+               if crm.reserve_daily_percent else {})
     return SalesforceConnector(fieldmap, auth=auth, objects=list(crm.objects) or None,
                                api_version=crm.api_version, policy=policy, pacer=pacer,
                                **reserve)

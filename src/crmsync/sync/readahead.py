@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -62,8 +63,6 @@ def read_ahead(pages: Iterator[T], depth: int = 1) -> Iterator[T]:
         stop.set()
         # Free a reader blocked on a full queue, then let it finish its current call.
         while reader.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 slots.get(timeout=0.1)
-            except queue.Empty:
-                pass
         reader.join()

@@ -54,7 +54,8 @@ def split_ids(smallest: int, largest: int, count: int) -> list[KeyRange]:
     return [(bounds[i], bounds[i + 1]) for i in range(count)]
 
 
-def contact_shards(search: Callable[[dict[str, Any]], dict[str, Any]], count: int) -> list[KeyRange]:
+def contact_shards(search: Callable[[dict[str, Any]], dict[str, Any]],
+                   count: int) -> list[KeyRange]:
     """Return ``count`` id ranges covering every contact (one open range for an empty portal).
 
     ``search`` sends one contacts search request body and returns the answer.
