@@ -50,7 +50,15 @@ MAX_URL_CHARS = 16_000
 DEFAULT_POLICY = RetryPolicy()
 #: The pacer bucket of every Salesforce call (the org's API requests).
 API = "api"
-_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+#: The org's own figure: ``api-usage=U/L``, not ``per-app-api-usage=…`` (a connected app's
+#: share), whichever order a real org sends the parts in.
+_USAGE = re.compile(r"(?<![\w-])api-usage=(\d+)/(\d+)")
+
+
+def daily_usage(limit_info: str) -> tuple[int, int] | None:
+    """Return (used, limit) of the org's daily API requests from ``Sforce-Limit-Info``."""
+    found = _USAGE.search(limit_info or "")
+    return (int(found.group(1)), int(found.group(2))) if found else None
 _PAGE_HEADERS = {"Sforce-Query-Options": f"batchSize={QUERY_PAGE}"}
 
 
@@ -132,9 +140,9 @@ class SalesforceClient:
         with self._calls_lock:
             self._calls += 1
         self._last.retry_after = _retry_after(response.headers.get("Retry-After"))
-        usage = _USAGE.search(response.headers.get("Sforce-Limit-Info") or "")
+        usage = daily_usage(response.headers.get("Sforce-Limit-Info") or "")
         if usage:
-            used, total = int(usage.group(1)), int(usage.group(2))
+            used, total = usage
             self.pacer.observe(API, daily_remaining=total - used, daily_limit=total)
 
     def _last_retry_after(self) -> float | None:
