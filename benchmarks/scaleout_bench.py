@@ -37,8 +37,10 @@ from crmsync.wiring import load_parts
 from crmsync.workers import sharded_run
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("CRMSYNC_TEST_POSTGRES_URL",
-                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+#: A database of the benchmark's own (created when missing), so test suites running against the
+#: shared `test` database at the same time cannot disturb it.
+PG_URL = os.environ.get("CRMSYNC_BENCH_POSTGRES_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/crmsync_bench")
 BROKER = os.environ.get("CRMSYNC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS = os.environ.get("CRMSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 NOW = datetime(2026, 11, 23, 9, tzinfo=UTC)
@@ -69,7 +71,19 @@ class Sandbox:
         self.process.wait(timeout=30)
 
 
+def _ensure_database() -> None:
+    url = sa.make_url(PG_URL)
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                              {"name": url.database}).first()
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+    admin.dispose()
+
+
 def _schema() -> tuple[str, str]:
+    _ensure_database()
     name = f"crmsync_bench_{uuid.uuid4().hex[:10]}"
     engine = sa.create_engine(PG_URL)
     with engine.begin() as conn:
@@ -111,10 +125,11 @@ def measure(workers: int, contacts: int, latency_ms: int, sandbox_args: list[str
         parts.connector.setup()
         parts.close()
         time.sleep(10.5)  # setup's calls leave the 10-second window
-        for _ in range(workers):
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "crmsync", "worker", "--config", str(config)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for number in range(workers):
+            with (workdir / f"worker-{number}.log").open("wb") as log:
+                processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "crmsync", "worker", "--config", str(config)],
+                    stdout=log, stderr=subprocess.STDOUT))
         box.admin("POST", "reset")
         box.admin("POST", "faults", {"latency_ms": latency_ms, "times": None})
         parts = load_parts(load_settings(config, env={}))
@@ -134,6 +149,8 @@ def measure(workers: int, contacts: int, latency_ms: int, sandbox_args: list[str
         # workers, each worker's one shard does the same.
         in_flight = max(1, workers) * (concurrency + 1)
         floor = calls["total"] * latency_ms / 1000 / in_flight
+        if summary.status != "ok":
+            print(f"  {summary.error} (worker logs: {workdir})", flush=True)
         return {"config": f"{workers} workers" if workers else "1 process",
                 "status": summary.status, "read": summary.counts.get("read", 0),
                 "seconds": seconds, "calls": calls["total"],

@@ -379,7 +379,9 @@ class SyncRun(Writer):
         plans = []
         assert self._tally is not None
         for contact in fresh:
-            decision = self.ruleset.evaluate(contact.facts, now=self.now, contact_id=contact.id)
+            # Facts come through the field map, already coerced to their types.
+            decision = self.ruleset.evaluate(contact.facts, now=self.now, contact_id=contact.id,
+                                             coerced=True)
             plan = plan_contact(contact, decision, now=self.now,
                                 open_tasks=open_tasks.get(contact.id),
                                 closed_counts=closed.get(contact.id), options=self.plan_options)

@@ -10,7 +10,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from crmsync.errors import ConfigError, CrmsyncError
+from crmsync.errors import ConfigError, CrmsyncError, ExitCode
+from crmsync.redact import redact_text
+from crmsync.state import StateError
 from crmsync.sync import SyncOptions
 from crmsync.sync.shard import ShardRun, ShardSpec
 from crmsync.wiring import Parts
@@ -18,9 +20,19 @@ from crmsync.wiring import Parts
 log = logging.getLogger("crmsync.workers")
 
 
-def shard_error(error: CrmsyncError) -> dict[str, Any]:
-    """The JSON a failed shard leaves in the shard ledger (no record data: ids and codes)."""
-    return {"kind": type(error).__name__, "exit_code": int(error.exit_code), "message": str(error)}
+def shard_error(error: Exception) -> dict[str, Any]:
+    """The JSON a failed shard leaves in the shard ledger (no record data: ids and codes).
+
+    A crmsync error keeps its message and exit code; another exception (a bug) is named by
+    its class with a redacted message, and counts as transient (exit 4: run again).
+    """
+    if isinstance(error, CrmsyncError):
+        return {"kind": type(error).__name__, "exit_code": int(error.exit_code),
+                "message": str(error)}
+    # The first line only: database drivers put the offending values on the next ones.
+    first = redact_text(str(error)).strip().splitlines()[0][:300] if str(error).strip() else ""
+    return {"kind": type(error).__name__, "exit_code": int(ExitCode.TRANSIENT),
+            "message": f"{type(error).__name__}: {first}"}
 
 
 def execute_shard(payload: dict[str, Any], build_parts: Callable[[str], Parts]) -> str:
@@ -51,8 +63,13 @@ def execute_shard(payload: dict[str, Any], build_parts: Callable[[str], Parts]) 
                     "this worker's rule file differs from the one the run was started with; "
                     "deploy the same rules to every worker")
             summary = run.execute_shard(spec)
-        except CrmsyncError as error:
-            log.warning("shard %s/%d failed: %s", spec.run_id, spec.shard, error)
+        except StateError:
+            raise  # nothing can be recorded; the coordinator notices the silent shard
+        except Exception as error:  # noqa: BLE001 - every failure is recorded, never left hanging
+            # A crmsync error keeps its exit code; anything else (a bug) fails the run with
+            # exit 4 and its class name, the message redacted like the CLI's last resort.
+            log.warning("shard %s/%d failed: %s", spec.run_id, spec.shard,
+                        redact_text(str(error)))
             partial = run.summary.to_json() if run.summary is not None else None
             store.finish_shard(spec.run_id, spec.shard, status="failed", summary=partial,
                                error=json.dumps(shard_error(error)))
