@@ -9,9 +9,10 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 
+from crmsync.state.bulk import Bulk
 from crmsync.state.errors import StoreLost, store_error
 from crmsync.state.schema import _utcnow
 
@@ -41,6 +42,15 @@ class StoreBase:
         self._shown = shown or engine.url.render_as_string(hide_password=True)
         self._file = file
         self._file_id = _identity(file) if file is not None else None
+        self._bulks: dict[str, Bulk] = {}
+
+    def _bulk(self, name: str, build: Callable[[Dialect], Bulk]) -> Bulk:
+        """Return the :class:`Bulk` statement ``name``, built for this engine on first use."""
+        bulk = self._bulks.get(name)
+        if bulk is None:
+            # Two threads may both build it: identical, and the last one wins; no lock needed.
+            bulk = self._bulks[name] = build(self._engine.dialect)
+        return bulk
 
     @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:

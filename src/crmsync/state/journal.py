@@ -3,14 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 
 from crmsync.state.base import StoreBase
+from crmsync.state.bulk import Bulk
 from crmsync.state.records import JournalEntry, PendingWrite
 from crmsync.state.schema import JOURNAL_KINDS, _journal
+
+#: Journal columns an insert sets, in the order of :meth:`Journal._insert_rows`'s rows
+#: (``run_id``, ``state`` and the two stamps are the same for the whole batch).
+_INSERTED = ("stream", "object_type", "record_id", "kind", "name", "before", "after",
+             "task_key", "task_id", "seq", "run_id", "state", "created_at", "updated_at")
+
+#: Set-based settles and reads: one statement whatever the number of ids (``expanding``
+#: renders the list at execution, so no per-id expression object is ever built).
+_SETTLE = (_journal.update().where(_journal.c.id.in_(sa.bindparam("ids", expanding=True)))
+           .values(state=sa.bindparam("state"), updated_at=sa.bindparam("now")))
+_MAX_SEQ = (sa.select(sa.func.coalesce(sa.func.max(_journal.c.seq), 0))
+            .where(_journal.c.run_id == sa.bindparam("run_id")))
+_IDS_BY_SEQ = (sa.select(_journal.c.id)
+               .where(_journal.c.run_id == sa.bindparam("run_id"),
+                      _journal.c.seq > sa.bindparam("low"), _journal.c.seq <= sa.bindparam("high"))
+               .order_by(_journal.c.seq))
+
+
+#: The columns of a :class:`JournalEntry`, in its fields' order (rows become entries by position).
+_ENTRY_COLUMNS = tuple(_journal.c[f.name] for f in fields(JournalEntry))
+
+
+def _insert(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _journal, _journal.insert(), _INSERTED)
+
+
+def _set_task_id(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _journal, _journal.update().where(_journal.c.id == sa.bindparam("b_id")),
+                ("task_id", "b_id"), types={"b_id": _journal.c.id.type})
 
 
 class Journal(StoreBase):
@@ -20,8 +52,14 @@ class Journal(StoreBase):
         """Journal writes as ``pending`` before sending them; return their ids, in order."""
         if not entries:
             return []
+        for entry in entries:
+            if entry.kind not in JOURNAL_KINDS:
+                raise ValueError(f"unknown journal kind {entry.kind!r}")
         with self._begin() as conn:
-            return _insert_pending(conn, run_id, entries, self._clock())
+            return self._insert_rows(conn, run_id, [
+                (e.stream, e.object_type, e.record_id, e.kind, e.name, e.before, e.after,
+                 e.task_key, e.task_id) for e in entries
+            ], self._clock())
 
     def journal_fields(
         self,
@@ -31,31 +69,32 @@ class Journal(StoreBase):
     ) -> list[int]:
         """Journal field writes, one entry per record: ``(record_id, object_type, before, after)``.
 
-        ``before``/``after`` map output names to values; undo writes ``before`` back.
+        ``before``/``after`` map output names to values; undo writes ``before`` back. One
+        statement for the whole list, in one transaction.
         """
-        return self.journal_pending(run_id, [
-            PendingWrite(stream, object_type, record_id, "fields", ",".join(sorted(after)),
-                         {k: before.get(k) for k in after}, dict(after))
-            for record_id, object_type, before, after in writes
-        ])
+        if not writes:
+            return []
+        rows = []
+        for record_id, object_type, before, after in writes:
+            names = sorted(after)
+            rows.append((stream, object_type, record_id, "fields", ",".join(names),
+                         {k: before.get(k) for k in after}, dict(after), None, None))
+        with self._begin() as conn:
+            return self._insert_rows(conn, run_id, rows, self._clock())
 
     def journal_applied(
         self, ids: Iterable[int], *, task_ids: Mapping[int, str] | None = None
     ) -> None:
-        """Mark journal entries applied; ``task_ids`` gives created task ids by entry id."""
+        """Mark journal entries applied (one statement); ``task_ids`` gives created task ids."""
         ids = list(ids)
         if not ids:
             return
         now = self._clock()
         with self._begin() as conn:
-            conn.execute(
-                _journal.update().where(_journal.c.id.in_(ids))
-                .values(state="applied", updated_at=now)
-            )
-            for entry_id, task_id in (task_ids or {}).items():
-                conn.execute(
-                    _journal.update().where(_journal.c.id == entry_id).values(task_id=task_id)
-                )
+            conn.execute(_SETTLE, {"ids": ids, "state": "applied", "now": now})
+            if task_ids:
+                self._bulk("journal.task_id", _set_task_id).execute(
+                    conn, [(task_id, entry_id) for entry_id, task_id in task_ids.items()])
 
     def journal_rejected(self, entry_id: int, code: str, message: str) -> None:
         """Mark one journal entry rejected with the CRM's error (code and message, no data)."""
@@ -73,8 +112,7 @@ class Journal(StoreBase):
         if not ids:
             return
         with self._begin() as conn:
-            conn.execute(_journal.update().where(_journal.c.id.in_(ids))
-                         .values(state="superseded", updated_at=self._clock()))
+            conn.execute(_SETTLE, {"ids": ids, "state": "superseded", "now": self._clock()})
 
     def rejected_entries(self, run_id: str) -> list[JournalEntry]:
         """Return a run's writes the CRM refused: record id, outputs and the CRM's error."""
@@ -89,38 +127,28 @@ class Journal(StoreBase):
         return self._journal_rows(_journal.c.stream == stream, _journal.c.state == "pending")
 
     def _journal_rows(self, *where: sa.ColumnElement[bool]) -> list[JournalEntry]:
-        query = _journal.select().where(*where).order_by(_journal.c.run_id, _journal.c.seq)
+        query = (sa.select(*_ENTRY_COLUMNS).where(*where)
+                 .order_by(_journal.c.run_id, _journal.c.seq))
         with self._connect() as conn:
-            return [JournalEntry(**row._asdict()) for row in conn.execute(query)]
+            return [JournalEntry(*row) for row in conn.execute(query)]
 
+    def _insert_rows(
+        self, conn: sa.Connection, run_id: str, rows: Sequence[tuple[Any, ...]], now: datetime
+    ) -> list[int]:
+        """Insert pending journal rows with one executemany; return their ids in order.
 
-def _insert_pending(
-    conn: sa.Connection, run_id: str, entries: Sequence[PendingWrite], now: datetime
-) -> list[int]:
-    """Insert pending journal rows with one executemany; return their ids in order."""
-    if not entries:
-        return []
-    # Per-run sequence numbers; (run_id, seq) is unique, so a racing writer fails loudly.
-    seq = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.max(_journal.c.seq), 0))
-        .where(_journal.c.run_id == run_id)
-    ).scalar_one()
-    rows = []
-    for offset, entry in enumerate(entries, start=1):
-        if entry.kind not in JOURNAL_KINDS:
-            raise ValueError(f"unknown journal kind {entry.kind!r}")
-        rows.append({
-            "run_id": run_id, "seq": seq + offset, "stream": entry.stream,
-            "object_type": entry.object_type, "record_id": entry.record_id,
-            "kind": entry.kind, "name": entry.name, "before": entry.before,
-            "after": entry.after, "state": "pending", "task_key": entry.task_key,
-            "task_id": entry.task_id, "created_at": now, "updated_at": now,
-        })
-    conn.execute(_journal.insert(), rows)
-    ids = conn.execute(
-        sa.select(_journal.c.id)
-        .where(_journal.c.run_id == run_id, _journal.c.seq > seq,
-               _journal.c.seq <= seq + len(rows))
-        .order_by(_journal.c.seq)
-    ).scalars().all()
-    return list(ids)
+        Each row is ``(stream, object_type, record_id, kind, name, before, after, task_key,
+        task_id)``.
+        """
+        if not rows:
+            return []
+        # Per-run sequence numbers; (run_id, seq) is unique, so a racing writer fails loudly.
+        seq = conn.execute(_MAX_SEQ, {"run_id": run_id}).scalar_one()
+        self._bulk("journal.insert", _insert).execute(
+            conn, [(*row, seq + offset) for offset, row in enumerate(rows, start=1)],
+            {"run_id": run_id, "state": "pending", "created_at": now, "updated_at": now},
+        )
+        # Read back by (run_id, seq), the unique index: ids need not be consecutive.
+        ids = conn.execute(_IDS_BY_SEQ, {"run_id": run_id, "low": seq,
+                                         "high": seq + len(rows)}).scalars().all()
+        return list(ids)

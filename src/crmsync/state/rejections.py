@@ -9,6 +9,12 @@ import sqlalchemy as sa
 from crmsync.state.base import StoreBase
 from crmsync.state.schema import _rejections
 
+_RESOLVE = _rejections.update().where(
+    _rejections.c.stream == sa.bindparam("b_stream"),
+    _rejections.c.record_id.in_(sa.bindparam("ids", expanding=True)),
+    _rejections.c.resolved.is_(False),
+).values(resolved=True, updated_at=sa.bindparam("now"))
+
 
 class Rejections(StoreBase):
     """Per-record rejections, one row per (stream, record)."""
@@ -40,10 +46,7 @@ class Rejections(StoreBase):
         if not ids:
             return
         with self._begin() as conn:
-            conn.execute(_rejections.update().where(
-                _rejections.c.stream == stream, _rejections.c.record_id.in_(ids),
-                _rejections.c.resolved.is_(False),
-            ).values(resolved=True, updated_at=self._clock()))
+            conn.execute(_RESOLVE, {"b_stream": stream, "ids": ids, "now": self._clock()})
 
     def rejected_ids(self, stream: str) -> list[str]:
         """Return the ids of a stream's unresolved rejected records, sorted."""

@@ -22,6 +22,7 @@ from crmsync.state.schema import (
     SCHEMA_VERSION,
     _dumps,
     _ensure_schema_version,
+    _loads,
     _meta,
     _sqlite_pragmas,
     _utcnow,
@@ -58,7 +59,7 @@ class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactState
         except ArgumentError:
             raise StateError("state URL is not a valid SQLAlchemy URL") from None
         shown = shown_url(url)
-        kwargs: dict[str, Any] = {"json_serializer": _dumps}
+        kwargs: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": _loads}
         file: Path | None = None
         backend = parsed.get_backend_name()
         if backend == "sqlite":

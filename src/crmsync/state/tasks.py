@@ -3,14 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import fields
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 
 from crmsync.model import TaskClose, TaskCreate
-from crmsync.state.journal import Journal, _insert_pending
+from crmsync.state.bulk import Bulk
+from crmsync.state.journal import Journal
 from crmsync.state.records import PendingWrite, TaskRecord
 from crmsync.state.schema import _journal, _tasks
+
+#: The columns of a :class:`TaskRecord`, in its fields' order (rows become records by position).
+_RECORD_COLUMNS = tuple(_tasks.c[f.name] for f in fields(TaskRecord))
+_IDS = sa.bindparam("ids", expanding=True)
+_OPEN = sa.select(*_RECORD_COLUMNS).where(_tasks.c.record_id.in_(_IDS),
+                                          _tasks.c.state.in_(("intent", "open")))
+_CLOSED_COUNTS = (sa.select(_tasks.c.record_id, _tasks.c.purpose, sa.func.count())
+                  .where(_tasks.c.record_id.in_(_IDS), _tasks.c.state == "closed")
+                  .group_by(_tasks.c.record_id, _tasks.c.purpose))
+_BY_KEYS = sa.select(*_RECORD_COLUMNS).where(_tasks.c.key.in_(sa.bindparam("keys", expanding=True)))
+_JOURNAL_IDS = (sa.select(_tasks.c.key, _tasks.c.journal_id)
+                .where(_tasks.c.key.in_(sa.bindparam("keys", expanding=True))))
+
+#: An intent's columns, in the order of :meth:`TaskRegistry.task_intents`'s rows (the others
+#: are the same for the whole batch).
+_INTENT = ("key", "record_id", "purpose", "journal_id", "stream", "state", "task_id", "run_id",
+           "updated_at")
+
+
+def _insert(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _tasks, _tasks.insert(), _INTENT)
+
+
+def _renew(dialect: Dialect) -> Bulk:
+    # A closed or failed key planned again becomes a fresh intent in place (the key is unique).
+    return Bulk(dialect, _tasks, _tasks.update().where(_tasks.c.key == sa.bindparam("b_key")),
+                (*_INTENT[1:], "b_key"), types={"b_key": _tasks.c.key.type})
+
+
+def _opened(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _tasks, _tasks.update().where(_tasks.c.key == sa.bindparam("b_key")),
+                ("task_id", "b_key", "state", "updated_at"), types={"b_key": _tasks.c.key.type})
+
+
+def _journal_applied(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _journal, _journal.update().where(_journal.c.id == sa.bindparam("b_id")),
+                ("task_id", "b_id", "state", "updated_at"), types={"b_id": _journal.c.id.type})
 
 
 class TaskRegistry(Journal):
@@ -20,9 +59,10 @@ class TaskRegistry(Journal):
         """Return the registry row of a task key for a record, or ``None``."""
         with self._connect() as conn:
             row = conn.execute(
-                _tasks.select().where(_tasks.c.key == key, _tasks.c.record_id == record_id)
+                sa.select(*_RECORD_COLUMNS).where(_tasks.c.key == key,
+                                                  _tasks.c.record_id == record_id)
             ).first()
-        return _task(row) if row else None
+        return TaskRecord(*row) if row else None
 
     def open_tasks(self, record_ids: Iterable[str]) -> list[TaskRecord]:
         """Return the open (or possibly open) tasks of some records."""
@@ -30,11 +70,7 @@ class TaskRegistry(Journal):
         if not ids:
             return []
         with self._connect() as conn:
-            rows = conn.execute(
-                _tasks.select().where(_tasks.c.record_id.in_(ids),
-                                      _tasks.c.state.in_(("intent", "open")))
-            ).all()
-        return [_task(row) for row in rows]
+            return [TaskRecord(*row) for row in conn.execute(_OPEN, {"ids": ids})]
 
     def closed_task_counts(self, record_ids: Iterable[str]) -> dict[tuple[str, str], int]:
         """Return ``{(record id, purpose): tasks closed so far}`` (the next task's generation)."""
@@ -42,11 +78,7 @@ class TaskRegistry(Journal):
         if not ids:
             return {}
         with self._connect() as conn:
-            rows = conn.execute(
-                sa.select(_tasks.c.record_id, _tasks.c.purpose, sa.func.count())
-                .where(_tasks.c.record_id.in_(ids), _tasks.c.state == "closed")
-                .group_by(_tasks.c.record_id, _tasks.c.purpose)
-            ).all()
+            rows = conn.execute(_CLOSED_COUNTS, {"ids": ids}).all()
         return {(row[0], row[1]): int(row[2]) for row in rows}
 
     def task_intent(self, run_id: str, stream: str, create: TaskCreate) -> TaskRecord:
@@ -60,7 +92,7 @@ class TaskRegistry(Journal):
 
         Idempotent per key: a key already ``open`` or ``intent`` is left as it is and returned
         so the caller can see a task exists or may exist (recover it, never create it twice);
-        a ``closed`` or ``failed`` key becomes a fresh intent.
+        a ``closed`` or ``failed`` key becomes a fresh intent. One statement per table.
         """
         if not creates:
             return []
@@ -68,33 +100,36 @@ class TaskRegistry(Journal):
         now = self._clock()
         # One transaction: an intent never exists without its journal entry, nor the reverse.
         with self._begin() as conn:
-            existing = {
-                row.key: row.state
-                for row in conn.execute(
-                    sa.select(_tasks.c.key, _tasks.c.state).where(_tasks.c.key.in_(keys))
-                )
-            }
-            fresh = [c for c in creates if existing.get(c.key) not in ("intent", "open")]
-            journal_ids = _insert_pending(conn, run_id, [
-                PendingWrite(stream, c.object_type, c.contact_id, "task_create", c.spec.purpose,
-                             None, {"subject": c.spec.subject, "due": c.spec.due,
-                                    "priority": c.spec.priority}, task_key=c.key)
+            existing = {row.key: TaskRecord(*row)
+                        for row in conn.execute(_BY_KEYS, {"keys": keys})}
+            fresh = [c for c in creates
+                     if c.key not in existing or not existing[c.key].is_open]
+            journal_ids = self._insert_rows(conn, run_id, [
+                (stream, c.object_type, c.contact_id, "task_create", c.spec.purpose, None,
+                 {"subject": c.spec.subject, "due": c.spec.due, "priority": c.spec.priority},
+                 c.key, None)
                 for c in fresh
             ], now)
-            inserts = []
+            constants = {"stream": stream, "state": "intent", "task_id": None, "run_id": run_id,
+                         "updated_at": now}
+            inserts, renewals = [], []
             for create, journal_id in zip(fresh, journal_ids, strict=True):
-                values = {"record_id": create.contact_id, "stream": stream,
-                          "purpose": create.spec.purpose, "state": "intent", "task_id": None,
-                          "run_id": run_id, "journal_id": journal_id, "updated_at": now}
-                if create.key in existing:  # closed or failed before: rare, one by one
-                    conn.execute(_tasks.update().where(_tasks.c.key == create.key).values(**values))
+                row = (create.contact_id, create.spec.purpose, journal_id)
+                if create.key in existing:  # closed or failed before
+                    renewals.append((*row, create.key))
                 else:
-                    inserts.append({"key": create.key, **values})
+                    inserts.append((create.key, *row))
             if inserts:
-                conn.execute(_tasks.insert(), inserts)
-            rows = conn.execute(_tasks.select().where(_tasks.c.key.in_(keys))).all()
-        by_key = {row.key: _task(row) for row in rows}
-        return [by_key[k] for k in keys]
+                self._bulk("tasks.insert", _insert).execute(conn, inserts, constants)
+            if renewals:
+                self._bulk("tasks.renew", _renew).execute(conn, renewals, constants)
+        # What was written is known: no need to read it back.
+        for create in fresh:
+            existing[create.key] = TaskRecord(
+                key=create.key, record_id=create.contact_id, stream=stream,
+                purpose=create.spec.purpose, state="intent", task_id=None, run_id=run_id,
+                updated_at=now)
+        return [existing[k] for k in keys]
 
     def task_created(self, key: str, task_id: str) -> None:
         """Record the CRM's id of a created task: the task is now open; its journal applied."""
@@ -105,23 +140,16 @@ class TaskRegistry(Journal):
         if not task_ids:
             return
         now = self._clock()
+        settled = {"state": "open", "updated_at": now}
         with self._begin() as conn:
-            journal_ids = dict(conn.execute(
-                sa.select(_tasks.c.key, _tasks.c.journal_id).where(_tasks.c.key.in_(list(task_ids)))
-            ).all())
-            conn.execute(
-                _tasks.update().where(_tasks.c.key == sa.bindparam("k"))
-                .values(state="open", task_id=sa.bindparam("tid"), updated_at=now),
-                [{"k": key, "tid": tid} for key, tid in task_ids.items()],
-            )
-            journal_rows = [{"jid": journal_ids[key], "tid": tid}
-                            for key, tid in task_ids.items() if journal_ids.get(key) is not None]
+            journal_ids = dict(conn.execute(_JOURNAL_IDS, {"keys": list(task_ids)}).all())
+            self._bulk("tasks.opened", _opened).execute(
+                conn, [(tid, key) for key, tid in task_ids.items()], settled)
+            journal_rows = [(tid, journal_ids[key]) for key, tid in task_ids.items()
+                            if journal_ids.get(key) is not None]
             if journal_rows:
-                conn.execute(
-                    _journal.update().where(_journal.c.id == sa.bindparam("jid"))
-                    .values(state="applied", task_id=sa.bindparam("tid"), updated_at=now),
-                    journal_rows,
-                )
+                self._bulk("journal.task_applied", _journal_applied).execute(
+                    conn, journal_rows, {"state": "applied", "updated_at": now})
 
     def task_failed(self, key: str, code: str, message: str) -> None:
         """Record that a task create did not happen; the purpose will be planned again."""
@@ -161,13 +189,9 @@ class TaskRegistry(Journal):
         """Return task creates a stopped run left unsettled (the CRM may or may not have them)."""
         with self._connect() as conn:
             rows = conn.execute(
-                _tasks.select().where(_tasks.c.stream == stream, _tasks.c.state == "intent")
+                sa.select(*_RECORD_COLUMNS)
+                .where(_tasks.c.stream == stream, _tasks.c.state == "intent")
                 .order_by(_tasks.c.key)
             ).all()
-        return [_task(row) for row in rows]
+        return [TaskRecord(*row) for row in rows]
 
-
-def _task(row: sa.Row[Any]) -> TaskRecord:
-    return TaskRecord(key=row.key, record_id=row.record_id, stream=row.stream,
-                      purpose=row.purpose, state=row.state, task_id=row.task_id,
-                      run_id=row.run_id, updated_at=row.updated_at)

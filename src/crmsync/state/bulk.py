@@ -1,0 +1,89 @@
+"""Many rows in one statement at driver speed: a Core statement compiled once per dialect.
+
+``conn.execute(table.insert(), rows)`` runs every value of every row through SQLAlchemy's
+parameter machinery and type processors on each call, which costs more CPU than SQLite spends
+storing the row (measured with ``benchmarks/store_bench.py``). A :class:`Bulk` compiles its
+statement once for the engine's dialect, converts the values that are the same for the whole
+batch (run id, stream, the bookkeeping clock) once, converts the others with the very
+processors SQLAlchemy would use (so what is stored is identical), and hands the rows to the
+driver's ``executemany`` through ``exec_driver_sql`` (database errors are still SQLAlchemy's
+``DBAPIError``, which the store turns into :class:`~crmsync.state.errors.StateError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class Bulk:
+    """One INSERT/UPDATE of ``table``, compiled once, run with many rows.
+
+    Args:
+        dialect: The engine's dialect.
+        statement: A Core statement whose bind parameters are named after ``table``'s columns
+            (or given explicitly by ``types``).
+        columns: Every bind parameter of the statement, in the order of a full row.
+        types: Column types by name, for bind parameters that are not columns of ``table``.
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        table: sa.Table,
+        statement: sa.Executable,
+        columns: Sequence[str],
+        types: Mapping[str, sa.types.TypeEngine[Any]] | None = None,
+    ) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns))  # type: ignore[attr-defined]
+        self.sql = str(compiled)
+        self.columns = tuple(columns)
+        typed = {**{c.name: c.type for c in table.c}, **(types or {})}
+        self._processors = tuple(typed[name]._cached_bind_processor(dialect)
+                                 for name in self.columns)
+        # qmark/format drivers (sqlite3) take tuples in the order the SQL names them; named
+        # ones (psycopg's pyformat) take dicts.
+        order = compiled.positiontup
+        self._positions = (None if order is None
+                           else tuple(self.columns.index(name) for name in order))
+
+    def execute(self, conn: sa.Connection, rows: Iterable[Sequence[Any]],
+                constants: Mapping[str, Any] | None = None) -> None:
+        """Run the statement once per row, in one ``executemany``.
+
+        Args:
+            conn: An open transaction.
+            rows: The values of the columns not in ``constants``, in :attr:`columns` order.
+            constants: Values shared by every row, converted once.
+        """
+        constants = constants or {}
+        fixed: dict[int, Any] = {}
+        varying: list[tuple[int, Any]] = []
+        for index, (name, process) in enumerate(zip(self.columns, self._processors,
+                                                    strict=True)):
+            if name in constants:
+                value = constants[name]
+                fixed[index] = process(value) if process is not None else value
+            else:
+                varying.append((index, process))
+        width = len(self.columns)
+        params: list[Any] = []
+        for row in rows:
+            full: list[Any] = [None] * width
+            for index, value in fixed.items():
+                full[index] = value
+            for (index, process), value in zip(varying, row, strict=True):
+                # Every value, None too: a JSON column stores None as JSON null, as Core does.
+                full[index] = value if process is None else process(value)
+            params.append(full)
+        if not params:
+            return
+        if self._positions is None:
+            conn.exec_driver_sql(self.sql, [dict(zip(self.columns, p, strict=True))
+                                            for p in params])
+        else:
+            positions = self._positions
+            conn.exec_driver_sql(self.sql, [tuple([p[i] for i in positions]) for p in params])
