@@ -24,6 +24,7 @@ class Bulk:
 
     Args:
         dialect: The engine's dialect.
+        table: The table whose column types convert the values.
         statement: A Core statement whose bind parameters are named after ``table``'s columns
             (or given explicitly by ``types``).
         columns: Every bind parameter of the statement, in the order of a full row.
@@ -38,17 +39,23 @@ class Bulk:
         columns: Sequence[str],
         types: Mapping[str, sa.types.TypeEngine[Any]] | None = None,
     ) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(columns))  # type: ignore[attr-defined]
+        compiled = statement.compile(  # type: ignore[attr-defined]
+            dialect=dialect, column_keys=list(columns))
         self.sql = str(compiled)
         self.columns = tuple(columns)
+        if set(compiled.params) != set(self.columns):  # a literal would need its own value
+            raise ValueError(f"statement parameters {sorted(compiled.params)} are not the "
+                             f"columns given {sorted(self.columns)}")
         typed = {**{c.name: c.type for c in table.c}, **(types or {})}
         self._processors = tuple(typed[name]._cached_bind_processor(dialect)
                                  for name in self.columns)
         # qmark/format drivers (sqlite3) take tuples in the order the SQL names them; named
         # ones (psycopg's pyformat) take dicts.
         order = compiled.positiontup
-        self._positions = (None if order is None
-                           else tuple(self.columns.index(name) for name in order))
+        self._named = order is None
+        # Where each column goes in the driver's parameters.
+        self._slots = tuple(range(len(self.columns))) if order is None else tuple(
+            order.index(name) for name in self.columns)
 
     def execute(self, conn: sa.Connection, rows: Iterable[Sequence[Any]],
                 constants: Mapping[str, Any] | None = None) -> None:
@@ -60,30 +67,31 @@ class Bulk:
             constants: Values shared by every row, converted once.
         """
         constants = constants or {}
-        fixed: dict[int, Any] = {}
-        varying: list[tuple[int, Any]] = []
-        for index, (name, process) in enumerate(zip(self.columns, self._processors,
-                                                    strict=True)):
+        template: list[Any] = [None] * len(self.columns)
+        plain: list[tuple[int, int]] = []  # (row index, parameter slot): no conversion
+        converted: list[tuple[int, int, Any]] = []  # (row index, slot, processor)
+        for name, slot, process in zip(self.columns, self._slots, self._processors,
+                                        strict=True):
             if name in constants:
                 value = constants[name]
-                fixed[index] = process(value) if process is not None else value
+                template[slot] = value if process is None else process(value)
+            elif process is None:
+                plain.append((len(plain) + len(converted), slot))
             else:
-                varying.append((index, process))
-        width = len(self.columns)
+                converted.append((len(plain) + len(converted), slot, process))
         params: list[Any] = []
         for row in rows:
-            full: list[Any] = [None] * width
-            for index, value in fixed.items():
-                full[index] = value
-            for (index, process), value in zip(varying, row, strict=True):
+            full = template.copy()
+            for index, slot in plain:
+                full[slot] = row[index]
+            for index, slot, process in converted:
                 # Every value, None too: a JSON column stores None as JSON null, as Core does.
-                full[index] = value if process is None else process(value)
+                full[slot] = process(row[index])
             params.append(full)
         if not params:
             return
-        if self._positions is None:
-            conn.exec_driver_sql(self.sql, [dict(zip(self.columns, p, strict=True))
-                                            for p in params])
+        if self._named:
+            columns = self.columns
+            conn.exec_driver_sql(self.sql, [dict(zip(columns, p, strict=True)) for p in params])
         else:
-            positions = self._positions
-            conn.exec_driver_sql(self.sql, [tuple([p[i] for i in positions]) for p in params])
+            conn.exec_driver_sql(self.sql, [tuple(p) for p in params])

@@ -54,7 +54,11 @@ class ContactStates(StoreBase):
         if not ids:
             return {}
         with self._connect() as conn:
-            rows = conn.execute(_STATES, {"stream": stream, "ids": ids}).all()
+            return self._states(conn, stream, ids)
+
+    def _states(self, conn: sa.Connection, stream: str,
+                ids: Sequence[str]) -> dict[str, ContactState]:
+        rows = conn.execute(_STATES, {"stream": stream, "ids": ids}).all()
         return {row.record_id: ContactState(*row) for row in rows}
 
     def save_contact_states(
@@ -67,12 +71,16 @@ class ContactStates(StoreBase):
         """
         if not rows:
             return
+        with self._begin() as conn:
+            self._save(conn, run_id, stream, rows, self._clock())
+
+    def _save(self, conn: sa.Connection, run_id: str, stream: str,
+              rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
         constants = {"stream": stream, "run_id": run_id, "first_run_id": run_id,
-                     "updated_at": self._clock()}
+                     "updated_at": now}
         values = [(row["record_id"], row["status"], row["miss_type"], row["score"],
                    row["status_since"], row["ruleset_hash"], row["modified_at"]) for row in rows]
-        with self._begin() as conn:
-            self._bulk("contacts.upsert", _upsert).execute(conn, values, constants)
+        self._bulk("contacts.upsert", _upsert).execute(conn, values, constants)
 
     def status_counts(self, stream: str | None = None) -> Counter[str]:
         """Return how many contacts hold each status now (one stream, or all)."""

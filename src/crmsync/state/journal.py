@@ -45,6 +45,12 @@ def _set_task_id(dialect: Dialect) -> Bulk:
                 ("task_id", "b_id"), types={"b_id": _journal.c.id.type})
 
 
+def _reject(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _journal, _journal.update().where(_journal.c.id == sa.bindparam("b_id")),
+                ("b_id", "error_code", "error_message", "state", "updated_at"),
+                types={"b_id": _journal.c.id.type})
+
+
 class Journal(StoreBase):
     """Journaled writes (what undo reverses, what recovery settles)."""
 
@@ -91,7 +97,7 @@ class Journal(StoreBase):
             return
         now = self._clock()
         with self._begin() as conn:
-            conn.execute(_SETTLE, {"ids": ids, "state": "applied", "now": now})
+            self._settle_entries(conn, ids, "applied", now)
             if task_ids:
                 self._bulk("journal.task_id", _set_task_id).execute(
                     conn, [(task_id, entry_id) for entry_id, task_id in task_ids.items()])
@@ -99,12 +105,18 @@ class Journal(StoreBase):
     def journal_rejected(self, entry_id: int, code: str, message: str) -> None:
         """Mark one journal entry rejected with the CRM's error (code and message, no data)."""
         with self._begin() as conn:
-            conn.execute(
-                _journal.update().where(_journal.c.id == entry_id).values(
-                    state="rejected", error_code=code, error_message=message,
-                    updated_at=self._clock(),
-                )
-            )
+            self._reject_entries(conn, [(entry_id, code, message)], self._clock())
+
+    def _settle_entries(self, conn: sa.Connection, ids: Sequence[int], state: str,
+                        now: datetime) -> None:
+        """Move entries to ``state``: one statement, whatever the number of ids."""
+        conn.execute(_SETTLE, {"ids": list(ids), "state": state, "now": now})
+
+    def _reject_entries(self, conn: sa.Connection, rows: Sequence[tuple[int, str, str]],
+                        now: datetime) -> None:
+        """Mark entries ``(id, code, message)`` rejected, in one executemany."""
+        self._bulk("journal.reject", _reject).execute(
+            conn, rows, {"state": "rejected", "updated_at": now})
 
     def supersede_entries(self, entry_ids: Iterable[int]) -> None:
         """Mark journal entries ``superseded``: a later run re-reads and re-plans their records."""
@@ -112,7 +124,7 @@ class Journal(StoreBase):
         if not ids:
             return
         with self._begin() as conn:
-            conn.execute(_SETTLE, {"ids": ids, "state": "superseded", "now": self._clock()})
+            self._settle_entries(conn, ids, "superseded", self._clock())
 
     def rejected_entries(self, run_id: str) -> list[JournalEntry]:
         """Return a run's writes the CRM refused: record id, outputs and the CRM's error."""

@@ -7,6 +7,7 @@ existing store); changing a column does: bump :data:`SCHEMA_VERSION` and migrate
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -44,6 +45,38 @@ class _UtcDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def to_text(value: datetime | None) -> str | None:
+            # One call instead of three (decorator, this class, SQLite's DATETIME), writing
+            # exactly SQLite DATETIME's default format: "2026-11-23 14:23:01.123456".
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the state store; use timezone-aware UTC")
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return to_text
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        fallback = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite":
+            return fallback
+
+        def from_text(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            try:
+                return datetime.fromisoformat(value).replace(tzinfo=UTC)
+            except (TypeError, ValueError):
+                return fallback(value) if fallback else value  # SQLAlchemy's own parser decides
+
+        return from_text
 
 
 _meta = sa.MetaData()

@@ -12,12 +12,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from crmsync.state.contacts import ContactStates
 from crmsync.state.cursors import Cursors
 from crmsync.state.errors import StateError, shown_url, store_error
 from crmsync.state.leases import Leases
 from crmsync.state.ledger import Ledger
-from crmsync.state.rejections import Rejections
+from crmsync.state.pages import Pages
 from crmsync.state.schema import (
     SCHEMA_VERSION,
     _dumps,
@@ -27,13 +26,12 @@ from crmsync.state.schema import (
     _sqlite_pragmas,
     _utcnow,
 )
-from crmsync.state.tasks import TaskRegistry
 
 #: What to install for each database driver a state URL may name.
 _DRIVER_HINTS = {"postgresql": "pip install 'crmsync[postgres]'"}
 
 
-class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactStates):
+class StateStore(Ledger, Cursors, Pages, Leases):
     """Durable state of crmsync runs; one instance per process, safe to share between threads.
 
     Every method is one short transaction; methods that take lists write them with one

@@ -70,7 +70,10 @@ class TaskRegistry(Journal):
         if not ids:
             return []
         with self._connect() as conn:
-            return [TaskRecord(*row) for row in conn.execute(_OPEN, {"ids": ids})]
+            return self._open(conn, ids)
+
+    def _open(self, conn: sa.Connection, ids: Sequence[str]) -> list[TaskRecord]:
+        return [TaskRecord(*row) for row in conn.execute(_OPEN, {"ids": ids})]
 
     def closed_task_counts(self, record_ids: Iterable[str]) -> dict[tuple[str, str], int]:
         """Return ``{(record id, purpose): tasks closed so far}`` (the next task's generation)."""
@@ -78,7 +81,11 @@ class TaskRegistry(Journal):
         if not ids:
             return {}
         with self._connect() as conn:
-            rows = conn.execute(_CLOSED_COUNTS, {"ids": ids}).all()
+            return self._closed_counts(conn, ids)
+
+    def _closed_counts(self, conn: sa.Connection,
+                       ids: Sequence[str]) -> dict[tuple[str, str], int]:
+        rows = conn.execute(_CLOSED_COUNTS, {"ids": ids}).all()
         return {(row[0], row[1]): int(row[2]) for row in rows}
 
     def task_intent(self, run_id: str, stream: str, create: TaskCreate) -> TaskRecord:
