@@ -15,7 +15,8 @@ them, the store calls of two runs over N contacts on one fresh store:
 
 It prints µs of this process's CPU per contact (``time.process_time``: what the issue's
 "client CPU" counts; a PostgreSQL server's own CPU is in another process) and wall µs per
-contact, side by side. Compare ratios between rows of one run; the machine is shared.
+contact, side by side, each the best of ``--repeat`` fresh stores. Compare ratios between
+rows of one run; the machine is shared.
 PostgreSQL is taken from ``CRMSYNC_TEST_POSTGRES_URL`` (default
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``), in a throw-away schema.
 """
@@ -99,25 +100,23 @@ def replay(store: StateStore, shape: Shape, scenario: Scenario, n: int, ruleset:
     queued_tasks: list[TaskCreate] = []
 
     def send_updates(batch: list[tuple[str, dict[str, object], int]]) -> None:
-        applied = [(rid, out, jid) for rid, out, jid in batch
-                   if not (every_reject and int(rid[1:]) % every_reject == 0)]
-        for rid, _, jid in batch:
-            if every_reject and int(rid[1:]) % every_reject == 0:
-                store.journal_rejected(jid, "INVALID_FIELD", "bad value for crmsync_reason")
-                store.record_rejection(stream, rid, run_id, "INVALID_FIELD", "bad value")
-        store.journal_applied([jid for _, _, jid in applied])
-        store.resolve_rejections(stream, [rid for rid, _, _ in applied])
-        store.save_contact_states(run_id, stream, [_state(rid, out, ruleset) for rid, out, _
-                                                   in applied])
+        # As crmsync.sync's _settle: the CRM refused some; the batch settles in one call.
+        refused = {rid for rid, _, _ in batch
+                   if every_reject and int(rid[1:]) % every_reject == 0}
+        store.settle_fields(
+            run_id, stream,
+            applied=[jid for rid, _, jid in batch if rid not in refused],
+            resolved=[rid for rid, _, _ in batch if rid not in refused],
+            states=[_state(rid, out, ruleset) for rid, out, _ in batch if rid not in refused],
+            rejected=[(jid, rid, "INVALID_FIELD", "bad value for crmsync_reason")
+                      for rid, _, jid in batch if rid in refused])
 
     def create_tasks(batch: list[TaskCreate]) -> None:
         store.tasks_created({c.key: f"T{c.key}" for c in batch})
 
     for start in range(0, n, shape.page):
         ids = [f"c{i:07d}" for i in range(start, min(n, start + shape.page))]
-        store.contact_states(stream, ids)
-        store.open_tasks(ids)
-        store.closed_task_counts(ids)
+        store.page_context(stream, ids)
         updates = [(rid, _outputs(int(rid[1:]), ruleset)) for rid in ids
                    if int(rid[1:]) % every_update == 0]
         creates = [TaskCreate(rid, "contact", f"{rid}:{ruleset}:follow_up",
@@ -185,18 +184,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=10_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="fresh stores per row; the best is shown (the machine is shared)")
     args = parser.parse_args()
     n = args.contacts
     print(f"{'backend':<11}{'shape':<11}{'run':<7}{'cpu µs/contact':>15}{'wall µs/contact':>16}")
     for backend in args.backends.split(","):
         for shape in SHAPES:
-            with _backend(backend) as url, StateStore.open(url) as store:
-                for number, scenario in enumerate(SCENARIOS):
-                    cpu, wall = time.process_time(), time.perf_counter()
-                    replay(store, shape, scenario, n, ruleset=f"rs{number}")
-                    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-                    print(f"{backend:<11}{shape.name:<11}{scenario.name:<7}"
-                          f"{cpu / n * 1e6:>15.1f}{wall / n * 1e6:>16.1f}", flush=True)
+            best: dict[str, tuple[float, float]] = {}
+            for _ in range(args.repeat):
+                with _backend(backend) as url, StateStore.open(url) as store:
+                    for number, scenario in enumerate(SCENARIOS):
+                        cpu, wall = time.process_time(), time.perf_counter()
+                        replay(store, shape, scenario, n, ruleset=f"rs{number}")
+                        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                        old = best.get(scenario.name, (cpu, wall))
+                        best[scenario.name] = (min(old[0], cpu), min(old[1], wall))
+            for scenario in SCENARIOS:
+                cpu, wall = best[scenario.name]
+                print(f"{backend:<11}{shape.name:<11}{scenario.name:<7}"
+                      f"{cpu / n * 1e6:>15.1f}{wall / n * 1e6:>16.1f}", flush=True)
 
 
 if __name__ == "__main__":
