@@ -43,6 +43,7 @@ class StoreBase:
         self._file = file
         self._file_id = _identity(file) if file is not None else None
         self._bulks: dict[str, Bulk] = {}
+        self._queries: dict[str, sa.Executable] = {}
 
     def _bulk(self, name: str, build: Callable[[Dialect], Bulk]) -> Bulk:
         """Return the :class:`Bulk` statement ``name``, built for this engine on first use."""
@@ -51,6 +52,13 @@ class StoreBase:
             # Two threads may both build it: identical, and the last one wins; no lock needed.
             bulk = self._bulks[name] = build(self._engine.dialect)
         return bulk
+
+    def _query(self, name: str, build: Callable[[Dialect], sa.Executable]) -> sa.Executable:
+        """Return the statement ``name``, built for this engine's dialect on first use."""
+        query = self._queries.get(name)
+        if query is None:
+            query = self._queries[name] = build(self._engine.dialect)
+        return query
 
     @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 
@@ -95,3 +96,15 @@ class Bulk:
             conn.exec_driver_sql(self.sql, [dict(zip(columns, p, strict=True)) for p in params])
         else:
             conn.exec_driver_sql(self.sql, [tuple(p) for p in params])
+
+
+def one_of(dialect: Dialect, column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
+    """``column`` is one of the list given as parameter ``name``, in one bind parameter.
+
+    PostgreSQL takes the list as one array (``= ANY(%(name)s)``); elsewhere an ``expanding``
+    IN renders ``?, ?, ...`` at execution. Either way no expression object is built per id,
+    and PostgreSQL is spared a typed placeholder per id.
+    """
+    if dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(sa.bindparam(name, expanding=True))

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from crmsync.state.base import StoreBase
-from crmsync.state.bulk import Bulk
+from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.records import ContactState
 from crmsync.state.schema import _contacts
 
@@ -30,9 +30,11 @@ _SAVED = ("record_id", "status", "miss_type", "score", "status_since", "ruleset_
           "modified_at", "stream", "run_id", "first_run_id", "updated_at")
 #: The columns of a :class:`ContactState`, in its fields' order (rows become states by position).
 _STATE_COLUMNS = tuple(_contacts.c[f.name] for f in fields(ContactState))
-_STATES = sa.select(*_STATE_COLUMNS).where(
-    _contacts.c.stream == sa.bindparam("stream"),
-    _contacts.c.record_id.in_(sa.bindparam("ids", expanding=True)))
+
+
+def _q_states(dialect: Dialect) -> sa.Executable:
+    return sa.select(*_STATE_COLUMNS).where(_contacts.c.stream == sa.bindparam("stream"),
+                                            one_of(dialect, _contacts.c.record_id, "ids"))
 
 
 def _upsert(dialect: Dialect) -> Bulk:
@@ -58,7 +60,8 @@ class ContactStates(StoreBase):
 
     def _states(self, conn: sa.Connection, stream: str,
                 ids: Sequence[str]) -> dict[str, ContactState]:
-        rows = conn.execute(_STATES, {"stream": stream, "ids": ids}).all()
+        rows = conn.execute(self._query("contacts.states", _q_states),
+                            {"stream": stream, "ids": ids}).all()
         return {row.record_id: ContactState(*row) for row in rows}
 
     def save_contact_states(

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from crmsync.state.base import StoreBase
-from crmsync.state.bulk import Bulk
+from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.records import JournalEntry, PendingWrite
 from crmsync.state.schema import JOURNAL_KINDS, _journal
 
@@ -20,10 +20,12 @@ from crmsync.state.schema import JOURNAL_KINDS, _journal
 _INSERTED = ("stream", "object_type", "record_id", "kind", "name", "before", "after",
              "task_key", "task_id", "seq", "run_id", "state", "created_at", "updated_at")
 
-#: Set-based settles and reads: one statement whatever the number of ids (``expanding``
-#: renders the list at execution, so no per-id expression object is ever built).
-_SETTLE = (_journal.update().where(_journal.c.id.in_(sa.bindparam("ids", expanding=True)))
-           .values(state=sa.bindparam("state"), updated_at=sa.bindparam("now")))
+#: Set-based settles and reads: one statement whatever the number of ids (see ``one_of``).
+def _q_settle(dialect: Dialect) -> sa.Executable:
+    return (_journal.update().where(one_of(dialect, _journal.c.id, "ids"))
+            .values(state=sa.bindparam("state"), updated_at=sa.bindparam("now")))
+
+
 _MAX_SEQ = (sa.select(sa.func.coalesce(sa.func.max(_journal.c.seq), 0))
             .where(_journal.c.run_id == sa.bindparam("run_id")))
 _IDS_BY_SEQ = (sa.select(_journal.c.id)
@@ -110,7 +112,8 @@ class Journal(StoreBase):
     def _settle_entries(self, conn: sa.Connection, ids: Sequence[int], state: str,
                         now: datetime) -> None:
         """Move entries to ``state``: one statement, whatever the number of ids."""
-        conn.execute(_SETTLE, {"ids": list(ids), "state": state, "now": now})
+        conn.execute(self._query("journal.settle", _q_settle),
+                     {"ids": list(ids), "state": state, "now": now})
 
     def _reject_entries(self, conn: sa.Connection, rows: Sequence[tuple[int, str, str]],
                         now: datetime) -> None:

@@ -10,14 +10,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from crmsync.state.base import StoreBase
-from crmsync.state.bulk import Bulk
+from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.schema import _rejections
 
-_RESOLVE = _rejections.update().where(
-    _rejections.c.stream == sa.bindparam("b_stream"),
-    _rejections.c.record_id.in_(sa.bindparam("ids", expanding=True)),
-    _rejections.c.resolved.is_(False),
-).values(resolved=True, updated_at=sa.bindparam("now"))
+
+def _q_resolve(dialect: Dialect) -> sa.Executable:
+    return _rejections.update().where(
+        _rejections.c.stream == sa.bindparam("b_stream"),
+        one_of(dialect, _rejections.c.record_id, "ids"),
+        _rejections.c.resolved.is_(False),
+    ).values(resolved=True, updated_at=sa.bindparam("now"))
 
 
 #: A rejection's own columns, in the order of ``_record_rejections``' rows.
@@ -81,7 +83,8 @@ class Rejections(StoreBase):
 
     def _resolve(self, conn: sa.Connection, stream: str, ids: Sequence[str],
                  now: datetime) -> None:
-        conn.execute(_RESOLVE, {"b_stream": stream, "ids": ids, "now": now})
+        conn.execute(self._query("rejections.resolve", _q_resolve),
+                     {"b_stream": stream, "ids": list(ids), "now": now})
 
     def rejected_ids(self, stream: str) -> list[str]:
         """Return the ids of a stream's unresolved rejected records, sorted."""

@@ -9,22 +9,34 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from crmsync.model import TaskClose, TaskCreate
-from crmsync.state.bulk import Bulk
+from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.journal import Journal
 from crmsync.state.records import PendingWrite, TaskRecord
 from crmsync.state.schema import _journal, _tasks
 
 #: The columns of a :class:`TaskRecord`, in its fields' order (rows become records by position).
 _RECORD_COLUMNS = tuple(_tasks.c[f.name] for f in fields(TaskRecord))
-_IDS = sa.bindparam("ids", expanding=True)
-_OPEN = sa.select(*_RECORD_COLUMNS).where(_tasks.c.record_id.in_(_IDS),
-                                          _tasks.c.state.in_(("intent", "open")))
-_CLOSED_COUNTS = (sa.select(_tasks.c.record_id, _tasks.c.purpose, sa.func.count())
-                  .where(_tasks.c.record_id.in_(_IDS), _tasks.c.state == "closed")
-                  .group_by(_tasks.c.record_id, _tasks.c.purpose))
-_BY_KEYS = sa.select(*_RECORD_COLUMNS).where(_tasks.c.key.in_(sa.bindparam("keys", expanding=True)))
-_JOURNAL_IDS = (sa.select(_tasks.c.key, _tasks.c.journal_id)
-                .where(_tasks.c.key.in_(sa.bindparam("keys", expanding=True))))
+
+
+def _q_open(dialect: Dialect) -> sa.Executable:
+    return sa.select(*_RECORD_COLUMNS).where(one_of(dialect, _tasks.c.record_id, "ids"),
+                                             _tasks.c.state.in_(("intent", "open")))
+
+
+def _q_closed_counts(dialect: Dialect) -> sa.Executable:
+    return (sa.select(_tasks.c.record_id, _tasks.c.purpose, sa.func.count())
+            .where(one_of(dialect, _tasks.c.record_id, "ids"), _tasks.c.state == "closed")
+            .group_by(_tasks.c.record_id, _tasks.c.purpose))
+
+
+def _q_by_keys(dialect: Dialect) -> sa.Executable:
+    return sa.select(*_RECORD_COLUMNS).where(one_of(dialect, _tasks.c.key, "keys"))
+
+
+def _q_journal_ids(dialect: Dialect) -> sa.Executable:
+    return (sa.select(_tasks.c.key, _tasks.c.journal_id)
+            .where(one_of(dialect, _tasks.c.key, "keys")))
+
 
 #: An intent's columns, in the order of :meth:`TaskRegistry.task_intents`'s rows (the others
 #: are the same for the whole batch).
@@ -73,7 +85,8 @@ class TaskRegistry(Journal):
             return self._open(conn, ids)
 
     def _open(self, conn: sa.Connection, ids: Sequence[str]) -> list[TaskRecord]:
-        return [TaskRecord(*row) for row in conn.execute(_OPEN, {"ids": ids})]
+        rows = conn.execute(self._query("tasks.open", _q_open), {"ids": ids})
+        return [TaskRecord(*row) for row in rows]
 
     def closed_task_counts(self, record_ids: Iterable[str]) -> dict[tuple[str, str], int]:
         """Return ``{(record id, purpose): tasks closed so far}`` (the next task's generation)."""
@@ -85,7 +98,8 @@ class TaskRegistry(Journal):
 
     def _closed_counts(self, conn: sa.Connection,
                        ids: Sequence[str]) -> dict[tuple[str, str], int]:
-        rows = conn.execute(_CLOSED_COUNTS, {"ids": ids}).all()
+        query = self._query("tasks.closed_counts", _q_closed_counts)
+        rows = conn.execute(query, {"ids": ids}).all()
         return {(row[0], row[1]): int(row[2]) for row in rows}
 
     def task_intent(self, run_id: str, stream: str, create: TaskCreate) -> TaskRecord:
@@ -107,8 +121,8 @@ class TaskRegistry(Journal):
         now = self._clock()
         # One transaction: an intent never exists without its journal entry, nor the reverse.
         with self._begin() as conn:
-            existing = {row.key: TaskRecord(*row)
-                        for row in conn.execute(_BY_KEYS, {"keys": keys})}
+            rows = conn.execute(self._query("tasks.by_keys", _q_by_keys), {"keys": keys})
+            existing = {row.key: TaskRecord(*row) for row in rows}
             fresh = [c for c in creates
                      if c.key not in existing or not existing[c.key].is_open]
             journal_ids = self._insert_rows(conn, run_id, [
@@ -149,7 +163,8 @@ class TaskRegistry(Journal):
         now = self._clock()
         settled = {"state": "open", "updated_at": now}
         with self._begin() as conn:
-            journal_ids = dict(conn.execute(_JOURNAL_IDS, {"keys": list(task_ids)}).all())
+            journal_ids = dict(conn.execute(
+                self._query("tasks.journal_ids", _q_journal_ids), {"keys": list(task_ids)}).all())
             self._bulk("tasks.opened", _opened).execute(
                 conn, [(tid, key) for key, tid in task_ids.items()], settled)
             journal_rows = [(tid, journal_ids[key]) for key, tid in task_ids.items()
