@@ -417,3 +417,19 @@ def test_run_lease_admits_one_live_run_and_frees_a_dead_ones(tmp_path: Path) -> 
             conn.execute(sa.text("UPDATE crmsync_leases SET holder = :h WHERE name = 'sync:hubspot'"),
                          {"h": f"r9@{socket.gethostname()}:{dead}"})
         store.acquire_lease("sync:hubspot", "r3", timedelta(minutes=5))
+
+
+def test_sqlite_page_reads_and_settles_use_indexes(tmp_path) -> None:
+    """Per-page reads and settles look ids up by index, never scan a table that grows."""
+    from crmsync.state import contacts, journal, rejections, tasks
+
+    builders = [contacts._q_states, tasks._q_open, tasks._q_closed_counts, tasks._q_by_keys,
+                tasks._q_journal_ids, journal._q_settle, rejections._q_resolve]
+    with StateStore.open(f"sqlite:///{tmp_path}/s.db") as store, store._engine.connect() as conn:
+        for build in builders:
+            compiled = build(store._engine.dialect).compile(dialect=store._engine.dialect)
+            params = ("x",) * len(compiled.positiontup or ())  # not run: only planned
+            plan = " | ".join(row[3] for row in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {compiled}", params))
+            assert "SCAN crmsync_" not in plan, (build.__name__, plan)
+            assert "SEARCH crmsync_" in plan, (build.__name__, plan)

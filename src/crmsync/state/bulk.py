@@ -101,10 +101,21 @@ class Bulk:
 def one_of(dialect: Dialect, column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
     """``column`` is one of the list given as parameter ``name``, in one bind parameter.
 
-    PostgreSQL takes the list as one array (``= ANY(%(name)s)``); elsewhere an ``expanding``
-    IN renders ``?, ?, ...`` at execution. Either way no expression object is built per id,
-    and PostgreSQL is spared a typed placeholder per id.
+    PostgreSQL takes the list as one array (``= ANY(%(name)s)``), SQLite as one JSON array
+    (``IN (SELECT value FROM json_each(?))``, an index lookup per value, as for a list). So the
+    SQL text is the same for every length: no placeholder rendered per id on each execution,
+    and the driver's prepared-statement cache is hit every time. Older SQLite builds without
+    JSON functions in the core get an ``expanding`` IN.
     """
     if dialect.name == "postgresql":
         return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    if dialect.name == "sqlite" and _sqlite_has_json():
+        values = sa.func.json_each(sa.bindparam(name, type_=sa.JSON)).table_valued("value")
+        return column.in_(sa.select(values.c.value))
     return column.in_(sa.bindparam(name, expanding=True))
+
+
+def _sqlite_has_json() -> bool:
+    import sqlite3  # only where SQLite is the store
+
+    return sqlite3.sqlite_version_info >= (3, 38, 0)  # JSON functions built in from 3.38

@@ -20,7 +20,9 @@ _RECORD_COLUMNS = tuple(_tasks.c[f.name] for f in fields(TaskRecord))
 
 def _q_open(dialect: Dialect) -> sa.Executable:
     return sa.select(*_RECORD_COLUMNS).where(one_of(dialect, _tasks.c.record_id, "ids"),
-                                             _tasks.c.state.in_(("intent", "open")))
+                                             # not a literal IN: no per-call expansion
+                                             sa.or_(_tasks.c.state == "intent",
+                                                    _tasks.c.state == "open"))
 
 
 def _q_closed_counts(dialect: Dialect) -> sa.Executable:
