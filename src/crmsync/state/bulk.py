@@ -104,8 +104,8 @@ def one_of(dialect: Dialect, column: sa.ColumnElement[Any], name: str) -> sa.Col
     PostgreSQL takes the list as one array (``= ANY(%(name)s)``), SQLite as one JSON array
     (``IN (SELECT value FROM json_each(?))``, an index lookup per value, as for a list). So the
     SQL text is the same for every length: no placeholder rendered per id on each execution,
-    and the driver's prepared-statement cache is hit every time. Older SQLite builds without
-    JSON functions in the core get an ``expanding`` IN.
+    and the driver's statement cache is hit every time. Older SQLite builds without JSON
+    functions in the core get an ``expanding`` IN.
     """
     if dialect.name == "postgresql":
         return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
