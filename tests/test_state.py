@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -394,8 +398,6 @@ def test_open_errors_never_show_the_password() -> None:
 
 
 def test_run_lease_admits_one_live_run_and_frees_a_dead_ones(tmp_path: Path) -> None:
-    from datetime import timedelta
-
     from crmsync.errors import RunInProgress
 
     with StateStore.open(f"sqlite:///{tmp_path / 'lease.db'}") as store:
@@ -407,19 +409,16 @@ def test_run_lease_admits_one_live_run_and_frees_a_dead_ones(tmp_path: Path) -> 
         store.release_lease("sync:hubspot", "r1")
         store.acquire_lease("sync:hubspot", "r2", timedelta(minutes=5))
         # A holder on this machine whose process is gone (SIGKILL) does not block.
-        import subprocess
-        import sys
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        import socket
-        import sqlalchemy as sa
         with store._engine.begin() as conn:  # simulate the killed run's row
-            conn.execute(sa.text("UPDATE crmsync_leases SET holder = :h WHERE name = 'sync:hubspot'"),
+            conn.execute(sa.text("UPDATE crmsync_leases SET holder = :h "
+                                 "WHERE name = 'sync:hubspot'"),
                          {"h": f"r9@{socket.gethostname()}:{dead}"})
         store.acquire_lease("sync:hubspot", "r3", timedelta(minutes=5))
 
 
-def test_sqlite_page_reads_and_settles_use_indexes(tmp_path) -> None:
+def test_sqlite_page_reads_and_settles_use_indexes(tmp_path: Path) -> None:
     """Per-page reads and settles look ids up by index, never scan a table that grows."""
     from crmsync.state import contacts, journal, rejections, tasks
 
