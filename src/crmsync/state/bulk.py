@@ -48,7 +48,7 @@ class Bulk:
             raise ValueError(f"statement parameters {sorted(compiled.params)} are not the "
                              f"columns given {sorted(self.columns)}")
         typed = {**{c.name: c.type for c in table.c}, **(types or {})}
-        self._processors = tuple(typed[name]._cached_bind_processor(dialect)
+        self._processors = tuple(typed[name].dialect_impl(dialect).bind_processor(dialect)
                                  for name in self.columns)
         # qmark/format drivers (sqlite3) take tuples in the order the SQL names them; named
         # ones (psycopg's pyformat) take dicts.
