@@ -237,10 +237,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # killed *process* (SIGKILL, OOM, Ctrl-C) loses nothing it committed, because the commit
     # is in the OS's page cache, which outlives the process; only a power loss or OS crash
     # can lose the last few commits, and even then the database is never corrupted: it opens
-    # as of an earlier commit, which the journal's ordering (pending before the CRM call,
-    # cursor after the page) already handles like any interrupted run. FULL would add an
-    # fsync to every commit, which is most of a small commit's cost, for no guarantee the
-    # SIGKILL tests (tests/sync/test_hard_edges.py) do not already hold.
+    # as of an earlier commit, and the next run re-reads from the older cursor what it has no
+    # record of; a task the CRM already holds is not duplicated, because both connectors key
+    # task creates (HubSpot looks the key up first, Salesforce upserts by it). FULL would add
+    # an fsync to every commit, most of a small commit's cost, for no guarantee the SIGKILL
+    # tests (tests/sync/test_hard_edges.py) do not already hold.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
