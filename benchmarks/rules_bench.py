@@ -1,12 +1,17 @@
 """Rule evaluation throughput: crmsync's compiled engine against peers and a hand-written ceiling.
 
-Run: ``python benchmarks/rules_bench.py`` (needs ``pip install -e '.[bench]'``; about a minute).
+Run: ``python benchmarks/rules_bench.py`` (needs ``pip install -e '.[bench]'``, or
+``--skip-peers``; a few minutes).
 
 One seeded population of realistic contacts is decided by:
 
-* ``handwritten``: the default rules written by hand in plain Python (the ceiling): it builds
-  exactly the same :class:`~crmsync.model.Decision`, reason and tasks included;
-* ``crmsync``: ``RuleSet.evaluate`` on ``rules/default.json`` (compiled), and with ``explain``;
+* ``handwritten``: the default rules written by hand as the fastest plain Python we could
+  (the ceiling): constants hoisted, one regex per word list, text built only when a rule
+  fires; it builds exactly the same :class:`~crmsync.model.Decision`, reason and tasks
+  included. Once with stdlib ``re`` for the title pattern, once with crmsync's RE2 matcher;
+* ``crmsync``: ``RuleSet.evaluate`` on ``rules/default.json`` (compiled), on any input and on
+  facts already coerced (``coerced=True``, what a run's field map hands it), and with
+  ``explain``;
 * ``crmsync interpreter``: the reference tree interpreter (what a naive engine costs);
 * ``zen-engine``: GoRules JDM (Rust core), the default rules as one expression-node graph,
   and the same ZEN expressions compiled once and called directly (no graph per call);
@@ -30,21 +35,20 @@ import gc
 import json
 import os
 import random
-import re
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from crmsync.model import Decision, TaskSpec
+from rules_ceiling import make_handwritten
+from rules_peers import peer_engines
+
 from crmsync.rules import load_ruleset
-from crmsync.rules.dates import add_business_days
-from crmsync.rules.tree import All, AnyOf, FactRef, Leaf, Not, Ref, Tree
+from crmsync.rules.tree import iter_leaves
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "rules" / "default.json"
@@ -114,557 +118,32 @@ def generate(count: int, seed: int = 7) -> list[dict[str, Any]]:
     return contacts
 
 
-# -- the ceiling: the default rules by hand ----------------------------------------------------
-
-SERVED = frozenset("US CA GB IE DE FR NL BE SE DK NO FI ES IT CH AT".split())
-PERSONAL = frozenset("""gmail.com googlemail.com yahoo.com yahoo.co.uk yahoo.fr hotmail.com
-    hotmail.co.uk outlook.com live.com msn.com icloud.com me.com aol.com gmx.de gmx.net web.de
-    proton.me protonmail.com mail.com yandex.com""".split())
-COMPETITORS = frozenset(["pipelinepro.io", "dealcraft.com", "funnelforge.com"])
-STATUSES = frozenset(["lead", "prospect", "opportunity", "disqualified"])
-EXCLUDED = ("education", "government", "public sector")
-HARD = ("competitor", "chose another", "chose a different", "went with", "selected another",
-        "another vendor", "another solution", "alternative", "no longer need",
-        "not needed anymore", "need went away", "project cancel", "cancelled", "canceled",
-        "in-house", "in house", "build it ourselves", "built our own", "out of business",
-        "went bankrupt", "shut down")
-SOFT = ("budget", "price", "pricing", "too expensive", "cost", "timing", "postpone",
-        "next quarter", "next year", "not now", "later", "no decision", "undecided", "went dark",
-        "unresponsive", "no response", "ghost", "more time", "not sure", "unsure", "value",
-        "on hold")
-DM_TITLE = re.compile(r"\b(chief|ceo|cto|cfo|coo|cmo|cio|cro|vp|svp|evp|vice president|head of|"
-                      r"director|founder|co-founder|owner|president|managing partner)\b", re.I)
-
-
-def make_handwritten(now: datetime, version: str, digest: str) -> Callable[[Mapping], Decision]:
-    """The default rules as a person would write them in Python, for one run's ``now``."""
-    day = timedelta(days=1)
-    th14, th30, th60, th90 = (now - 14 * day, now - 30 * day, now - 60 * day, now - 90 * day)
-    today = now.date()
-    due = {n: add_business_days(today, n) for n in (1, 2, 3, 5, 15)}
-
-    def decide(c: Mapping[str, Any]) -> Decision:
-        g = c.get
-        country, employees, industry = g("country"), g("employees"), g("industry")
-        title, domain = g("title"), g("email_domain")
-        budget, inbound = g("budget_confirmed"), g("inbound_from_decision_maker")
-        last, competitor = g("last_activity_at"), g("competitor")
-        reason_text = g("closed_lost_reason")
-        open_deals, lost_deals, won_deals = g("open_deals"), g("lost_deals"), g("won_deals")
-        pricing, chat = g("pricing_page_views"), g("chat_conversations")
-        trial, demo, case = g("trial_signup"), g("demo_requested"), g("case_study_requested")
-        first_name, company = g("first_name"), g("company")
-        rules: list[str] = []
-
-        dm_flag = g("decision_maker")
-        title_dm = None if title is None else DM_TITLE.search(title[:1000]) is not None
-        if dm_flag is True or title_dm is True:
-            is_dm: bool | None = True
-        elif dm_flag is False and title_dm is False:
-            is_dm = False
-        else:
-            is_dm = None
-        served = None if country is None else country in SERVED
-        icp_size = None if employees is None else 50 <= employees <= 5000
-        folded_industry = industry.casefold() if industry is not None else None
-        excluded = None if industry is None else any(w in folded_industry for w in EXCLUDED)
-        icp_fit = served is True and icp_size is True and excluded is not True
-        authority = is_dm is True or inbound is True
-        qualified = icp_fit and budget is True and authority
-
-        # miss type
-        has_lost = (lost_deals is not None and lost_deals >= 1) or reason_text is not None
-        folded_reason = reason_text.casefold() if reason_text is not None else ""
-        hard_reason = reason_text is not None and any(w in folded_reason for w in HARD)
-        soft_reason = reason_text is not None and any(w in folded_reason for w in SOFT)
-        lead_status = g("lead_status")
-        miss_because = ""
-        if won_deals is not None and won_deals >= 1:
-            miss = "none"
-            rules.append("miss_won_customer")
-        elif open_deals is not None and open_deals >= 1:
-            miss = "none"
-            rules.append("miss_deal_still_open")
-        elif has_lost and competitor is not None:
-            miss, miss_because = "hard", f"hard miss: chose {competitor}"
-            rules.append("miss_hard_competitor")
-        elif has_lost and hard_reason:
-            miss, miss_because = "hard", f"hard miss: {reason_text}"
-            rules.append("miss_hard_reason")
-        elif has_lost and soft_reason:
-            miss, miss_because = "soft", f"soft miss: {reason_text}"
-            rules.append("miss_soft_reason")
-        elif has_lost:
-            miss = "soft"
-            miss_because = ("soft miss: loss reason not recognised "
-                            f"({reason_text or 'none recorded'}), review it")
-            rules.append("miss_soft_unrecognised_reason")
-        elif lead_status is not None and lead_status.strip().casefold() in ("bad_timing",
-                                                                            "bad timing"):
-            miss, miss_because = "soft", "soft miss: bad timing"
-            rules.append("miss_soft_bad_timing")
-        elif g("previous_status") == "opportunity" and last is not None and last < th60:
-            miss = "soft"
-            miss_because = ("soft miss: opportunity went cold (no activity since "
-                            f"{last.date().isoformat()})")
-            rules.append("miss_soft_opportunity_went_cold")
-        else:
-            miss = "none"
-
-        # buying signals and qualification
-        signals, signal_text = [], []
-        stage = g("deal_stage")
-        for fired, label, text, rule_id in (
-            (trial is True, "trial signup", "trial signup", "signal_trial"),
-            (demo is True, "demo request", "demo request", "signal_demo"),
-            (case is True, "case-study request", "case-study request", "signal_case_study"),
-            (pricing is not None and pricing >= 3, "pricing page",
-             f"{pricing} pricing-page views", "signal_pricing_page"),
-            (chat is not None and chat >= 1, "chat", f"{chat} chat conversation(s)",
-             "signal_chat"),
-            (inbound is True, "decision maker reached out", "decision maker reached out",
-             "signal_inbound_decision_maker"),
-            (open_deals is not None and open_deals >= 1, "open deal",
-             f"open deal ({stage or 'stage unknown'})", "signal_open_deal"),
-        ):
-            if fired:
-                signals.append(label)
-                signal_text.append(text)
-                rules.append(rule_id)
-        quals = []
-        for fired, label, rule_id in ((icp_fit, "ICP fit", "qual_icp_fit"),
-                                      (budget is True, "budget confirmed", "qual_budget"),
-                                      (is_dm is True, "decision maker", "qual_decision_maker")):
-            if fired:
-                quals.append(label)
-                rules.append(rule_id)
-
-        # status
-        override = g("status_override")
-        normal = override.strip().lower() if override is not None else None
-        if normal in STATUSES:
-            status, headline = normal, f"Status set by hand ({override})"
-            rules.append("status_override")
-        elif g("not_a_fit") is True:
-            status, headline = "disqualified", "Disqualified: marked not a fit"
-            rules.append("dq_not_a_fit")
-        elif served is False:
-            status, headline = "disqualified", f"Disqualified: country {country} is not served"
-            rules.append("dq_country")
-        elif excluded is True:
-            status, headline = "disqualified", f"Disqualified: excluded industry ({industry})"
-            rules.append("dq_industry")
-        elif domain is not None and domain in PERSONAL:
-            status = "disqualified"
-            headline = f"Disqualified: personal email address ({domain})"
-            rules.append("dq_personal_email")
-        elif (title is not None and "student" in title.casefold()) or (
-            domain is not None and domain.strip().casefold().endswith((".edu", ".ac.uk", ".edu.au"))
-        ):
-            status, headline = "disqualified", "Disqualified: student"
-            rules.append("dq_student")
-        elif domain is not None and domain in COMPETITORS:
-            status, headline = "disqualified", f"Disqualified: works for a competitor ({domain})"
-            rules.append("dq_competitor")
-        elif employees is not None and employees < 10:
-            status, headline = "disqualified", f"Disqualified: only {employees} employees"
-            rules.append("dq_too_small")
-        elif open_deals is not None and open_deals >= 1:
-            status, headline = "opportunity", "Opportunity"
-            rules.append("opportunity_open_deal")
-        elif icp_size is False:
-            status = "lead"
-            headline = f"Lead (company size {employees} is outside 50-5,000)"
-            rules.append("lead_outside_icp_size")
-        elif qualified and signals and miss != "hard":
-            status, headline = "opportunity", "Opportunity"
-            rules.append("opportunity_buying_signals")
-        elif qualified:
-            status, headline = "prospect", "Prospect"
-            rules.append("prospect_qualified")
-        else:
-            status, headline = "lead", "Lead"
-
-        # score
-        score = 0
-        for fired, points, rule_id in (
-            (icp_fit, 20, "score_icp_fit"),
-            (is_dm is True, 10, "score_decision_maker"),
-            (budget is True, 10, "score_budget"),
-            ((g("form_submissions") or 0) >= 1, 5, "score_form"),
-            ((g("webinars_attended") or 0) >= 1, 5, "score_webinar"),
-            ((g("content_downloads") or 0) >= 1, 5, "score_download"),
-            ((g("page_views") or 0) >= 10, 5, "score_site_visits"),
-            (last is not None and last >= th30, 10, "score_recent_activity"),
-            (trial is True, 15, "score_trial"),
-            (demo is True, 15, "score_demo"),
-            (pricing is not None and pricing >= 3, 10, "score_pricing"),
-            (case is True, 5, "score_case_study"),
-            (chat is not None and chat >= 1, 5, "score_chat"),
-            (inbound is True, 10, "score_inbound_decision_maker"),
-            (last is not None and last < th90, -15, "score_inactive"),
-            (status == "disqualified", -100, "score_disqualified"),
-        ):
-            if fired:
-                score += points
-                rules.append(rule_id)
-        score = max(0, min(100, score))
-
-        # reason
-        parts = [p for p in (" + ".join(signal_text), " + ".join(quals), miss_because) if p]
-        if not parts:
-            reason = headline
-        else:
-            reason = headline + ("; " if ": " in headline else ": ") + "; ".join(parts)
-        if len(reason) > 255:
-            reason = reason[:254] + "…"
-
-        # tasks
-        who, where = first_name or "the contact", company or "their company"
-        tasks = []
-        if status == "opportunity" and miss == "none":
-            tasks.append(TaskSpec(
-                "opportunity_follow_up", f"Call {who} at {where} today: buying signals",
-                f"Hot opportunity: {', '.join(signals) or 'open deal'}. Be direct: confirm the "
-                "decision process and timeline, propose a next step with a date, and move it to "
-                "a proposal.", due[1], "high", "direct", "task_opportunity_follow_up", True))
-            rules.append("task_opportunity_follow_up")
-        if status == "prospect" and miss == "none" and (last is None or last < th14):
-            tasks.append(TaskSpec(
-                "prospect_nurture", f"Check in with {who} at {where}",
-                "Qualified prospect with no activity for two weeks or more (last: "
-                f"{last.date().isoformat() if last else 'never'}). Be consultative: ask about "
-                "their priorities, share a relevant guide or customer story, offer a short call.",
-                due[3], "normal", "consultative", "task_prospect_nurture", True))
-            rules.append("task_prospect_nurture")
-        if miss == "soft" and status != "disqualified":
-            tasks.append(TaskSpec(
-                "soft_miss_reengagement", f"Re-engage {who} at {where}",
-                f"Soft miss ({reason_text or 'stalled'}). Keep nurturing: send a case study or "
-                "proof of value, re-check their needs and timing, consider adjusted terms. No "
-                "pressure.", due[15], "normal", "consultative", "task_soft_miss_reengage", True))
-            rules.append("task_soft_miss_reengage")
-        unrecognised = reason_text is None or not (hard_reason or soft_reason)
-        if miss == "soft" and has_lost and unrecognised:
-            tasks.append(TaskSpec(
-                "loss_reason_review", f"Record a clear loss reason for {company or 'this contact'}",
-                f"The lost deal's reason ('{reason_text or 'none'}') did not match a known soft or "
-                "hard reason. Update it so the miss type is right.",
-                due[2], "low", "consultative", "task_review_loss_reason", True))
-            rules.append("task_review_loss_reason")
-        if miss == "hard":
-            tasks.append(TaskSpec(
-                "loss_analysis", f"Loss analysis: why {company or 'this account'} said no",
-                f"Hard miss: {competitor or 'no competitor recorded'}; reason: "
-                f"{reason_text or 'not recorded'}. Record the competitor and reason and share "
-                "them with product marketing. Stop active selling; a check-in in 6-12 months is "
-                "optional.", due[5], "low", "consultative", "task_hard_miss_analysis", False))
-            rules.append("task_hard_miss_analysis")
-        return Decision(g("id") or "", status, miss, score, reason, tuple(rules), tuple(tasks),
-                        version, digest, None)
-
-    return decide
-
-
-# -- translating the validated tree for the peers ----------------------------------------------
-
-
-def _epoch(value: datetime) -> float:
-    return value.timestamp()
-
-
-def peer_input(contact: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """The same contact as JSON-friendly data: dates as epoch seconds, plus ``__now``."""
-    data = {k: (_epoch(v) if isinstance(v, datetime) else v) for k, v in contact.items()}
-    data["__now"] = _epoch(now)
-    return data
-
-
-class ZenTranslator:
-    """Validated tree -> one JDM expression node (ZEN expression language)."""
-
-    def __init__(self, tree: Tree, *, earlier: str = "$.") -> None:
-        self.tree = tree
-        self.local: dict[str, str] = {}
-        self.earlier = earlier  # how an expression reads a key computed before it
-
-    @staticmethod
-    def lit(value: Any) -> str:
-        if isinstance(value, datetime):
-            return repr(value.timestamp())
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, str):
-            # ZEN string literals take backslashes verbatim; pick the quote the text lacks.
-            return f'"{value}"' if "'" in value else f"'{value}'"
-        return repr(value)
-
-    def ref(self, name: str) -> str:
-        return self.local.get(name, name)
-
-    def cond(self, node: Any) -> tuple[str, str]:
-        if isinstance(node, All | AnyOf):
-            parts = [self.cond(i) for i in node.items]
-            t_join, f_join = (" and ", " or ") if isinstance(node, All) else (" or ", " and ")
-            return ("(" + t_join.join(p[0] for p in parts) + ")",
-                    "(" + f_join.join(p[1] for p in parts) + ")")
-        if isinstance(node, Not):
-            t, f = self.cond(node.item)
-            return f, t
-        if isinstance(node, Ref):
-            return self.cond(self.tree.conditions[node.name])
-        return self.leaf(node)
-
-    def leaf(self, leaf: Leaf) -> tuple[str, str]:
-        v, op, o = self.ref(leaf.name), leaf.op, leaf.operand
-        nn = f"{v} != null"
-        if leaf.kind == "list":
-            if op == "contains":
-                return f"({self.lit(o)} in {v})", f"(not ({self.lit(o)} in {v}))"
-            return ((f"(len({v}) > 0)", f"(len({v}) == 0)") if op == "exists"
-                    else (f"(len({v}) == 0)", f"(len({v}) > 0)"))
-        if op == "exists":
-            return f"({nn})", f"({v} == null)"
-        if op == "missing":
-            return f"({v} == null)", f"({nn})"
-        cmp = {"is": ("==", "!="), "is_not": ("!=", "=="), "at_least": (">=", "<"),
-               "at_most": ("<=", ">"), "more_than": (">", "<="), "less_than": ("<", ">=")}
-        if op in cmp:
-            other = self.ref(o.name) if isinstance(o, FactRef) else self.lit(o)
-            guard = f"{nn} and {other} != null" if isinstance(o, FactRef) else nn
-            return (f"({guard} and {v} {cmp[op][0]} {other})",
-                    f"({guard} and {v} {cmp[op][1]} {other})")
-        if op in ("in", "not_in"):
-            items = "[" + ", ".join(self.lit(i) for i in sorted(o, key=str)) + "]"
-            t, f = f"({nn} and {v} in {items})", f"({nn} and not ({v} in {items}))"
-            return (t, f) if op == "in" else (f, t)
-        if op == "between":
-            inside = f"{v} >= {self.lit(o[0])} and {v} <= {self.lit(o[1])}"
-            return f"({nn} and {inside})", f"({nn} and not ({inside}))"
-        if op in ("within_days", "older_than_days"):
-            limit = f"(__now - {o.total_seconds()})"
-            t, f = f"({nn} and {v} >= {limit})", f"({nn} and {v} < {limit})"
-            return (t, f) if op == "within_days" else (f, t)
-        if op == "matches":
-            hit = f"matches(lower({v}), {self.lit(o.pattern)})"
-        elif op == "contains":
-            hit = "(" + " or ".join(f"contains(lower({v}), {self.lit(n)})" for n in o) + ")"
-        elif op in ("starts_with", "ends_with"):
-            fn = "startsWith" if op == "starts_with" else "endsWith"
-            hit = "(" + " or ".join(f"{fn}(lower(trim({v})), {self.lit(n)})" for n in o) + ")"
-        else:
-            hit = f"(lower(trim({v})) in [{', '.join(self.lit(n) for n in sorted(o))}])"
-        return f"({nn} and {hit})", f"({nn} and not {hit})"
-
-    def expressions(self) -> list[tuple[str, str]]:
-        """``(key, expression)`` pairs, evaluated in order; later ones read earlier via ``$``."""
-        out = []
-        for derived in self.tree.derived.values():
-            t, f = self.cond(derived.when)
-            out.append((derived.name, f"{t} ? true : ({f} ? false : null)"))
-            self.local[derived.name] = f"{self.earlier}{derived.name}"
-        for decision in self.tree.decisions:
-            if decision.hit == "first":
-                expr = self.lit(decision.default)
-                for rule in reversed(decision.rules):
-                    t = self.cond(rule.when)[0] if rule.when else "true"
-                    if isinstance(rule.then, FactRef):
-                        src = self.ref(rule.then.name)
-                        allowed = "[" + ", ".join(self.lit(s) for s in decision.closed_set) + "]"
-                        t = f"({t} and {src} != null and lower(trim({src})) in {allowed})"
-                        value = f"lower(trim({src}))"
-                    else:
-                        value = self.lit(rule.then)
-                    expr = f"({t} ? {value} : {expr})"
-            elif decision.hit == "sum":
-                terms = [str(decision.default or 0)] + [
-                    f"({self.cond(r.when)[0]} ? {r.add} : 0)" for r in decision.rules]
-                total = " + ".join(terms)
-                expr = f"max([{decision.minimum}, min([{decision.maximum}, {total}])])"
-            else:
-                items = ", ".join(f"({self.cond(r.when)[0]} ? {self.lit(r.then)} : null)"
-                                  for r in decision.rules)
-                expr = f"filter([{items}], # != null)"
-            out.append((decision.output, expr))
-            self.local[decision.output] = f"{self.earlier}{decision.output}"
-        return out
-
-    def graph(self) -> dict[str, Any]:
-        """The JDM document."""
-        position = {"x": 0, "y": 0}
-        expressions = [{"id": f"e{i}", "key": key, "value": value}
-                       for i, (key, value) in enumerate(self.expressions())]
-        return {
-            "nodes": [
-                {"id": "in", "type": "inputNode", "name": "contact", "position": position},
-                {"id": "rules", "type": "expressionNode", "name": "default rules",
-                 "position": position, "content": {"expressions": expressions}},
-                {"id": "out", "type": "outputNode", "name": "decision", "position": position},
-            ],
-            "edges": [{"id": "a", "sourceId": "in", "targetId": "rules", "type": "edge"},
-                      {"id": "b", "sourceId": "rules", "targetId": "out", "type": "edge"}],
-        }
-
-
-class JsonLogicTranslator:
-    """Validated tree -> one JSON-logic rule per derived fact and output, applied in order."""
-
-    def __init__(self, tree: Tree) -> None:
-        self.tree = tree
-
-    @staticmethod
-    def lit(value: Any) -> Any:
-        return value.timestamp() if isinstance(value, datetime) else value
-
-    def var(self, name: str) -> dict[str, Any]:
-        return {"var": name}
-
-    def cond(self, node: Any) -> tuple[Any, Any]:
-        if isinstance(node, All | AnyOf):
-            parts = [self.cond(i) for i in node.items]
-            t_op, f_op = ("and", "or") if isinstance(node, All) else ("or", "and")
-            return {t_op: [p[0] for p in parts]}, {f_op: [p[1] for p in parts]}
-        if isinstance(node, Not):
-            t, f = self.cond(node.item)
-            return f, t
-        if isinstance(node, Ref):
-            return self.cond(self.tree.conditions[node.name])
-        return self.leaf(node)
-
-    def leaf(self, leaf: Leaf) -> tuple[Any, Any]:
-        v, op, o = self.var(leaf.name), leaf.op, leaf.operand
-        nn = {"!=": [v, None]}
-
-        def guarded(expr: Any) -> Any:
-            return {"and": [nn, expr]}
-
-        if leaf.kind == "list":
-            if op == "contains":
-                return {"in": [o, v]}, {"!": {"in": [o, v]}}
-            t, f = {"!!": [v]}, {"!": [v]}
-            return (t, f) if op == "exists" else (f, t)
-        if op == "exists":
-            return nn, {"==": [v, None]}
-        if op == "missing":
-            return {"==": [v, None]}, nn
-        cmp = {"is": ("===", "!=="), "is_not": ("!==", "==="), "at_least": (">=", "<"),
-               "at_most": ("<=", ">"), "more_than": (">", "<="), "less_than": ("<", ">=")}
-        if op in cmp:
-            if isinstance(o, FactRef):
-                other = self.var(o.name)
-                both = {"and": [nn, {"!=": [other, None]}]}
-                return ({"and": [both, {cmp[op][0]: [v, other]}]},
-                        {"and": [both, {cmp[op][1]: [v, other]}]})
-            return guarded({cmp[op][0]: [v, self.lit(o)]}), guarded({cmp[op][1]: [v, self.lit(o)]})
-        if op in ("in", "not_in"):
-            items = sorted(o, key=str)
-            t, f = guarded({"in": [v, items]}), guarded({"!": {"in": [v, items]}})
-            return (t, f) if op == "in" else (f, t)
-        if op == "between":
-            inside = {"<=": [self.lit(o[0]), v, self.lit(o[1])]}
-            return guarded(inside), guarded({"!": inside})
-        if op in ("within_days", "older_than_days"):
-            limit = {"-": [{"var": "__now"}, o.total_seconds()]}
-            t, f = guarded({">=": [v, limit]}), guarded({"<": [v, limit]})
-            return (t, f) if op == "within_days" else (f, t)
-        lower = {"method": [v, "lower"]}
-        stripped = {"method": [{"method": [v, "strip"]}, "lower"]}
-        if op == "matches":
-            hit: Any = {"regex_search": [o.pattern, v]}
-        elif op == "contains":
-            hit = {"or": [{"in": [n, lower]} for n in o]}
-        elif op in ("starts_with", "ends_with"):
-            method = "startswith" if op == "starts_with" else "endswith"
-            hit = {"or": [{"method": [stripped, method, [n]]} for n in o]}
-        else:
-            hit = {"in": [stripped, sorted(o)]}
-        return guarded(hit), guarded({"!": hit})
-
-    def rules(self) -> list[tuple[str, Any]]:
-        out: list[tuple[str, Any]] = []
-        for derived in self.tree.derived.values():
-            t, f = self.cond(derived.when)
-            out.append((derived.name, {"if": [t, True, f, False, None]}))
-        for decision in self.tree.decisions:
-            if decision.hit == "first":
-                branches: list[Any] = []
-                for rule in decision.rules:
-                    t = self.cond(rule.when)[0] if rule.when else True
-                    if isinstance(rule.then, FactRef):
-                        src = self.var(rule.then.name)
-                        normal = {"method": [{"method": [src, "strip"]}, "lower"]}
-                        t = {"and": [t, {"!=": [src, None]},
-                                     {"in": [normal, list(decision.closed_set)]}]}
-                        branches += [t, normal]
-                    else:
-                        branches += [t, rule.then]
-                out.append((decision.output, {"if": [*branches, decision.default]}))
-            elif decision.hit == "sum":
-                total = {"+": [decision.default or 0] + [
-                    {"if": [self.cond(r.when)[0], r.add, 0]} for r in decision.rules]}
-                out.append((decision.output,
-                            {"max": [decision.minimum, {"min": [decision.maximum, total]}]}))
-            else:
-                out.append((decision.output, {"merge": [
-                    {"if": [self.cond(r.when)[0], [r.then], []]} for r in decision.rules]}))
-        return out
-
-
 # -- measuring ---------------------------------------------------------------------------------
 
 
-def rules_table(count: int, peer_count: int, repeats: int) -> list[tuple[str, float, str]]:
+def rules_table(count: int, peer_count: int, repeats: int,
+                peers: bool = True) -> list[tuple[str, float, str]]:
     """Measure every engine; verify agreement; return ``(name, records/s, note)`` rows."""
-    import json_logic
-    import zen
-
     rules = load_ruleset(RULES)
     contacts = generate(count)
     hand = make_handwritten(NOW, rules.version, rules.content_hash)
+    # The same ceiling with the linear-time matcher crmsync must use for rule-file patterns.
+    title_leaf = next(leaf for leaf in iter_leaves(rules.tree) if leaf.op == "matches")
+    hand_re2 = make_handwritten(NOW, rules.version, rules.content_hash,
+                                title_search=title_leaf.operand.search_prefix)
 
-    # Agreement first: the whole Decision against the ceiling, and the interpreter.
+    # Agreement first: the whole Decision against both ceilings, the coerced-facts path and
+    # the interpreter, on every record.
     for contact in contacts:
         mine = rules.evaluate(contact, now=NOW)
-        if mine != hand(contact) or mine != rules.interpret(contact, now=NOW):
+        if (mine != hand(contact) or mine != hand_re2(contact)
+                or mine != rules.evaluate(contact, now=NOW, coerced=True)
+                or mine != rules.interpret(contact, now=NOW)):
             raise SystemExit(f"disagreement on {contact['id']}:\n{mine}\n{hand(contact)}")
-
-    peers_in = [peer_input(c, NOW) for c in contacts[:peer_count]]
-    engine = zen.ZenEngine()
-    zen_decision = engine.create_decision(json.dumps(ZenTranslator(rules.tree).graph()))
-    compiled_zen = [(key, zen.compile_expression(expr))
-                    for key, expr in ZenTranslator(rules.tree, earlier="").expressions()]
-
-    def run_zen_expressions(data: dict[str, Any]) -> dict[str, Any]:
-        context = dict(data)
-        for key, expression in compiled_zen:
-            context[key] = expression.evaluate(context)
-        return context
-
-    json_logic.add_operation(
-        "regex_search", lambda pattern, s: re.search(pattern, s[:1000], re.I) is not None)
-    logic = JsonLogicTranslator(rules.tree).rules()
-
-    def run_logic(data: dict[str, Any]) -> dict[str, Any]:
-        data = dict(data)
-        for key, rule in logic:
-            data[key] = json_logic.jsonLogic(rule, data)
-        return data
-
-    keys = ("status", "miss_type", "score", "buying_signals", "qualification")
-    for contact, data in zip(contacts, peers_in, strict=False):
-        mine = rules.evaluate(contact, now=NOW)
-        ours = (mine.status, mine.miss_type, mine.score)
-        zen_out = zen_decision.evaluate(data)["result"]
-        logic_out = run_logic(data)
-        for name, out in (("zen-engine", zen_out), ("json-logic", logic_out),
-                          ("zen expressions", run_zen_expressions(data))):
-            theirs = (out["status"], out["miss_type"], int(out["score"]))
-            if theirs != ours:
-                raise SystemExit(f"{name} disagrees on {contact['id']}: {theirs} != {ours}")
-        assert all(k in zen_out for k in keys)
 
     evaluate, interpret = rules.evaluate, rules.interpret
     few = contacts[:peer_count]
+
     def each(function: Callable[..., Any], items: list[Any], **kwargs: Any) -> Callable[[], None]:
         # Decisions are dropped as they are made, as in a streaming run (keeping them all
         # would mostly measure the garbage collector walking the kept traces).
@@ -675,29 +154,65 @@ def rules_table(count: int, peer_count: int, repeats: int) -> list[tuple[str, fl
 
     engines: list[tuple[str, Callable[[], None], int, str]] = [
         ("handwritten Python (ceiling)", each(hand, contacts), count,
-         "same Decision, reason and tasks"),
-        ("crmsync compiled", each(evaluate, contacts, now=NOW), count, "rules/default.json"),
+         "same Decision; stdlib re for the title"),
+        ("handwritten, RE2 title match", each(hand_re2, contacts), count,
+         "the ceiling with crmsync's regex engine"),
+        ("crmsync compiled", each(evaluate, contacts, now=NOW), count,
+         "rules/default.json, any input"),
+        ("crmsync compiled, coerced facts", each(evaluate, contacts, now=NOW, coerced=True),
+         count, "evaluate(coerced=True): run path"),
         ("crmsync compiled, explain=True", each(evaluate, few, now=NOW, explain=True),
          peer_count, "full trace"),
         ("crmsync interpreter (tree walk)", each(interpret, few, now=NOW), peer_count,
          "reference / naive engine"),
-        ("zen-engine (GoRules JDM)", each(zen_decision.evaluate, peers_in), peer_count,
-         "status, miss, score, lists"),
-        ("zen-engine compiled expressions", each(run_zen_expressions, peers_in), peer_count,
-         "same expressions, no JDM graph"),
-        ("json-logic-qubit", each(run_logic, peers_in), peer_count,
-         "status, miss, score, lists"),
     ]
+    if peers:
+        engines += peer_engines(rules, contacts, peer_count, each)
     # Rounds interleave the engines, so a busy neighbour slows all of them alike; the best
-    # round of each engine is reported.
+    # round of each engine is reported. CPU time of this process, not wall time: on a shared
+    # machine a descheduled round would otherwise count another program's work.
     best = {name: float("inf") for name, *_ in engines}
     for _ in range(repeats):
         for name, run, _n, _note in engines:
             gc.collect()
-            started = time.perf_counter()
+            started = time.process_time()
             run()
-            best[name] = min(best[name], time.perf_counter() - started)
+            best[name] = min(best[name], time.process_time() - started)
     return [(name, n / best[name], note) for name, _run, n, note in engines]
+
+
+def ceiling_table(rules_path: Path, count: int, repeats: int) -> list[tuple[str, float, str]]:
+    """Only the ceiling against ``RuleSet.evaluate``: also runs on older crmsync versions, for
+    before/after figures (``PYTHONPATH=<old checkout>/src ... --ceiling-only --rules <its
+    default.json>``). Agreement is checked on status, miss type, score and fired rules (texts
+    may differ between versions of the default rules)."""
+    import inspect
+
+    rules = load_ruleset(rules_path)
+    contacts = generate(count)
+    hand = make_handwritten(NOW, rules.version, rules.content_hash)
+    for contact in contacts:
+        mine, theirs = rules.evaluate(contact, now=NOW), hand(contact)
+        if (mine.status, mine.miss_type, mine.score, mine.rules) != (
+                theirs.status, theirs.miss_type, theirs.score, theirs.rules):
+            raise SystemExit(f"disagreement on {contact['id']}:\n{mine}\n{theirs}")
+    evaluate = rules.evaluate
+    runs: list[tuple[str, Callable[[], None], str]] = [
+        ("handwritten Python (ceiling)", lambda: [hand(c) for c in contacts], ""),
+        ("crmsync compiled", lambda: [evaluate(c, now=NOW) for c in contacts], "any input"),
+    ]
+    if "coerced" in inspect.signature(evaluate).parameters:
+        runs.append(("crmsync compiled, coerced facts",
+                     lambda: [evaluate(c, now=NOW, coerced=True) for c in contacts],
+                     "evaluate(coerced=True)"))
+    best = {name: float("inf") for name, *_ in runs}
+    for _ in range(repeats):
+        for name, run, _note in runs:
+            gc.collect()
+            started = time.process_time()
+            run()
+            best[name] = min(best[name], time.process_time() - started)
+    return [(name, count / best[name], note) for name, _run, note in runs]
 
 
 def _json_default(value: Any) -> Any:
@@ -755,9 +270,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (best kept)")
     parser.add_argument("--io-count", type=int, default=100_000)
     parser.add_argument("--skip-io", action="store_true")
+    parser.add_argument("--skip-peers", action="store_true",
+                        help="leave out zen-engine and json-logic (no [bench] extra needed)")
+    parser.add_argument("--ceiling-only", action="store_true",
+                        help="only the ceiling vs RuleSet.evaluate (works on older versions)")
+    parser.add_argument("--rules", type=Path, default=RULES, help="rule file (--ceiling-only)")
     args = parser.parse_args()
 
-    rows = rules_table(args.count, args.peer_count, args.repeats)
+    if args.ceiling_only:
+        rows = ceiling_table(args.rules, args.count, args.repeats)
+        print(f"crmsync at {Path(sys.modules['crmsync'].__file__).parent}, {args.rules}")
+        for name, rate, note in rows:
+            print(f"{name:34} {rate:12,.0f} {rate / rows[0][1]:10.1%}  {note}")
+        return
+    rows = rules_table(args.count, args.peer_count, args.repeats, peers=not args.skip_peers)
     ceiling = rows[0][1]
     print(f"Rule evaluation, rules/default.json, single core, {sys.version.split()[0]} "
           f"(all engines agree on every record)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,183 @@ def test_credential_with_an_inner_control_character_is_refused_without_showing_i
     assert "[crm] token" in text and "CRMSYNC_CRM__TOKEN" in text
     assert "control character" in text
     assert "pat-na1" not in text and "abc" not in text
+
+
+# -- named connections and schedules --------------------------------------------------------
+
+CONNECTIONS = """
+[crm]
+type = "hubspot"
+
+[connections.emea_sf]
+type = "salesforce"
+auth = "session"
+base_url = "https://emea.example.com"
+rules = "rules/emea.json"
+field_map = "connectors/emea.json"
+reserve_daily_percent = 20
+state_url = "sqlite:///emea.db"
+
+[connections.us_hubspot]
+type = "hubspot"
+"""
+
+
+def test_connections_are_selected_with_their_own_rules_state_and_credentials(
+    tmp_path: Path,
+) -> None:
+    config = _write(tmp_path / "crmsync.toml", CONNECTIONS)
+    env = {"CRMSYNC_CRM__TOKEN": "default-token",
+           "CRMSYNC_CONNECTIONS__EMEA_SF__TOKEN": TOKEN,
+           "CRMSYNC_CONNECTIONS__US_HUBSPOT__TOKEN": "us-token"}
+    default = load_settings(config, env)
+    assert (default.connection, default.crm.type) == ("default", "hubspot")
+    assert default.connection_names() == ["default", "emea_sf", "us_hubspot"]
+    emea = load_settings(config, env, connection="emea_sf")
+    assert (emea.connection, emea.crm.type, emea.crm.auth) == ("emea_sf", "salesforce", "session")
+    assert emea.crm.secret("token") == TOKEN
+    assert emea.rules.path == tmp_path / "rules/emea.json"
+    assert emea.crm.field_map == tmp_path / "connectors/emea.json"
+    assert emea.crm.reserve_daily_percent == 20.0
+    assert emea.state.url == f"sqlite:///{(tmp_path / 'emea.db').as_posix()}"
+    assert emea.sync == default.sync  # [sync] is shared
+    us = load_settings(config, env, connection="us_hubspot")
+    assert us.crm.secret("token") == "us-token" and us.state.url == default.state.url
+    assert us.rules.path is None  # the packaged default rule set
+    # Environment overrides apply per connection.
+    moved = load_settings(config, {**env, "CRMSYNC_CONNECTIONS__EMEA_SF__BASE_URL":
+                                   "http://127.0.0.1:9"}, connection="emea_sf")
+    assert moved.crm.base_url == "http://127.0.0.1:9"
+    assert TOKEN not in repr(emea) and "us-token" not in repr(default)
+
+
+def test_connection_credentials_never_come_from_the_config_file(tmp_path: Path) -> None:
+    config = _write(tmp_path / "c.toml", CONNECTIONS + f'token = "{TOKEN}"\n')
+    error = _load_error(config, {"CRMSYNC_CRM__TOKEN": "t"})
+    assert error.problems == [
+        f"{config}: [connections.us_hubspot] token does not belong in a config file; set "
+        "CRMSYNC_CONNECTIONS__US_HUBSPOT__TOKEN or put it in a secrets file"]
+    assert TOKEN not in str(error)
+
+
+def test_connection_credentials_from_secrets_files(tmp_path: Path) -> None:
+    shared = _write(tmp_path / "secrets.toml",
+                    f'[crm]\ntoken = "d"\n[connections.us_hubspot]\ntoken = "{TOKEN}"\n')
+    _write(tmp_path / "emea.secrets.toml", '[crm]\ntoken = "emea-session"\n')
+    config = _write(tmp_path / "c.toml",
+                    CONNECTIONS.replace('[connections.us_hubspot]',
+                                        'secrets_file = "emea.secrets.toml"\n\n'
+                                        '[connections.us_hubspot]'))
+    env = {"CRMSYNC_SECRETS_FILE": str(shared)}
+    assert load_settings(config, env, connection="us_hubspot").crm.secret("token") == TOKEN
+    assert load_settings(config, env, connection="emea_sf").crm.secret("token") == "emea-session"
+    # The environment still wins over any file.
+    assert load_settings(config, {**env, "CRMSYNC_CONNECTIONS__EMEA_SF__TOKEN": "env"},
+                         connection="emea_sf").crm.secret("token") == "env"
+
+
+def test_a_connection_missing_credentials_fails_only_when_selected(tmp_path: Path) -> None:
+    config = _write(tmp_path / "c.toml", CONNECTIONS)
+    assert load_settings(config, {"CRMSYNC_CRM__TOKEN": "t"}).crm.secret("token") == "t"
+    with pytest.raises(SettingsError) as info:
+        load_settings(config, {}, connection="us_hubspot")
+    [problem] = info.value.problems
+    assert problem.startswith("[connections.us_hubspot] token is missing")
+    assert "env CRMSYNC_CONNECTIONS__US_HUBSPOT__TOKEN" in problem
+    # Commands that never contact a CRM need no credentials.
+    assert load_settings(config, {}, require_crm=False, connection="us_hubspot").connection == (
+        "us_hubspot")
+
+
+def test_unknown_connections_are_refused_with_a_suggestion(tmp_path: Path) -> None:
+    config = _write(tmp_path / "c.toml", CONNECTIONS)
+    with pytest.raises(SettingsError) as info:
+        load_settings(config, {}, require_crm=False, connection="emea_fs")
+    assert "unknown connection 'emea_fs' (did you mean emea_sf?)" in str(info.value)
+    error = _load_error(config, {"CRMSYNC_CONNECTIONS__EMEA_FS__TOKEN": "x"})
+    assert any("unknown connection 'emea_fs' (in env CRMSYNC_CONNECTIONS__EMEA_FS__TOKEN) "
+               "(did you mean emea_sf?)" in p for p in error.problems)
+    assert "x" not in [p.rsplit(" ", 1)[-1] for p in error.problems]
+
+
+def test_a_config_of_named_connections_only_has_no_default(tmp_path: Path) -> None:
+    config = _write(tmp_path / "c.toml", CONNECTIONS.replace('[crm]\ntype = "hubspot"\n', ""))
+    settings = load_settings(config, {}, require_crm=False)
+    assert settings.connection_names() == ["emea_sf", "us_hubspot"]
+    error = _load_error(config, {})
+    assert "no default connection" in str(error) and "--connection NAME" in str(error)
+
+
+def test_bad_connection_values_are_all_reported(tmp_path: Path) -> None:
+    config = _write(tmp_path / "c.toml", """
+[connections.Bad-Name]
+type = "hubspot"
+[connections.default]
+type = "hubspot"
+[connections.x]
+type = "salesfroce"
+reserve_daily_percent = 100
+colour = "blue"
+""")
+    text = str(_load_error(config, {}))
+    for expected in (
+        "[connections.Bad-Name]: a connection name is lower-case letters",
+        "[connections.default]: the default connection is [crm]/[rules]",
+        "[connections.x] type: expected one of hubspot, salesforce, got 'salesfroce' "
+        "(did you mean salesforce?)",
+        "[connections.x] reserve_daily_percent: expected 0 to 99.9, got 100",
+        "unknown key [connections.x] colour",
+    ):
+        assert expected in text
+
+
+def test_schedules_are_read_and_checked(tmp_path: Path) -> None:
+    config = _write(tmp_path / "c.toml", CONNECTIONS + """
+[schedules.nightly]
+connection = "emea_sf"
+cron = "30 2 * * *"
+timezone = "Europe/Berlin"
+mode = "full"
+
+[schedules.often]
+every = "1h30m"
+enabled = false
+""")
+    schedules = load_settings(config, {}, require_crm=False).schedules
+    nightly, often = schedules["nightly"], schedules["often"]
+    assert (nightly.connection, nightly.cron, nightly.timezone, nightly.mode, nightly.enabled) == (
+        "emea_sf", "30 2 * * *", "Europe/Berlin", "full", True)
+    assert (often.connection, often.every, often.cron, often.enabled) == (
+        "default", timedelta(hours=1, minutes=30), None, False)
+    # The environment overrides a schedule's keys too.
+    env = {"CRMSYNC_SCHEDULES__OFTEN__ENABLED": "true"}
+    assert load_settings(config, env, require_crm=False).schedules["often"].enabled is True
+
+
+def test_bad_schedules_are_all_reported(tmp_path: Path) -> None:
+    config = _write(tmp_path / "c.toml", CONNECTIONS + """
+[schedules.a]
+connection = "emea_fs"
+cron = "61 * * * *"
+timezone = "Europe/Berln"
+[schedules.b]
+every = "5 minutes"
+mode = "incrmental"
+[schedules.c]
+cron = "* * * * *"
+every = "1m"
+[schedules.d]
+enabled = true
+""")
+    text = str(_load_error(config, {"CRMSYNC_CRM__TOKEN": "t"}))
+    for expected in (
+        "[schedules.a] connection: no connection 'emea_fs' (did you mean emea_sf?)",
+        "[schedules.a] cron: expected five fields",
+        "[schedules.a] timezone: no time zone 'Europe/Berln' (did you mean Europe/Berlin?)",
+        "[schedules.b] every: expected an interval such as 90s, 15m, 1h30m or 1d",
+        "[schedules.b] mode: expected one of incremental, full, got 'incrmental' "
+        "(did you mean incremental?)",
+        "[schedules.c]: set either cron",
+        "[schedules.d]: set cron",
+    ):
+        assert expected in text

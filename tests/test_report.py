@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from crmsync.cli import main
-from crmsync.report import build_report, diagnose, render_html
+from crmsync.report import build_report, diagnose, render_html, summary_lines
 from crmsync.state import RunRecord, StateStore
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -135,7 +135,30 @@ def test_reasons_from_crm_data_are_escaped(store: StateStore) -> None:
     html = render_html(build_report(store.runs()))
     assert "<script" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; budget" in html
-    assert html.count("<svg") == 3
+    assert html.count("<table class='bars'") == 3
+
+
+def test_long_labels_are_never_cut(store: StateStore) -> None:
+    # The longest stage pair and a long rule-set version, in the HTML charts and the text lines.
+    version = "enterprise-emea-and-north-america-2026.12-with-partner-channel-rules"
+    _record(store, "full", 0, _summary("full", statuses={"opportunity": 10, "lead": 40},
+                                       transitions={}))
+    _record(store, "run", 1, _summary(
+        "run", statuses={"opportunity": 2, "disqualified": 8},
+        transitions={"opportunity → disqualified": 8, "disqualified → opportunity": 1}))
+    report = build_report(store.runs())
+    report["reclassified"] = {version: {"opportunity → disqualified": 8, "lead → prospect": 3,
+                                        "prospect → lead": 2, "lead → disqualified": 1,
+                                        "prospect → opportunity": 1}}
+    html = render_html(report)
+    # Chart labels are HTML cells that grow with their text, not SVG text clipped at a box.
+    assert "<svg" not in html
+    for label in ("opportunity → disqualified", "lead", "opportunity", "soft", "hard"):
+        assert f"<th>{label}</th>" in html, label
+    assert f"Re-classified by rules {version}" in html
+    text = "\n".join(summary_lines(report))
+    assert version in text
+    assert "prospect → opportunity 1" in text, "every re-classified move is listed"
 
 
 def test_empty_ledger_gives_an_empty_report() -> None:

@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -422,13 +423,20 @@ def test_sqlite_page_reads_and_settles_use_indexes(tmp_path: Path) -> None:
     """Per-page reads and settles look ids up by index, never scan a table that grows."""
     from crmsync.state import contacts, journal, rejections, tasks
 
-    builders = [contacts._q_states, tasks._q_open, tasks._q_closed_counts, tasks._q_by_keys,
-                tasks._q_journal_ids, journal._q_settle, rejections._q_resolve]
     with StateStore.open(f"sqlite:///{tmp_path}/s.db") as store, store._engine.connect() as conn:
-        for build in builders:
+        builders = {build.__name__: build for build in (
+            contacts._q_states, tasks._q_by_keys, tasks._q_journal_ids, journal._q_settle,
+            rejections._q_resolve)}
+        # The task reads are limited to one connection's keys: planned for a named one too.
+        for view in (store, store.scoped("eu")):
+            scope = view._in_scope(tasks._tasks.c.key)
+            builders[f"_q_open@{view.connection}"] = partial(tasks._q_open, in_scope=scope)
+            builders[f"_q_closed_counts@{view.connection}"] = partial(
+                tasks._q_closed_counts, in_scope=scope)
+        for name, build in builders.items():
             compiled = build(store._engine.dialect).compile(dialect=store._engine.dialect)
             params = ("x",) * len(compiled.positiontup or ())  # not run: only planned
             plan = " | ".join(row[3] for row in conn.exec_driver_sql(
                 f"EXPLAIN QUERY PLAN {compiled}", params))
-            assert "SCAN crmsync_" not in plan, (build.__name__, plan)
-            assert "SEARCH crmsync_" in plan, (build.__name__, plan)
+            assert "SCAN crmsync_" not in plan, (name, plan)
+            assert "SEARCH crmsync_" in plan, (name, plan)

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crmsync.wiring import load_parts
 from crmsync.config import load_settings
 from crmsync.connectors.base import SetupReport
 from crmsync.report import build_report, current_funnel, load_runs, write_report
 from crmsync.sandbox.launch import build_sandbox
 from crmsync.sync import RunSummary, SyncOptions, SyncRun, minimum_api_calls
+from crmsync.wiring import load_parts
 
 ProgressFactory = Callable[[int | None], AbstractContextManager[Callable[[int], None]]]
 
@@ -63,7 +63,8 @@ def run_demo(
     try:
         config_path = workdir / "crmsync.toml"
         config_path.write_text(
-            "# Written by `crmsync demo`: points at a sandbox CRM that is gone once the demo ends.\n"
+            "# Written by `crmsync demo`: points at a sandbox CRM that is gone once the demo "
+            "ends.\n"
             f'[crm]\ntype = "{crm}"\nbase_url = "{server.base_url}"\ntoken = "{server.token}"\n'
             f'[state]\nurl = "sqlite:///{(workdir / "state.db").as_posix()}"\n',
             "utf-8",

@@ -23,14 +23,12 @@ Diagnosis (DOMAIN.md's shapes), judged on the snapshot once it has at least
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
-
 from collections import Counter
-from datetime import datetime
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from crmsync.state import RunRecord, StateStore
@@ -149,9 +147,10 @@ def build_report(
         "misses": {
             kind: {
                 "contacts": int(miss_counts.get(kind, 0)),
-                "top_reasons": Counter(
-                    {str(k): int(v) for k, v in funnel.get("miss_reasons", {}).get(kind, {}).items()}
-                ).most_common(TOP_REASONS),
+                "top_reasons": Counter({
+                    str(k): int(v)
+                    for k, v in funnel.get("miss_reasons", {}).get(kind, {}).items()
+                }).most_common(TOP_REASONS),
             }
             for kind in ("soft", "hard")
         },
@@ -235,7 +234,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
              f"stuck: {sum(report['stuck'].values())}, SLA breaches: {report['sla_breaches']}, "
              f"misses: {misses['soft']['contacts']} soft / {misses['hard']['contacts']} hard"]
     for version, moves in report.get("reclassified", {}).items():
-        shown = ", ".join(f"{k} {n}" for k, n in list(moves.items())[:4])
+        shown = ", ".join(f"{k} {n}" for k, n in moves.items())  # at most 12 pairs: all shown
         lines.append(f"re-classified by rules {version} (not counted as conversion): {shown}")
     return lines + [d["text"] for d in report["diagnosis"]]
 
@@ -255,26 +254,32 @@ _CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}table{border-collapse:collapse}
 td,th{padding:.25rem .75rem;border-bottom:1px solid #ddd;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}.note{color:#666}
-.diag{background:#fff6e0;border-left:4px solid #e0a000;padding:.5rem 1rem}"""
+.diag{background:#fff6e0;border-left:4px solid #e0a000;padding:.5rem 1rem}
+table.bars th{font-weight:normal;text-align:right;border:0;overflow-wrap:anywhere}
+table.bars td{border:0;white-space:nowrap}
+.bar{display:inline-block;height:1.1rem;vertical-align:middle;margin-right:.4rem}"""
 _COLORS = {"lead": "#7fa7d9", "prospect": "#4a7fc1", "opportunity": "#1f5aa6",
            "disqualified": "#b0b0b0", "soft": "#e0a000", "hard": "#c0392b"}
 
 
 def _bars(items: Sequence[tuple[str, float, str]], *, maximum: float | None = None) -> str:
-    """A horizontal bar chart as inline SVG: (label, value, value text) per bar."""
+    """A horizontal bar chart: (label, value, value text) per bar.
+
+    Drawn with HTML and CSS rather than SVG: labels sit in table cells, which grow and wrap
+    with their text, so a long stage or reason label is never cut (an SVG text is clipped at
+    its box's edge).
+    """
     top = maximum if maximum is not None else max((v for _, v, _ in items), default=0) or 1
-    rows, height = [], 26
-    for i, (label, value, text) in enumerate(items):
-        y, width = i * height, 380 * value / top if top else 0
+    rows = []
+    for label, value, text in items:
+        share = max(0.0, min(1.0, value / top)) if top else 0.0
         color = _COLORS.get(label.split(" ")[0], "#4a7fc1")
         rows.append(
-            # Labels up to "opportunity → disqualified" fit in the 200 px left of the bars.
-            f'<text x="200" y="{y + 17}" text-anchor="end">{escape(label)}</text>'
-            f'<rect x="210" y="{y + 4}" width="{width:.1f}" height="18" fill="{color}"/>'
-            f'<text x="{216 + width:.1f}" y="{y + 17}">{escape(text)}</text>'
+            f"<tr><th>{escape(label)}</th><td><span class='bar' "
+            f"style='width:{share * 24:.2f}rem;background:{color}'></span>"
+            f"<span class='v'>{escape(text)}</span></td></tr>"
         )
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="690" height="{len(items) * height}" '
-            f'role="img" font-size="13">{"".join(rows)}</svg>')
+    return f"<table class='bars' role='img'>{''.join(rows)}</table>"
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -3,24 +3,35 @@
 Undo is careful rather than blind: a field is restored only while the CRM still holds what the
 run wrote, so a rep's edit (or a later run's decision) made since is never overwritten. The undo
 is itself a run in the ledger, journaled like any other, so it can be inspected and undone.
+
+Undo writes to the CRM, so it takes the same lease as a sync run (``sync:{crm}``): it never
+writes alongside a run, and a run never starts while an undo writes. ``--dry-run`` works out
+the same plan (reading the CRM) and writes nothing, takes no lease and records no run.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from crmsync.connectors.base import Connector, RecordUpdate
-from crmsync.errors import ConfigError, ExitCode
+from crmsync.errors import ConfigError, ExitCode, RunInProgress
 from crmsync.model import TaskClose
 from crmsync.plan import same_value
 from crmsync.state import JournalEntry, StateStore
 
+log = logging.getLogger("crmsync.undo")
+
+#: Undo holds the run lease this long without renewal (an undo is a handful of batches).
+UNDO_LEASE_MINUTES = 15
+
 
 @dataclass
 class UndoResult:
-    """What an undo did."""
+    """What an undo did (or, for a dry run, would do)."""
 
     run_id: str
     undo_run_id: str
@@ -34,29 +45,131 @@ class UndoResult:
         return dict(self.__dict__)
 
 
-def undo_run(connector: Connector, store: StateStore, run_id: str) -> UndoResult:
-    """Restore the fields ``run_id`` changed (where untouched since) and close its tasks."""
-    record = store.get_run(run_id)
-    if record is None:
+@dataclass(frozen=True)
+class Restore:
+    """One record whose fields an undo puts back: ``values`` is what it writes."""
+
+    stream: str
+    entry: JournalEntry
+    current: dict[str, Any]
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The outputs written back (the values before the undone run)."""
+        return dict(self.entry.before or {})
+
+
+@dataclass
+class UndoPlan:
+    """What an undo of ``run_id`` would write: restores, skipped records and task closes."""
+
+    run_id: str
+    restores: list[Restore] = field(default_factory=list)
+    skipped: int = 0
+    closes: dict[str, list[TaskClose]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the dry run's answer: every write the undo would make."""
+        return {
+            "run_id": self.run_id,
+            "dry_run": True,
+            "would_restore": len(self.restores),
+            "would_skip": self.skipped,
+            "would_close_tasks": sum(len(c) for c in self.closes.values()),
+            "restores": [
+                {"record_id": r.entry.record_id, "object_type": r.entry.object_type,
+                 "stream": r.stream,
+                 "fields": {name: {"now": r.current.get(name), "restore": value}
+                            for name, value in r.values.items()}}
+                for r in self.restores
+            ],
+            "task_closes": [
+                {"record_id": c.contact_id, "task_id": c.task_id, "key": c.key}
+                for closes in self.closes.values() for c in closes
+            ],
+        }
+
+
+def plan_undo(connector: Connector, store: StateStore, run_id: str) -> UndoPlan:
+    """Work out what undoing ``run_id`` writes, reading the CRM's current values (no writes).
+
+    Raises:
+        ConfigError: No such run.
+    """
+    if store.get_run(run_id) is None:
         raise ConfigError(f"no run {run_id!r} in the state store; see `crmsync runs`")
     journal = store.journal_for_run(run_id)
-    undo_id = store.start_run(connector.crm, "undo")
-    result = UndoResult(run_id, undo_id)
+    plan = UndoPlan(run_id)
     # Pending (and superseded) field writes count too: a run killed mid-call may or may not
-    # have landed them, and the "still holds what the run wrote" check below tells which.
+    # have landed them, and the "still holds what the run wrote" check tells which.
     by_stream: dict[str, list[JournalEntry]] = defaultdict(list)
     for entry in _merged_field_writes(journal):
         by_stream[entry.stream].append(entry)
-    for stream, field_entries in by_stream.items():
-        _restore_fields(connector, store, undo_id, stream, field_entries, result)
+    for stream, entries in by_stream.items():
+        current = {c.id: c for c in connector.read_ids(stream, [e.record_id for e in entries])}
+        for entry in entries:
+            contact = current.get(entry.record_id)
+            after: dict[str, Any] = dict(entry.after or {})
+            if contact is None or not all(
+                same_value(contact.outputs.get(name), value) for name, value in after.items()
+            ):
+                plan.skipped += 1
+                continue
+            now = {k: contact.outputs.get(k) for k in entry.before or {}}
+            plan.restores.append(Restore(stream, entry, now))
     creates = [
         e for e in journal
         if e.kind == "task_create" and e.state == "applied" and e.task_id and e.task_key
         and _still_open(store, e)
     ]
     for stream in sorted({e.stream for e in creates}):
-        closes = [TaskClose(e.record_id, e.object_type, e.task_key or "", e.task_id or "")
-                  for e in creates if e.stream == stream]
+        plan.closes[stream] = [TaskClose(e.record_id, e.object_type, e.task_key or "",
+                                         e.task_id or "") for e in creates if e.stream == stream]
+    return plan
+
+
+def undo_run(connector: Connector, store: StateStore, run_id: str) -> UndoResult:
+    """Restore the fields ``run_id`` changed (where untouched since) and close its tasks.
+
+    Raises:
+        ConfigError: No such run.
+        RunInProgress: A sync run (or another undo) holds this CRM's lease; nothing was done.
+    """
+    if store.get_run(run_id) is None:
+        raise ConfigError(f"no run {run_id!r} in the state store; see `crmsync runs`")
+    undo_id = store.start_run(connector.crm, "undo")
+    lease = f"sync:{connector.crm}"
+    try:
+        dead = store.acquire_lease(lease, undo_id, timedelta(minutes=UNDO_LEASE_MINUTES))
+    except RunInProgress as busy:
+        store.finish_run(undo_id, "skipped", int(ExitCode.BUSY), {"run_id": run_id}, str(busy))
+        raise
+    if dead and store.abort_run(dead, "stopped without finishing (lease taken over)"):
+        log.warning("run %s stopped without finishing; the next sync run finishes its work", dead)
+    result = UndoResult(run_id, undo_id)
+    try:
+        _apply(connector, store, undo_id, plan_undo(connector, store, run_id), result)
+    except BaseException as error:
+        status, code = ("failed", getattr(error, "exit_code", ExitCode.TRANSIENT))
+        store.finish_run(undo_id, status, int(code), result.to_json(),
+                         f"undo stopped ({type(error).__name__})")
+        raise
+    finally:
+        store.release_lease(lease, undo_id)
+    status, code = ("partial", ExitCode.PARTIAL) if result.failed else ("ok", ExitCode.OK)
+    store.finish_run(undo_id, status, int(code), result.to_json())
+    return result
+
+
+def _apply(connector: Connector, store: StateStore, undo_id: str, plan: UndoPlan,
+           result: UndoResult) -> None:
+    result.skipped = plan.skipped
+    by_stream: dict[str, list[Restore]] = defaultdict(list)
+    for restore in plan.restores:
+        by_stream[restore.stream].append(restore)
+    for stream, restores in by_stream.items():
+        _restore_fields(connector, store, undo_id, stream, restores, result)
+    for stream, closes in plan.closes.items():
         store.journal_task_closes(undo_id, stream, closes)
         for outcome in connector.close_tasks(closes):
             if outcome.ok and outcome.key:
@@ -64,9 +177,6 @@ def undo_run(connector: Connector, store: StateStore, run_id: str) -> UndoResult
                 result.tasks_closed += 1
             else:
                 result.failed += 1
-    status, code = ("partial", ExitCode.PARTIAL) if result.failed else ("ok", ExitCode.OK)
-    store.finish_run(undo_id, status, int(code), result.to_json())
-    return result
 
 
 def _merged_field_writes(journal: list[JournalEntry]) -> list[JournalEntry]:
@@ -96,36 +206,22 @@ def _restore_fields(
     store: StateStore,
     undo_id: str,
     stream: str,
-    entries: list[JournalEntry],
+    restores: list[Restore],
     result: UndoResult,
 ) -> None:
-    current = {c.id: c for c in connector.read_ids(stream, [e.record_id for e in entries])}
-    restorable = []
-    for entry in entries:
-        contact = current.get(entry.record_id)
-        after: dict[str, Any] = dict(entry.after or {})
-        if contact is None or not all(
-            same_value(contact.outputs.get(name), value) for name, value in after.items()
-        ):
-            result.skipped += 1
-            continue
-        restorable.append((entry, contact.outputs))
-    if not restorable:
-        return
     ids = store.journal_fields(
         undo_id, stream,
-        [(e.record_id, e.object_type, {k: outputs.get(k) for k in e.before or {}},
-          dict(e.before or {})) for e, outputs in restorable],
+        [(r.entry.record_id, r.entry.object_type, r.current, r.values) for r in restores],
     )
     outcomes = {
-        r.record_id: r
-        for r in connector.write_fields(
-            [RecordUpdate(e.record_id, e.object_type, dict(e.before or {})) for e, _ in restorable]
+        o.record_id: o
+        for o in connector.write_fields(
+            [RecordUpdate(r.entry.record_id, r.entry.object_type, r.values) for r in restores]
         )
     }
     applied = []
-    for (entry, _), journal_id in zip(restorable, ids, strict=True):
-        outcome = outcomes.get(entry.record_id)
+    for restore, journal_id in zip(restores, ids, strict=True):
+        outcome = outcomes.get(restore.entry.record_id)
         if outcome is not None and outcome.ok:
             applied.append(journal_id)
             result.restored += 1

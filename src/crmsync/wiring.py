@@ -7,15 +7,21 @@ assemble things the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crmsync.config import Settings
 from crmsync.connectors.base import Connector
 from crmsync.connectors.fieldmap import FieldMap, load_fieldmap
+from crmsync.connectors.pacing import Pacer
 from crmsync.errors import ConfigError
 from crmsync.retry import RetryPolicy
 from crmsync.rules import RuleSet, load_ruleset
 from crmsync.state import StateStore
+
+if TYPE_CHECKING:
+    from crmsync.sync import SyncOptions
 
 #: The repository root when running from a checkout (editable install): default rule file and
 #: field maps live there, where sales ops and admins edit them.
@@ -61,25 +67,59 @@ def load_parts(settings: Settings, *, need_rules: bool = True) -> Parts:
         else default_path(f"connectors/{settings.crm.type}.json")
     )
     if fieldmap.crm != settings.crm.type:
+        where = ("[crm]" if settings.connection == "default"
+                 else f"[connections.{settings.connection}]")
         raise ConfigError(
-            f"field map {fieldmap.path} is for {fieldmap.crm}, but [crm] type is {settings.crm.type}"
+            f"field map {fieldmap.path} is for {fieldmap.crm}, but {where} type is "
+            f"{settings.crm.type}"
         )
-    rules_path = Path(settings.rules.path) if settings.rules.path else default_path("rules/default.json")
+    rules_path = (Path(settings.rules.path) if settings.rules.path
+                  else default_path("rules/default.json"))
     ruleset = load_ruleset(rules_path, extra_facts=dict(fieldmap.custom_facts))
     connector = make_connector(settings, fieldmap)
-    store = StateStore.open(settings.state.url)
+    store = StateStore.open(settings.state.url, connection=settings.connection)
     return Parts(settings, fieldmap, ruleset, connector, store)
+
+
+def run_options(
+    settings: Settings, *, dry_run: bool = False, full: bool = False, trigger: str | None = None,
+) -> SyncOptions:
+    """Return a run's options from ``[sync]`` (``full`` adds to ``[sync] full``)."""
+    from crmsync.sync import SyncOptions
+
+    sync = settings.sync
+    return SyncOptions(dry_run=dry_run, full=full or sync.full,
+                       overlap=timedelta(seconds=sync.overlap_seconds),
+                       task_close_policy=sync.task_close_policy, restamp=sync.restamp,
+                       concurrency=sync.concurrency, bulk_threshold=sync.bulk_threshold,
+                       trigger=trigger)
+
+
+def make_pacer(settings: Settings) -> Pacer | None:
+    """Return the connection's shared rate limiter when ``[workers] redis_url`` is set.
+
+    Every process syncing the connection (workers, coordinators, local runs) then paces
+    through the same Redis keys; without it each connector paces on its own (in-process).
+    """
+    if not settings.workers.redis_url:
+        return None
+    from crmsync.workers.pacer import redis_pacer
+
+    return redis_pacer(settings.workers.redis_url, settings.connection, crm=settings.crm.type,
+                       reserve_daily_percent=settings.crm.reserve_daily_percent)
 
 
 def make_connector(settings: Settings, fieldmap: FieldMap) -> Connector:
     """Return the connector ``[crm] type`` names, with credentials from settings."""
     crm = settings.crm
     policy = RetryPolicy(attempts=settings.sync.max_attempts, budget_s=settings.sync.retry_budget_s)
+    pacer = make_pacer(settings)
     if crm.type == "hubspot":
         from crmsync.connectors.hubspot import HubSpotConnector
 
         return HubSpotConnector(fieldmap, token=crm.secret("token") or "",
-                                base_url=crm.base_url or None, policy=policy)
+                                base_url=crm.base_url or None, policy=policy, pacer=pacer,
+                                reserve_daily_percent=crm.reserve_daily_percent)
     from crmsync.connectors.salesforce import SalesforceAuth, SalesforceConnector
 
     if crm.auth == "session":
@@ -94,5 +134,8 @@ def make_connector(settings: Settings, fieldmap: FieldMap) -> Connector:
             crm.username or "", crm.secret("password") or "", crm.secret("security_token") or "",
             domain=crm.domain, instance_url=crm.base_url or None,
         )
+    reserve = ({"quota_reserve": crm.reserve_daily_percent / 100}
+               if crm.reserve_daily_percent else {})
     return SalesforceConnector(fieldmap, auth=auth, objects=list(crm.objects) or None,
-                               api_version=crm.api_version, policy=policy)
+                               api_version=crm.api_version, policy=policy, pacer=pacer,
+                               **reserve)

@@ -109,7 +109,10 @@ def test_full_read_matches_the_seeded_org_at_the_minimum_call_count(
 ) -> None:
     pages = _read_all(hubspot_connector)
     contacts = [c for p in pages for c in p.contacts]
-    assert all(not p.ordered and not p.related and len(p.contacts) <= 100 for p in pages)
+    # A full read searches from the epoch: pages of 200 in modified order.
+    assert all(p.ordered and not p.related and len(p.contacts) <= 200 for p in pages)
+    stamps = [c.modified_at for c in contacts]
+    assert stamps == sorted(stamps)  # type: ignore[type-var]
     assert len(contacts) == len({c.id for c in contacts}) == len(hubspot_org.people)
     people = _by_email(hubspot_org)
     for contact in contacts:
@@ -140,8 +143,12 @@ def test_full_read_matches_the_seeded_org_at_the_minimum_call_count(
         assert contact.outputs["status"] is None and f["previous_status"] is None
     deals = sum(len(p.deals) for p in hubspot_org.people)
     assert deals > 0
-    minimum = math.ceil(len(hubspot_org.people) / 100) + math.ceil(deals / 100)
+    # Searches of 200, one v4 association read per 1000 contacts, deal batch reads of 100.
+    people = len(hubspot_org.people)
+    minimum = math.ceil(people / 200) + math.ceil(people / 1000) + math.ceil(deals / 100)
     assert hubspot_connector.api_calls() == _server_total(hubspot_server) == minimum
+    by_endpoint = hubspot_server.call_counts()["by_endpoint"]
+    assert by_endpoint["POST /crm/v3/objects/contacts/search"] == math.ceil(people / 200)
 
 
 def test_incremental_read_returns_exactly_the_contacts_users_changed(
@@ -163,6 +170,28 @@ def test_incremental_read_returns_exactly_the_contacts_users_changed(
     assert [c.facts["title"] for c in contacts] == ["VP Sales 0", "VP Sales 1", "VP Sales 2"]
     assert all(c.modified_at is not None and c.modified_at >= since for c in contacts)
     assert hubspot_connector.api_calls() == _server_total(hubspot_server)
+
+
+def test_contacts_sharing_one_timestamp_are_paged_by_id_not_by_offset(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+    hubspot_clock: HubSpotClock,
+) -> None:
+    """An import stamps many contacts alike: the read steps through that stamp by id."""
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)
+    since = _quiet_since(hubspot_admin, hubspot_clock)
+    for record_id in ids[:250]:  # the clock stands still: one lastmodifieddate for all 250
+        assert hubspot_admin("PATCH", f"/_sandbox/records/contacts/{record_id}",
+                             {"properties": {"jobtitle": "Imported"}})[0] == 200
+    hubspot_clock.advance(5)
+    assert hubspot_admin("PATCH", f"/_sandbox/records/contacts/{ids[260]}",
+                         {"properties": {"jobtitle": "Later"}})[0] == 200
+    hubspot_server.reset()
+    pages = _read_all(hubspot_connector, since)
+    contacts = [c for p in pages if not p.related for c in p.contacts]
+    assert [c.id for c in contacts] == [*ids[:250], ids[260]]  # each once, ties by id
+    # The window (200 on one stamp), that stamp by id (200, then 50), then after it.
+    searches = hubspot_server.call_counts()["by_endpoint"]["POST /crm/v3/objects/contacts/search"]
+    assert searches == 4
 
 
 def test_contacts_changed_after_until_wait_for_the_next_run(
@@ -204,20 +233,30 @@ def test_contacts_whose_deals_changed_follow_in_related_pages(
 
 
 def test_pages_stream_with_a_bounded_number_of_pages_held_back(
-    hubspot_serve: Any, hubspot_fieldmap: Any,
+    hubspot_serve: Any, hubspot_fieldmap: Any, hubspot_clock: HubSpotClock,
 ) -> None:
-    """Deal ids are pooled into full batches over at most MAX_PENDING_PAGES list pages."""
+    """Associations are read 1000 contacts a call and deals pooled into full batches, while at
+    most MAX_PENDING_PAGES pages wait for their deals."""
     org = generate_org(2_000, 9, ANCHOR)
-    server = hubspot_serve(HubSpotEmulator(org))
+    server = hubspot_serve(HubSpotEmulator(org, clock=hubspot_clock))
     connector = HubSpotConnector(hubspot_fieldmap, token=server.token, base_url=server.base_url,
-                                 sleep=lambda s: None)
+                                 sleep=hubspot_clock.sleep, clock=hubspot_clock)
     pages = connector.read(STREAM, None)
     first = next(pages)
-    assert len(first.contacts) == 100
-    assert connector.api_calls() <= MAX_PENDING_PAGES + 2
-    assert sum(len(p.contacts) for p in pages) == len(org.people) - 100
+    assert len(first.contacts) == 200
+    # Before the first page: the searches of its first 1000 contacts (a search window repeats
+    # its boundary record, dropped: 199 new after the first page), one association read, and
+    # the deal reads of at most MAX_PENDING_PAGES pages.
+    before_first = connector.api_calls()
+    assert before_first <= 6 + 1 + MAX_PENDING_PAGES
+    assert sum(len(p.contacts) for p in pages) == len(org.people) - 200
     deals = sum(len(p.deals) for p in org.people)
-    assert connector.api_calls() == 20 + math.ceil(deals / 100) > MAX_PENDING_PAGES + 2
+    by_endpoint = server.call_counts()["by_endpoint"]
+    searches = by_endpoint["POST /crm/v3/objects/contacts/search"]
+    assert searches <= math.ceil(len(org.people) / 199)
+    assert by_endpoint["POST /crm/v4/associations/contacts/deals/batch/read"] == 2
+    assert by_endpoint["POST /crm/v3/objects/deals/batch/read"] == math.ceil(deals / 100)
+    assert connector.api_calls() == _server_total(server) > before_first
     connector.close()
 
 
@@ -489,8 +528,8 @@ def test_429_is_retried_after_the_servers_retry_after(
     hubspot_org: Org,
 ) -> None:
     hubspot_server.install_faults({"rules": [
-        {"kind": "rate_limit", "method": "GET", "path": "/crm/v3/objects/contacts", "times": 2,
-         "retry_after": 7}]})
+        {"kind": "rate_limit", "method": "POST", "path": "/crm/v3/objects/contacts/search",
+         "times": 2, "retry_after": 7}]})
     contacts = [c for p in _read_all(hubspot_connector) for c in p.contacts]
     assert len(contacts) == len(hubspot_org.people)
     assert len(hubspot_clock.sleeps) == 2 and all(s >= 7 for s in hubspot_clock.sleeps)
@@ -501,7 +540,8 @@ def test_429_without_retry_after_waits_for_the_rolling_window(
     hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_clock: HubSpotClock,
 ) -> None:
     hubspot_server.install_faults({"rules": [
-        {"kind": "rate_limit", "method": "GET", "path": "/crm/v3/objects/contacts", "times": 1}]})
+        {"kind": "rate_limit", "method": "POST", "path": "/crm/v3/objects/deals/batch/read",
+         "times": 1}]})
     _read_all(hubspot_connector)
     assert hubspot_clock.sleeps and hubspot_clock.sleeps[0] >= 10
 
@@ -510,7 +550,8 @@ def test_5xx_and_dropped_reads_are_retried(
     hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_org: Org,
 ) -> None:
     hubspot_server.install_faults({"rules": [
-        {"status": 503, "method": "GET", "path": "/crm/v3/objects/contacts", "times": 1},
+        {"status": 503, "method": "POST", "path": "/crm/v3/objects/contacts/search",
+         "times": 1},
         {"kind": "disconnect", "method": "POST", "path": "/crm/v3/objects/deals/batch/read",
          "times": 1}]})
     contacts = [c for p in _read_all(hubspot_connector) for c in p.contacts]
@@ -530,10 +571,14 @@ def test_daily_limit_stops_with_quota_exhausted_and_no_retry(
 def test_a_used_up_daily_allowance_stops_before_the_next_call(
     hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
 ) -> None:
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)
     hubspot_admin("POST", "/_sandbox/config", {"rate_limits": {"daily": 2},
                                                "reset_rate_limits": True})
-    with pytest.raises(QuotaExhausted):
-        _read_all(hubspot_connector)
+    updates = [RecordUpdate(i, "contacts", {"score": 1}) for i in ids[:10]]
+    hubspot_connector.write_fields(updates)
+    hubspot_connector.write_fields(updates)
+    with pytest.raises(QuotaExhausted, match="2/2"):
+        hubspot_connector.write_fields(updates)
     # Two calls answered; the second said none are left, so no third call was sent.
     assert hubspot_connector.api_calls() == _server_total(hubspot_server) == 2
 

@@ -162,3 +162,15 @@ def test_a_wrong_password_is_still_an_auth_error(
                                     policy=RetryPolicy(attempts=2, budget_s=60), sleep=[].append)
     with pytest.raises(AuthError, match=r"login failed \(INVALID_LOGIN\)"):
         connector.check()
+
+
+@pytest.mark.parametrize("header", [
+    "api-usage=25/15000; per-app-api-usage=17/250(appName=sample-connected-app)",
+    "per-app-api-usage=17/250(appName=sample-connected-app); api-usage=25/15000",
+    "api-usage=25/15000",
+])
+def test_the_orgs_daily_usage_is_read_from_any_order_of_limit_info_parts(header: str) -> None:
+    from crmsync.connectors.salesforce.client import daily_usage
+
+    assert daily_usage(header) == (25, 15000)
+    assert daily_usage("per-app-api-usage=17/250(appName=x)") is None

@@ -42,7 +42,7 @@ def test_config_knobs_round_trip(hubspot_http) -> None:
     assert status == 200
     assert config == {
         "rate_limits": {"per_10s": 190, "search_per_s": 5, "daily": 625000, "enabled": True,
-                        "retry_after": True},
+                        "retry_after": True, "window_s": 10.0},
         "search_lag_seconds": 2.5, "lifecycle_forward_only": False,
     }
     assert hubspot_http("GET", "/_sandbox/config")[1] == config

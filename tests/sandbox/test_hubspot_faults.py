@@ -198,6 +198,7 @@ def test_calls_fold_ids_and_split_reads_from_writes(hubspot_api, hubspot_http) -
             "POST /crm/v3/objects/contacts/batch/read": 1,
             "POST /crm/v3/objects/contacts/search": 1,
         },
+        "by_status": {"200": 8}, "rate_limited": 0, "rate_limited_by_policy": {},
     }
     hubspot_http("POST", "/_sandbox/reset")
     assert hubspot_http("GET", "/_sandbox/calls")[1]["total"] == 0

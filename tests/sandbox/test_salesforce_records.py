@@ -150,16 +150,35 @@ def test_daily_limit_is_403_request_limit_exceeded(sf: Any, sf_http: Any, sf_clo
     assert sf.query("SELECT Id FROM User LIMIT 1")["totalSize"] == 1
 
 
+def test_upsert_of_an_existing_record_before_v46_answers_204(sf: Any, sf_http: Any) -> None:
+    sf.toolingexecute("sobjects/CustomField", method="POST", data={
+        "FullName": "Contact.Ext_Key__c",
+        "Metadata": {"label": "Ext Key", "type": "Text", "length": 64, "externalId": True,
+                     "unique": False},
+    })
+    path = "/services/data/v45.0/sobjects/Contact/Ext_Key__c/old-1"
+    assert sf_http("PATCH", path, {"LastName": "First"})[0] == 201
+    status, body, _ = sf_http("PATCH", path, {"LastName": "Second"})
+    assert (status, body) == (204, None)
+
+
 def test_upsert_single_record_by_external_id(sf: Any) -> None:
     sf.toolingexecute("sobjects/CustomField", method="POST", data={
         "FullName": "Contact.Ext_Key__c",
         "Metadata": {"label": "Ext Key", "type": "Text", "length": 64, "externalId": True,
                      "unique": False},
     })
-    assert sf.Contact.upsert("Ext_Key__c/k-1", {"LastName": "Upserted"}) == 201
-    assert sf.Contact.upsert("Ext_Key__c/k-1", {"LastName": "Again"}) == 204
+    created = sf.Contact.upsert("Ext_Key__c/k-1", {"LastName": "Upserted"}, raw_response=True)
+    assert created.status_code == 201
+    assert created.json() == {"id": created.json()["id"], "success": True, "errors": [],
+                              "created": True}
+    # Since v46.0 an update by upsert answers 200 with a body (204 and no body before).
+    updated = sf.Contact.upsert("Ext_Key__c/k-1", {"LastName": "Again"}, raw_response=True)
+    assert updated.status_code == 200
+    assert updated.json() == {"id": created.json()["id"], "success": True, "errors": [],
+                              "created": False}
     found = sf.Contact.get_by_custom_id("Ext_Key__c", "k-1")
-    assert found["LastName"] == "Again"
+    assert found["LastName"] == "Again" and found["Id"] == created.json()["id"]
     sf.restful("sobjects/Contact/" + sf.Contact.create({"LastName": "Dup"})["id"], method="PATCH",
                json={"Ext_Key__c": "k-1"})
     with pytest.raises(SalesforceMoreThanOneRecord):

@@ -46,8 +46,13 @@ CRM_SHAPE: dict[str, dict[str, Any]] = {
 class Crm:
     """A running sandbox plus what the tests need to inspect and drive it."""
 
-    def __init__(self, crm: str, server: SandboxServer, workdir: Path) -> None:
+    def __init__(
+        self, crm: str, server: SandboxServer, workdir: Path, *, now: datetime | None = None
+    ) -> None:
         self.crm = crm
+        #: The rules' clock for every run (None: the wall clock). Tests that compare runs fix
+        #: it, so a "within N days" boundary passing between two runs cannot tell them apart.
+        self.now = now
         self.server = server
         self.shape = CRM_SHAPE[crm]
         self.workdir = workdir
@@ -117,11 +122,11 @@ class Crm:
         if self.crm == "hubspot":
             self.admin("POST", "config", {"rate_limits": {"enabled": False}})
 
-    def run(self, **options: Any) -> RunSummary:
-        """One in-process sync run with the settings file."""
+    def run(self, *, now: datetime | None = None, **options: Any) -> RunSummary:
+        """One in-process sync run with the settings file (at ``now``, else ``self.now``)."""
         parts = load_parts(load_settings(self.config, env={}))
         try:
-            return SyncRun(parts.connector, parts.ruleset, parts.store,
+            return SyncRun(parts.connector, parts.ruleset, parts.store, now=now or self.now,
                            options=SyncOptions(**options)).execute()
         finally:
             parts.close()

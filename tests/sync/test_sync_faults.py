@@ -2,7 +2,9 @@
 
 Each test makes two identical seeded sandboxes: one synced without trouble (the reference),
 one synced through a scripted fault or a SIGKILL, then run again until done. The crmsync-owned
-fields and the set of tasks must match, with no duplicate task per contact and purpose.
+fields and the set of tasks must match, with no duplicate task per contact and purpose. The
+in-process runs of both share one ``now``: seeded stamps have second-level jitter, so a "within
+N days" boundary may pass between two runs on a live clock and decide a contact differently.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +35,18 @@ def crm_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def _reference(crm_name: str, tmp_path: Path) -> dict[str, Any]:
+@pytest.fixture
+def run_now() -> datetime:
+    """The rules' clock of every in-process run of one test (reference and disturbed)."""
+    return datetime.now(UTC)  # noqa: TID251 - read once, then fixed for the whole comparison
+
+
+def _reference(crm_name: str, tmp_path: Path, now: datetime) -> dict[str, Any]:
     server = build_sandbox(crm_name, contacts=CONTACTS, seed=7, anchor=ANCHOR)
     with server:
         workdir = tmp_path / "reference"
         workdir.mkdir()
-        ref = Crm(crm_name, server, workdir)
+        ref = Crm(crm_name, server, workdir, now=now)
         ref.quiet_rate_limits()
         ref.setup()
         server.reset()
@@ -89,13 +98,13 @@ FAULT_NAMES = sorted(faults_for("hubspot"))
 
 @pytest.mark.parametrize("fault", FAULT_NAMES)
 def test_scripted_fault_then_rerun_equals_undisturbed_run(
-    crm_name: str, fault: str, tmp_path: Path
+    crm_name: str, fault: str, tmp_path: Path, run_now: datetime
 ) -> None:
-    expected = _reference(crm_name, tmp_path)
+    expected = _reference(crm_name, tmp_path, run_now)
     expected.pop("calls")
     server = build_sandbox(crm_name, contacts=CONTACTS, seed=7, anchor=ANCHOR)
     with server:
-        crm = Crm(crm_name, server, tmp_path)
+        crm = Crm(crm_name, server, tmp_path, now=run_now)
         crm.quiet_rate_limits()
         crm.setup()
         rules, expected_exit = faults_for(crm_name)[fault]
@@ -123,14 +132,16 @@ def _streams(crm_name: str) -> list[str]:
 
 @pytest.mark.parametrize("kill_at", [0.0, 0.3, 0.6, 0.9])
 def test_sigkill_mid_run_then_rerun_equals_undisturbed_run(
-    crm_name: str, kill_at: float, tmp_path: Path
+    crm_name: str, kill_at: float, tmp_path: Path, run_now: datetime
 ) -> None:
-    expected = _reference(crm_name, tmp_path)
+    expected = _reference(crm_name, tmp_path, run_now)
     # Kill after this many API calls of the (equally long) undisturbed run.
     kill_after_calls = int(expected.pop("calls") * kill_at) + 1
     server = build_sandbox(crm_name, contacts=CONTACTS, seed=7, anchor=ANCHOR)
     with server:
-        crm = Crm(crm_name, server, tmp_path)
+        # The killed run is a `crmsync run` process on the wall clock (the command has no
+        # --now); the full re-run below re-decides every contact at ``run_now``.
+        crm = Crm(crm_name, server, tmp_path, now=run_now)
         crm.quiet_rate_limits()
         crm.setup()
         server.reset()

@@ -6,6 +6,7 @@ long the input is; a bad input line is reported with its number and skipped (exi
 
 from __future__ import annotations
 
+import codecs
 import json
 import sys
 import time
@@ -232,6 +233,9 @@ def _records(stream: IO[bytes], name: str) -> Iterator[tuple[int, Mapping[str, A
     """Yield ``(line number, contact)``; ``None`` (after a message) for a line that is bad."""
     loads = orjson.loads
     for number, line in enumerate(stream, 1):
+        if number == 1 and line.startswith(codecs.BOM_UTF8):
+            # Editors on Windows write a byte order mark; rule files accept it, so do inputs.
+            line = line[len(codecs.BOM_UTF8):]
         if not line.strip():
             continue
         try:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from crmsync.cli.common import stderr
-from crmsync.sandbox.launch import CRMS, build_sandbox
+from crmsync.cli.common import logging_options, stderr
+from crmsync.sandbox.launch import CRMS, build_sandbox, limits_config
 
 
 @click.group("sandbox")
@@ -25,31 +25,49 @@ def sandbox() -> None:
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated data.")
 @click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Load data from this file if it exists, and save it there on exit.")
-def serve(crm: str, port: int, contacts: int, seed: int, state_file: Path | None) -> None:
+@click.option("--rate-limit", type=click.IntRange(1), default=None,
+              help="HubSpot: calls per rolling window (default 100).")
+@click.option("--rate-window", type=click.FloatRange(0, min_open=True), default=None,
+              help="HubSpot: that window in seconds (default 10).")
+@click.option("--search-rate", type=click.IntRange(1), default=None,
+              help="HubSpot: search calls per second (default 5).")
+@click.option("--daily-limit", type=click.IntRange(1), default=None,
+              help="Calls per day: HubSpot's daily limit, Salesforce's daily API allowance.")
+@click.option("--no-rate-limits", is_flag=True, help="HubSpot: admit every call.")
+@logging_options
+def serve(
+    crm: str, port: int, contacts: int, seed: int, state_file: Path | None,
+    rate_limit: int | None, rate_window: float | None, search_rate: int | None,
+    daily_limit: int | None, no_rate_limits: bool,
+) -> None:
     """Serve a seeded CRM emulator until interrupted.
 
     The first line printed is the base URL and the token to use, e.g. with
-    CRMSYNC_CRM__BASE_URL and CRMSYNC_CRM__TOKEN.
+    CRMSYNC_CRM__BASE_URL and CRMSYNC_CRM__TOKEN. Calls the quotas refused are counted in
+    GET /_sandbox/calls ("rate_limited", "rate_limited_by_policy").
     """
-    server = build_sandbox(crm, contacts=contacts, seed=seed, port=port, state_file=state_file)
-    # First line: machine-readable, so scripts can start the sandbox and read where it is.
-    click.echo(f"{server.base_url} token={server.token}", nl=True)
-    stderr.print(
-        f"crmsync sandbox: {crm} with {contacts} contacts (seed {seed}); admin API at "
-        f"{server.base_url}/_sandbox/calls. Ctrl-C to stop."
-    )
-    # A service manager stops us with SIGTERM: treat it like Ctrl-C so the data is saved.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        config = limits_config(crm, rate_limit=rate_limit, rate_window_s=rate_window,
+                               search_rate=search_rate, daily_limit=daily_limit,
+                               rate_limits_off=no_rate_limits)
+    except ValueError as problem:
+        raise click.UsageError(str(problem)) from None
+    # A service manager stops us with SIGTERM: treat it like Ctrl-C so the data is saved. Set
+    # before the server exists: its threads would keep a process stopped any other way alive.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    server = build_sandbox(crm, contacts=contacts, seed=seed, port=port, state_file=state_file,
+                           config=config)
+    try:
+        # First line: machine-readable, so scripts can start the sandbox and read where it is.
+        click.echo(f"{server.base_url} token={server.token}", nl=True)
+        stderr.print(
+            f"crmsync sandbox: {crm} with {contacts} contacts (seed {seed}); admin API at "
+            f"{server.base_url}/_sandbox/calls. Ctrl-C to stop.", markup=False,
+        )
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
         if state_file is not None:
-            stderr.print(f"crmsync sandbox: data saved to {state_file}")
-
-
-def register(group: click.Group) -> None:
-    """Attach the ``sandbox`` group to the root group."""
-    group.add_command(sandbox)
+            stderr.print(f"crmsync sandbox: data saved to {state_file}", markup=False)

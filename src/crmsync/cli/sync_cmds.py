@@ -1,25 +1,45 @@
-"""Commands that talk to a CRM: init, setup, plan, run, runs, undo and the one-command demo."""
+"""Commands that talk to a CRM: init, setup, plan, run and the one-command demo.
+
+``runs`` and ``rejections`` (history, no CRM needed) live in :mod:`crmsync.cli.history_cmds`,
+``undo`` in :mod:`crmsync.cli.undo_cmds`.
+"""
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from shlex import quote
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
+from rich.text import Text
 
-from crmsync.cli.common import emit_json, output_option, stderr, stdout
-from crmsync.wiring import Parts, default_path, load_parts
+from crmsync.cli.common import (
+    connection_option,
+    emit_json,
+    logging_options,
+    output_option,
+    stderr,
+    stdout,
+)
+from crmsync.cli.failures import (
+    DEFAULT_HINTS,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    SIGTERM,
+    error_payload,
+    fail,
+)
+from crmsync.cli.progress import sync_progress
 from crmsync.config import Settings, load_settings, write_starter
+from crmsync.demo import DemoResult
 from crmsync.errors import ExitCode
 from crmsync.sync import RunSummary, SyncOptions, SyncRun, file_hash, minimum_api_calls
-from crmsync.undo import undo_run
+from crmsync.wiring import Parts, default_path, load_parts, run_options
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -28,13 +48,13 @@ config_option = click.option(
 )
 
 
-def _settings(config_path: Path | None) -> Settings:
-    return load_settings(config_path)
+def _settings(config_path: Path | None, connection: str = "default") -> Settings:
+    return load_settings(config_path, connection=connection)
 
 
 @contextmanager
-def _parts(config_path: Path | None) -> Iterator[Parts]:
-    parts = load_parts(_settings(config_path))
+def _parts(config_path: Path | None, connection: str = "default") -> Iterator[Parts]:
+    parts = load_parts(_settings(config_path, connection))
     try:
         yield parts
     finally:
@@ -43,13 +63,19 @@ def _parts(config_path: Path | None) -> Iterator[Parts]:
 
 # -- init / setup -------------------------------------------------------------------------------
 
+#: Where ``init`` puts the rule file's JSON Schema: beside the rule file, so its ``$schema``
+#: resolves in the new folder and editors (VS Code) validate and autocomplete out of the box.
+SCHEMA_FILE = "ruleset.schema.json"
+_SCHEMA_REF = re.compile(r'("\$schema"\s*:\s*")[^"]*(")')
+
 
 @click.command("init")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
+@logging_options
 def init(directory: Path, force: bool) -> None:
-    """Write a starter crmsync.toml, rules/default.json and the connectors' field maps."""
+    """Write a starter crmsync.toml, rules/default.json (with its schema) and the field maps."""
     directory.mkdir(parents=True, exist_ok=True)
     written = write_starter(directory, force=force)
     for relative in ("rules/default.json", "connectors/hubspot.json", "connectors/salesforce.json"):
@@ -60,19 +86,37 @@ def init(directory: Path, force: bool) -> None:
         if source.resolve() == target.resolve():
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        if relative.startswith("rules/"):
+            # Point $schema at the copy written beside it (the shipped file points into the
+            # source tree, which the new folder does not have). Only that string changes, so
+            # every other line keeps its number.
+            text = source.read_text("utf-8")
+            target.write_text(_SCHEMA_REF.sub(rf"\g<1>{SCHEMA_FILE}\g<2>", text, count=1), "utf-8")
+        else:
+            shutil.copyfile(source, target)
         written.append(target)
+    schema = directory / "rules" / SCHEMA_FILE
+    if force or not schema.exists():
+        import json
+
+        from crmsync.rules import ruleset_schema
+
+        schema.parent.mkdir(parents=True, exist_ok=True)
+        schema.write_text(json.dumps(ruleset_schema(), indent=2) + "\n", "utf-8")
+        written.append(schema)
     for path in written:
-        stdout.print(f"wrote {path}")
-    stdout.print("next: edit crmsync.toml, then `crmsync setup` and `crmsync plan`")
+        stdout.print(f"wrote {path}", markup=False)
+    stdout.print("next: edit crmsync.toml, then `crmsync setup` and `crmsync plan`", markup=False)
 
 
 @click.command("setup")
 @config_option
+@connection_option
 @output_option
-def setup(config_path: Path | None, output_format: str) -> None:
+@logging_options
+def setup(config_path: Path | None, connection: str, output_format: str) -> None:
     """Create crmsync's fields/properties in the CRM (safe to run again)."""
-    with _parts(config_path) as parts:
+    with _parts(config_path, connection) as parts:
         report = parts.connector.setup()
     if output_format == "json":
         emit_json({"created": report.created, "existing": report.existing})
@@ -86,19 +130,20 @@ def setup(config_path: Path | None, output_format: str) -> None:
 
 
 def _options(parts: Parts, *, dry_run: bool = False, full: bool = False) -> SyncOptions:
-    sync = parts.settings.sync
-    return SyncOptions(dry_run=dry_run, full=full or sync.full,
-                       overlap=timedelta(seconds=sync.overlap_seconds),
-                       task_close_policy=sync.task_close_policy, restamp=sync.restamp)
+    from crmsync.schedule import manual_trigger
+
+    return run_options(parts.settings, dry_run=dry_run, full=full, trigger=manual_trigger())
 
 
 @click.command("plan")
 @config_option
+@connection_option
 @click.option("--full", is_flag=True, help="Plan a full re-scan instead of an incremental read.")
 @output_option
-def plan(config_path: Path | None, full: bool, output_format: str) -> None:
+@logging_options
+def plan(config_path: Path | None, connection: str, full: bool, output_format: str) -> None:
     """Dry run: what a sync would change, by transition, with the API calls it would cost."""
-    with _parts(config_path) as parts:
+    with _parts(config_path, connection) as parts:
         summary = _execute(parts, _options(parts, dry_run=True, full=full), output_format)
     _report(summary, parts, output_format)
     raise SystemExit(int(summary.exit_code))
@@ -106,40 +151,80 @@ def plan(config_path: Path | None, full: bool, output_format: str) -> None:
 
 @click.command("run")
 @config_option
+@connection_option
 @click.option("--full", is_flag=True, help="Re-read everything, ignoring the cursors.")
+@click.option("--via", type=click.Choice(["local", "workers"]), default="local",
+              show_default=True,
+              help="local: this process; workers: split into shards for `crmsync worker` "
+                   "processes ([workers] broker_url).")
 @output_option
-def run(config_path: Path | None, full: bool, output_format: str) -> None:
-    """Sync: read, decide, write the changes back. Exit 0 ok, 1 partial, 3 auth/quota, 4 transient."""
-    with _parts(config_path) as parts:
-        summary = _execute(parts, _options(parts, full=full), output_format)
+@logging_options
+def run(config_path: Path | None, connection: str, full: bool, via: str,
+        output_format: str) -> None:
+    """Sync: read, decide, write the changes back.
+
+    Exit 0 ok, 1 partial, 2 bad config, 3 auth/quota, 4 transient, 5 another run holds this
+    CRM (nothing done), 143 stopped by SIGTERM (recorded as aborted; the next run resumes).
+    """
+    with _parts(config_path, connection) as parts:
+        summary = _execute(parts, _options(parts, full=full), output_format, via=via)
     _report(summary, parts, output_format)
     raise SystemExit(int(summary.exit_code))
 
 
-def _execute(parts: Parts, options: SyncOptions, output_format: str, total: int | None = None,
-             ) -> RunSummary:
-    with _progress(output_format, total) as advance:
-        runner = SyncRun(parts.connector, parts.ruleset, parts.store, options=options,
-                         on_progress=lambda stream, n: advance(n),
-                         fieldmap_hash=file_hash(parts.fieldmap.path))
-        return runner.execute()
+def _execute(parts: Parts, options: SyncOptions, output_format: str,
+             via: str = "local") -> RunSummary:
+    total = None
+    if options.full:
+        # A full pass reads about every contact the store knows: enough for a rate and an ETA.
+        total = sum(parts.store.status_counts().values()) or None
+    with sync_progress(output_format, total) as advance:
+        if via == "workers":
+            from crmsync.workers import sharded_run
 
-
-@contextmanager
-def _progress(output_format: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    if output_format == "json" or not stderr.is_terminal:
-        yield lambda n: None
-        return
-    columns = [SpinnerColumn(), TextColumn("[bold]syncing"), BarColumn(), MofNCompleteColumn()]
-    with Progress(*columns, console=stderr, transient=True) as progress:
-        task = progress.add_task("sync", total=total)
-        yield lambda n: progress.advance(task, n)
+            runner: SyncRun = sharded_run(parts, options,
+                                          on_progress=lambda stream, n: advance(n))
+        else:
+            runner = SyncRun(parts.connector, parts.ruleset, parts.store, options=options,
+                             on_progress=lambda stream, n: advance(n),
+                             fieldmap_hash=file_hash(parts.fieldmap.path))
+        try:
+            return runner.execute()
+        except (KeyboardInterrupt, SIGTERM) as stop:
+            # The run recorded itself as aborted; give the ledger the exit code the process
+            # ends with (130 / 143), so `crmsync runs` agrees with the scheduler's log.
+            summary = runner.summary
+            if summary is not None and summary.status == "aborted":
+                code = EXIT_TERMINATED if isinstance(stop, SIGTERM) else EXIT_INTERRUPTED
+                parts.store.finish_run(summary.run_id, "aborted", code, summary.to_json(),
+                                       summary.error, finished_at=summary.finished_at)
+            raise
 
 
 def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
+    """Print what a run or plan did; a run that did nothing useful says why in one line."""
+    if summary.status == "skipped":
+        # Another run holds the lease (overlapping schedules): not a failure, nothing to show.
+        fail("busy", summary.error or "another run is syncing this CRM; nothing done",
+             ExitCode.BUSY, run_id=summary.run_id)
+    failed = summary.status in ("failed", "aborted") and summary.exit_code >= ExitCode.BAD_CONFIG
     minimum = minimum_api_calls(summary, parts.connector.limits)
     if output_format == "json":
-        emit_json({**summary.to_json(), "minimum_api_calls": minimum})
+        body = {**summary.to_json(), "minimum_api_calls": minimum}
+        if failed:
+            kind = {ExitCode.BAD_CONFIG: "bad_config", ExitCode.AUTH_OR_QUOTA: "auth_or_quota"
+                    }.get(summary.exit_code, "transient")
+            body = error_payload(kind, summary.error or summary.status, summary.exit_code,
+                                 hint=DEFAULT_HINTS.get(summary.exit_code), run=body)
+        emit_json(body)
+        return
+    hint = DEFAULT_HINTS.get(summary.exit_code) if failed else None
+    if failed and not summary.counts.get("read"):
+        # Nothing was read: a table of zeros would only hide the one line that matters.
+        stderr.print(f"crmsync: error: {summary.error or summary.status}", markup=False)
+        if hint:
+            stderr.print(f"hint: {hint}", markup=False)
+        stderr.print(summary.logfmt(), markup=False)
         return
     stdout.print(_summary_table(summary))
     _print_scope_and_changes(summary)
@@ -148,15 +233,20 @@ def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
         table.add_column("from → to")
         table.add_column("contacts", justify="right")
         for name, count in summary.transitions.most_common(12):
-            table.add_row(name, str(count))
+            table.add_row(Text(name), str(count))
         stdout.print(table)
     for sample in summary.samples:
         stdout.print(f"  e.g. {sample['id']}: {sample['transition']} — {sample['reason']}",
                      markup=False)
     stdout.print(f"API calls: {summary.api_calls} (contact pages and write batches alone need "
-                 f"{minimum}; related deal reads come on top)")
+                 f"{minimum}; related deal reads come on top)", markup=False)
+    if summary.rejections:
+        stdout.print(f"rejected records: `crmsync rejections {summary.run_id}` lists them",
+                     markup=False)
     if summary.error:
-        stderr.print(f"crmsync: {summary.error}", markup=False)
+        stderr.print(f"crmsync: error: {summary.error}", markup=False)
+        if hint:
+            stderr.print(f"hint: {hint}", markup=False)
     stderr.print(summary.logfmt(), markup=False)
 
 
@@ -206,77 +296,6 @@ def _summary_table(summary: RunSummary) -> Table:
     return table
 
 
-# -- runs / undo --------------------------------------------------------------------------------
-
-
-@click.command("runs")
-@config_option
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
-@output_option
-def runs(config_path: Path | None, limit: int, output_format: str) -> None:
-    """Run history, newest first."""
-    from crmsync.state import StateStore
-
-    store = StateStore.open(_settings(config_path).state.url)
-    try:
-        records = store.runs(limit=limit)
-    finally:
-        store.close()
-    if output_format == "json":
-        emit_json([_run_json(r) for r in records])
-        return
-    header = ("run", "mode", "crm", "started", "status", "exit", "read", "updated", "tasks",
-              "rejected", "api calls")
-    rows = []
-    for r in records:
-        summary: dict[str, Any] = dict(r.counts or {})
-        counts: dict[str, Any] = summary.get("counts", summary)  # undo runs store them flat
-        rows.append((r.id, r.mode, r.crm, r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.status,
-                     str(r.exit_code if r.exit_code is not None else ""),
-                     str(counts.get("read", "")), str(counts.get("updated", "")),
-                     str(counts.get("tasks_created", "")), str(counts.get("rejected", "")),
-                     str(summary.get("api_calls", ""))))
-    if not stdout.is_terminal:
-        # Piped or logged: tab-separated lines, nothing cut (run ids go to `crmsync undo`).
-        for row in (header, *rows):
-            click.echo("\t".join(row))
-        return
-    table = Table(title="crmsync runs")
-    for column in header:
-        table.add_column(column, no_wrap=column == "run")
-    for row in rows:
-        table.add_row(*row)
-    stdout.print(table)
-
-
-def _run_json(record: Any) -> dict[str, Any]:
-    return {
-        "run_id": record.id, "mode": record.mode, "crm": record.crm,
-        "status": record.status, "exit_code": record.exit_code,
-        "started_at": record.started_at.isoformat(),
-        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
-        "summary": record.counts, "error": record.error,
-    }
-
-
-@click.command("undo")
-@click.argument("run_id")
-@config_option
-@output_option
-def undo(run_id: str, config_path: Path | None, output_format: str) -> None:
-    """Restore the fields crmsync changed in RUN_ID and close the tasks it created."""
-    with _parts(config_path) as parts:
-        result = undo_run(parts.connector, parts.store, run_id)
-    if output_format == "json":
-        emit_json(result.to_json())
-    else:
-        stdout.print(
-            f"restored {result.restored} records, skipped {result.skipped} changed since, "
-            f"closed {result.tasks_closed} tasks, {result.failed} failed"
-        )
-    raise SystemExit(int(ExitCode.PARTIAL if result.failed else ExitCode.OK))
-
-
 # -- demo ---------------------------------------------------------------------------------------
 
 
@@ -288,39 +307,44 @@ def undo(run_id: str, config_path: Path | None, output_format: str) -> None:
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the demo's state and sandbox data here (default: a temporary folder).")
 @output_option
+@logging_options
 def demo(crm: str, contacts: int, seed: int, directory: Path | None, output_format: str) -> None:
     """Seeded sandbox CRM + setup + full sync with the default rules, zero configuration."""
     from crmsync.demo import run_demo
 
     workdir = directory or Path(tempfile.mkdtemp(prefix="crmsync-demo-"))
     result = run_demo(crm=crm, contacts=contacts, seed=seed, workdir=workdir,
-                      progress=lambda total: _progress(output_format, total))
+                      progress=lambda total: sync_progress(output_format, total))
     if output_format == "json":
         emit_json(result.to_json())
         raise SystemExit(int(result.summary.exit_code))
     stdout.print(f"[bold]crmsync demo[/bold]: {crm} sandbox with {contacts} contacts (seed {seed})")
-    stdout.print(f"setup: {len(result.setup.created)} crmsync fields created")
+    stdout.print(f"setup: {len(result.setup.created)} crmsync fields created", markup=False)
     stdout.print(_summary_table(result.summary))
     stdout.print(
         f"API calls: {result.api_calls} used for the sync; minimum the APIs allow: "
-        f"{result.minimum_calls} ({result.api_calls / max(1, result.minimum_calls):.2f}x)"
+        f"{result.minimum_calls} ({result.api_calls / max(1, result.minimum_calls):.2f}x)",
+        markup=False,
     )
     for sample in result.summary.samples:
         stdout.print(f"  e.g. {sample['id']}: {sample['transition']} — {sample['reason']}",
                      markup=False)
-    stdout.print(
-        "\nLook closer:\n"
-        f"  funnel health report: {result.report}\n"
-        f"  crmsync runs --config {result.config_path}\n"
-        f"  crmsync sandbox serve --crm {crm} --state {result.sandbox_state}   "
-        "# the synced CRM, for the SDKs or curl\n"
-        f"  crmsync rules test {result.rules_path}   # the rules' own examples, with coverage"
-    )
+    stdout.print("\nLook closer:", markup=False)
+    for command, comment in look_closer(result, crm):
+        stdout.print(f"  {command}   # {comment}", markup=False)
     stderr.print(result.summary.logfmt(), markup=False)
     raise SystemExit(int(result.summary.exit_code))
 
 
-def register(group: click.Group) -> None:
-    """Attach the CRM commands to the root group."""
-    for command in (init, setup, plan, run, runs, undo, demo):
-        group.add_command(command)
+def look_closer(result: DemoResult, crm: str) -> list[tuple[str, str]]:
+    """The follow-up commands the demo prints, quoted so that they run as printed."""
+    config = quote(str(result.config_path))
+    return [
+        (f"crmsync report --config {config} --out {quote(str(result.report.parent))}",
+         f"funnel health report (open {result.report})"),
+        (f"crmsync runs --config {config}", "run history"),
+        (f"crmsync sandbox serve --crm {crm} --state {quote(str(result.sandbox_state))} "
+         "--port 0", "the synced CRM, for the SDKs or curl"),
+        (f"crmsync rules test {quote(str(result.rules_path))}",
+         "the rules' own examples, with coverage"),
+    ]

@@ -21,6 +21,7 @@ _KEYS: dict[str, dict[str, _Key]] = {
         "domain": _Key("str"),
         "private_key_file": _Key("path"), "objects": _Key("list"), "field_map": _Key("path"),
         "api_version": _Key("str"), "secrets_file": _Key("path"),
+        "reserve_daily_percent": _Key("float"),
     },
     "rules": {"path": _Key("path")},
     "state": {"url": _Key("str", secret=True)},
@@ -28,12 +29,17 @@ _KEYS: dict[str, dict[str, _Key]] = {
         "overlap_seconds": _Key("int"), "batch_size": _Key("int"), "page_size": _Key("int"),
         "max_attempts": _Key("int"), "retry_budget_s": _Key("float"),
         "task_close_policy": _Key("str"), "concurrency": _Key("int"), "full": _Key("bool"),
-        "restamp": _Key("bool"),
+        "restamp": _Key("bool"), "bulk_threshold": _Key("int"),
+    },
+    "workers": {
+        "broker_url": _Key("str", secret=True), "redis_url": _Key("str", secret=True),
+        "queue": _Key("str"), "concurrency": _Key("int"), "shards": _Key("int"),
+        "start_timeout_s": _Key("float"),
     },
 }
 #: Keys a secrets file may set; nothing else belongs there.
 _SECRET_KEYS = {("crm", "token"), ("crm", "password"), ("crm", "security_token"),
-                ("state", "url")}
+                ("state", "url"), ("workers", "broker_url"), ("workers", "redis_url")}
 
 
 def env_var(section: str, key: str) -> str:

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from crmsync.config.coerce import _coerce, _did_you_mean, _secret, _show
+from crmsync.config.connections import (
+    NAMED_SECTIONS,
+    Named,
+    build_connections,
+    collect_named_env,
+    default_auth,
+    required_credentials,
+    reserve_problem,
+    select_connection,
+)
 from crmsync.config.keys import _KEYS, _SECRET_KEYS, _all_env_vars, env_var
+from crmsync.config.schedules import build_schedules
 from crmsync.config.secret import Secret
 from crmsync.config.settings import (
     AUTH_BY_CRM,
     CONFIG_FILE,
     CRM_TYPES,
+    DEFAULT_CONNECTION,
     DEFAULT_STATE_URL,
     ENV_PREFIX,
     TASK_CLOSE_POLICIES,
@@ -23,8 +36,9 @@ from crmsync.config.settings import (
     SettingsError,
     StateSettings,
     SyncSettings,
+    WorkersSettings,
 )
-from crmsync.config.sources import _read_toml, _secrets_file, _Source
+from crmsync.config.sources import _own_secrets, _read_toml, _secrets_file, _Source
 
 
 def load_settings(
@@ -32,6 +46,7 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     *,
     require_crm: bool = True,
+    connection: str = DEFAULT_CONNECTION,
 ) -> Settings:
     """Load, merge, coerce and check the configuration.
 
@@ -39,8 +54,10 @@ def load_settings(
         path: The config file (``--config``); it must exist. ``None`` reads ``crmsync.toml`` in
             the working directory when there is one.
         env: The environment (``os.environ`` when ``None``).
-        require_crm: Check that ``[crm]`` names a CRM and its credentials; commands that never
-            contact a CRM (``runs``, ``report``) pass False.
+        require_crm: Check that the selected connection names a CRM and has its credentials;
+            commands that never contact a CRM (``runs``, ``report``) pass False.
+        connection: The connection whose CRM, rules and state the returned settings hold:
+            ``default`` (``[crm]``/``[rules]``/``[state]``) or a ``[connections.NAME]``.
 
     Raises:
         SettingsError: Listing every problem, and every place a missing value was looked for.
@@ -48,19 +65,24 @@ def load_settings(
     env = os.environ if env is None else env
     problems: list[str] = []
     file_values: dict[tuple[str, str], tuple[Any, _Source]] = {}
+    file_named: Named = {}
+    env_named: Named = {}
+    secret_named: Named = {}
 
     config_file = Path(path) if path is not None else Path(CONFIG_FILE)
     if path is not None and not config_file.is_file():
         problems.append(f"config file {config_file} does not exist")
     found_file = config_file if config_file.is_file() else None
     if found_file is not None:
-        _read_toml(found_file, "config", file_values, problems, allowed=None)
+        _read_toml(found_file, "config", file_values, problems, allowed=None, named=file_named)
 
     env_values: dict[tuple[str, str], tuple[Any, _Source]] = {}
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if section in NAMED_SECTIONS:
+            continue  # CRMSYNC_CONNECTIONS__NAME__KEY: see collect_named_env
         if key not in _KEYS.get(section, {}):
             problems.append(f"unknown setting {name}" + _did_you_mean(name, _all_env_vars()))
             continue
@@ -69,7 +91,11 @@ def load_settings(
     secrets_file, secrets_label = _secrets_file(env, env_values, file_values, problems)
     secret_values: dict[tuple[str, str], tuple[Any, _Source]] = {}
     if secrets_file is not None:
-        _read_toml(secrets_file, "secrets", secret_values, problems, allowed=_SECRET_KEYS)
+        _read_toml(secrets_file, "secrets", secret_values, problems, allowed=_SECRET_KEYS,
+                   named=secret_named)
+    collect_named_env(env, env_named, problems, _Source)
+    connections = build_connections([env_named, secret_named, file_named], problems,
+                                    _own_secrets)
 
     def places(section: str, key: str) -> str:
         where = [f"env {env_var(section, key)}"]
@@ -96,11 +122,21 @@ def load_settings(
                         values[(section, key)] = _INVALID
                     break
 
-    settings = _build(values, problems, places, found_file, secrets_file, require_crm)
+    # Only the selected connection must be complete: `--connection emea_sf` works in a file
+    # with no [crm] at all, and a default run is not blocked by another connection's secrets.
+    has_default = ("crm", "type") in values or not file_named.get("connections")
+    settings = _build(values, problems, places, found_file, secrets_file,
+                      require_crm and connection == DEFAULT_CONNECTION and has_default)
+    names = ([DEFAULT_CONNECTION] if has_default else []) + sorted(connections)
+    schedules = build_schedules(
+        [env_named.get("schedules", {}), file_named.get("schedules", {})], names, problems)
     if problems:
         raise SettingsError(problems)
     assert settings is not None
-    return settings
+    settings = dataclasses.replace(settings, connections=connections, schedules=schedules)
+    if connection == DEFAULT_CONNECTION and not require_crm:
+        return settings
+    return select_connection(settings, connection, require_crm=require_crm)
 
 
 _INVALID = object()
@@ -138,17 +174,23 @@ def _build(
     auth = get("crm", "auth")
     if crm_type is not None:
         if auth is None:
-            auth = _default_auth(crm_type, values)
+            auth = default_auth(crm_type, {key for section, key in values if section == "crm"})
         else:
             one_of("crm", "auth", AUTH_BY_CRM[crm_type])
         if require_crm and auth in AUTH_BY_CRM[crm_type]:
-            for key in _required_credentials(crm_type, auth):
+            for key in required_credentials(crm_type, auth):
                 given = values.get(("crm", key))
                 if given is None or (isinstance(given, Secret) and not given):  # "" is unset
                     missing("crm", key, f" (needed by {crm_type} auth {auth!r})")
     one_of("sync", "task_close_policy", TASK_CLOSE_POLICIES)
+    problems.extend(reserve_problem("[crm]", values.get(("crm", "reserve_daily_percent"))))
+    for key, low in (("concurrency", 1), ("shards", 1), ("start_timeout_s", 1)):
+        value = values.get(("workers", key))
+        if isinstance(value, int | float) and value < low:
+            problems.append(f"[workers] {key}: expected at least {low}, got {value}")
     for key, low in (("overlap_seconds", 0), ("batch_size", 1), ("page_size", 1),
-                     ("max_attempts", 1), ("retry_budget_s", 0), ("concurrency", 1)):
+                     ("max_attempts", 1), ("retry_budget_s", 0), ("concurrency", 1),
+                     ("bulk_threshold", 0)):
         value = values.get(("sync", key))
         if isinstance(value, int | float) and value < low:
             problems.append(f"[sync] {key}: expected at least {low}, got {value}")
@@ -172,32 +214,17 @@ def _build(
             field_map=get("crm", "field_map"),
             api_version=get("crm", "api_version", "59.0"),
             secrets_file=secrets_file,
+            reserve_daily_percent=get("crm", "reserve_daily_percent", 0.0),
         ),
         rules=RulesSettings(path=get("rules", "path")),
         state=StateSettings(url=state_url.reveal() if state_url else DEFAULT_STATE_URL),
         sync=SyncSettings(**{
             key: values[("sync", key)] for key in _KEYS["sync"] if ("sync", key) in values
         }),
+        workers=WorkersSettings(**{
+            key: (value.reveal() if isinstance(value, Secret) else value)
+            for key in _KEYS["workers"]
+            if (value := values.get(("workers", key))) is not None
+        }),
         config_file=config_file,
     )
-
-
-def _default_auth(crm_type: str, values: Mapping[tuple[str, str], Any]) -> str:
-    """Infer Salesforce's flow from the credentials given; HubSpot has only one."""
-    if crm_type == "hubspot":
-        return "private_app"
-    if ("crm", "token") in values:
-        return "session"
-    if ("crm", "private_key_file") in values or ("crm", "consumer_key") in values:
-        return "jwt"
-    return "password"
-
-
-def _required_credentials(crm_type: str, auth: str) -> tuple[str, ...]:
-    if crm_type == "hubspot":
-        return ("token",)
-    return {
-        "session": ("base_url", "token"),
-        "password": ("username", "password"),
-        "jwt": ("username", "consumer_key", "private_key_file"),
-    }[auth]

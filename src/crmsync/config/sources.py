@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from crmsync.config.coerce import _did_you_mean
-from crmsync.config.keys import _KEYS
+from crmsync.config.connections import NAMED_SECTIONS, Named, collect_named
+from crmsync.config.keys import _KEYS, _SECRET_KEYS
 from crmsync.config.settings import SECRETS_FILE_ENV
 
 
@@ -51,8 +52,12 @@ def _read_toml(
     problems: list[str],
     *,
     allowed: set[tuple[str, str]] | None,
+    named: Named | None = None,
 ) -> None:
-    """Read a TOML file's ``[section] key`` values into ``into``, noting every problem."""
+    """Read a TOML file's ``[section] key`` values into ``into``, noting every problem.
+
+    With ``named``, ``[connections.NAME]`` and ``[schedules.NAME]`` tables are kept there.
+    """
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -64,8 +69,13 @@ def _read_toml(
         return
     source = _Source(str(path), path.absolute().parent)
     for section, table in data.items():
+        if section in NAMED_SECTIONS and named is not None:
+            collect_named(section, table, source, named, problems, where=str(path),
+                          secrets=allowed is not None)
+            continue
         if section not in _KEYS:
-            problems.append(f"{path}: unknown section [{section}]" + _did_you_mean(section, _KEYS))
+            problems.append(f"{path}: unknown section [{section}]"
+                            + _did_you_mean(section, [*_KEYS, *NAMED_SECTIONS]))
             continue
         if not isinstance(table, dict):
             problems.append(f"{path}: {section} must be a table ([{section}])")
@@ -78,3 +88,15 @@ def _read_toml(
                 problems.append(f"{path}: [{section}] {key} does not belong in a secrets file")
             else:
                 into[(section, key)] = (value, source)
+
+
+def _own_secrets(path: Path, problems: list[str]) -> dict[str, tuple[Any, _Source]]:
+    """Read a named connection's own secrets file (shaped like the default one: ``[crm]``)."""
+    if not path.is_file():
+        problems.append(f"secrets file {path} does not exist (named by a connection's "
+                        "secrets_file)")
+        return {}
+    raw: dict[tuple[str, str], tuple[Any, _Source]] = {}
+    _read_toml(path, "secrets", raw, problems, allowed=_SECRET_KEYS)
+    return {("state_url" if section == "state" else key): value
+            for (section, key), value in raw.items()}

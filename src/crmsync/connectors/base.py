@@ -14,7 +14,6 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from crmsync.model import Contact, TaskClose, TaskCreate
 
-
 T = TypeVar("T")
 
 
@@ -93,6 +92,23 @@ class ApiLimits:
     task_batch: int
     #: Calls one batch of task creates costs (HubSpot looks up open tasks by key first).
     calls_per_task_create_batch: int = 1
+    #: Whether the connector also writes large volumes as one asynchronous job
+    #: (:class:`BulkWriter`: Salesforce Bulk API 2.0).
+    bulk_write: bool = False
+    #: Calls one bulk write costs per object, whatever the number of records (when
+    #: ``bulk_write``): create, upload, close, poll, read the failures.
+    calls_per_bulk_write: int = 0
+
+
+@runtime_checkable
+class BulkWriter(Protocol):
+    """What a connector whose ``limits.bulk_write`` is true offers besides :class:`Connector`."""
+
+    def write_fields_bulk(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        """Write output fields through one asynchronous bulk job per object; one result per
+        update, in input order (per-record failures with the CRM's error code, never values).
+        """
+        ...
 
 
 @runtime_checkable

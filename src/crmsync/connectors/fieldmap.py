@@ -14,13 +14,14 @@ import difflib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from crmsync.coerce import coerce
 from crmsync.errors import Diagnostic, InvalidFileError
 from crmsync.model import CANONICAL_FACTS, OUTPUTS
 
@@ -33,115 +34,18 @@ DEAL_FACTS = frozenset(
 PREVIOUS_OUTPUT_FACTS = {"previous_status": "status", "previous_miss_type": "miss_type",
                          "status_since": "status_since"}
 
-_TRUE = frozenset({"true", "t", "yes", "y", "1", "on", "checked"})
-_FALSE = frozenset({"false", "f", "no", "n", "0", "off", "unchecked"})
-
-
 # -- value coercion ---------------------------------------------------------------------------
+#
+# One policy for a run and for ``crmsync evaluate`` (rules/README.md, "Missing and odd values"):
+# crmsync.coerce. Only the lookup text of enumerations and transforms is this module's own.
 
 
-def coerce(value: Any, kind: str) -> Any:
-    """Coerce a raw CRM value to a canonical type, or ``None`` when it is missing or odd.
-
-    Args:
-        value: What the CRM sent (string, number, bool, None...).
-        kind: ``str``, ``int``, ``number``, ``bool``, ``datetime`` or ``date``.
-    """
-    if value is None:
-        return None
-    value_type = type(value)
-    if value_type is str:
-        value = value.strip()
-        if value == "":
-            return None
-        if kind == "str":
-            return value
-    elif (value_type is int and kind in ("int", "number")) or (value_type is bool and kind == "bool"):
-        # Already canonical (Salesforce sends typed JSON): the common case, kept cheap.
-        return value
-    try:
-        return _COERCERS[kind](value)
-    except (ValueError, TypeError, OverflowError, KeyError):
-        return None
-
-
-def _to_str(value: Any) -> str | None:
+def _lookup_text(value: Any) -> str | None:
+    """The text a ``values`` map or a transform looks up: the CRM's spelling, checkboxes too."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float | str):
-        return str(value)
-    return None
+    return coerce(value, "str")
 
-
-def _to_number(value: Any) -> float | int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        number = value
-    else:
-        number = float(str(value).replace(",", ""))
-    if isinstance(number, float) and (number != number or number in (float("inf"), float("-inf"))):
-        return None
-    return int(number) if isinstance(number, float) and number.is_integer() else number
-
-
-def _to_int(value: Any) -> int | None:
-    number = _to_number(value)
-    if number is None:
-        return None
-    if isinstance(number, float):
-        # "12.0" is 12; "12.5" employees is a data error, not a value to round silently.
-        return None
-    return number
-
-
-def _to_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return bool(value) if value in (0, 1) else None
-    text = str(value).lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    return None
-
-
-def _to_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime.combine(value, time.min, tzinfo=UTC)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return _from_epoch_ms(float(value))
-    text = str(value)
-    if text.lstrip("-").isdigit():
-        # HubSpot sends epoch milliseconds as strings.
-        return _from_epoch_ms(float(text))
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _from_epoch_ms(ms: float) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _to_date(value: Any) -> date | None:
-    moment = _to_datetime(value)
-    return moment.date() if moment else None
-
-
-_COERCERS: dict[str, Callable[[Any], Any]] = {
-    "str": _to_str,
-    "int": _to_int,
-    "number": _to_number,
-    "bool": _to_bool,
-    "datetime": _to_datetime,
-    "date": _to_date,
-}
 
 _TRANSFORMS: dict[str, Callable[[str], str | None]] = {
     "upper": str.upper,
@@ -167,14 +71,15 @@ class FactSource:
     def read(self, record: Mapping[str, Any], facts: Mapping[str, Any]) -> Any:
         """Return the normalised value of this fact for one record."""
         raw = facts.get(self.derive_from) if self.derive_from else get_field(record, self.field)
-        value = coerce(raw, "str" if self.transform or self.values else self.kind)
+        mapped = bool(self.transform or self.values)
+        value = _lookup_text(raw) if mapped else coerce(raw, self.kind)
         if value is None:
             return None
         if self.transform:
             value = _TRANSFORMS[self.transform](value)
         if self.values is not None:
             value = self.values.get(value, self.values.get("*", value))
-        return coerce(value, self.kind) if (self.transform or self.values) else value
+        return coerce(value, self.kind) if mapped else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +104,7 @@ class OutputTarget:
     def decode(self, raw: Any) -> Any:
         """Return the canonical value of what the CRM holds in this field."""
         if self.values is not None:
-            text = coerce(raw, "str")
+            text = _lookup_text(raw)
             if text is None:
                 return None
             reverse = {v: k for k, v in self.values.items()}

@@ -10,6 +10,13 @@ Three-valued logic (DESIGN.md §2) is compiled without any "unknown" value at ru
 condition yields two plain boolean expressions, *is true* and *is false*, and unknown is the
 case where neither holds. ``all`` is true when all items are true and false when any is false;
 ``any`` the reverse; ``not`` swaps the two. A rule fires on *is true* only.
+
+What is evaluated once per contact is computed once: a named condition used more than once
+(``icp_fit`` is read by five rules of the default file) is evaluated into a local holding
+True / False / None just before its first use, with short-circuits and each regex searched at
+most once, and derived facts likewise. Values are coerced in one block at the top, so every
+later check knows a fact's Python type and can format it without a generic helper. The
+condition half of the generator lives in :mod:`crmsync.rules.compile_conditions`.
 """
 
 from __future__ import annotations
@@ -22,19 +29,13 @@ from typing import Any
 
 from crmsync.model import Decision as DecisionRecord
 from crmsync.model import TaskSpec
-from crmsync.rules.facts import COERCERS, coerce
-from crmsync.rules.regexes import MAX_SUBJECT
+from crmsync.rules.compile_conditions import ConditionCode
+from crmsync.rules.facts import COERCERS, coerce, domain_of_email
 from crmsync.rules.templates import format_value
 from crmsync.rules.tree import (
-    All,
-    AnyOf,
     Decision,
     FactRef,
-    Leaf,
-    Node,
-    Not,
     Placeholder,
-    Ref,
     Template,
     Tree,
     iter_leaves,
@@ -73,17 +74,23 @@ class Compiled:
         source: The generated Python source.
         thresholds: Day spans used by within/older-than checks (``K[1:1+len]``).
         dues: Business-day counts used by tasks (after the thresholds in ``K``).
+        coerced: The same evaluator for facts already coerced to their types (by
+            :mod:`crmsync.coerce`, as a connector's field map does): it skips the type test of
+            every fact. ``None`` for the explaining evaluator.
     """
 
     function: Callable[[Any, tuple[Any, ...], str], DecisionRecord]
     source: str
     thresholds: list[timedelta] = field(default_factory=list)
     dues: list[int] = field(default_factory=list)
+    coerced: Callable[[Any, tuple[Any, ...], str], DecisionRecord] | None = None
 
 
-class _Generator:
-    def __init__(self, tree: Tree, version: str, content_hash: str) -> None:
+class _Generator(ConditionCode):
+    def __init__(self, tree: Tree, version: str, content_hash: str, *,
+                 coerced: bool = False) -> None:
         self.tree = tree
+        self.coerced = coerced  # facts arrive already coerced: no type tests when reading
         self.version = version
         self.content_hash = content_hash
         self.lines: list[str] = []
@@ -95,9 +102,17 @@ class _Generator:
             "_reason": compose_reason,
             "_norm": normalise_closed,
             "_datetime": datetime,
+            "_domain": domain_of_email,
         }
         self.constants: dict[Any, str] = {}
         self.locals: dict[str, str] = {}  # fact/derived/output name -> local variable
+        self.kinds: dict[str, str] = {}  # fact/derived/output name -> its type (for templates)
+        self.list_of_text: set[str] = set()  # collected outputs whose items are all text
+        self.hoisted: dict[str, str] = {}  # named condition -> local holding its result
+        self.shared: set[str] = set()  # named conditions worth evaluating once up front
+        self.never_none: set[str] = set()  # locals that always hold a value (decided outputs)
+        self.lazy: set[str] = set()  # facts only templates print: read when printed
+        self.temps = 0
         self.thresholds: list[timedelta] = []
         self.dues: list[int] = []
 
@@ -155,9 +170,16 @@ class _Generator:
             var = f"f{index}"
             self.locals[name] = var
             kind = tree.facts[name]
-            self.emit(f"{var} = g({name!r})")
-            self.emit(f"if {var} is not None and {self._needs_coercion(var, kind)}:")
+            self.kinds[name] = kind
             self.namespace[f"_c_{kind}"] = _safe_coercer(kind)
+            if name in self.lazy:
+                continue
+            self.emit(f"{var} = g({name!r})")
+            if name == "email_domain":  # derived from the email when missing (DESIGN.md §2)
+                self.emit(f"if {var} is None: {var} = _domain(g('email'))")
+            if self.coerced:
+                continue
+            self.emit(f"if {self._needs_coercion(var, kind)} and {var} is not None:")
             self.emit(f"{var} = _c_{kind}({var})", 2)
 
     def first_of(self, facts: tuple[str, ...]) -> str:
@@ -174,45 +196,88 @@ class _Generator:
         self.emit("def _evaluate(facts, K, cid):", 0)
         self.emit("g = facts.get")
         self.emit("rules = []")
+        self.emit("add = rules.append")
+        self.emit("if cid is None:")  # the contact's id, as text (RuleSet.evaluate's default)
+        self.emit("cid = g('id')", 2)
+        self.emit("if type(cid) is not str or not cid or cid != cid.strip():", 2)
+        self.emit("cid = _c_str(cid) or ''", 3)
+        self.namespace["_c_str"] = _safe_coercer("str")
+        self.lazy = self.template_only_facts()
         self.read_facts()
+        self.plan_shared_conditions()
         for index, derived in enumerate(tree.derived.values()):
             var = f"d{index}"
             if derived.when is not None:
-                true, false = self.cond(derived.when)
-                self.emit(f"{var} = True if {true} else (False if {false} else None)")
+                self.hoist([derived.when])
+                self.tri(derived.when, var)
             else:
                 self.emit(f"{var} = {self.first_of(derived.first_of)}")
             self.locals[derived.name] = var
+            self.kinds[derived.name] = derived.kind
         reason_outputs = set(tree.reason)
         for index, decision in enumerate(tree.decisions):
             var = f"o{index}"
+            self.hoist([rule.when for rule in decision.rules])
             self.decision(decision, var, f"b{index}", decision.output in reason_outputs)
             self.locals[decision.output] = var
+            if decision.hit in ("first", "sum"):
+                self.never_none.add(var)  # a default, a literal or a present fact; never null
+            # Types known for sure: closed sets are text, sums whole numbers, collections lists.
+            if decision.closed_set is not None:
+                self.kinds[decision.output] = "str"
+            elif decision.hit == "sum":
+                self.kinds[decision.output] = "int"
+            elif decision.hit == "collect":
+                self.kinds[decision.output] = "list"
+                if all(isinstance(r.then, str) for r in decision.rules):
+                    self.list_of_text.add(decision.output)
+        self.hoist([task.when for task in tree.tasks])
         self.tasks()
-        self.reason()
+        self.fast_reason()
         status = self.locals.get("status", "'lead'")
         miss = self.locals.get("miss_type", "'none'")
         score = self.locals.get("score", "0")
         self.emit(
             f"return _Decision(cid, {status}, {miss}, {score}, reason, tuple(rules), "
-            f"tuple(tasks), {self.version!r}, {self.content_hash!r}, None)"
+            f"tuple(tasks) if tasks else (), {self.version!r}, {self.content_hash!r}, None)"
         )
         return "\n".join(self.lines) + "\n"
 
+    def template_only_facts(self) -> set[str]:
+        """Facts that only texts print (``first_name`` in a task subject): read on demand."""
+        tree = self.tree
+        read: set[str] = set()
+        for leaf in iter_leaves(tree):
+            if leaf.source == "fact":
+                read.add(leaf.name)
+            if isinstance(leaf.operand, FactRef):
+                read.add(leaf.operand.name)
+        for derived in tree.derived.values():
+            read.update(derived.first_of)
+        for decision in tree.decisions:
+            read.update(r.then.name for r in decision.rules if isinstance(r.then, FactRef))
+        read.add("email_domain")  # derived from the email as it is read
+        return {name for name in tree.facts_used if name not in read}
+
     @staticmethod
     def _needs_coercion(var: str, kind: str) -> str:
-        """The cheap test for "this value is not already of its fact's type"."""
+        """The cheap test for "this value is not already of its fact's type".
+
+        ``type(x)`` rather than ``x.__class__``: CPython 3.11 specialises the call to ``type``
+        with one argument, which halves the cost of the test run once per fact per contact.
+        """
         if kind == "str":
-            return f"({var}.__class__ is not str or not {var})"
+            # Text is stripped (crmsync.coerce); most values have nothing to strip.
+            return f"(type({var}) is not str or not {var} or {var} != {var}.strip())"
         if kind == "int":
-            return f"{var}.__class__ is not int"
+            return f"type({var}) is not int"
         if kind == "number":
             # x - x != 0.0 catches NaN and infinities, which are treated as missing.
-            return (f"{var}.__class__ is not int and ({var}.__class__ is not float "
+            return (f"type({var}) is not int and (type({var}) is not float "
                     f"or {var} - {var} != 0.0)")
         if kind == "bool":
-            return f"{var}.__class__ is not bool"
-        return f"({var}.__class__ is not _datetime or {var}.tzinfo is None)"
+            return f"type({var}) is not bool"
+        return f"(type({var}) is not _datetime or {var}.tzinfo is None)"
 
     def decision(self, decision: Decision, var: str, because_var: str, in_reason: bool) -> None:
         if decision.hit == "first":
@@ -231,7 +296,7 @@ class _Generator:
                     value = self.const(rule.then)
                 self.emit(f"{keyword} {true}:")
                 self.emit(f"{var} = {value}", 2)
-                self.emit(f"rules.append({rule.id!r})", 2)
+                self.emit(f"add({rule.id!r})", 2)
                 if in_reason:
                     self.emit(f"{because_var} = {self.template(rule.because)}", 2)
                 keyword = "elif"
@@ -246,8 +311,11 @@ class _Generator:
             self.emit(f"{var} = {int(decision.default or 0)}")
         else:
             self.emit(f"{var} = []")
+        # Joined as it goes: no list per contact, and nothing built when nothing fires. Only
+        # when no text can come out empty (an empty part would still count in a join).
+        as_text = all(_never_empty(rule.because) for rule in decision.rules)
         if in_reason:
-            self.emit(f"{because_var} = []")
+            self.emit(f"{because_var} = ''" if as_text else f"{because_var} = []")
         for rule in decision.rules:
             true = self.cond(rule.when)[0] if rule.when is not None else "True"
             self.emit(f"if {true}:")
@@ -255,14 +323,21 @@ class _Generator:
                 self.emit(f"{var} += {int(rule.add)}", 2)
             else:
                 self.emit(f"{var}.append({self.const(rule.then)})", 2)
-            self.emit(f"rules.append({rule.id!r})", 2)
-            if in_reason:
+            self.emit(f"add({rule.id!r})", 2)
+            if in_reason and as_text:
+                text = self.template(rule.because)
+                self.emit(f"{because_var} = {because_var} + ' + ' + {text} if {because_var} "
+                          f"else {text}", 2)
+            elif in_reason:
                 self.emit(f"{because_var}.append({self.template(rule.because)})", 2)
-        if decision.minimum is not None:
+        if decision.minimum is not None and decision.maximum is not None:
             self.emit(f"if {var} < {decision.minimum}: {var} = {decision.minimum}")
-        if decision.maximum is not None:
+            self.emit(f"elif {var} > {decision.maximum}: {var} = {decision.maximum}")
+        elif decision.minimum is not None:
+            self.emit(f"if {var} < {decision.minimum}: {var} = {decision.minimum}")
+        elif decision.maximum is not None:
             self.emit(f"if {var} > {decision.maximum}: {var} = {decision.maximum}")
-        if in_reason:
+        if in_reason and not as_text:
             self.emit(f"{because_var} = ' + '.join({because_var})")
 
     def tasks(self) -> None:
@@ -283,7 +358,7 @@ class _Generator:
                 f"{task.close_when_obsolete!r}))",
                 2,
             )
-            self.emit(f"rules.append({task.id!r})", 2)
+            self.emit(f"add({task.id!r})", 2)
             if task.purpose in shared:
                 self.emit(f"purposes.add({task.purpose!r})", 2)
 
@@ -300,102 +375,66 @@ class _Generator:
                 parts.append(f"b{index}")
         self.emit(f"reason = _reason([{', '.join(parts)}])")
 
+    def fast_reason(self) -> None:
+        """Emit the reason line as :func:`compose_reason` builds it, without a list or a call.
+
+        Only when the headline can never be empty (every text of the first output has literal
+        text); otherwise the general :meth:`reason`.
+        """
+        outputs = [d.output for d in self.tree.decisions]
+        if not self.tree.reason:
+            self.reason()
+            return
+        head = self.tree.decisions[outputs.index(self.tree.reason[0])]
+        texts = [r.because for r in head.rules]
+        if head.hit == "first":
+            texts.append(head.default_because)
+        if head.hit != "first" or not all(_never_empty(t) for t in texts):
+            self.reason()
+            return
+        headline = f"b{outputs.index(head.output)}"
+        self.emit("r = ''")
+        for output in self.tree.reason[1:]:
+            index = outputs.index(output)
+            decision = self.tree.decisions[index]
+            part = f"b{index}"
+            test = part
+            if decision.hit == "first":
+                # Past the headline, an output at its default value says nothing new.
+                test = f"o{index} != {self.const(decision.default)} and {part}"
+            self.emit(f"if {test}: r = r + '; ' + {part} if r else {part}")
+        self.emit(f"reason = {headline} + ('; ' if ': ' in {headline} else ': ') + r "
+                  f"if r else {headline}")
+        self.emit(f"if len(reason) > {REASON_MAX}: reason = reason[:{REASON_MAX - 1}] + '…'")
+
     def template(self, template: Template) -> str:
         pieces = []
         for part in template.parts:
             if isinstance(part, Placeholder):
-                pieces.append(f"_fmt({self.locals[part.name]}, {part.fallback!r})")
+                pieces.append(self.placeholder(part))
             else:
                 pieces.append(repr(part))
         return " + ".join(pieces) if pieces else "''"
 
-    # -- conditions -----------------------------------------------------------------------
-
-    def cond(self, node: Node) -> tuple[str, str]:
-        """Return ``(is_true, is_false)`` Python expressions for ``node``."""
-        if isinstance(node, All):
-            parts = [self.cond(item) for item in node.items]
-            return ("(" + " and ".join(t for t, _ in parts) + ")",
-                    "(" + " or ".join(f for _, f in parts) + ")")
-        if isinstance(node, AnyOf):
-            parts = [self.cond(item) for item in node.items]
-            return ("(" + " or ".join(t for t, _ in parts) + ")",
-                    "(" + " and ".join(f for _, f in parts) + ")")
-        if isinstance(node, Not):
-            true, false = self.cond(node.item)
-            return false, true
-        if isinstance(node, Ref):
-            return self.cond(self.tree.conditions[node.name])
-        return self.leaf(node)
-
-    def leaf(self, leaf: Leaf) -> tuple[str, str]:
-        v = self.locals[leaf.name]
-        op, operand = leaf.op, leaf.operand
-        present = f"{v} is not None"
-        if leaf.kind == "list" and op in ("exists", "missing"):
-            # A collected output is never null; it "exists" when something was collected.
-            return (f"(len({v}) > 0)", f"(len({v}) == 0)")[:: 1 if op == "exists" else -1]
-        if op == "exists":
-            return f"({v} is not None)", f"({v} is None)"
-        if op == "missing":
-            return f"({v} is None)", f"({v} is not None)"
-        if leaf.kind == "list":
-            item = self.const(operand)
-            return f"({item} in {v})", f"({item} not in {v})"
-        if isinstance(operand, FactRef):
-            w = self.locals[operand.name]
-            both = f"{v} is not None and {w} is not None"
-            true_op, false_op = _COMPARISONS[op]
-            return f"({both} and {v} {true_op} {w})", f"({both} and {v} {false_op} {w})"
-        if op in _COMPARISONS:
-            true_op, false_op = _COMPARISONS[op]
-            c = self.const(operand)
-            return f"({present} and {v} {true_op} {c})", f"({present} and {v} {false_op} {c})"
-        if op in ("in", "not_in"):
-            c = self.const(operand)
-            true, false = f"({v} in {c})", f"({present} and {v} not in {c})"
-            return (true, false) if op == "in" else (false, true)
-        if op == "between":
-            low, high = self.const(operand[0]), self.const(operand[1])
-            inside = f"{low} <= {v} <= {high}"
-            return f"({present} and {inside})", f"({present} and not {inside})"
-        if op in ("within_days", "older_than_days"):
-            limit = self.threshold(operand)
-            true, false = f"({present} and {v} >= {limit})", f"({present} and {v} < {limit})"
-            return (true, false) if op == "within_days" else (false, true)
-        if op == "matches":
-            pattern = self.const(operand)
-            hit = f"{pattern}.search({v}[:{MAX_SUBJECT}]) is not None"
-            return f"({present} and {hit})", f"({present} and not {hit})"
-        return self.text_leaf(v, op, operand)
-
-    def text_leaf(self, v: str, op: str, needles: tuple[str, ...]) -> tuple[str, str]:
-        present = f"{v} is not None"
-        if op == "contains":
-            if len(needles) == 1:
-                hit = f"{needles[0]!r} in {v}.casefold()"
-            else:
-                import re
-
-                pattern = re.compile("|".join(re.escape(n) for n in needles))
-                hit = f"{self.const(pattern)}.search({v}.casefold()) is not None"
-        elif op in ("starts_with", "ends_with"):
-            method = "startswith" if op == "starts_with" else "endswith"
-            hit = f"{v}.strip().casefold().{method}({self.const(tuple(needles))})"
-        else:  # text_is
-            hit = f"{v}.strip().casefold() in {self.const(frozenset(needles))}"
-        return f"({present} and {hit})", f"({present} and not {hit})"
+    def placeholder(self, part: Placeholder) -> str:
+        """Format one placeholder; inline where the value's Python type is known."""
+        var, kind = self.locals[part.name], self.kinds.get(part.name)
+        fallback = repr(part.fallback)
+        if part.name in self.lazy:
+            return f"_fmt(_c_{kind}(g({part.name!r})), {fallback})"
+        if kind == "str":  # coerced text is never empty, so it prints as itself
+            return f"({var} if {var} is not None else {fallback})"
+        if kind == "int":
+            return f"(str({var}) if {var} is not None else {fallback})"
+        if kind == "list" and part.name in self.list_of_text:
+            return f"(', '.join({var}) if {var} else {fallback})"
+        return f"_fmt({var}, {fallback})"
 
 
-#: Operator -> (Python operator when true, Python operator when false).
-_COMPARISONS: dict[str, tuple[str, str]] = {
-    "is": ("==", "!="),
-    "is_not": ("!=", "=="),
-    "at_least": (">=", "<"),
-    "at_most": ("<=", ">"),
-    "more_than": (">", "<="),
-    "less_than": ("<", ">="),
-}
+
+def _never_empty(template: Template) -> bool:
+    """Whether ``template`` always renders to some text (it has literal text of its own)."""
+    return any(isinstance(part, str) and part for part in template.parts)
 
 
 def _safe_coercer(kind: str) -> Callable[[Any], Any]:
@@ -411,10 +450,16 @@ def _safe_coercer(kind: str) -> Callable[[Any], Any]:
 
 
 def compile_tree(tree: Tree, *, version: str, content_hash: str) -> Compiled:
-    """Generate, compile and return the evaluator for ``tree``."""
-    generator = _Generator(tree, version, content_hash)
-    source = generator.generate()
-    code = compile(source, f"<crmsync rules {content_hash[:12]}>", "exec")
-    namespace = dict(generator.namespace)
-    exec(code, namespace)  # noqa: S102 - generated from a validated tree, see module docstring
-    return Compiled(namespace["_evaluate"], source, generator.thresholds, generator.dues)
+    """Generate, compile and return the evaluator for ``tree`` (and its coerced-facts twin)."""
+    built = []
+    for coerced in (False, True):
+        generator = _Generator(tree, version, content_hash, coerced=coerced)
+        source = generator.generate()
+        code = compile(source, f"<crmsync rules {content_hash[:12]}>", "exec")
+        namespace = dict(generator.namespace)
+        exec(code, namespace)  # noqa: S102 - generated from a validated tree (module docstring)
+        built.append((namespace["_evaluate"], source, generator))
+    (function, source, generator), (coerced_function, _, twin) = built
+    if (twin.thresholds, twin.dues) != (generator.thresholds, generator.dues):
+        raise AssertionError("the two evaluators disagree on the K layout")  # a bug of ours
+    return Compiled(function, source, generator.thresholds, generator.dues, coerced_function)

@@ -11,8 +11,6 @@ both compiled evaluators to.
 
 from __future__ import annotations
 
-from typing import Any
-
 from crmsync.rules.compile import Compiled, _Generator
 from crmsync.rules.explain import _jsonable
 from crmsync.rules.tree import All, AnyOf, Decision, FactRef, Leaf, Node, Not, Ref, Tree

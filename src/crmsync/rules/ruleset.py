@@ -14,10 +14,21 @@ from crmsync.rules.compile import compile_tree
 from crmsync.rules.compile_explain import compile_explain
 from crmsync.rules.dates import add_business_days
 from crmsync.rules.explain import Interpreter
-from crmsync.rules.facts import NAME_PATTERN, FACT_TYPES, fact_catalogue, to_str
+from crmsync.rules.facts import (
+    FACT_TYPES,
+    NAME_PATTERN,
+    domain_of_email,
+    fact_catalogue,
+    to_str,
+)
 from crmsync.rules.jsonpos import JSONPositionError, parse
 from crmsync.rules.tree import Tree
 from crmsync.rules.validate import check_document
+
+#: Largest rule file accepted, in bytes (5 MB, documented in rules/README.md). The default rules
+#: are 25 kB; a file hundreds of times larger is a mistake, and parsing it would cost seconds
+#: and gigabytes before the first useful error.
+MAX_RULE_FILE_BYTES = 5_000_000
 
 
 class RuleSet:
@@ -47,6 +58,7 @@ class RuleSet:
         self.outputs: tuple[str, ...] = tuple(d.output for d in tree.decisions)
         compiled = compile_tree(tree, version=self.version, content_hash=content_hash)
         self._function = compiled.function
+        self._coerced_function = compiled.coerced or compiled.function
         self.source = compiled.source
         explained = compile_explain(tree, version=self.version, content_hash=content_hash)
         if (explained.thresholds, explained.dues) != (compiled.thresholds, compiled.dues):
@@ -78,6 +90,7 @@ class RuleSet:
         now: datetime,
         contact_id: str | None = None,
         explain: bool = False,
+        coerced: bool = False,
     ) -> Decision:
         """Decide one contact.
 
@@ -87,23 +100,41 @@ class RuleSet:
             now: The run's clock (a naive value is taken as UTC).
             contact_id: The contact's id; defaults to ``facts["id"]``.
             explain: Attach the full trace (slower).
+            coerced: The caller promises every fact already has its type, as
+                :func:`crmsync.coerce.coerce` gives it (what a connector's field map hands a
+                run): the per-fact type tests are skipped. A broken promise is not a crash (a
+                value that cannot be compared falls back to the coercing interpreter), but can
+                decide differently (``"yes"`` for a yes/no fact is then not true).
 
         Returns:
             The decision; ``status`` and ``miss_type`` are always from their closed sets.
         """
-        if facts.__class__ is not dict and not isinstance(facts, Mapping):
+        if type(facts) is not dict and not isinstance(facts, Mapping):
             facts = {}
+        cached_now, constants = self._cache
+        if now is not cached_now:
+            constants = self._constants_for(now)
+        try:
+            if explain:
+                facts, contact_id = self._prepared(facts, contact_id)
+                return self._explain(facts, constants, contact_id)
+            # The compiled evaluators read the id and derive email_domain themselves.
+            if coerced:
+                return self._coerced_function(facts, constants, contact_id)
+            return self._function(facts, constants, contact_id)
+        except Exception:  # noqa: BLE001 - belt and braces: odd data must never stop a run
+            facts, contact_id = self._prepared(facts, contact_id)
+            return self._interpret(facts, constants, contact_id, explain=explain)
+
+    def _prepared(self, facts: Mapping[str, Any],
+                  contact_id: str | None) -> tuple[Mapping[str, Any], str]:
+        """The facts with ``email_domain`` derived, and the contact id (for the explaining
+        evaluator and the interpreter; the compiled evaluators do this inline)."""
         if contact_id is None:
             contact_id = to_str(facts.get("id")) or ""
         if self._derives_domain and facts.get("email_domain") is None:
             facts = with_email_domain(facts)
-        constants = self._constants_for(now)
-        try:
-            if explain:
-                return self._explain(facts, constants, contact_id)
-            return self._function(facts, constants, contact_id)
-        except Exception:  # noqa: BLE001 - belt and braces: odd data must never stop a run
-            return self._interpret(facts, constants, contact_id, explain=explain)
+        return facts, contact_id
 
     def _interpret(self, facts: Mapping[str, Any], constants: tuple[Any, ...], contact_id: str,
                    *, explain: bool) -> Decision:
@@ -125,7 +156,8 @@ class RuleSet:
         """
         if contact_id is None:
             contact_id = to_str(facts.get("id")) or ""
-        if self._derives_domain and isinstance(facts, Mapping) and facts.get("email_domain") is None:
+        if (self._derives_domain and isinstance(facts, Mapping)
+                and facts.get("email_domain") is None):
             facts = with_email_domain(facts)
         return self._interpret(facts, self._constants_for(now), contact_id, explain=False)
 
@@ -146,6 +178,12 @@ def load_ruleset_text(
     Raises:
         InvalidFileError: Listing every problem, each located by line, column and pointer.
     """
+    # Characters never outnumber UTF-8 bytes, so only a long text needs encoding to measure.
+    if len(text) > MAX_RULE_FILE_BYTES or (
+        len(text) * 4 > MAX_RULE_FILE_BYTES
+        and len(text.encode("utf-8", "surrogatepass")) > MAX_RULE_FILE_BYTES
+    ):
+        raise InvalidFileError([_too_large(filename, len(text.encode("utf-8", "surrogatepass")))])
     problems = _check_extra_facts(extra_facts, filename)
     if problems:
         raise InvalidFileError(problems)
@@ -171,12 +209,36 @@ def load_ruleset(
     """
     filename = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            # Never read more than the limit (+1 to know it is over): a 70 MB file, a FIFO or
+            # /dev/zero is refused at once instead of costing seconds and gigabytes to parse.
+            data = handle.read(MAX_RULE_FILE_BYTES + 1)
+        if len(data) > MAX_RULE_FILE_BYTES:
+            raise InvalidFileError([_too_large(filename, _size_of(path, len(data)))])
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
         raise InvalidFileError([Diagnostic(filename, 1, 1, "",
                                            f"cannot read the rule file: {reason}")]) from None
     return load_ruleset_text(text, filename=filename, extra_facts=extra_facts)
+
+
+def _size_of(path: str | Path, at_least: int) -> int:
+    try:
+        return max(Path(path).stat().st_size, at_least)
+    except OSError:
+        return at_least
+
+
+def _too_large(filename: str, size: int) -> Diagnostic:
+    size_text = f"{size / 1_000_000:.1f} MB" if size > MAX_RULE_FILE_BYTES else "over 5 MB"
+    return Diagnostic(
+        filename, 1, 1, "",
+        f"the rule file is {size_text}; rule files are limited to "
+        f"{MAX_RULE_FILE_BYTES // 1_000_000} MB",
+        "keep long value lists short (a rule file is read by people), or check that this is "
+        "the right file",
+    )
 
 
 def _check_extra_facts(extra: Mapping[str, str] | None, filename: str) -> list[Diagnostic]:
@@ -194,8 +256,5 @@ def _check_extra_facts(extra: Mapping[str, str] | None, filename: str) -> list[D
 
 def with_email_domain(facts: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return ``facts`` with ``email_domain`` derived from ``email`` when it can be."""
-    email = facts.get("email")
-    if not isinstance(email, str) or "@" not in email:
-        return facts
-    domain = email.rpartition("@")[2].strip().lower()
+    domain = domain_of_email(facts.get("email"))
     return {**facts, "email_domain": domain} if domain else facts

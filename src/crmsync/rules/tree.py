@@ -6,7 +6,6 @@ compiler can trust it. Each node keeps the JSON pointer it came from, for explan
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -30,7 +29,7 @@ class Leaf:
             ``list`` for a collected output).
         op: The operator key as written (``at_least``, ``in``, ...).
         operand: Normalised operand: a literal, a tuple of literals, a :class:`FactRef`, a
-            compiled regex, or ``None`` for exists/missing.
+            a :class:`~crmsync.rules.regexes.SafeRegex`, or ``None`` for exists/missing.
         text: A short human rendering, for explanations (``employees at_least 50``).
     """
 
@@ -218,5 +217,3 @@ def iter_leaves(tree: Tree) -> list[Leaf]:
     return [n for root in roots for n in iter_nodes(root) if isinstance(n, Leaf)]
 
 
-#: Compiled regexes are immutable and safe to share; recorded here for type readers.
-Pattern: TypeAlias = re.Pattern[str]

@@ -19,7 +19,8 @@ FAULT_KINDS = frozenset(
         "rate_limit",  # 429 in the CRM's rate-limit shape (HubSpot body / Salesforce 403 concurrency)
         "session_expired",  # 401 INVALID_SESSION_ID / EXPIRED_AUTHENTICATION
         "daily_limit",  # Salesforce 403 REQUEST_LIMIT_EXCEEDED / HubSpot 429 DAILY
-        "disconnect",  # close the connection mid-response
+        "disconnect",  # close the connection mid-response (nothing applied)
+        "lost_response",  # apply the call, then close the connection before answering
         "latency",  # only delay this call (``latency_ms``)
         "reject_record",  # per-record failure inside a batch (``field`` or ``ids``)
     }
@@ -223,11 +224,14 @@ class FaultInjector:
 
 
 class CallLog:
-    """Counts calls per folded endpoint (``GET /crm/v3/objects/contacts/{id}``), reads vs writes."""
+    """Counts calls per folded endpoint (``GET /crm/v3/objects/contacts/{id}``), reads vs writes,
+    answers per HTTP status, and the calls the emulated quotas refused."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_endpoint: Counter[str] = Counter()
+        self._by_status: Counter[str] = Counter()
+        self._throttled: Counter[str] = Counter()
         self._reads = 0
         self._writes = 0
 
@@ -240,19 +244,40 @@ class CallLog:
             else:
                 self._reads += 1
 
+    def answered(self, status: int | None, *, throttled: str | None = None) -> None:
+        """Count one answer: its status (``None``: the connection was dropped instead), and the
+        quota policy that refused it, if one did."""
+        with self._lock:
+            self._by_status["dropped" if status is None else str(status)] += 1
+            if throttled is not None:
+                self._throttled[throttled] += 1
+
     def snapshot(self) -> dict[str, Any]:
-        """Return ``{"total", "reads", "writes", "by_endpoint"}``."""
+        """Return the counts as JSON-ready data.
+
+        Keys: ``total``, ``reads``, ``writes``, ``by_endpoint`` (calls per folded endpoint),
+        ``by_status`` (answers per HTTP status as a string, ``"dropped"`` for connections cut
+        by a fault; scripted faults included), ``rate_limited`` (calls the emulated quotas
+        refused: HubSpot's 429s, Salesforce's daily-allowance 403s; scripted faults excluded)
+        and ``rate_limited_by_policy`` (the same per policy: ``TEN_SECONDLY_ROLLING``,
+        ``SECONDLY``, ``DAILY``, ``DailyApiRequests``).
+        """
         with self._lock:
             return {
                 "total": self._reads + self._writes,
                 "reads": self._reads,
                 "writes": self._writes,
                 "by_endpoint": dict(sorted(self._by_endpoint.items())),
+                "by_status": dict(sorted(self._by_status.items())),
+                "rate_limited": sum(self._throttled.values()),
+                "rate_limited_by_policy": dict(sorted(self._throttled.items())),
             }
 
     def reset(self) -> None:
         """Forget every count."""
         with self._lock:
             self._by_endpoint.clear()
+            self._by_status.clear()
+            self._throttled.clear()
             self._reads = 0
             self._writes = 0

@@ -13,6 +13,11 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+#: Seeded stamps are moved back by up to this many seconds (a second-level draw): real activity
+#: does not happen on the hour, and stamps that all sat on whole hours made two runs either side
+#: of ``HH:00`` decide a "within N days" rule differently for many contacts at once (#13.10).
+JITTER_S = 3600
+
 SERVED_COUNTRIES = (
     "US", "CA", "GB", "IE", "DE", "FR", "NL", "BE", "SE", "DK", "NO", "FI", "ES", "IT", "CH", "AT",
 )
@@ -165,14 +170,25 @@ def generate_org(contacts: int, seed: int, anchor: datetime, owners: int = 8) ->
         Owner(i, rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES), f"rep{i + 1}@crmsync-demo.example")
         for i in range(owners)
     ]
-    people = [_person(rng, i, anchor, owners) for i in range(contacts)]
+    people = [_person(rng, i, anchor, owners, _jitter(seed, i)) for i in range(contacts)]
     # Ties on the change timestamp happen in real orgs (bulk imports); make some on purpose.
     for i in range(0, contacts - 1, 97):
         people[i + 1].modified_at = people[i].modified_at
     return Org(owners=reps, people=people, anchor=anchor)
 
 
-def _person(rng: random.Random, index: int, anchor: datetime, owners: int) -> Person:
+def _jitter(seed: int, index: int) -> random.Random:
+    """A per-person generator for sub-hour offsets, apart from the main one.
+
+    Kept apart so that adding the jitter changed no other seeded value (every archetype, count
+    and choice of a seed is what it was); seeded from (seed, index), so it is deterministic.
+    """
+    return random.Random(f"crmsync-jitter:{seed}:{index}")
+
+
+def _person(
+    rng: random.Random, index: int, anchor: datetime, owners: int, jitter: random.Random
+) -> Person:
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     archetype = rng.choices(
         ("fit", "small", "huge", "tiny", "unserved", "excluded", "personal", "student",
@@ -211,16 +227,18 @@ def _person(rng: random.Random, index: int, anchor: datetime, owners: int) -> Pe
         employees = None if rng.random() < 0.7 else employees
         title = None if rng.random() < 0.5 else title
     local = f"{_ascii(first)}.{_ascii(last)}{index}".lower()
-    created = anchor - timedelta(days=rng.randint(3, 720), minutes=rng.randint(0, 1439))
+    created = anchor - timedelta(days=rng.randint(3, 720), minutes=rng.randint(0, 1439),
+                                 seconds=jitter.randrange(60))
     engaged = rng.random() < 0.6
     hot = engaged and rng.random() < 0.35
     last_activity = (
-        anchor - timedelta(days=rng.randint(0, 40 if engaged else 400), hours=rng.randint(0, 23))
+        anchor - timedelta(days=rng.randint(0, 40 if engaged else 400), hours=rng.randint(0, 23),
+                           seconds=jitter.randrange(JITTER_S))
         if rng.random() < 0.9
         else None
     )
     if last_activity is not None and last_activity < created:
-        last_activity = created + timedelta(hours=1)
+        last_activity = created + timedelta(hours=1, seconds=jitter.randrange(JITTER_S))
     person = Person(
         index=index,
         first_name=first,
@@ -236,7 +254,7 @@ def _person(rng: random.Random, index: int, anchor: datetime, owners: int) -> Pe
         modified_at=created,
         last_activity_at=last_activity,
         last_contacted_at=(
-            last_activity - timedelta(days=rng.randint(0, 20))
+            last_activity - timedelta(days=rng.randint(0, 20), seconds=jitter.randrange(JITTER_S))
             if last_activity is not None and rng.random() < 0.6
             else None
         ),
@@ -258,7 +276,7 @@ def _person(rng: random.Random, index: int, anchor: datetime, owners: int) -> Pe
         owner_index=rng.randrange(owners),
         is_lead=rng.random() < 0.55,
     )
-    person.deals = _deals(rng, person, anchor)
+    person.deals = _deals(rng, person, anchor, jitter)
     touched = [d.close_date for d in person.deals if d.close_date <= anchor]
     if last_activity is not None:
         touched.append(last_activity)
@@ -266,7 +284,9 @@ def _person(rng: random.Random, index: int, anchor: datetime, owners: int) -> Pe
     return person
 
 
-def _deals(rng: random.Random, person: Person, anchor: datetime) -> list[Deal]:
+def _deals(
+    rng: random.Random, person: Person, anchor: datetime, jitter: random.Random
+) -> list[Deal]:
     if person.is_lead or rng.random() > 0.45:
         return []
     deals: list[Deal] = []
@@ -275,7 +295,7 @@ def _deals(rng: random.Random, person: Person, anchor: datetime) -> list[Deal]:
         created = person.created_at + timedelta(days=rng.randint(1, 60))
         close = created + timedelta(days=rng.randint(10, 120))
         if close > anchor:
-            close = anchor - timedelta(days=rng.randint(0, 5))
+            close = anchor - timedelta(days=rng.randint(0, 5), seconds=jitter.randrange(JITTER_S))
         reason = competitor = None
         if outcome == "lost":
             kind = rng.choices(("soft", "hard", "odd"), weights=(55, 35, 10))[0]

@@ -1,24 +1,35 @@
 """The loopback HTTP server every emulator runs in, with the ``/_sandbox/`` admin API.
 
 An emulator is a plain object that turns a :class:`Request` into a :class:`Response`; this module
-does the HTTP, the fault injection, the call accounting and persistence around it, the same way
-for Salesforce and HubSpot.
+does the fault injection, the call accounting and persistence around it, the same way for
+Salesforce and HubSpot, as one WSGI application served by cheroot (see :mod:`.wsgi`).
+
+The admin API (never counted as API calls, no token needed):
+
+* ``GET /_sandbox/calls``: ``{"total", "reads", "writes", "by_endpoint", "by_status",
+  "rate_limited", "rate_limited_by_policy"}`` (see :meth:`CallLog.snapshot`);
+* ``GET|POST /_sandbox/faults``: the fault plan (:meth:`FaultPlan.from_json`);
+* ``POST /_sandbox/reset``: clear faults and counts; ``POST /_sandbox/save``: write the state file;
+* ``GET|POST /_sandbox/config`` and ``/_sandbox/records/...``: the emulator's own knobs and data.
+
+Connection-level faults (``FaultRule.kind``): ``disconnect`` answers headers that promise a body,
+sends part of it and closes the connection (nothing is applied); ``lost_response`` applies the
+call (a create lands) and then closes the connection before any byte of the answer is sent.
 """
 
 from __future__ import annotations
 
+import enum
 import json
-import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
 
+from crmsync.sandbox import wsgi
 from crmsync.sandbox.faults import CallLog, FaultInjector, FaultPlan, FaultPlanError, FaultRule
 from crmsync.sandbox.seed import Org
 
@@ -68,6 +79,9 @@ class Response:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json;charset=UTF-8"
+    #: Set by an emulator when its own quota refused the call (the policy's name, e.g.
+    #: ``TEN_SECONDLY_ROLLING``), so the call log can count refusals apart from scripted faults.
+    throttled: str | None = None
 
     def encode(self) -> bytes:
         """Return the body as bytes."""
@@ -78,6 +92,15 @@ class Response:
         if isinstance(self.body, str):
             return self.body.encode("utf-8")
         return json.dumps(self.body, separators=(",", ":")).encode("utf-8")
+
+
+class Drop(enum.Enum):
+    """How a connection-level fault ends a call instead of a :class:`Response`."""
+
+    #: ``disconnect``: headers promising a body, part of it, then the connection closes.
+    MID_RESPONSE = "disconnect"
+    #: ``lost_response``: the call was applied; the connection closes before any answer byte.
+    BEFORE_RESPONSE = "lost_response"
 
 
 class HttpError(Exception):
@@ -118,6 +141,10 @@ class Emulator(Protocol):
 class SandboxServer:
     """Serve one emulator on 127.0.0.1; usable as a context manager in tests.
 
+    The port is bound when the object is made (``port=0`` picks a free one), so ``base_url`` is
+    known before :meth:`start`. ``threads`` worker threads answer calls at once (latency faults
+    sleep in them, outside the data lock).
+
     Example:
         >>> with SandboxServer(emulator) as server:   # doctest: +SKIP
         ...     server.base_url
@@ -131,6 +158,7 @@ class SandboxServer:
         port: int = 0,
         state_file: Path | None = None,
         org: Org | None = None,
+        threads: int = 16,
     ) -> None:
         self.emulator = emulator
         #: The generated data the emulator was seeded with, when known (for benchmarks/demo).
@@ -146,20 +174,20 @@ class SandboxServer:
         self.data_lock = threading.RLock()
         if state_file is not None and state_file.exists():
             emulator.restore(json.loads(state_file.read_text("utf-8")))
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
+        self._httpd = wsgi.make_server(self.wsgi_app, host=host, port=port, threads=threads)
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        host, port = self._httpd.server_address[:2]
+        host, port = self._httpd.bind_addr[:2]
         return f"http://{host}:{port}"
 
     @property
     def port(self) -> int:
         """The bound TCP port."""
-        return int(self._httpd.server_address[1])
+        return int(self._httpd.bind_addr[1])
 
     @property
     def token(self) -> str:
@@ -169,22 +197,28 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         """Serve in a background thread and return self."""
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"sandbox-{self.emulator.crm}", daemon=True
+            target=self._httpd.serve, name=f"sandbox-{self.emulator.crm}", daemon=True
         )
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted."""
-        self._httpd.serve_forever()
+        """Serve in the calling thread until interrupted (Ctrl-C, or :meth:`stop`)."""
+        self._httpd.serve()
 
     def stop(self) -> None:
-        """Stop serving, close the socket and save the data if a state file was given."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        """Stop serving, close every connection and save the data if a state file was given."""
+        self.close()
+        self.save()
+
+    def close(self) -> None:
+        """Stop serving and release the port (without saving); safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._httpd.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.save()
 
     def save(self) -> None:
         """Write the emulator's data to the state file (atomically), if one was given."""
@@ -222,10 +256,11 @@ class SandboxServer:
 
     # -- request handling -------------------------------------------------------------------
 
-    def dispatch(self, request: Request) -> Response | None:
+    def dispatch(self, request: Request) -> Response | Drop:
         """Run one request through admin routing, faults, accounting and the emulator.
 
-        Returns ``None`` when the connection must be dropped mid-response (``disconnect``).
+        Returns a :class:`Drop` when the connection must be cut instead of answered:
+        ``disconnect`` (nothing applied) and ``lost_response`` (applied, answer lost).
         """
         if request.path.startswith(ADMIN_PREFIX):
             return self._admin(request)
@@ -235,14 +270,40 @@ class SandboxServer:
             time.sleep(latency_ms / 1000)
         self.calls.record(endpoint, write=write)
         if rule is not None and rule.kind == "disconnect":
-            return None
-        if rule is not None:
-            return self.emulator.fault_response(rule, request)
-        with self.data_lock:
-            try:
-                return self.emulator.handle(request)
-            except HttpError as error:
-                return error.response
+            self.calls.answered(None)
+            return Drop.MID_RESPONSE
+        if rule is not None and rule.kind != "lost_response":
+            response = self.emulator.fault_response(rule, request)
+        else:
+            # The emulator's quota counters are read and bumped under this lock too, so
+            # concurrent clients are admitted exactly up to a limit, never past it.
+            with self.data_lock:
+                try:
+                    response = self.emulator.handle(request)
+                except HttpError as error:
+                    response = error.response
+        if rule is not None and rule.kind == "lost_response":  # applied; the answer is lost
+            self.calls.answered(None)
+            return Drop.BEFORE_RESPONSE
+        self.calls.answered(response.status, throttled=response.throttled)
+        return response
+
+    def wsgi_app(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        """The WSGI application: one :class:`Request` in, one :class:`Response` out."""
+        method, path, query, headers, body = wsgi.request_parts(environ)
+        request = Request(method=method, path=path, query=query, headers=headers, body=body)
+        response = self.dispatch(request)
+        if isinstance(response, Drop):
+            return wsgi.cut(environ, start_response, before=response is Drop.BEFORE_RESPONSE)
+        payload = response.encode()
+        out = list(response.headers.items())
+        if response.body is not None:
+            out.append(("Content-Type", response.content_type))
+        out.append(("Content-Length", str(len(payload))))
+        start_response(wsgi.status_line(response.status), out)
+        return [b"" if method == "HEAD" else payload]
 
     def _admin(self, request: Request) -> Response:
         name = request.path[len(ADMIN_PREFIX) :].strip("/")
@@ -266,59 +327,3 @@ class SandboxServer:
             answer = self.emulator.admin(request)
         return answer if answer is not None else Response(404, {"error": f"no admin call {name!r}"})
 
-
-def _make_handler(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        # HTTP/1.1 keep-alive: the SDKs reuse connections, and so should the emulator.
-        protocol_version = "HTTP/1.1"
-        server_version = "crmsync-sandbox"
-        # Headers and body go out in two writes; with Nagle on, the body waits for the client's
-        # delayed ACK (~40 ms per call on keep-alive connections).
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            """Stay quiet: the sandbox never logs request lines (they may carry data)."""
-
-        def _serve(self) -> None:
-            split = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            request = Request(
-                method=self.command.upper(),
-                path=split.path,
-                query=parse_qs(split.query, keep_blank_values=True),
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=body,
-            )
-            response = server.dispatch(request)
-            if response is None:
-                self._drop_mid_response()
-                return
-            payload = response.encode()
-            self.send_response(response.status)
-            if response.body is not None:
-                self.send_header("Content-Type", response.content_type)
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if payload and self.command != "HEAD":
-                self.wfile.write(payload)
-
-        def _drop_mid_response(self) -> None:
-            # Promise a body, send half of nothing, and hang up: the client sees a broken read.
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "4096")
-            self.end_headers()
-            self.wfile.write(b'{"partial": ')
-            self.wfile.flush()
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _serve
-
-    return Handler

@@ -16,6 +16,11 @@ from crmsync.state.bulk import Bulk
 from crmsync.state.errors import StoreLost, store_error
 from crmsync.state.schema import _utcnow
 
+#: The connection whose keys are stored as they are (stores written before connections).
+DEFAULT_SCOPE = "default"
+#: Between a connection's name and a key; connection names and stream names never hold one.
+SCOPE_SEP = "/"
+
 
 class StoreBase:
     """The engine, the bookkeeping clock, and transactions that fail as :class:`StateError`.
@@ -27,6 +32,11 @@ class StoreBase:
         file: The SQLite file, when the store is one: checked before every write, because
             SQLite keeps writing to a deleted file without a word, and everything written
             after the deletion would be lost.
+        connection: The connection this store object reads and writes for. Several
+            connections share one database: every key that names a stream, a task or a lease
+            is stored as ``"{connection}/{key}"`` (the ``default`` connection's keys are stored
+            bare, so stores written before connections existed need no migration), and every
+            query is limited to the connection's keys. Returned records carry the bare keys.
     """
 
     def __init__(
@@ -36,12 +46,16 @@ class StoreBase:
         clock: Callable[[], datetime] = _utcnow,
         shown: str = "",
         file: Path | None = None,
+        connection: str = DEFAULT_SCOPE,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._shown = shown or engine.url.render_as_string(hide_password=True)
         self._file = file
         self._file_id = _identity(file) if file is not None else None
+        self._connection = connection
+        # Statements built once per dialect; shared with scoped() views (copies of this
+        # object), so a statement that depends on the connection names it in its cache key.
         self._bulks: dict[str, Bulk] = {}
         self._queries: dict[str, sa.Executable] = {}
 
@@ -59,6 +73,28 @@ class StoreBase:
         if query is None:
             query = self._queries[name] = build(self._engine.dialect)
         return query
+
+    @property
+    def connection(self) -> str:
+        """The connection whose state this object reads and writes."""
+        return self._connection
+
+    def _scoped(self, key: str) -> str:
+        """Return how ``key`` (a stream, task key or lease name) is stored for this connection."""
+        return key if self._connection == DEFAULT_SCOPE else f"{self._connection}{SCOPE_SEP}{key}"
+
+    def _unscoped(self, key: str) -> str:
+        """Return the bare key of a stored one (the inverse of :meth:`_scoped`)."""
+        prefix = f"{self._connection}{SCOPE_SEP}"
+        if self._connection != DEFAULT_SCOPE and key.startswith(prefix):
+            return key[len(prefix):]
+        return key
+
+    def _in_scope(self, column: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+        """A filter keeping the rows whose ``column`` (a stored key) is this connection's."""
+        if self._connection == DEFAULT_SCOPE:
+            return sa.not_(column.contains(SCOPE_SEP, autoescape=True))
+        return column.startswith(f"{self._connection}{SCOPE_SEP}", autoescape=True)
 
     @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:

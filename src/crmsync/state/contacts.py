@@ -28,8 +28,9 @@ _UPDATED = ("status", "miss_type", "score", "status_since", "ruleset_hash", "mod
 #: same for the whole batch.
 _SAVED = ("record_id", "status", "miss_type", "score", "status_since", "ruleset_hash",
           "modified_at", "stream", "run_id", "first_run_id", "updated_at")
-#: The columns of a :class:`ContactState`, in its fields' order (rows become states by position).
-_STATE_COLUMNS = tuple(_contacts.c[f.name] for f in fields(ContactState))
+#: The columns of a :class:`ContactState` after its stream, in its fields' order (rows become
+#: states by position; the stream is the one asked for).
+_STATE_COLUMNS = tuple(_contacts.c[f.name] for f in fields(ContactState) if f.name != "stream")
 
 
 def _q_states(dialect: Dialect) -> sa.Executable:
@@ -61,8 +62,9 @@ class ContactStates(StoreBase):
     def _states(self, conn: sa.Connection, stream: str,
                 ids: Sequence[str]) -> dict[str, ContactState]:
         rows = conn.execute(self._query("contacts.states", _q_states),
-                            {"stream": stream, "ids": ids}).all()
-        return {row.record_id: ContactState(*row) for row in rows}
+                            {"stream": self._scoped(stream), "ids": ids}).all()
+        # The stream is the one asked for (bare), so it is not read back.
+        return {row.record_id: ContactState(stream, *row) for row in rows}
 
     def save_contact_states(
         self, run_id: str, stream: str, rows: Sequence[Mapping[str, Any]]
@@ -79,7 +81,7 @@ class ContactStates(StoreBase):
 
     def _save(self, conn: sa.Connection, run_id: str, stream: str,
               rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
-        constants = {"stream": stream, "run_id": run_id, "first_run_id": run_id,
+        constants = {"stream": self._scoped(stream), "run_id": run_id, "first_run_id": run_id,
                      "updated_at": now}
         values = [(row["record_id"], row["status"], row["miss_type"], row["score"],
                    row["status_since"], row["ruleset_hash"], row["modified_at"]) for row in rows]
@@ -97,7 +99,8 @@ class ContactStates(StoreBase):
         """Return ``(status, status_since)`` of every contact (time in stage, stuck contacts)."""
         with self._connect() as conn:
             return [(r[0], r[1]) for r in conn.execute(
-                sa.select(_contacts.c.status, _contacts.c.status_since))]
+                sa.select(_contacts.c.status, _contacts.c.status_since)
+                .where(self._in_scope(_contacts.c.stream)))]
 
     def contacts_first_seen(self, run_ids: Iterable[str]) -> int:
         """Return how many contacts were first decided by one of ``run_ids`` (new contacts)."""
@@ -112,7 +115,7 @@ class ContactStates(StoreBase):
 
     def _count(self, column: sa.Column[Any], stream: str | None) -> Counter[str]:
         query = sa.select(column, sa.func.count()).group_by(column)
-        if stream is not None:
-            query = query.where(_contacts.c.stream == stream)
+        query = query.where(_contacts.c.stream == self._scoped(stream) if stream is not None
+                            else self._in_scope(_contacts.c.stream))
         with self._connect() as conn:
             return Counter({str(value): int(n) for value, n in conn.execute(query)})

@@ -18,7 +18,8 @@ class Cursors(StoreBase):
     def get_cursor(self, stream: str) -> Cursor:
         """Return the committed cursor of a stream (an empty one before its first run)."""
         with self._connect() as conn:
-            row = conn.execute(_cursors.select().where(_cursors.c.stream == stream)).first()
+            row = conn.execute(
+                _cursors.select().where(_cursors.c.stream == self._scoped(stream))).first()
         if row is None:
             return Cursor(stream)
         return Cursor(stream, row.value, frozenset(row.ids_at_value))
@@ -29,18 +30,20 @@ class Cursors(StoreBase):
                   "updated_at": self._clock()}
         with self._begin() as conn:
             done = conn.execute(
-                _cursors.update().where(_cursors.c.stream == cursor.stream).values(**values)
+                _cursors.update().where(_cursors.c.stream == self._scoped(cursor.stream))
+                .values(**values)
             )
             if done.rowcount == 0:
-                conn.execute(_cursors.insert().values(stream=cursor.stream, **values))
+                conn.execute(_cursors.insert().values(stream=self._scoped(cursor.stream),
+                                                      **values))
 
     def stream_stamp(self, stream: str) -> StreamStamp | None:
         """Return the rule set and field map that last decided every contact of ``stream``."""
         with self._connect() as conn:
             row = conn.execute(
-                _stream_stamps.select().where(_stream_stamps.c.stream == stream)
+                _stream_stamps.select().where(_stream_stamps.c.stream == self._scoped(stream))
             ).first()
-        return StreamStamp(**row._asdict()) if row else None
+        return StreamStamp(**{**row._asdict(), "stream": stream}) if row else None
 
     def set_stream_stamp(
         self, stream: str, *, ruleset_version: str, ruleset_hash: str, fieldmap_hash: str,
@@ -49,6 +52,7 @@ class Cursors(StoreBase):
         """Record that ``run_id`` decided every contact of ``stream`` with these files."""
         values = {"ruleset_version": ruleset_version, "ruleset_hash": ruleset_hash,
                   "fieldmap_hash": fieldmap_hash, "run_id": run_id, "updated_at": self._clock()}
+        stream = self._scoped(stream)
         with self._begin() as conn:
             done = conn.execute(
                 _stream_stamps.update().where(_stream_stamps.c.stream == stream).values(**values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from crmsync.state.base import StoreBase
+from crmsync.state.base import DEFAULT_SCOPE, StoreBase
 from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.records import JournalEntry, PendingWrite
 from crmsync.state.schema import JOURNAL_KINDS, _journal
@@ -65,8 +66,9 @@ class Journal(StoreBase):
                 raise ValueError(f"unknown journal kind {entry.kind!r}")
         with self._begin() as conn:
             return self._insert_rows(conn, run_id, [
-                (e.stream, e.object_type, e.record_id, e.kind, e.name, e.before, e.after,
-                 e.task_key, e.task_id) for e in entries
+                (self._scoped(e.stream), e.object_type, e.record_id, e.kind, e.name, e.before,
+                 e.after, self._scoped(e.task_key) if e.task_key else None, e.task_id)
+                for e in entries
             ], self._clock())
 
     def journal_fields(
@@ -82,6 +84,7 @@ class Journal(StoreBase):
         """
         if not writes:
             return []
+        stream = self._scoped(stream)
         rows = []
         for record_id, object_type, before, after in writes:
             names = sorted(after)
@@ -139,13 +142,24 @@ class Journal(StoreBase):
 
     def pending_entries(self, stream: str) -> list[JournalEntry]:
         """Return entries of a stream left ``pending`` by a run that stopped mid-write."""
-        return self._journal_rows(_journal.c.stream == stream, _journal.c.state == "pending")
+        return self._journal_rows(_journal.c.stream == self._scoped(stream),
+                                  _journal.c.state == "pending")
 
     def _journal_rows(self, *where: sa.ColumnElement[bool]) -> list[JournalEntry]:
         query = (sa.select(*_ENTRY_COLUMNS).where(*where)
                  .order_by(_journal.c.run_id, _journal.c.seq))
         with self._connect() as conn:
-            return [JournalEntry(*row) for row in conn.execute(query)]
+            rows = conn.execute(query).all()
+        if self._connection == DEFAULT_SCOPE:  # stored bare
+            return [JournalEntry(*row) for row in rows]
+        return [self._entry(row) for row in rows]
+
+    def _entry(self, row: Sequence[Any]) -> JournalEntry:
+        """A journal row (:data:`_ENTRY_COLUMNS`) with its bare stream and task key."""
+        entry = JournalEntry(*row)
+        return dataclasses.replace(
+            entry, stream=self._unscoped(entry.stream),
+            task_key=self._unscoped(entry.task_key) if entry.task_key else None)
 
     def _insert_rows(
         self, conn: sa.Connection, run_id: str, rows: Sequence[tuple[Any, ...]], now: datetime
@@ -153,7 +167,7 @@ class Journal(StoreBase):
         """Insert pending journal rows with one executemany; return their ids in order.
 
         Each row is ``(stream, object_type, record_id, kind, name, before, after, task_key,
-        task_id)``.
+        task_id)``, the stream and task key as stored (scoped to the connection by the caller).
         """
         if not rows:
             return []

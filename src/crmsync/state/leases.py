@@ -35,6 +35,7 @@ class Leases(StoreBase):
         Raises:
             RunInProgress: Another live run holds it.
         """
+        name = self._scoped(name)  # one writer per connection, not per CRM type
         holder = f"{run_id}@{socket.gethostname()}:{os.getpid()}"
         now = self._clock()
         with self._begin() as conn:
@@ -76,7 +77,7 @@ class Leases(StoreBase):
         """Give the lease back (only if ``run_id`` holds it)."""
         with self._begin() as conn:
             conn.execute(_leases.delete().where(
-                _leases.c.name == name, _leases.c.holder.like(f"{run_id}@%")))
+                _leases.c.name == self._scoped(name), _leases.c.holder.like(f"{run_id}@%")))
 
 
 def _holder_is_dead(holder: str) -> bool:

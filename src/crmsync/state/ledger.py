@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 
@@ -26,8 +26,13 @@ class Ledger(StoreBase):
         ruleset_version: str = "",
         ruleset_hash: str = "",
         started_at: datetime | None = None,
+        trigger: str | None = None,
     ) -> str:
-        """Record a new run as ``running`` and return its id (``r20261123T142301-ab12``)."""
+        """Record a new run as ``running`` and return its id (``r20261123T142301-ab12``).
+
+        The run belongs to this store's connection; ``trigger`` says who started it
+        (``schedule:NAME`` or ``user@host``).
+        """
         if mode not in RUN_MODES:
             raise ValueError(f"unknown run mode {mode!r}")
         started = (started_at or self._clock()).astimezone(UTC)
@@ -38,6 +43,7 @@ class Ledger(StoreBase):
                     conn.execute(_runs.insert().values(
                         id=run_id, crm=crm, mode=mode, started_at=started, status="running",
                         counts={}, ruleset_version=ruleset_version, ruleset_hash=ruleset_hash,
+                        connection=self.connection, trigger=trigger,
                     ))
                 return run_id
             except IntegrityError:
@@ -67,9 +73,24 @@ class Ledger(StoreBase):
             if done.rowcount != 1:
                 raise KeyError(run_id)
 
-    def runs(self, limit: int = 20) -> list[RunRecord]:
-        """Return the latest runs, newest first."""
+    def runs(
+        self, limit: int = 20, *, connection: str | None | Literal["own"] = "own",
+        trigger: str | None = None,
+    ) -> list[RunRecord]:
+        """Return the latest runs, newest first.
+
+        Args:
+            limit: At most this many.
+            connection: ``"own"`` (this store's connection), a connection name, or ``None``
+                for every connection's runs.
+            trigger: Only runs started by this trigger (``schedule:NAME``).
+        """
         query = _runs.select().order_by(_runs.c.started_at.desc(), _runs.c.id.desc()).limit(limit)
+        if connection is not None:
+            query = query.where(_runs.c.connection == (
+                self.connection if connection == "own" else connection))
+        if trigger is not None:
+            query = query.where(_runs.c.trigger == trigger)
         with self._connect() as conn:
             return [RunRecord(**row._asdict()) for row in conn.execute(query)]
 

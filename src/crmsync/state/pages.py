@@ -6,6 +6,10 @@ contact states together), instead of three connections and three to five commits
 one transaction is also the stronger guarantee: a batch's journal rows, rejections and saved
 decisions are either all recorded or none are (a run stopped in between leaves the journal
 ``pending``, which the next run re-reads).
+
+Streams and record ids are given bare, as everywhere in the store: the helpers these calls share
+with the single-purpose methods store streams and task keys scoped to the store's connection and
+return them bare.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """One run in the ledger."""
+    """One run in the ledger: ``connection`` it synced, ``trigger`` who started it
+    (``schedule:NAME``, ``user@host``, or ``None`` for runs recorded before either was kept)."""
 
     id: str
     crm: str
@@ -23,6 +24,8 @@ class RunRecord:
     ruleset_version: str
     ruleset_hash: str
     error: str | None
+    connection: str = "default"
+    trigger: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ class Rejections(StoreBase):
     ) -> None:
         """Remember a record the CRM rejected, so the next run retries it."""
         now = self._clock()
+        stream = self._scoped(stream)
         key = (_rejections.c.stream == stream) & (_rejections.c.record_id == record_id)
         with self._begin() as conn:
             done = conn.execute(_rejections.update().where(key).values(
@@ -66,8 +67,8 @@ class Rejections(StoreBase):
                            rows: Sequence[tuple[str, str, str]], now: datetime) -> None:
         """Remember rejected records ``(record_id, code, message)``: one statement."""
         self._bulk("rejections.upsert", _upsert).execute(
-            conn, rows, {"stream": stream, "run_id": run_id, "attempts": 1, "resolved": False,
-                         "updated_at": now})
+            conn, rows, {"stream": self._scoped(stream), "run_id": run_id, "attempts": 1,
+                         "resolved": False, "updated_at": now})
 
     def resolve_rejection(self, stream: str, record_id: str) -> None:
         """Mark one rejected record as written successfully since."""
@@ -84,13 +85,14 @@ class Rejections(StoreBase):
     def _resolve(self, conn: sa.Connection, stream: str, ids: Sequence[str],
                  now: datetime) -> None:
         conn.execute(self._query("rejections.resolve", _q_resolve),
-                     {"b_stream": stream, "ids": list(ids), "now": now})
+                     {"b_stream": self._scoped(stream), "ids": list(ids), "now": now})
 
     def rejected_ids(self, stream: str) -> list[str]:
         """Return the ids of a stream's unresolved rejected records, sorted."""
         with self._connect() as conn:
             return list(conn.execute(
                 sa.select(_rejections.c.record_id).where(
-                    _rejections.c.stream == stream, _rejections.c.resolved.is_(False)
+                    _rejections.c.stream == self._scoped(stream),
+                    _rejections.c.resolved.is_(False),
                 ).order_by(_rejections.c.record_id)
             ).scalars())

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 
 #: The schema this code writes; bump it with a migration when a table changes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: crmsync_runs.connection and .trigger (see state/migrate.py)
 
 RUN_MODES = ("plan", "run", "full", "undo", "demo")
 #: ``skipped``: the run found another run holding the CRM's lease and did nothing.
@@ -101,6 +101,9 @@ _runs = sa.Table(
     sa.Column("ruleset_version", sa.String(80), nullable=False),
     sa.Column("ruleset_hash", sa.String(128), nullable=False),
     sa.Column("error", sa.Text),
+    # Which [connections.NAME] the run synced, and who started it (schedule:NAME or user@host).
+    sa.Column("connection", sa.String(40), nullable=False, server_default="default"),
+    sa.Column("trigger", sa.String(200), quote=True),
 )
 
 _cursors = sa.Table(

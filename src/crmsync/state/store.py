@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from crmsync.state.cursors import Cursors
 from crmsync.state.errors import StateError, shown_url, store_error
 from crmsync.state.leases import Leases
 from crmsync.state.ledger import Ledger
+from crmsync.state.migrate import upgrade
 from crmsync.state.pages import Pages
 from crmsync.state.schema import (
     SCHEMA_VERSION,
@@ -26,12 +29,39 @@ from crmsync.state.schema import (
     _sqlite_pragmas,
     _utcnow,
 )
+from crmsync.state.shards import Shards
+from crmsync.state.slots import ScheduleSlots
+
+#: PostgreSQL advisory lock key serialising schema creation and upgrades (any constant works;
+#: this one spells "crmsync" on a phone keypad).
+_SCHEMA_LOCK_KEY = 2767962
+
+
+@contextmanager
+def _schema_lock(engine: sa.Engine) -> Iterator[None]:
+    """Let one process at a time create or upgrade the schema of a shared PostgreSQL store.
+
+    Workers starting together on a fresh store would otherwise race in ``CREATE TABLE`` (a
+    duplicate ``pg_type`` entry) or insert the schema version twice. SQLite serialises its
+    writers by itself.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            conn.commit()
+
 
 #: What to install for each database driver a state URL may name.
 _DRIVER_HINTS = {"postgresql": "pip install 'crmsync[postgres]'"}
 
 
-class StateStore(Ledger, Cursors, Pages, Leases):
+class StateStore(Ledger, Cursors, Pages, Leases, ScheduleSlots, Shards):
     """Durable state of crmsync runs; one instance per process, safe to share between threads.
 
     Every method is one short transaction; methods that take lists write them with one
@@ -40,13 +70,16 @@ class StateStore(Ledger, Cursors, Pages, Leases):
     """
 
     @classmethod
-    def open(cls, url: str, *, clock: Callable[[], datetime] = _utcnow) -> StateStore:
+    def open(
+        cls, url: str, *, clock: Callable[[], datetime] = _utcnow, connection: str = "default",
+    ) -> StateStore:
         """Open (creating when needed) the store at a SQLAlchemy URL.
 
         Args:
             url: ``sqlite:///path/state.db`` (parent folders are created), ``sqlite://`` for an
                 in-memory store, or ``postgresql+psycopg://user@host/db``.
             clock: Source of bookkeeping timestamps (tests inject a fixed one).
+            connection: The connection whose state it reads and writes (see :meth:`scoped`).
 
         Raises:
             StateError: The URL is invalid, the driver missing, the database unreachable or
@@ -81,8 +114,11 @@ class StateStore(Ledger, Cursors, Pages, Leases):
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         try:
-            _meta.create_all(engine)
-            version = _ensure_schema_version(engine)
+            with _schema_lock(engine):
+                _meta.create_all(engine)
+                version = _ensure_schema_version(engine)
+                if version < SCHEMA_VERSION:
+                    version = upgrade(engine, version)
         except sa.exc.DBAPIError as exc:
             engine.dispose()
             error = store_error(exc, shown)
@@ -98,7 +134,16 @@ class StateStore(Ledger, Cursors, Pages, Leases):
                 f"state store {shown} has schema version {version}; this crmsync "
                 f"understands up to {SCHEMA_VERSION}: upgrade crmsync"
             )
-        return cls(engine, clock=clock, shown=shown, file=file)
+        return cls(engine, clock=clock, shown=shown, file=file, connection=connection)
+
+    def scoped(self, connection: str) -> StateStore:
+        """Return a view of the same database for another connection (connections shared).
+
+        Closing either closes both: the view shares this store's engine.
+        """
+        view = copy.copy(self)
+        view._connection = connection
+        return view
 
     @property
     def shown_url(self) -> str:

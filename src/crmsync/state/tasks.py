@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from crmsync.model import TaskClose, TaskCreate
+from crmsync.state.base import DEFAULT_SCOPE
 from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.journal import Journal
 from crmsync.state.records import PendingWrite, TaskRecord
@@ -18,16 +20,20 @@ from crmsync.state.schema import _journal, _tasks
 _RECORD_COLUMNS = tuple(_tasks.c[f.name] for f in fields(TaskRecord))
 
 
-def _q_open(dialect: Dialect) -> sa.Executable:
+# The two page reads below are limited to one connection's task keys (``in_scope``), so
+# their statements are cached per connection (see TaskRegistry._open).
+def _q_open(dialect: Dialect, in_scope: sa.ColumnElement[bool]) -> sa.Executable:
     return sa.select(*_RECORD_COLUMNS).where(one_of(dialect, _tasks.c.record_id, "ids"),
                                              # not a literal IN: no per-call expansion
                                              sa.or_(_tasks.c.state == "intent",
-                                                    _tasks.c.state == "open"))
+                                                    _tasks.c.state == "open"),
+                                             in_scope)
 
 
-def _q_closed_counts(dialect: Dialect) -> sa.Executable:
+def _q_closed_counts(dialect: Dialect, in_scope: sa.ColumnElement[bool]) -> sa.Executable:
     return (sa.select(_tasks.c.record_id, _tasks.c.purpose, sa.func.count())
-            .where(one_of(dialect, _tasks.c.record_id, "ids"), _tasks.c.state == "closed")
+            .where(one_of(dialect, _tasks.c.record_id, "ids"), _tasks.c.state == "closed",
+                   in_scope)
             .group_by(_tasks.c.record_id, _tasks.c.purpose))
 
 
@@ -73,10 +79,10 @@ class TaskRegistry(Journal):
         """Return the registry row of a task key for a record, or ``None``."""
         with self._connect() as conn:
             row = conn.execute(
-                sa.select(*_RECORD_COLUMNS).where(_tasks.c.key == key,
+                sa.select(*_RECORD_COLUMNS).where(_tasks.c.key == self._scoped(key),
                                                   _tasks.c.record_id == record_id)
             ).first()
-        return TaskRecord(*row) if row else None
+        return self._task(row) if row else None
 
     def open_tasks(self, record_ids: Iterable[str]) -> list[TaskRecord]:
         """Return the open (or possibly open) tasks of some records."""
@@ -87,8 +93,10 @@ class TaskRegistry(Journal):
             return self._open(conn, ids)
 
     def _open(self, conn: sa.Connection, ids: Sequence[str]) -> list[TaskRecord]:
-        rows = conn.execute(self._query("tasks.open", _q_open), {"ids": ids})
-        return [TaskRecord(*row) for row in rows]
+        query = self._query(f"tasks.open@{self._connection}",
+                            lambda dialect: _q_open(dialect, self._in_scope(_tasks.c.key)))
+        rows = conn.execute(query, {"ids": ids})
+        return [self._task(row) for row in rows]
 
     def closed_task_counts(self, record_ids: Iterable[str]) -> dict[tuple[str, str], int]:
         """Return ``{(record id, purpose): tasks closed so far}`` (the next task's generation)."""
@@ -100,7 +108,9 @@ class TaskRegistry(Journal):
 
     def _closed_counts(self, conn: sa.Connection,
                        ids: Sequence[str]) -> dict[tuple[str, str], int]:
-        query = self._query("tasks.closed_counts", _q_closed_counts)
+        query = self._query(f"tasks.closed_counts@{self._connection}",
+                            lambda dialect: _q_closed_counts(dialect,
+                                                             self._in_scope(_tasks.c.key)))
         rows = conn.execute(query, {"ids": ids}).all()
         return {(row[0], row[1]): int(row[2]) for row in rows}
 
@@ -119,36 +129,37 @@ class TaskRegistry(Journal):
         """
         if not creates:
             return []
-        keys = [c.key for c in creates]
+        keys = [self._scoped(c.key) for c in creates]
+        stored_stream = self._scoped(stream)
         now = self._clock()
         # One transaction: an intent never exists without its journal entry, nor the reverse.
         with self._begin() as conn:
             rows = conn.execute(self._query("tasks.by_keys", _q_by_keys), {"keys": keys})
-            existing = {row.key: TaskRecord(*row) for row in rows}
-            fresh = [c for c in creates
-                     if c.key not in existing or not existing[c.key].is_open]
+            existing = {row.key: self._task(row) for row in rows}  # by stored key
+            fresh = [(key, create) for key, create in zip(keys, creates, strict=True)
+                     if key not in existing or not existing[key].is_open]
             journal_ids = self._insert_rows(conn, run_id, [
-                (stream, c.object_type, c.contact_id, "task_create", c.spec.purpose, None,
-                 {"subject": c.spec.subject, "due": c.spec.due, "priority": c.spec.priority},
-                 c.key, None)
-                for c in fresh
+                (stored_stream, c.object_type, c.contact_id, "task_create", c.spec.purpose,
+                 None, {"subject": c.spec.subject, "due": c.spec.due,
+                        "priority": c.spec.priority}, key, None)
+                for key, c in fresh
             ], now)
-            constants = {"stream": stream, "state": "intent", "task_id": None, "run_id": run_id,
-                         "updated_at": now}
+            constants = {"stream": stored_stream, "state": "intent", "task_id": None,
+                         "run_id": run_id, "updated_at": now}
             inserts, renewals = [], []
-            for create, journal_id in zip(fresh, journal_ids, strict=True):
+            for (key, create), journal_id in zip(fresh, journal_ids, strict=True):
                 row = (create.contact_id, create.spec.purpose, journal_id)
-                if create.key in existing:  # closed or failed before
-                    renewals.append((*row, create.key))
+                if key in existing:  # closed or failed before
+                    renewals.append((*row, key))
                 else:
-                    inserts.append((create.key, *row))
+                    inserts.append((key, *row))
             if inserts:
                 self._bulk("tasks.insert", _insert).execute(conn, inserts, constants)
             if renewals:
                 self._bulk("tasks.renew", _renew).execute(conn, renewals, constants)
         # What was written is known: no need to read it back.
-        for create in fresh:
-            existing[create.key] = TaskRecord(
+        for key, create in fresh:
+            existing[key] = TaskRecord(
                 key=create.key, record_id=create.contact_id, stream=stream,
                 purpose=create.spec.purpose, state="intent", task_id=None, run_id=run_id,
                 updated_at=now)
@@ -162,6 +173,7 @@ class TaskRegistry(Journal):
         """Record created tasks (``{key: CRM task id}``) in one transaction; see task_created."""
         if not task_ids:
             return
+        task_ids = {self._scoped(key): tid for key, tid in task_ids.items()}
         now = self._clock()
         settled = {"state": "open", "updated_at": now}
         with self._begin() as conn:
@@ -177,6 +189,7 @@ class TaskRegistry(Journal):
 
     def task_failed(self, key: str, code: str, message: str) -> None:
         """Record that a task create did not happen; the purpose will be planned again."""
+        key = self._scoped(key)
         now = self._clock()
         with self._begin() as conn:
             journal_id = conn.execute(
@@ -200,6 +213,7 @@ class TaskRegistry(Journal):
 
     def task_closed(self, key: str) -> None:
         """Record that a task was closed; settles its pending close in the journal."""
+        key = self._scoped(key)
         now = self._clock()
         with self._begin() as conn:
             conn.execute(_tasks.update().where(_tasks.c.key == key)
@@ -214,8 +228,15 @@ class TaskRegistry(Journal):
         with self._connect() as conn:
             rows = conn.execute(
                 sa.select(*_RECORD_COLUMNS)
-                .where(_tasks.c.stream == stream, _tasks.c.state == "intent")
+                .where(_tasks.c.stream == self._scoped(stream), _tasks.c.state == "intent")
                 .order_by(_tasks.c.key)
             ).all()
-        return [TaskRecord(*row) for row in rows]
+        return [self._task(row) for row in rows]
+
+    def _task(self, row: Sequence[Any]) -> TaskRecord:
+        """A registry row (:data:`_RECORD_COLUMNS`) with its bare key and stream."""
+        if self._connection == DEFAULT_SCOPE:  # stored bare: the sync's every page
+            return TaskRecord(*row)
+        key, record_id, stream, *rest = row
+        return TaskRecord(self._unscoped(key), record_id, self._unscoped(stream), *rest)
 

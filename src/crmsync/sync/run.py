@@ -6,11 +6,12 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from crmsync.connectors.base import Connector
+from crmsync.connectors.base import Connector, Page
 from crmsync.errors import (
     AuthError,
     CrmsyncError,
@@ -23,6 +24,8 @@ from crmsync.model import Contact, Cursor
 from crmsync.plan import ContactPlan, OpenTask, PlanOptions, plan_contact
 from crmsync.rules import RuleSet
 from crmsync.state import ContactState, StateError, StateStore, TaskRecord
+from crmsync.sync.inflight import CursorGate, InFlight
+from crmsync.sync.readahead import read_ahead
 from crmsync.sync.summary import RunSummary, SyncOptions
 from crmsync.sync.tally import Tally, miss_rule_ids
 from crmsync.sync.writes import Writer
@@ -33,6 +36,30 @@ ProgressCallback = Callable[[str, int], None]
 
 #: How long a run's lease lasts without a heartbeat (renewed after every page).
 LEASE_TTL = timedelta(minutes=15)
+
+
+@dataclass
+class StreamPass:
+    """One stream's pass through a run: how it is read and how far it got.
+
+    Attributes:
+        stream: The stream.
+        full: Whether every record is read (first read, rule change, ``--full``).
+        since: Where an incremental read starts (the cursor less the overlap); None if full.
+        cursor: The cursor the read started from (records it already covers are skipped).
+        retried: Records rejected last run, re-read first; pages skip them.
+        new_cursor: Where the ordered pages read so far have moved the cursor.
+        scanned_unordered: Whether pages came in id order (a full list scan), whose cursor may
+            only move once the whole stream is read.
+    """
+
+    stream: str
+    full: bool
+    since: datetime | None
+    cursor: Cursor
+    retried: set[str] = field(default_factory=set)
+    new_cursor: Cursor | None = None
+    scanned_unordered: bool = False
 
 
 def file_hash(path: str | Path) -> str:
@@ -85,6 +112,11 @@ class SyncRun(Writer):
         self._rejected_now = set()
         self._seen: set[str] = set()  # dry runs only: they record no contact states
         self._tally: Tally | None = None
+        self._gate = CursorGate()
+        self._page = self._gate.open_page()
+        # Write batches in flight, settled on this thread (the state store stays single-threaded).
+        self._inflight = InFlight(self.options.concurrency,
+                                  on_settled=lambda pages: self._gate.settled(pages))
 
     @property
     def _current(self) -> RunSummary:
@@ -116,6 +148,7 @@ class SyncRun(Writer):
             ruleset_version=self.ruleset.version,
             ruleset_hash=self.ruleset.content_hash,
             started_at=self.now,
+            trigger=self.options.trigger,
         )
         summary = RunSummary(run_id, self.connector.crm, self.mode, self.now,
                              ruleset_version=self.ruleset.version)
@@ -178,6 +211,13 @@ class SyncRun(Writer):
     def _finish(self, summary: RunSummary, started: float, calls_before: int,
                 store_failed: bool = False) -> None:
         assert self._tally is not None
+        if not store_failed:
+            # A run that stopped early still settles the writes already in flight: they
+            # happened, and the journal must say so (else the next run re-reads them).
+            try:
+                self._inflight.close()
+            except Exception as error:  # noqa: BLE001 - the run already has its outcome
+                log.warning("could not settle the writes in flight: %s", type(error).__name__)
         self._tally.finish()
         summary.api_calls = self.connector.api_calls() - calls_before
         summary.finished_at = summary.started_at + timedelta(seconds=time.monotonic() - started)
@@ -220,6 +260,18 @@ class SyncRun(Writer):
         return None
 
     def _sync_stream(self, stream: str) -> None:
+        """One stream in this process: open it, read every page, close it."""
+        stream_pass = self._open_stream(stream)
+        self._read_pages(stream_pass, self.connector.read(stream, stream_pass.since, self.now),
+                         commit_cursors=True)
+        self._close_stream(stream_pass)
+
+    def _open_stream(self, stream: str) -> StreamPass:
+        """Recover what a stopped run left, decide full or incremental, retry rejected records.
+
+        Everything a stream needs before its pages are read, done once per stream and run
+        (by the coordinator of a sharded run, before any shard starts).
+        """
         summary = self._current
         cursor = self.store.get_cursor(stream)
         if not self.options.dry_run:
@@ -234,38 +286,63 @@ class SyncRun(Writer):
             f"full: {reason}" if full else
             f"incremental (partial: contacts changed since {since:%Y-%m-%d %H:%M:%S}Z)"
         )
+        # Each stream's pages are numbered from 0; retried records count as a page of their own.
+        self._gate = CursorGate()
+        self._page = self._gate.open_page()
         # Records rejected last run are retried first, whatever their state says.
-        retried: set[str] = set()
+        stream_pass = StreamPass(stream, full=full, since=since,
+                                 cursor=Cursor(stream) if full else cursor)
         retry_ids = [] if self.options.dry_run else self.store.rejected_ids(stream)
         if retry_ids:
             self._process(stream, self.connector.read_ids(stream, retry_ids), dedupe=False)
-            retried.update(retry_ids)
-        if full:
-            cursor = Cursor(stream)  # a full pass skips nothing
+            stream_pass.retried.update(retry_ids)
+        stream_pass.new_cursor = stream_pass.cursor
+        return stream_pass
 
-        new_cursor = cursor
-        scanned_unordered = False
-        for page in self.connector.read(stream, since, self.now):
+    def _read_pages(self, stream_pass: StreamPass, pages: Iterator[Page], *,
+                    commit_cursors: bool) -> None:
+        """Decide and write every page of a stream (or of one shard of it), then settle.
+
+        With ``commit_cursors`` each page's cursor is committed once its writes settled; a
+        shard of a sharded run commits none (its coordinator moves the cursor when every
+        shard is done).
+        """
+        stream = stream_pass.stream
+        if self.options.concurrency > 1:
+            pages = read_ahead(pages)
+        for page in pages:
+            self._page = self._gate.open_page()
             contacts = [
                 c for c in page.contacts
-                if c.id not in retried and not _already_processed(c, cursor)
+                if c.id not in stream_pass.retried
+                and not _already_processed(c, stream_pass.cursor)
             ]
             self._process(stream, contacts, dedupe=True, explicit_full=self.options.full)
             self._hold_lease()
             if page.related or self.options.dry_run:
                 continue
-            if page.ordered:
-                new_cursor = _advance(new_cursor, page.contacts, cap=self.now)
-                self.store.commit_cursor(new_cursor)
-            else:
-                scanned_unordered = True
+            if not page.ordered:
+                stream_pass.scanned_unordered = True
+            elif commit_cursors:
+                stream_pass.new_cursor = _advance(stream_pass.new_cursor, page.contacts,
+                                                  cap=self.now)
+                self._gate.page_read(self._page, stream_pass.new_cursor)
+            # The cursor moves once every write planned from its page (and before) settled.
+            self._inflight.settle_ready()
+            ready = self._gate.ready()
+            if ready is not None and commit_cursors:
+                self.store.commit_cursor(ready)
         self._flush_writes(stream)
+
+    def _close_stream(self, stream_pass: StreamPass) -> None:
+        """Settle retried records, move the cursor past the completed read, stamp the rules."""
+        stream = stream_pass.stream
         # A record retried this run and not rejected again is settled, whatever its outcome
         # was (written, unchanged by now, or gone from the CRM): stop retrying it.
-        self.store.resolve_rejections(stream, retried - self._rejected_now)
+        self.store.resolve_rejections(stream, stream_pass.retried - self._rejected_now)
         if self.options.dry_run:
             return
-        if scanned_unordered:
+        if stream_pass.scanned_unordered:
             # An id-ordered scan saw everything modified before the run started, no more.
             self.store.commit_cursor(Cursor(stream, self.now, frozenset()))
         else:
@@ -273,15 +350,16 @@ class SyncRun(Writer):
             # for records indexed late) has been seen, even where nothing changed; without
             # this the cursor would sit at the last change and every run would re-read the
             # overlap behind it forever.
+            new_cursor = stream_pass.new_cursor
             floor = self.now - self.options.overlap
             if new_cursor.value is None or new_cursor.value < floor:
                 new_cursor = Cursor(stream, floor, frozenset())
             self.store.commit_cursor(new_cursor)
-        if full:
+        if stream_pass.full:
             self.store.set_stream_stamp(
                 stream, ruleset_version=self.ruleset.version,
                 ruleset_hash=self.ruleset.content_hash, fieldmap_hash=self.fieldmap_hash,
-                run_id=summary.run_id)
+                run_id=self._current.run_id)
 
     def _process(self, stream: str, fresh: Sequence[Contact], *, dedupe: bool,
                  explicit_full: bool = False) -> None:

@@ -31,6 +31,10 @@ class SyncOptions:
         samples: How many example decisions the summary keeps.
         restamp: Write the rule set's version onto every contact it decided, even one whose
             outputs did not change (a rule change then writes every contact once).
+        concurrency: Write calls in flight at once (and one page read ahead when above 1).
+        bulk_threshold: Pending updates of one stream from which they go through the CRM's
+            bulk API (Salesforce Bulk 2.0) instead of batches; 0 never uses it.
+        trigger: Who started the run, for the ledger: ``schedule:NAME`` or ``user@host``.
     """
 
     dry_run: bool = False
@@ -39,6 +43,9 @@ class SyncOptions:
     task_close_policy: str = "rule"
     samples: int = 5
     restamp: bool = False
+    concurrency: int = 4
+    bulk_threshold: int = 2000
+    trigger: str | None = None
 
 
 @dataclass
@@ -78,6 +85,10 @@ class RunSummary:
     rejections: list[dict[str, Any]] = field(default_factory=list)
     #: Per stream: records to update, tasks to create and close (writes are batched per stream).
     planned_writes: dict[str, Counter[str]] = field(default_factory=dict)
+    #: Per stream: how field updates were sent, ``batches`` or ``bulk`` (Bulk API 2.0 jobs).
+    write_paths: dict[str, str] = field(default_factory=dict)
+    #: Sharded runs: the workers (``host:pid``) that ran its shards, and how many each.
+    workers: Counter[str] = field(default_factory=Counter)
     api_calls: int = 0
     estimated_write_calls: int = 0
     ruleset_version: str = ""
@@ -107,6 +118,8 @@ class RunSummary:
                 "miss_reasons": {k: dict(v.most_common(20)) for k, v in self.miss_reasons.items()},
             },
             "read_by_stream": dict(self.read_by_stream),
+            "write_paths": dict(self.write_paths),
+            "workers": dict(self.workers),
             "rejections": list(self.rejections),
             "api_calls": self.api_calls,
             "estimated_write_calls": self.estimated_write_calls,
@@ -116,6 +129,27 @@ class RunSummary:
             # person asked for, carries them; the ledger and scheduled runs' output do not.
             "samples": self.samples if self.mode == "plan" else [],
         }
+
+    def absorb(self, part: dict[str, Any]) -> None:
+        """Add a shard's summary (its :meth:`to_json`) into this run's summary.
+
+        Counters add up; the rejection list keeps the first :data:`MAX_LISTED_REJECTIONS`.
+        Samples are left out: a sharded run is a real run, whose summary keeps none.
+        """
+        for name in ("counts", "changes", "statuses", "miss_types", "transitions",
+                     "reclassified", "read_by_stream"):
+            getattr(self, name).update(part.get(name) or {})
+        funnel = part.get("funnel") or {}
+        self.stuck.update(funnel.get("stuck") or {})
+        self.sla_breaches += int(funnel.get("sla_breaches") or 0)
+        for kind, reasons in (funnel.get("miss_reasons") or {}).items():
+            self.miss_reasons.setdefault(kind, Counter()).update(reasons)
+        room = MAX_LISTED_REJECTIONS - len(self.rejections)
+        self.rejections.extend((part.get("rejections") or [])[:max(0, room)])
+        for stream, path in (part.get("write_paths") or {}).items():
+            if self.write_paths.get(stream) != "bulk":
+                self.write_paths[stream] = path
+        self.api_calls += int(part.get("api_calls") or 0)
 
     def logfmt(self) -> str:
         """Return the one-line ``key=value`` summary log tools parse."""

@@ -1,7 +1,13 @@
 """Writing a run's plans: field batches, task creates in full batches, closes, recovery.
 
 Every write is journaled before the CRM call and settled after it; per-record rejections are
-recorded (and listed in the summary) so the next run retries them.
+recorded (and listed in the summary) so the next run retries them. Batches are sent through
+:class:`~crmsync.sync.inflight.InFlight` (up to ``[sync] concurrency`` at once) and settled on
+the run's thread; every queued item carries the number of the page it was planned from, so the
+:class:`~crmsync.sync.inflight.CursorGate` commits a page's cursor only once its writes settled.
+
+Salesforce updates go through one Bulk API 2.0 ingest job instead of collections once a stream
+has ``bulk_threshold`` of them pending (the connector says whether it can: ``limits.bulk_write``).
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from crmsync.connectors.base import Connector, RecordUpdate, WriteResult
 from crmsync.model import TaskClose, TaskCreate
 from crmsync.plan import ContactPlan
 from crmsync.state import StateStore
-from crmsync.sync.summary import MAX_LISTED_REJECTIONS, RunSummary
+from crmsync.sync.inflight import CursorGate, InFlight
+from crmsync.sync.summary import MAX_LISTED_REJECTIONS, RunSummary, SyncOptions
 
 T = TypeVar("T")
 
@@ -36,10 +43,14 @@ class Writer:
 
     connector: Connector
     store: StateStore
-    _queued_tasks: list[TaskCreate]
-    _queued_updates: list[tuple[ContactPlan, int]]
-    _queued_closes: list[tuple[TaskClose, int]]
+    options: SyncOptions
+    _queued_tasks: list[tuple[TaskCreate, int]]
+    _queued_updates: list[tuple[ContactPlan, int, int]]
+    _queued_closes: list[tuple[TaskClose, int, int]]
     _rejected_now: set[str]
+    _inflight: InFlight
+    _gate: CursorGate
+    _page: int
 
     @property
     def _current(self) -> RunSummary:
@@ -56,6 +67,13 @@ class Writer:
         if closes:
             self._queue_closes(stream, closes)
 
+    @property
+    def _bulk_threshold(self) -> int:
+        """Pending updates from which a stream's updates go through Bulk 2.0 (0: never)."""
+        if not getattr(self.connector.limits, "bulk_write", False):
+            return 0
+        return self.options.bulk_threshold
+
     def _queue_updates(self, stream: str, plans: Sequence[ContactPlan]) -> None:
         """Journal field writes now; send them in full batches, possibly pages later.
 
@@ -63,38 +81,80 @@ class Writer:
         over 50 pages cost 33 calls; queued, one. They are journaled ``pending`` before the
         page's cursor moves, so a run stopped with updates still queued leaves pending rows,
         which the next run's recovery turns into re-reads (:meth:`_recover_pending_writes`).
+
+        Where the CRM has a bulk path, updates wait until it is clear which path is cheaper:
+        ``bulk_threshold`` of them go as one bulk job; fewer, at the stream's end, as batches.
         """
         journal_ids = self.store.journal_fields(
             self._current.run_id, stream,
             [(p.contact.id, p.contact.object_type, dict(p.previous), dict(p.updates))
              for p in plans],
         )
-        self._queued_updates.extend(zip(plans, journal_ids, strict=True))
+        self._gate.planned(self._page, len(plans))
+        self._queued_updates.extend(
+            (plan, jid, self._page) for plan, jid in zip(plans, journal_ids, strict=True))
+        threshold = self._bulk_threshold
+        if threshold:
+            if len(self._queued_updates) >= threshold:
+                self._send_updates_bulk(stream, self._queued_updates[:])
+                self._queued_updates.clear()
+            return
         drain(self._queued_updates, self.connector.limits.write_batch,
               lambda batch: self._send_updates(stream, batch))
 
-    def _send_updates(self, stream: str, batch: Sequence[tuple[ContactPlan, int]]) -> None:
-        plans = [plan for plan, _ in batch]
-        results = self.connector.write_fields(
-            [RecordUpdate(p.contact.id, p.contact.object_type, p.updates) for p in plans]
+    def _send_updates(self, stream: str, batch: Sequence[tuple[ContactPlan, int, int]]) -> None:
+        plans = [plan for plan, _, _ in batch]
+        updates = [RecordUpdate(p.contact.id, p.contact.object_type, p.updates) for p in plans]
+        self._inflight.submit(
+            lambda: self.connector.write_fields(updates),
+            lambda results: self._settle_updates(stream, batch, results),
+            tuple(page for _, _, page in batch),
         )
-        self._settle(stream, plans, [jid for _, jid in batch], results, kind="fields")
+
+    def _send_updates_bulk(self, stream: str,
+                           batch: Sequence[tuple[ContactPlan, int, int]]) -> None:
+        """Send a stream's pending updates as one bulk ingest job (Salesforce Bulk API 2.0)."""
+        plans = [plan for plan, _, _ in batch]
+        updates = [RecordUpdate(p.contact.id, p.contact.object_type, p.updates) for p in plans]
+        summary = self._current
+        summary.counts["bulk_jobs"] += 1
+        summary.write_paths[stream] = "bulk"
+        self._inflight.submit(
+            lambda: self.connector.write_fields_bulk(updates),  # type: ignore[attr-defined]
+            lambda results: self._settle_updates(stream, batch, results),
+            tuple(page for _, _, page in batch),
+        )
+
+    def _settle_updates(self, stream: str, batch: Sequence[tuple[ContactPlan, int, int]],
+                        results: Sequence[WriteResult]) -> None:
+        # Journal, rejections and the batch's decisions in one settle (see _settle).
+        plans = [plan for plan, _, _ in batch]
+        self._settle(stream, plans, [jid for _, jid, _ in batch], results, kind="fields")
 
     def _queue_closes(self, stream: str, closes: Sequence[TaskClose]) -> None:
         """Queue obsolete-task closes into full batches, journaled first (as field writes)."""
         journal_ids = self.store.journal_task_closes(self._current.run_id, stream, closes)
-        self._queued_closes.extend(zip(closes, journal_ids, strict=True))
+        self._gate.planned(self._page, len(closes))
+        self._queued_closes.extend(
+            (close, jid, self._page) for close, jid in zip(closes, journal_ids, strict=True))
         drain(self._queued_closes, self.connector.limits.task_batch,
               lambda batch: self._close_tasks(stream, batch))
 
     def _flush_writes(self, stream: str) -> None:
-        """Send whatever field updates, closes and task creates are still queued."""
+        """Send whatever field updates, closes and task creates are still queued; settle all."""
         limits = self.connector.limits
+        threshold = self._bulk_threshold
+        if threshold and len(self._queued_updates) >= threshold:
+            self._send_updates_bulk(stream, self._queued_updates[:])
+            self._queued_updates.clear()
         drain(self._queued_updates, limits.write_batch,
               lambda batch: self._send_updates(stream, batch), everything=True)
         drain(self._queued_closes, limits.task_batch,
               lambda batch: self._close_tasks(stream, batch), everything=True)
         self._flush_tasks(stream)
+        self._inflight.settle_all()
+        if stream not in self._current.write_paths and self._current.counts["field_writes"]:
+            self._current.write_paths[stream] = "batches"
 
     def _save_states(self, stream: str, plans: Sequence[ContactPlan]) -> None:
         raise NotImplementedError
@@ -178,7 +238,9 @@ class Writer:
         # A key that is already open, or left as an unsettled intent by another run, is never
         # created again here: recovery settles it first.
         fresh = {r.key for r in records if r.state == "intent" and r.run_id == summary.run_id}
-        self._queued_tasks.extend(c for c in creates if c.key in fresh)
+        queued = [(c, self._page) for c in creates if c.key in fresh]
+        self._gate.planned(self._page, len(queued))
+        self._queued_tasks.extend(queued)
         drain(self._queued_tasks, self.connector.limits.task_batch,
               lambda batch: self._create_tasks(stream, batch))
 
@@ -187,9 +249,17 @@ class Writer:
         drain(self._queued_tasks, self.connector.limits.task_batch,
               lambda batch: self._create_tasks(stream, batch), everything=True)
 
-    def _create_tasks(self, stream: str, batch: Sequence[TaskCreate]) -> None:
+    def _create_tasks(self, stream: str, batch: Sequence[tuple[TaskCreate, int]]) -> None:
+        creates = [create for create, _ in batch]
+        self._inflight.submit(
+            lambda: self.connector.create_tasks(creates),
+            lambda results: self._settle_creates(stream, creates, results),
+            tuple(page for _, page in batch),
+        )
+
+    def _settle_creates(self, stream: str, batch: Sequence[TaskCreate],
+                        results: Sequence[WriteResult]) -> None:
         summary = self._current
-        results = self.connector.create_tasks(batch)
         by_key = {r.key: r for r in results if r.key}
         created = {}
         for create in batch:
@@ -203,10 +273,19 @@ class Writer:
         self.store.tasks_created(created)
         summary.counts["tasks_created"] += len(created)
 
-    def _close_tasks(self, stream: str, batch: Sequence[tuple[TaskClose, int]]) -> None:
+    def _close_tasks(self, stream: str, batch: Sequence[tuple[TaskClose, int, int]]) -> None:
+        closes = [close for close, _, _ in batch]
+        self._inflight.submit(
+            lambda: self.connector.close_tasks(closes),
+            lambda results: self._settle_closes(stream, batch, results),
+            tuple(page for _, _, page in batch),
+        )
+
+    def _settle_closes(self, stream: str, batch: Sequence[tuple[TaskClose, int, int]],
+                       results: Sequence[WriteResult]) -> None:
         summary = self._current
-        by_key = {r.key: r for r in self.connector.close_tasks([c for c, _ in batch]) if r.key}
-        for close, journal_id in batch:
+        by_key = {r.key: r for r in results if r.key}
+        for close, journal_id, _ in batch:
             result = by_key.get(close.key)
             if result is not None and result.ok:
                 self.store.task_closed(close.key)

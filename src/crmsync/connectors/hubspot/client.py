@@ -1,12 +1,20 @@
 """The HubSpot client: SDK calls with pacing, counting, error translation and the retry policy.
 
-Every HTTP call of the connector goes through :meth:`HubSpotClient.call`: it paces by the
-``X-HubSpot-RateLimit-*`` headers and a 5-per-second search budget, counts the call, translates
-vendor errors (:func:`~crmsync.connectors.hubspot.errors.translate`) and retries transient ones
-through :func:`crmsync.retry.retrying`. urllib3's own retries are off (``Retry(total=0)``) so
-exactly one policy applies and every HTTP call is counted. Response bodies are taken raw and
-parsed as JSON here: the SDK's model layer (two dateutil parses per record) cost half a read's
-CPU.
+Every HTTP call of the connector goes through :meth:`HubSpotClient.call`: it asks the
+connection's :class:`~crmsync.connectors.pacing.Pacer` first (the ``burst`` bucket: HubSpot's
+10-second rolling limit, learnt from the ``X-HubSpot-RateLimit-*`` headers; the ``search``
+bucket: 5 per second), counts the call, translates vendor errors
+(:func:`~crmsync.connectors.hubspot.errors.translate`), tells the pacer about 429s and the
+headers, and retries transient errors through :func:`crmsync.retry.retrying`. urllib3's own
+retries are off (``Retry(total=0)``) so exactly one policy applies and every HTTP call is counted.
+Response bodies are taken raw and parsed as JSON here: the SDK's model layer (two dateutil
+parses per record) cost half a read's CPU.
+
+Thread safety: one client serves any number of threads. The SDK's API objects are built once
+under a lock; their only shared mutable state used per call, ``api_client.last_response``, is
+never read: the rate-limit headers come from the response each call returns. The call counter
+is locked, tenacity keeps its retry state per thread, and urllib3's connection pool is
+thread-safe.
 """
 
 from __future__ import annotations
@@ -14,16 +22,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from hubspot import HubSpot
-from tenacity import Retrying
 from urllib3.util.retry import Retry
 
 from crmsync.connectors.hubspot.errors import _RateLimited, _Rejected, _Unsure, translate
 from crmsync.connectors.hubspot.wire import SEARCH_PER_SECOND, WINDOW_RESERVE, _json
+from crmsync.connectors.pacing import LocalPacer, Pacer
 from crmsync.errors import ConfigError, QuotaExhausted, TransientError
 from crmsync.retry import RetryPolicy, retrying
 
@@ -36,6 +43,28 @@ T = TypeVar("T")
 
 #: The real HubSpot API origin (the SDK's default host).
 DEFAULT_ORIGIN = "https://api.hubapi.com"
+#: Pacer bucket of HubSpot's 10-second rolling limit (every call but searches).
+BURST = "burst"
+#: Pacer bucket of the CRM search endpoints (5 per second, exempt from the 10-second limit).
+SEARCH = "search"
+
+
+def hubspot_pacer(
+    *, reserve_daily_percent: float = 0.0, window_reserve: int = WINDOW_RESERVE,
+    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+) -> LocalPacer:
+    """Return a :class:`LocalPacer` for one HubSpot portal, to share between its connectors.
+
+    It keeps ``window_reserve`` calls of each 10-second window unused (other apps share the
+    portal's limit, and calls already in flight land after the pacer counted them: keep it at
+    least the number of calls sent at once, e.g. ``[sync] concurrency``) and knows the search
+    bucket's 5 per second; the 10-second limit and the daily figures it learns from HubSpot's
+    headers.
+    """
+    pacer = LocalPacer(reserve_daily_percent=reserve_daily_percent,
+                       window_reserve={BURST: window_reserve}, clock=clock, sleep=sleep)
+    pacer.observe(SEARCH, limit=SEARCH_PER_SECOND, interval_s=1.0)
+    return pacer
 
 
 class HubSpotClient:
@@ -49,6 +78,10 @@ class HubSpotClient:
         clock: Monotonic seconds, for client-side pacing.
         timeout: (connect, read) timeout in seconds of every HTTP call.
         on_retry: Told about each retry (the error and the wait) before it waits.
+        pacer: The portal's pacer, shared with other clients of the same portal; default: a
+            :func:`hubspot_pacer` of this client's own.
+        reserve_daily_percent: Share of the daily limit left to other integrations (only for
+            the default pacer; a given pacer has its own).
     """
 
     def __init__(
@@ -61,6 +94,8 @@ class HubSpotClient:
         clock: Callable[[], float] = time.monotonic,
         timeout: tuple[float, float] = (10.0, 120.0),
         on_retry: Callable[[TransientError, float], None] | None = None,
+        pacer: Pacer | None = None,
+        reserve_daily_percent: float = 0.0,
     ) -> None:
         self.policy = policy
         self.on_retry = on_retry
@@ -76,20 +111,26 @@ class HubSpotClient:
         self._client = HubSpot(access_token=token, host=base_url.rstrip("/") if base_url else None,
                                retry=Retry(total=0, redirect=0, raise_on_status=False))
         self._apis: dict[str, Any] = {}
-        self._retry: Retrying | None = None
+        self._retry = retrying(self.policy, sleep=self.sleep, on_retry=self._retried)
         self._calls = 0
         self._lock = threading.Lock()
-        # Pacing state: our recent calls per bucket, and what the last response said is left.
-        self._window: deque[float] = deque()
-        self._searches: deque[float] = deque()
-        self._remaining: int | None = None
-        self._daily_remaining: int | None = None
-        self._interval_s = 10.0
+        if pacer is None:
+            pacer = hubspot_pacer(reserve_daily_percent=reserve_daily_percent, clock=clock,
+                                  sleep=sleep)
+        else:
+            # What every HubSpot portal allows searches, whoever built the pacer.
+            pacer.observe(SEARCH, limit=SEARCH_PER_SECOND, interval_s=1.0)
+        self.pacer: Pacer = pacer
 
     def _api(self, name: str) -> Any:
         """Return one generated API object, built once (each SDK access builds a new client)."""
         api = self._apis.get(name)
-        if api is None:
+        if api is not None:
+            return api
+        with self._lock:
+            api = self._apis.get(name)
+            if api is not None:
+                return api
             crm = self._client.crm
             api = {
                 "contacts.basic": lambda: crm.contacts.basic_api,
@@ -108,8 +149,7 @@ class HubSpotClient:
         return api
 
     def _retrying(self, fn: Callable[[], T]) -> T:
-        if self._retry is None:
-            self._retry = retrying(self.policy, sleep=self.sleep, on_retry=self._retried)
+        # One Retrying for every thread: tenacity keeps each call's state thread-local.
         return self._retry(fn)
 
     def _retried(self, error: TransientError, seconds: float) -> None:
@@ -139,18 +179,26 @@ class HubSpotClient:
         ``OBJECT_NOT_FOUND`` 404 for records deleted meanwhile; that one stays a rejection.
         """
         api = self._api(api_name)
+        bucket = SEARCH if search else BURST
 
         def attempt() -> dict[str, Any]:
-            self._pace(search)
+            try:
+                self.pacer.acquire(bucket)
+            except QuotaExhausted as exc:
+                raise QuotaExhausted(f"HubSpot {op}: {exc}") from None
             with self._lock:
                 self._calls += 1
             try:
                 # Reading the body is part of the call: a connection dropped mid-body fails it.
-                result = _json(fn(api))
+                response = fn(api)
+                result = _json(response)
             except Exception as exc:  # noqa: BLE001 - translated below, or re-raised as is
                 error = translate(op, exc, self.base_url)
                 if error is None:
                     raise
+                if isinstance(error, _RateLimited):
+                    # Hold every caller of this portal's bucket, not just this retry loop.
+                    self.pacer.backoff(bucket, error.retry_after or 0.0)
                 if (isinstance(error, _Rejected) and error.status == 404
                         and not (records_may_be_gone and error.category == "OBJECT_NOT_FOUND")):
                     raise ConfigError(
@@ -162,58 +210,35 @@ class HubSpotClient:
                     raise _Unsure(error) from exc
                 raise error from exc
             if not search:
-                self._observe(api)
+                self._observe(response)
             return result
 
         return self._retrying(attempt)
 
-    def _observe(self, api: Any) -> None:
-        """Note the 10-second bucket's remaining calls from the last response's headers."""
-        response = getattr(api.api_client, "last_response", None)
-        if response is None:
+    def _observe(self, response: Any) -> None:
+        """Tell the pacer what this response's ``X-HubSpot-RateLimit-*`` headers said."""
+        getheader = getattr(response, "getheader", None)
+        if getheader is None:
             return
-        remaining = response.getheader("X-HubSpot-RateLimit-Remaining")
-        interval = response.getheader("X-HubSpot-RateLimit-Interval-Milliseconds")
-        daily = response.getheader("X-HubSpot-RateLimit-Daily-Remaining")
-        try:
-            self._remaining = int(remaining) if remaining is not None else None
-            self._daily_remaining = int(daily) if daily is not None else None
-            if interval is not None:
-                self._interval_s = max(0.001, int(interval) / 1000)
-        except ValueError:
-            self._remaining = self._daily_remaining = None
 
-    def _pace(self, search: bool) -> None:
-        """Wait before a call that would break a rate limit, so a healthy run rarely sees 429.
+        def number(name: str) -> int | None:
+            raw = getheader(name)
+            try:
+                return int(raw) if raw is not None else None
+            except ValueError:
+                return None  # an odd header is treated as missing, never a crash
 
-        When the last response said the daily allowance is used up, stop without calling.
-        """
-        if self._daily_remaining is not None and self._daily_remaining <= 0:
-            raise QuotaExhausted("HubSpot: daily API limit used up (X-HubSpot-RateLimit-Daily-"
-                                 "Remaining is 0); the next run resumes")
-        now = self.clock()
-        if search:
-            bucket, width, room = self._searches, 1.0, SEARCH_PER_SECOND
-            while bucket and bucket[0] <= now - width:
-                bucket.popleft()
-            if len(bucket) >= room:
-                self.wait(bucket[0] + width - now)
-                now = self.clock()
-        else:
-            bucket, width = self._window, self._interval_s
-            while bucket and bucket[0] <= now - width:
-                bucket.popleft()
-            if self._remaining is not None and self._remaining <= WINDOW_RESERVE:
-                # The oldest of our calls leaving the window frees a slot; with no call of ours
-                # in it (another app used the budget), wait a whole window.
-                self.wait(bucket[0] + width - now if bucket else width)
-                self._remaining = None
-                now = self.clock()
-        bucket.append(now)
+        interval = number("X-HubSpot-RateLimit-Interval-Milliseconds")
+        self.pacer.observe(
+            BURST, remaining=number("X-HubSpot-RateLimit-Remaining"),
+            limit=number("X-HubSpot-RateLimit-Max"),
+            interval_s=interval / 1000 if interval else None,
+            daily_remaining=number("X-HubSpot-RateLimit-Daily-Remaining"),
+            daily_limit=number("X-HubSpot-RateLimit-Daily"))
 
     def wait(self, seconds: float) -> None:
+        """Sleep ``seconds`` (through the injected sleep), e.g. to let a lost create land."""
         if seconds > 0:
-            log.debug("pacing: waiting %.2fs for the rate limit", seconds)
             self.sleep(seconds)
 
     def api_calls(self) -> int:

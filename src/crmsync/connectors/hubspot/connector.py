@@ -3,6 +3,11 @@
 Reading (:mod:`.reading`), field writes (:mod:`.writing`), tasks (:mod:`.tasks`) and setup
 (:mod:`.setup`) share one :class:`~crmsync.connectors.hubspot.client.HubSpotClient`, so pacing,
 call counts and the retry policy cover every call the connector makes.
+
+Thread safety: one connector may be called from several threads at once (reads of the next page
+overlapping writes of this one, several write batches in flight). The parts hold no per-call
+state; the client is thread-safe (see :mod:`.client`), and every call of every thread goes through
+one :class:`~crmsync.connectors.pacing.Pacer`, which several connectors of one portal may share.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from crmsync.connectors.base import ApiLimits, Page, RecordUpdate, SetupReport, 
 from crmsync.connectors.fieldmap import FieldMap
 from crmsync.connectors.hubspot.client import HubSpotClient
 from crmsync.connectors.hubspot.reading import ContactReader
+from crmsync.connectors.hubspot.shards import KeyRange
 from crmsync.connectors.hubspot.setup import PropertySetup
 from crmsync.connectors.hubspot.tasks import TaskWriter
-from crmsync.connectors.hubspot.wire import BATCH
+from crmsync.connectors.hubspot.wire import BATCH, SEARCH_PAGE
 from crmsync.connectors.hubspot.writing import FieldWriter
+from crmsync.connectors.pacing import Pacer
 from crmsync.errors import ConfigError, TransientError
 from crmsync.model import Contact, TaskClose, TaskCreate
 from crmsync.retry import RetryPolicy
@@ -30,7 +37,7 @@ _DEFAULT_POLICY = RetryPolicy()
 class HubSpotConnector:
     """Reads contacts (with deals) and writes crmsync's properties and tasks in one HubSpot account.
 
-    Not thread-safe: give each worker thread its own connector.
+    Safe to call from several threads at once (see the module docstring).
 
     Args:
         fieldmap: The HubSpot field map (``connectors/hubspot.json``).
@@ -44,10 +51,16 @@ class HubSpotConnector:
         timeout: (connect, read) timeout in seconds of every HTTP call.
         on_retry: Told about each retry (the error and the wait) before it waits; every retry
             is also logged on ``crmsync.connectors.hubspot`` at INFO.
+        pacer: The portal's :class:`~crmsync.connectors.pacing.Pacer`, shared by every
+            connector (thread, process) of the portal; default: one of this connector's own
+            (:func:`~crmsync.connectors.hubspot.client.hubspot_pacer`).
+        reserve_daily_percent: Share (0-100) of the portal's daily limit left to other
+            integrations: the connector stops with QuotaExhausted once only that much is left.
+            Used by the default pacer only; a given pacer carries its own reserve.
     """
 
     crm = "hubspot"
-    limits = ApiLimits(read_page=BATCH, write_batch=BATCH, task_batch=BATCH,
+    limits = ApiLimits(read_page=SEARCH_PAGE, write_batch=BATCH, task_batch=BATCH,
                        calls_per_task_create_batch=2)  # search by key, then create
 
     def __init__(
@@ -62,6 +75,8 @@ class HubSpotConnector:
         clock: Callable[[], float] = time.monotonic,
         timeout: tuple[float, float] = (10.0, 120.0),
         on_retry: Callable[[TransientError, float], None] | None = None,
+        pacer: Pacer | None = None,
+        reserve_daily_percent: float = 0.0,
     ) -> None:
         if fieldmap.crm != "hubspot":
             raise ConfigError(f"{fieldmap.path}: field map is for {fieldmap.crm!r}, not hubspot")
@@ -73,7 +88,10 @@ class HubSpotConnector:
         self.policy = policy
         self.owner_fallback = owner_fallback
         self._http = HubSpotClient(token=token, base_url=base_url, policy=policy, sleep=sleep,
-                                   clock=clock, timeout=timeout, on_retry=on_retry)
+                                   clock=clock, timeout=timeout, on_retry=on_retry,
+                                   pacer=pacer, reserve_daily_percent=reserve_daily_percent)
+        #: The pacer every call of this connector goes through.
+        self.pacer = self._http.pacer
         contacts = fieldmap.objects["contacts"]
         override = next((s.field for s in contacts.sources if s.fact == "status_override"), None)
         self._reader = ContactReader(self._http, fieldmap)
@@ -89,13 +107,18 @@ class HubSpotConnector:
         return self._reader.streams()
 
     def read(
-        self, stream: str, since: datetime | None, until: datetime | None = None
+        self, stream: str, since: datetime | None, until: datetime | None = None,
+        key_range: KeyRange | None = None,
     ) -> Iterator[Page]:
         """Yield pages of contacts modified at or after ``since`` (all when ``None``).
 
         See :meth:`~crmsync.connectors.hubspot.reading.ContactReader.read`.
         """
-        return self._reader.read(stream, since, until)
+        return self._reader.read(stream, since, until, key_range)
+
+    def shard_ranges(self, stream: str, count: int) -> list[KeyRange]:
+        """Split the stream into ``count`` id ranges (two search calls); see :mod:`.shards`."""
+        return self._reader.shard_ranges(stream, count)
 
     def read_ids(self, stream: str, ids: Sequence[str]) -> list[Contact]:
         """Read specific contacts by id (batch read, with deals); unknown ids are skipped."""

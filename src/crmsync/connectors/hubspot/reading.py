@@ -1,12 +1,12 @@
-"""Reading HubSpot contacts: list paging, windowed search, associations and deal roll-ups.
+"""Reading HubSpot contacts: windowed search, associations and deal roll-ups.
 
-A first (full) read pages the contacts list at 100 with deals associated inline; an incremental
-read searches ``lastmodifieddate >= since`` in ascending order at 200 a page and starts a new
-search window (``GTE`` the last timestamp seen, boundary ids de-duplicated) before HubSpot's
-10,000-result cap. Deals are batch-read at 100 and rolled up by the field map; deal ids are
-pooled across a few pages so that deal reads run at full batches (memory stays bounded by
-:data:`~crmsync.connectors.hubspot.wire.MAX_PENDING_PAGES`, not by the org). Contacts whose deals
-changed since the cursor come first, in ``related`` pages.
+Full and incremental reads search ``lastmodifieddate >= since`` (the epoch for a full read) in
+ascending order at 200 a page, each page a new search window (``GTE`` the last timestamp seen,
+boundary ids de-duplicated), so no request nears HubSpot's 10,000-result cap. Deals are found
+with v4 association reads (1000 contacts a call) and batch-read at 100, rolled up by the field
+map; deal ids are pooled across a few pages so that deal reads run at full batches (memory stays
+bounded by :data:`~crmsync.connectors.hubspot.wire.MAX_PENDING_PAGES`, not by the org). Contacts
+whose deals changed since the cursor come first, in ``related`` pages.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 from crmsync.connectors.base import Page, chunks
 from crmsync.connectors.fieldmap import FieldMap, coerce
 from crmsync.connectors.hubspot.client import HubSpotClient
+from crmsync.connectors.hubspot.shards import KeyRange, contact_shards, in_range, range_filters
 from crmsync.connectors.hubspot.wire import (
     ASSOCIATION_BATCH,
     BATCH,
     MAX_PENDING_PAGES,
-    SEARCH_CAP,
     SEARCH_PAGE,
     _modified_ms,
     _ms,
@@ -32,7 +32,7 @@ from crmsync.connectors.hubspot.wire import (
     _props,
     _results,
 )
-from crmsync.errors import ConfigError, CrmRequestError
+from crmsync.errors import ConfigError
 from crmsync.model import Contact
 
 
@@ -69,26 +69,33 @@ class ContactReader:
         return ["hubspot:contacts"]
 
     def read(
-        self, stream: str, since: datetime | None, until: datetime | None = None
+        self, stream: str, since: datetime | None, until: datetime | None = None,
+        key_range: KeyRange | None = None,
     ) -> Iterator[Page]:
         """Yield pages of contacts modified at or after ``since`` (every contact when ``None``).
 
-        ``since=None`` pages the contacts list in id order (``ordered=False``); otherwise a
-        search in ascending ``lastmodifieddate`` order (``ordered=True``), windowed around the
-        10,000-result cap, bounded above by ``until`` (the run's start). On incremental reads,
-        contacts whose deals changed since ``since`` come first, in ``related`` pages.
+        Both full and incremental reads search in ascending ``lastmodifieddate`` order
+        (``ordered=True``) at 200 a page, keyset-windowed around the 10,000-result cap and
+        bounded above by ``until`` (the run's start). A full read is a search from the epoch:
+        it costs ``N/200`` searches plus a v4 association read per 1000 contacts for their deals,
+        against ``N/100`` list pages with deals inline: fewer calls for any account of more than
+        200 contacts, one more for an account of at most 100 with deals mapped. On incremental
+        reads, contacts whose deals changed since ``since`` come first, in ``related`` pages.
+
+        ``key_range`` (a shard: ``hs_object_id`` from ``lo`` up to, not including, ``hi``)
+        reads only that slice; deal-driven re-reads are kept to the slice too.
         """
         self._check_stream(stream)
-        if since is None:
-            yield from self._with_deals(stream, self._list_pages())
-            return
+        id_filters = range_filters(key_range)
         yielded: set[str] = set()
         deals = self.fieldmap.deals
+        since_ms = _ms(since) if since is not None else 0
 
         def searched() -> Iterator[_Pending]:
             pages = self._search_windows("contacts", "contacts.search", self._modified,
-                                         _ms(since), self._properties,
-                                         _ms(until) if until is not None else None)
+                                         since_ms, self._properties,
+                                         _ms(until) if until is not None else None,
+                                         extra_filters=id_filters)
             if deals is None:
                 for records in pages:
                     yielded.update(str(r["id"]) for r in records)
@@ -99,11 +106,23 @@ class ContactReader:
                 yielded.update(str(r["id"]) for r in records)
                 yield _Pending(records, links, False, True)
 
-        if deals is not None:
+        if deals is not None and since is not None:
             # Deal-driven re-reads come first: they never move the cursor, so a run stopped
             # half-way re-checks them next time instead of losing them behind a moved cursor.
-            yield from self._with_deals(stream, self._related(since, yielded))
+            # (A full read reads every contact anyway.)
+            yield from self._with_deals(stream, self._related(since, yielded, key_range))
         yield from self._with_deals(stream, searched())
+
+    def shard_ranges(self, stream: str, count: int) -> list[KeyRange]:
+        """Return ``count`` ``hs_object_id`` ranges that together hold every contact."""
+        self._check_stream(stream)
+
+        def search(body: dict[str, Any]) -> dict[str, Any]:
+            return self._http.call("search contacts", "contacts.search",
+                                   lambda api: api.do_search(public_object_search_request=body,
+                                                             **self._raw), search=True)
+
+        return contact_shards(search, count)
 
     def read_ids(self, stream: str, ids: Sequence[str]) -> list[Contact]:
         """Read specific contacts by id (batch read, with deals); unknown ids are skipped."""
@@ -113,40 +132,9 @@ class ContactReader:
             out.extend(page.contacts)
         return out
 
-    def _list_pages(self) -> Iterator[_Pending]:
-        after: str | None = None
-        with_deals = self.fieldmap.deals is not None
-        while True:
-            kwargs: dict[str, Any] = {"limit": BATCH, "properties": self._properties,
-                                      "archived": False, **self._raw}
-            if with_deals:
-                kwargs["associations"] = [self.fieldmap.deals.object]  # type: ignore[union-attr]
-            if after is not None:
-                kwargs["after"] = after
-            page = self._http.call("list contacts", "contacts.basic",
-                              lambda api, kw=kwargs: api.get_page(**kw))
-            records = _results(page)
-            links: dict[str, list[str]] = {}
-            if with_deals:
-                for record in records:
-                    links[str(record["id"])] = self._inline_ids(record)
-            if records:
-                yield _Pending(records, links, False, False)
-            following = _next_after(page)
-            if not following or following == after:
-                return
-            after = following
-
-    def _inline_ids(self, record: Any) -> list[str]:
-        associations = record.get("associations") or {}
-        deals_key = self.fieldmap.deals.object if self.fieldmap.deals else "deals"
-        found = associations.get(deals_key) or associations.get(deals_key.rstrip("s"))
-        ids = [str(a["id"]) for a in _results(found or {})]
-        return list(dict.fromkeys(ids))
-
     def _search_windows(
         self, what: str, api_name: str, field: str, since_ms: int, properties: list[str],
-        until_ms: int | None = None,
+        until_ms: int | None = None, extra_filters: Sequence[dict[str, str]] = (),
     ) -> Iterator[list[Any]]:
         """Yield search result pages (ascending ``field``), keyset-paged.
 
@@ -154,27 +142,19 @@ class ContactReader:
         timestamp already yielded are dropped), never an offset into a moving result set:
         records written meanwhile (by crmsync itself, between pages) jump to the end of the
         order, and an offset would then skip as many unread ones. ``until_ms`` bounds the
-        search (``LT``) so records changed after the run started wait for the next run. Only a
-        page whose records all share one timestamp is followed by offset, within that
-        timestamp (nothing written now can land on an old timestamp); more than the result cap
-        on one timestamp cannot be windowed.
+        search (``LT``) so records changed after the run started wait for the next run. A page
+        whose records all share one timestamp (an import) is followed through that timestamp
+        by id (:meth:`_one_stamp`), then the search goes on strictly after it: no request ever
+        nears the 10,000-result cap, however many records share a timestamp.
         """
-        start, skip, offset = since_ms, set[str](), 0
+        start, strict, skip = since_ms, False, set[str]()
         while True:
-            filters = [{"propertyName": field, "operator": "GTE", "value": str(start)}]
+            filters = [{"propertyName": field, "operator": "GT" if strict else "GTE",
+                        "value": str(start)}]
             if until_ms is not None:
                 filters.append({"propertyName": field, "operator": "LT", "value": str(until_ms)})
-            body: dict[str, Any] = {
-                "filterGroups": [{"filters": filters}],
-                "sorts": [{"propertyName": field, "direction": "ASCENDING"}],
-                "properties": properties,
-                "limit": SEARCH_PAGE,
-                "after": str(offset),
-            }
-            page = self._http.call(f"search {what}", api_name,
-                              lambda api, b=body: api.do_search(
-                                  public_object_search_request=b, **self._raw),
-                              search=True)
+            filters.extend(extra_filters)
+            page = self._search(what, api_name, filters, field, properties)
             results = _results(page)
             fresh = []
             last_ms: int | None = None
@@ -193,15 +173,48 @@ class ContactReader:
             if not _next_after(page):
                 return
             if last_ms is None or last_ms <= start:
-                # The whole page sits on the window's first timestamp: step through it.
-                skip |= {str(r["id"]) for r in fresh}
-                offset += len(results)
-                if offset + SEARCH_PAGE > SEARCH_CAP:
-                    raise CrmRequestError(
-                        f"HubSpot search {what}: more than {SEARCH_CAP} records share one "
-                        f"{field} value; they cannot be windowed (run with --full)")
+                # The whole page sits on the window's first timestamp: step through it by id.
+                seen = skip | {str(r["id"]) for r in results}
+                yield from self._one_stamp(what, api_name, field, start, properties, seen,
+                                          extra_filters)
+                strict, skip = True, set()
                 continue
-            start, skip, offset = last_ms, at_last, 0
+            start, strict, skip = last_ms, False, at_last
+
+    def _one_stamp(
+        self, what: str, api_name: str, field: str, stamp: int, properties: list[str],
+        seen: set[str], extra_filters: Sequence[dict[str, str]] = (),
+    ) -> Iterator[list[Any]]:
+        """Yield the records whose ``field`` is exactly ``stamp``, keyset-paged by id."""
+        last_id = 0
+        while True:
+            filters = [{"propertyName": field, "operator": "EQ", "value": str(stamp)},
+                       {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
+                       *extra_filters]
+            page = self._search(what, api_name, filters, "hs_object_id", properties)
+            results = _results(page)
+            fresh = [r for r in results if str(r["id"]) not in seen]
+            if fresh:
+                yield fresh
+            if not results or not _next_after(page):
+                return
+            last_id = max(int(r["id"]) for r in results)
+
+    def _search(
+        self, what: str, api_name: str, filters: list[dict[str, Any]], sort: str,
+        properties: list[str],
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+            "properties": properties,
+            "limit": SEARCH_PAGE,
+            "after": "0",
+        }
+        return self._http.call(f"search {what}", api_name,
+                               lambda api: api.do_search(public_object_search_request=body,
+                                                         **self._raw),
+                               search=True)
 
     def associated(self, from_type: str, to_type: str, ids: Sequence[str]) -> dict[str, list[str]]:
         """Return ``{from id: [to ids]}`` through v4 batch association reads (1000 a call)."""
@@ -225,29 +238,46 @@ class ContactReader:
     def _linked(
         self, pages: Iterable[list[dict[str, Any]]], from_type: str, to_type: str
     ) -> Iterator[tuple[list[dict[str, Any]], dict[str, list[str]]]]:
-        """Pair pages with their associations, pooling pages into full v4 batch reads.
+        """Pair pages with their associations, read in full v4 batches of 1000 ids.
 
-        Holds back at most :data:`ASSOCIATION_BATCH` records (5 search pages), so memory stays
-        bounded while an incremental read makes one association call per 1000 records, not 200.
+        Holds back at most :data:`ASSOCIATION_BATCH` records plus one page, so memory stays
+        bounded while a read makes one association call per 1000 records, not one per page.
         """
-        held: list[list[dict[str, Any]]] = []
-        count = 0
+        held: deque[list[dict[str, Any]]] = deque()
+        unlinked: list[str] = []  # ids of held records whose associations are not read yet
+        links: dict[str, list[str]] = {}  # read, for records still held
+        refs: dict[str, int] = {}  # how many held pages carry each id
 
-        def flush() -> Iterator[tuple[list[dict[str, Any]], dict[str, list[str]]]]:
-            ids = [str(r["id"]) for records in held for r in records]
-            links = self.associated(from_type, to_type, ids)
-            for records in held:
-                yield records, {str(r["id"]): links.get(str(r["id"]), []) for r in records}
-            held.clear()
+        def read(ids: list[str]) -> None:
+            found = self.associated(from_type, to_type, ids)
+            for record_id in ids:
+                links[record_id] = found.get(record_id, [])
+
+        def release() -> Iterator[tuple[list[dict[str, Any]], dict[str, list[str]]]]:
+            while held and all(str(r["id"]) in links for r in held[0]):
+                records = held.popleft()
+                yield records, {str(r["id"]): links[str(r["id"])] for r in records}
+                for record in records:
+                    record_id = str(record["id"])
+                    refs[record_id] -= 1
+                    if not refs[record_id]:
+                        del refs[record_id], links[record_id]
 
         for records in pages:
-            if count + len(records) > ASSOCIATION_BATCH and held:
-                yield from flush()
-                count = 0
             held.append(records)
-            count += len(records)
-        if held:
-            yield from flush()
+            for record in records:
+                record_id = str(record["id"])
+                if record_id not in refs and record_id not in links:
+                    unlinked.append(record_id)
+                refs[record_id] = refs.get(record_id, 0) + 1
+            while len(unlinked) >= ASSOCIATION_BATCH:
+                read(unlinked[:ASSOCIATION_BATCH])
+                del unlinked[:ASSOCIATION_BATCH]
+                yield from release()
+        if unlinked:
+            read(unlinked)
+            unlinked.clear()
+        yield from release()
 
     def _read_batches(self, ids: Sequence[str], related: bool) -> Iterator[_Pending]:
         for chunk in chunks(list(ids), BATCH):
@@ -264,8 +294,9 @@ class ContactReader:
                      if self.fieldmap.deals is not None else {})
             yield _Pending(records, links, related, True)
 
-    def _related(self, since: datetime, yielded: set[str]) -> Iterator[_Pending]:
-        """Contacts (not yet yielded) whose deals changed at or after ``since``."""
+    def _related(self, since: datetime, yielded: set[str],
+                 key_range: KeyRange | None = None) -> Iterator[_Pending]:
+        """Contacts (not yet yielded, within ``key_range``) whose deals changed since ``since``."""
         deals = self.fieldmap.deals
         assert deals is not None
         field = deals.fields.get("modified", "hs_lastmodifieddate")
@@ -274,7 +305,7 @@ class ContactReader:
         for _found, links in self._linked(pages, deals.object, "contacts"):
             for contact_ids in links.values():
                 for contact_id in contact_ids:
-                    if contact_id not in yielded:
+                    if contact_id not in yielded and in_range(contact_id, key_range):
                         yielded.add(contact_id)
                         waiting.append(contact_id)
             while len(waiting) >= BATCH:

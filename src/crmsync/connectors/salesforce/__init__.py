@@ -3,8 +3,14 @@
 Reads are SOQL queries ordered by ``SystemModstamp, Id``, paged at the largest page size; writes
 use sObject Collections (200 records a call, per-record results); tasks are upserted by
 crmsync's external-id key, which makes a retried create harmless. Every HTTP call goes through
-one :class:`~.client.SalesforceClient` (retries, quota guard, accounting) and
+one :class:`~.client.SalesforceClient` (pacing, quota guard, retries, accounting) and
 :func:`~.translate._translated`, the one place vendor errors become crmsync errors.
+
+Thread safety: a :class:`SalesforceConnector` may be called from several threads at once: they
+share one simple-salesforce client and ``requests`` session, a locked call counter and one pacer
+(:mod:`crmsync.connectors.pacing`); logging in, first or again after an expired session that the
+SDK does not refresh (Bulk 2.0 calls), happens once, under a lock. Connectors of one org share a
+pacer by passing the same one to each.
 
 Modules, one seam each:
 
@@ -12,8 +18,9 @@ Modules, one seam each:
 * :mod:`.translate` -- vendor exceptions to crmsync errors;
 * :mod:`.client` -- the SDK calls: retry, quota guard, paging, ``IN`` chunking;
 * :mod:`.soql` -- SOQL literals and helpers;
-* :mod:`.reading` -- streams, deal rollups, deal-driven re-reads;
-* :mod:`.writing` -- sObject Collections and Bulk API 2.0 ingest;
+* :mod:`.reading` -- streams, deal rollups, deal-driven re-reads, large full reads by Bulk query;
+* :mod:`.writing` -- sObject Collections, and ``write_fields_bulk``;
+* :mod:`.bulk` -- Bulk API 2.0 ingest and query jobs, each step a paced, retried call;
 * :mod:`.tasks` -- task find / upsert / close;
 * :mod:`.setup` -- describe checks and Tooling API field creation;
 * :mod:`.connector` -- :class:`SalesforceConnector`, assembled from the above.

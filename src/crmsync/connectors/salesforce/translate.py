@@ -35,6 +35,16 @@ from crmsync.errors import (
     TransientError,
 )
 
+
+class _SessionExpired(AuthError):
+    """A 401 INVALID_SESSION_ID the SDK did not (or could not) refresh."""
+
+
+class _Throttled(TransientError):
+    """Salesforce refused the call for load (concurrent-request limit, 429): the org, not the
+    record, is busy, so every caller of the connection should hold back."""
+
+
 #: Request-level error codes worth retrying even though they come as 400s.
 _TRANSIENT_CODES = frozenset(
     {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"})
@@ -87,8 +97,9 @@ def _translated(
         raise
     except SalesforceExpiredSession as exc:
         # With password/JWT auth simple-salesforce has already logged in again and retried.
-        raise AuthError(f"Salesforce {op}: HTTP 401 {_first_error(exc.content)[0] or 'refused'}; "
-                        "the session is invalid or expired") from exc
+        raise _SessionExpired(f"Salesforce {op}: HTTP 401 "
+                              f"{_first_error(exc.content)[0] or 'refused'}; "
+                              "the session is invalid or expired") from exc
     except SalesforceAuthenticationFailed as exc:
         if exc.code is None:
             # No Salesforce fault code in the answer: whatever answered is not a Salesforce
@@ -101,8 +112,8 @@ def _translated(
         code, text = _first_error(exc.content)
         lowered = text.lower()
         if code == "REQUEST_LIMIT_EXCEEDED" and "concurrent" in lowered:
-            raise TransientError(f"Salesforce {op}: HTTP 403 {code} (concurrent requests)",
-                                 retry_after=retry_after()) from exc
+            raise _Throttled(f"Salesforce {op}: HTTP 403 {code} (concurrent requests)",
+                             retry_after=retry_after()) from exc
         if code == "REQUEST_LIMIT_EXCEEDED":
             raise QuotaExhausted(f"Salesforce {op}: HTTP 403 {code} (daily API requests used "
                                  "up); the run stops and resumes next time") from exc
@@ -115,7 +126,10 @@ def _translated(
         raise CrmRequestError(f"Salesforce {op}: HTTP 400 {code or 'bad request'}") from exc
     except SalesforceGeneralError as exc:
         code = _first_error(exc.content)[0]
-        if exc.status >= 500 or exc.status in (408, 429):
+        if exc.status == 429:
+            raise _Throttled(f"Salesforce {op}: HTTP 429 {code}".rstrip(),
+                             retry_after=retry_after()) from exc
+        if exc.status >= 500 or exc.status == 408:
             raise TransientError(f"Salesforce {op}: HTTP {exc.status} {code}".rstrip(),
                                  retry_after=retry_after()) from exc
         raise CrmRequestError(f"Salesforce {op}: HTTP {exc.status} {code}".rstrip()) from exc
@@ -151,6 +165,8 @@ def _translated(
                           "the token in the environment or secrets file") from None
 
 
-#: A URL path addressing one record or job by id: a 404 there is that record missing.
-_RECORD_PATH = re.compile(r"/(?:sobjects/[^/]+|jobs/(?:ingest|query))/"
-                          r"(?=[A-Za-z0-9]*\d)[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?/?$")
+#: A URL path addressing one record or Bulk 2.0 job by id (or a job's batches and results):
+#: a 404 there is that record or job missing (deleted, expired), not a wrong base URL.
+_RECORD_PATH = re.compile(r"/(?:sobjects/[^/]+/(?=[A-Za-z0-9]*\d)[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?"
+                          r"|jobs/(?:ingest|query)/(?=[A-Za-z0-9]*\d)[A-Za-z0-9]{15}"
+                          r"(?:[A-Za-z0-9]{3})?(?:/[A-Za-z]+)?)/?$")

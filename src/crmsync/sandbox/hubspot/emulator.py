@@ -177,6 +177,7 @@ class HubSpotEmulator:
                 if not self.rate_limits.retry_after:
                     wait = None
                 response = rate_limit_response(policy, wait)
+                response.throttled = policy
             else:
                 response = self._dispatch(request)
         except HttpError as error:

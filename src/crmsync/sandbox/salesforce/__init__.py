@@ -17,14 +17,19 @@ ones:
   (bumps ``SystemModstamp``/``LastModifiedDate``; read-only fields allowed).
 * ``GET|POST /_sandbox/config`` with ``page_size`` (force short query pages), ``daily_limit``,
   ``api_usage`` (calls already used in the rolling 24 hours), ``locator_ttl_s``,
-  ``bulk_polls`` (job-info polls a Bulk 2.0 job stays ``InProgress``) and
-  ``stamp_resolution_ms`` (coarser ``SystemModstamp`` values, so nearby writes tie).
+  ``bulk_polls`` (job-info polls a Bulk 2.0 job stays ``InProgress``),
+  ``stamp_resolution_ms`` (coarser ``SystemModstamp`` values, so nearby writes tie) and
+  ``per_app_limit`` (the ``per-app-api-usage`` part of ``Sforce-Limit-Info``; null drops it).
 
-Module map: :mod:`.schema` (objects and fields), :mod:`.store` (records), :mod:`.soql` (parser),
-:mod:`.query` (SOQL execution), :mod:`.paging` (locators), :mod:`.dml` (validated writes),
+Module map: :mod:`.schema` (objects and fields), :mod:`.store` (records, nested undo),
+:mod:`.soql` (parser), :mod:`.query` (SOQL execution), :mod:`.dates` (date literals),
+:mod:`.aggregate` (GROUP BY and aggregate functions), :mod:`.subqueries` (child relationship
+queries, semi-joins, FIELDS()), :mod:`.paging` (locators), :mod:`.dml` (validated writes),
 :mod:`.rest` (single records, describe), :mod:`.composite` (sObject Collections),
-:mod:`.tooling` (custom fields), :mod:`.bulk2` (Bulk API 2.0), :mod:`.login` (SOAP login),
-:mod:`.limits` (daily allocation), :mod:`.seeding` (seed org -> records).
+:mod:`.composite_api` (``/composite``, ``/composite/batch``), :mod:`.search` (SOSL ``/search``,
+``/recent``), :mod:`.tooling` (custom fields), :mod:`.bulk2` (Bulk API 2.0), :mod:`.bulk1`
+(Bulk API 1.0), :mod:`.login` (SOAP login, identity URL), :mod:`.limits` (daily allocation),
+:mod:`.seeding` (seed org -> records).
 """
 
 from crmsync.sandbox.salesforce.emulator import SalesforceEmulator, SandboxConfig

@@ -157,8 +157,11 @@ class Bulk2:
             compiled = CompiledQuery(text, self.em.store, self.em.now(), version)
         except SoqlError as error:
             raise fail(400, error.code, error.message) from None
-        if compiled.aggregate is not None:
+        if compiled.is_aggregate:
             raise fail(400, "INVALIDJOB", "Aggregate queries are not supported by Bulk API 2.0")
+        if compiled.children:
+            raise fail(400, "INVALIDJOB",
+                       "Nested queries are not supported by Bulk API 2.0")
         job = self._new_job("query", operation, compiled.obj.name, body, version)
         job.compiled = compiled
         job.rows = compiled.run(include_deleted=operation == "queryAll")
@@ -254,7 +257,8 @@ class Bulk2:
             )
             return
         for cells in rows[1:]:
-            record_id, created, errors = self._apply(request, job, obj, fields, cells)
+            record_id, created, errors = self.apply_row(request, job.operation, job.external_id,
+                                                        obj, fields, cells)
             job.processed += 1
             if errors:
                 first = errors[0]
@@ -265,9 +269,12 @@ class Bulk2:
         job.polls_left = em.config.bulk_polls
         job.state = "JobComplete" if job.polls_left == 0 else "InProgress"
 
-    def _apply(
-        self, request: Request, job: Job, obj: Any, fields: list[Any], cells: list[str]
+    def apply_row(
+        self, request: Request, operation: str, external_id: str | None, obj: Any,
+        fields: list[Any], cells: list[str],
     ) -> tuple[str | None, bool, list[SaveError]]:
+        """Apply one CSV row of a Bulk write (2.0 ingest or 1.0 batch): ``""`` leaves a field
+        unchanged, ``#N/A`` nulls it. Returns (record id, created, errors)."""
         em = self.em
         values: dict[str, Any] = {}
         try:
@@ -286,19 +293,19 @@ class Bulk2:
         if rejected is not None:
             return raw_id, False, [rejected]
         try:
-            if job.operation == "insert":
+            if operation == "insert":
                 new_id, errors = em.writer.insert(obj, values)
                 return new_id, True, errors
-            if job.operation == "update":
+            if operation == "update":
                 if raw_id is None:
                     missing = SaveError("MISSING_ARGUMENT", "Id not specified in an update call")
                     return None, False, [missing]
                 errors = em.writer.update(obj, raw_id, values)
                 return normalize_id(raw_id), False, errors
-            if job.operation == "upsert":
-                key = raw_id if job.external_id == "Id" else values.get(job.external_id or "")
-                return em.writer.upsert(obj, job.external_id or "Id", key, values)
-            if job.operation == "delete":
+            if operation == "upsert":
+                key = raw_id if external_id == "Id" else values.get(external_id or "")
+                return em.writer.upsert(obj, external_id or "Id", key, values)
+            if operation == "delete":
                 deleted, errors = em.writer.delete(raw_id, obj)
                 return deleted or raw_id, False, errors
             record_id = normalize_id(raw_id)

@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crmsync.sandbox.faults import FaultInjector, FaultRule
-from crmsync.sandbox.salesforce import login
+from crmsync.sandbox.salesforce import bulk1, login
 from crmsync.sandbox.salesforce.bulk2 import Bulk2
 from crmsync.sandbox.salesforce.composite import Collections
+from crmsync.sandbox.salesforce.composite_api import CompositeApi
 from crmsync.sandbox.salesforce.dml import RequestError, SaveError, Writer
 from crmsync.sandbox.salesforce.ids import looks_like_id, normalize_id
 from crmsync.sandbox.salesforce.limits import DailyUsage
@@ -25,6 +26,7 @@ from crmsync.sandbox.salesforce.paging import QueryService
 from crmsync.sandbox.salesforce.responses import error, fail, not_found
 from crmsync.sandbox.salesforce.rest import SObjectRoutes, render_record
 from crmsync.sandbox.salesforce.schema import standard_schema
+from crmsync.sandbox.salesforce.search import SearchApi
 from crmsync.sandbox.salesforce.seeding import seed_store
 from crmsync.sandbox.salesforce.store import Store
 from crmsync.sandbox.salesforce.tooling import Tooling
@@ -35,6 +37,7 @@ from crmsync.sandbox.server import HttpError, Request, Response
 _VERSION_PATH = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
 _SOBJECT_LEAVES = ("", "describe", "updated", "deleted")
 _SOAP_LOGIN = re.compile(r"^/services/Soap/u/(\d+\.\d)/?$")
+_IDENTITY = re.compile(r"^/id/(00D\w{12,15})/(005\w{12,15})/?$")
 _STATUS_CODES = {
     400: ("BAD_REQUEST", "Bad request"),
     401: ("INVALID_SESSION_ID", "Session expired or invalid"),
@@ -51,6 +54,8 @@ _STATUS_CODES = {
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The connected app named in ``per-app-api-usage``.
+APP_NAME = "crmsync_sandbox"
 
 
 def release_label(version: str) -> str:
@@ -75,6 +80,9 @@ class SandboxConfig:
         bulk_polls: Job-info polls a Bulk 2.0 job stays ``InProgress`` before ``JobComplete``.
         stamp_resolution_ms: Round write timestamps down to this many ms, so that writes close
             together share a ``SystemModstamp`` (ties a sync's watermark must survive).
+        per_app_limit: The connected app's own daily allowance, sent as a second part of
+            ``Sforce-Limit-Info`` (``per-app-api-usage=n/max(appName=...)``) as real orgs with
+            per-app limits do (reported, not enforced); None sends ``api-usage`` alone.
     """
 
     page_size: int | None = None
@@ -82,6 +90,7 @@ class SandboxConfig:
     locator_ttl_s: float = 2 * 24 * 3600
     bulk_polls: int = 0
     stamp_resolution_ms: int = 1
+    per_app_limit: int | None = 5000
 
 
 class SalesforceEmulator:
@@ -139,7 +148,10 @@ class SalesforceEmulator:
         self.queries = QueryService(self.store)
         self.sobjects = SObjectRoutes(self)
         self.collections = Collections(self)
+        self.composite = CompositeApi(self)
+        self.search = SearchApi(self)
         self.bulk = Bulk2(self)
+        self.bulk1 = bulk1.Bulk1(self)
         self._apply_config()
 
     # -- clock -------------------------------------------------------------------------------
@@ -175,6 +187,19 @@ class SalesforceEmulator:
         m = _SOAP_LOGIN.match(path)
         if m and request.method == "POST":
             return self._login(request, m.group(1))
+        if path.startswith("/services/async/"):
+            answer = bulk1.route_async(self, request)
+            if answer is not None:
+                self.usage.record(self.now())
+                answer.headers.setdefault("Sforce-Limit-Info", self.limit_info())
+                return answer
+        m = _IDENTITY.match(path)
+        if m and request.method == "GET":
+            if not self._authorised(request):
+                return error(403, "Bad_OAuth_Token", "Bad_OAuth_Token")
+            if (m.group(1), m.group(2)) != (self.org_id, self.api_user_id):
+                return error(404, "NOT_FOUND", "The requested resource does not exist")
+            return Response(200, login.identity(self, request.headers.get("host", "127.0.0.1")))
         m = _VERSION_PATH.match(path)
         if m is None or m.group(1) not in self.supported_versions():
             return error(404, "NOT_FOUND", "The requested resource does not exist")
@@ -184,10 +209,11 @@ class SalesforceEmulator:
         now = self.now()
         if self.usage.used(now) >= self.config.daily_limit:
             response = error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+            response.throttled = "DailyApiRequests"
         else:
             self.usage.record(now)
             try:
-                response = self._route(request, [s for s in rest.split("/") if s], version)
+                response = self.route(request, [s for s in rest.split("/") if s], version)
             except HttpError as http_error:
                 response = http_error.response
             except RequestError as req_error:
@@ -339,6 +365,11 @@ class SalesforceEmulator:
             for v in self.supported_versions()
         ]
 
+    def identity_url(self, request: Request) -> str:
+        """The identity URL of the API user (``/id/{org}/{user}`` on this emulator)."""
+        host = request.headers.get("host", "127.0.0.1")
+        return f"http://{host}/id/{self.org_id}/{self.api_user_id}"
+
     def supported_versions(self) -> list[str]:
         """Every ``NN.0`` from 31.0 up to the configured version."""
         top = int(float(self.api_version))
@@ -350,27 +381,42 @@ class SalesforceEmulator:
         return self.usage.used(self.now())
 
     def limit_info(self) -> str:
-        """The ``Sforce-Limit-Info`` value (``api-usage=`` must come first)."""
-        return f"api-usage={self.api_usage}/{self.config.daily_limit}"
+        """The ``Sforce-Limit-Info`` value (``api-usage=`` first, then the per-app part)."""
+        used = self.api_usage
+        info = f"api-usage={used}/{self.config.daily_limit}"
+        if self.config.per_app_limit is not None:
+            # One connected app makes every call here, so its usage is the org's.
+            info += f"; per-app-api-usage={used}/{self.config.per_app_limit}(appName={APP_NAME})"
+        return info
 
     # -- routing -----------------------------------------------------------------------------
 
-    def _route(self, request: Request, segs: list[str], version: str) -> Response:
+    def route(self, request: Request, segs: list[str], version: str) -> Response:
+        """Answer one authorised, counted call to ``/services/data/v{version}/{segs}``."""
         head = segs[0] if segs else ""
         if not segs:
             base = f"/services/data/v{version}"
-            return Response(200, {name: f"{base}/{name}" for name in (
-                "tooling", "query", "queryAll", "sobjects", "composite", "limits", "jobs")})
+            resources = {name: f"{base}/{name}" for name in (
+                "tooling", "query", "queryAll", "sobjects", "composite", "limits", "jobs",
+                "search", "recent")}
+            resources["identity"] = self.identity_url(request)
+            return Response(200, resources)
         if head in ("query", "queryAll") and request.method == "GET":
             return self._query(request, head, segs[1:], version)
         if head == "sobjects":
             return self.sobjects.handle(request, segs[1:], version)
         if head == "composite" and len(segs) >= 2 and segs[1] == "sobjects":
             return self.collections.handle(request, segs[2:], version)
+        if head == "composite":
+            return self.composite.handle(request, segs[1:], version)
         if head == "limits" and len(segs) == 1 and request.method == "GET":
             return Response(200, self._limits())
         if head == "tooling":
             return self.tooling.handle(request, segs[1:], version)
+        if head == "search" and len(segs) == 1 and request.method == "GET":
+            return self.search.search(request, version)
+        if head == "recent" and len(segs) == 1 and request.method == "GET":
+            return self.search.recent(request, version)
         if head == "jobs" and len(segs) >= 2:
             return self.bulk.handle(request, segs[1:], version)
         raise not_found()
@@ -455,28 +501,48 @@ class SalesforceEmulator:
     def _set_config(self, request: Request) -> Response:
         try:
             body = request.json() or {}
-        except ValueError:
-            return Response(400, {"error": "config must be a JSON object"})
+            return Response(200, self.configure(body))
+        except ValueError as problem:
+            return Response(400, {"error": str(problem)})
+
+    def configure(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply ``/_sandbox/config`` knobs (any subset); return them all.
+
+        Keys: ``page_size``, ``daily_limit`` (the daily API allowance,
+        ``DailyApiRequests.Max``; a call past it answers 403 ``REQUEST_LIMIT_EXCEEDED`` and is
+        counted under ``rate_limited`` in ``/_sandbox/calls``), ``api_usage`` (calls already
+        used in the rolling 24 hours), ``locator_ttl_s``, ``bulk_polls``,
+        ``stamp_resolution_ms``. Raises ``ValueError`` for anything else.
+        """
+        if not isinstance(body, Mapping):
+            raise ValueError("config must be a JSON object")
         unknown = set(body) - {
             "page_size", "daily_limit", "locator_ttl_s", "bulk_polls", "api_usage",
-            "stamp_resolution_ms",
+            "stamp_resolution_ms", "per_app_limit",
         }
-        if not isinstance(body, dict) or unknown:
-            return Response(400, {"error": f"unknown config keys {sorted(unknown)}"})
-        if "page_size" in body:
-            self.config.page_size = None if body["page_size"] is None else int(body["page_size"])
-        if "daily_limit" in body:
-            self.config.daily_limit = int(body["daily_limit"])
-        if "locator_ttl_s" in body:
-            self.config.locator_ttl_s = float(body["locator_ttl_s"])
-        if "bulk_polls" in body:
-            self.config.bulk_polls = int(body["bulk_polls"])
-        if "stamp_resolution_ms" in body:
-            self.config.stamp_resolution_ms = max(1, int(body["stamp_resolution_ms"]))
-        if "api_usage" in body:
-            self.usage.set(int(body["api_usage"]), self.now())
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}")
+        try:
+            if "page_size" in body:
+                self.config.page_size = (None if body["page_size"] is None
+                                         else int(body["page_size"]))
+            if "daily_limit" in body:
+                self.config.daily_limit = int(body["daily_limit"])
+            if "locator_ttl_s" in body:
+                self.config.locator_ttl_s = float(body["locator_ttl_s"])
+            if "bulk_polls" in body:
+                self.config.bulk_polls = int(body["bulk_polls"])
+            if "stamp_resolution_ms" in body:
+                self.config.stamp_resolution_ms = max(1, int(body["stamp_resolution_ms"]))
+            if "per_app_limit" in body:
+                limit = body["per_app_limit"]
+                self.config.per_app_limit = None if limit is None else int(limit)
+            if "api_usage" in body:
+                self.usage.set(int(body["api_usage"]), self.now())
+        except TypeError as problem:
+            raise ValueError(f"bad config value: {problem}") from None
         self._apply_config()
-        return Response(200, self._config_json())
+        return self._config_json()
 
     def _apply_config(self) -> None:
         self.queries.page_size = self.config.page_size
@@ -489,6 +555,7 @@ class SalesforceEmulator:
             "locator_ttl_s": self.config.locator_ttl_s,
             "bulk_polls": self.config.bulk_polls,
             "stamp_resolution_ms": self.config.stamp_resolution_ms,
+            "per_app_limit": self.config.per_app_limit,
             "api_usage": self.api_usage,
         }
 

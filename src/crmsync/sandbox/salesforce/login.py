@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import re
 from html import escape, unescape
+from typing import TYPE_CHECKING, Any
 
+from crmsync.sandbox.salesforce.values import to_json
 from crmsync.sandbox.server import Request, Response
+
+if TYPE_CHECKING:
+    from crmsync.sandbox.salesforce.emulator import SalesforceEmulator
 
 _FIELD = re.compile(r"<(?:\w+:)?(username|password)>(.*?)</(?:\w+:)?\1>", re.DOTALL)
 
@@ -61,3 +66,54 @@ def login_fault() -> Response:
         f"</sf:LoginFault></detail></soapenv:Fault>{_ENVELOPE_CLOSE}"
     )
     return Response(500, body, content_type="text/xml;charset=UTF-8")
+
+
+def identity(em: SalesforceEmulator, host: str) -> dict[str, Any]:
+    """``GET /id/{org}/{user}``: who the session belongs to, with the org's service URLs.
+
+    The URLs keep the literal ``{version}`` placeholder, as the real identity service sends them.
+    """
+    user = em.store.get("User", em.api_user_id) or {}
+    base = f"http://{host}"
+    org, uid = em.org_id, em.api_user_id
+    return {
+        "id": f"{base}/id/{org}/{uid}",
+        "asserted_user": True,
+        "user_id": uid,
+        "organization_id": org,
+        "username": user.get("Username"),
+        "nick_name": user.get("Alias"),
+        "display_name": user.get("Name"),
+        "email": user.get("Email"),
+        "email_verified": True,
+        "first_name": user.get("FirstName"),
+        "last_name": user.get("LastName"),
+        "timezone": "GMT",
+        "photos": {"picture": f"{base}/profilephoto/005/F",
+                   "thumbnail": f"{base}/profilephoto/005/T"},
+        "addr_street": None, "addr_city": None, "addr_state": None, "addr_country": "US",
+        "addr_zip": None, "mobile_phone": None, "mobile_phone_verified": False,
+        "is_lightning_login_user": False,
+        "status": {"created_date": None, "body": None},
+        "urls": {
+            "enterprise": f"{base}/services/Soap/c/{{version}}/{org}",
+            "metadata": f"{base}/services/Soap/m/{{version}}/{org}",
+            "partner": f"{base}/services/Soap/u/{{version}}/{org}",
+            "rest": f"{base}/services/data/v{{version}}/",
+            "sobjects": f"{base}/services/data/v{{version}}/sobjects/",
+            "search": f"{base}/services/data/v{{version}}/search/",
+            "query": f"{base}/services/data/v{{version}}/query/",
+            "recent": f"{base}/services/data/v{{version}}/recent/",
+            "tooling_soap": f"{base}/services/Soap/T/{{version}}/{org}",
+            "tooling_rest": f"{base}/services/data/v{{version}}/tooling/",
+            "profile": f"{base}/{uid}",
+            "custom_domain": base,
+        },
+        "active": True,
+        "user_type": "STANDARD",
+        "language": "en_US",
+        "locale": "en_US",
+        "utcOffset": 0,
+        "last_modified_date": to_json("datetime", user.get("LastModifiedDate")),
+        "is_app_installed": True,
+    }

@@ -56,7 +56,7 @@ class QueryService:
         except SoqlError as error:
             raise RequestError(error.code, error.message) from None
         rows = compiled.run(include_deleted=include_deleted)
-        if compiled.aggregate is not None:
+        if compiled.is_aggregate:
             records = compiled.aggregate_rows(rows)
             total = len(rows) if compiled.parsed.count_only else len(records)
             return {"totalSize": total, "done": True, "records": records}

@@ -6,13 +6,14 @@ the object's rows; the sorted result is what a query locator pages through.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from crmsync.sandbox.salesforce import soql
+from crmsync.sandbox.salesforce import aggregate, dates, soql, subqueries
 from crmsync.sandbox.salesforce.ids import normalize_id
 from crmsync.sandbox.salesforce.schema import FieldDef, ObjectDef
 from crmsync.sandbox.salesforce.soql import SoqlError
@@ -37,6 +38,8 @@ class Column:
     leaf: FieldDef
     get: Getter
     parents: tuple[Getter, ...]  # parent record getters for each relationship step
+    #: The output key of the leaf when it differs from the field name (``toLabel(x) alias``).
+    key: str | None = None
 
     @property
     def dotted(self) -> str:
@@ -47,9 +50,12 @@ class Column:
 class CompiledQuery:
     """A SOQL statement bound to the org schema, ready to run."""
 
-    def __init__(self, text: str, store: Store, now: datetime, api_version: str) -> None:
+    def __init__(
+        self, text: str, store: Store, now: datetime, api_version: str,
+        parsed: soql.Query | None = None,
+    ) -> None:
         self.text = text
-        self.parsed = soql.parse(text)
+        self.parsed = parsed if parsed is not None else soql.parse(text)
         self.store = store
         self.now = now
         self.api_version = api_version
@@ -63,28 +69,59 @@ class CompiledQuery:
             )
         self.obj = obj
         self.columns: list[Column] = []
-        self.aggregate: soql.Aggregate | None = None
+        #: Aggregate calls of the select list, with their resolved field (None for COUNT()).
+        self.aggregates: list[tuple[soql.Aggregate, Column | None]] = []
+        #: Child relationship queries of the select list.
+        self.children: list[subqueries.ChildQuery] = []
+        #: What a row renders, in select order: columns and child queries.
+        self.output: list[Column | subqueries.ChildQuery] = []
+        seen: set[str] = set()
         for item in self.parsed.select:
             if isinstance(item, soql.Aggregate):
-                if item.path is not None:
-                    self.resolve(item.path)
-                self.aggregate = item
+                column = None if item.path is None else self.resolve(item.path)
+                self.aggregates.append((item, column))
+            elif isinstance(item, soql.SubQuery):
+                child = subqueries.ChildQuery(self, item)
+                self.children.append(child)
+                self.output.append(child)
+            elif isinstance(item, soql.Fields):
+                for path in subqueries.expand_fields(self, item):
+                    column = self.resolve(path)
+                    if column.dotted.casefold() not in seen:  # FIELDS() overlaps are fine
+                        self._add_column(column, seen)
             else:
-                self.columns.append(self.resolve(item))
-        seen: set[str] = set()
-        for column in self.columns:
-            key = column.dotted.casefold()
-            if key in seen:
+                column = self.resolve(item.path if isinstance(item, soql.Label) else item)
+                if isinstance(item, soql.Label):
+                    if column.leaf.type not in ("picklist", "multipicklist", "combobox"):
+                        raise SoqlError(f"\n{text}\n\ntoLabel() needs a picklist field, not "
+                                        f"{column.dotted}", "INVALID_FIELD")
+                    # Picklist labels equal their values in the sandbox's (English) schema.
+                    column = dataclasses.replace(column, key=item.alias)
+                self._add_column(column, seen)
+        self.group_by = [self.resolve(p) for p in self.parsed.group_by]
+        #: Whether rows come back as ``AggregateResult`` (aggregates or GROUP BY).
+        self.is_aggregate = bool(self.aggregates or self.group_by)
+        grouped = {c.dotted.casefold() for c in self.group_by}
+        if self.is_aggregate:
+            loose = [c for c in self.columns if c.dotted.casefold() not in grouped]
+            if loose:
                 raise SoqlError(
-                    f"\n{text}\n\nduplicate field selected: {column.names[-1]}", "INVALID_FIELD"
+                    f"Field must be grouped or aggregated: {loose[0].dotted}", "MALFORMED_QUERY"
                 )
-            seen.add(key)
-        if self.aggregate is not None and self.columns:
-            raise SoqlError(
-                f"Field must be grouped or aggregated: {self.columns[0].dotted}", "MALFORMED_QUERY"
-            )
         self.predicate = self.compile(self.parsed.where) if self.parsed.where else None
         self.order = [(self.resolve(o.path), o) for o in self.parsed.order_by]
+        if self.is_aggregate:
+            aggregate.check(self)
+
+    def _add_column(self, column: Column, seen: set[str]) -> None:
+        key = column.dotted.casefold()
+        if key in seen:
+            raise SoqlError(
+                f"\n{self.text}\n\nduplicate field selected: {column.names[-1]}", "INVALID_FIELD"
+            )
+        seen.add(key)
+        self.columns.append(column)
+        self.output.append(column)
 
     # -- name resolution ---------------------------------------------------------------------
 
@@ -170,6 +207,8 @@ class CompiledQuery:
     def _comparison(self, cmp: soql.Comparison) -> Predicate:
         column = self.resolve(cmp.path)
         get, ftype, name = column.get, column.leaf.type, column.leaf.name
+        if isinstance(cmp.value, soql.SubQuery):
+            return subqueries.semi_join(self, column, cmp.value, cmp.op == "NOT IN")
         if cmp.op in ("IN", "NOT IN"):
             assert isinstance(cmp.value, tuple)
             wanted = {_key(ftype, self._literal(ftype, name, lit, "IN")) for lit in cmp.value}
@@ -242,6 +281,15 @@ class CompiledQuery:
 
     def run(self, include_deleted: bool = False) -> list[Record]:
         """Return matching rows, sorted, after OFFSET and LIMIT."""
+        rows = self.matching(include_deleted)
+        if self.is_aggregate:
+            return rows  # ORDER BY, LIMIT and OFFSET apply to the groups (see .aggregate)
+        start = self.parsed.offset or 0
+        end = None if self.parsed.limit is None else start + self.parsed.limit
+        return rows[start:end]
+
+    def matching(self, include_deleted: bool = False) -> list[Record]:
+        """Return every matching row, sorted (unsorted for aggregate queries)."""
         predicate = self.predicate
         rows = [
             rec
@@ -252,23 +300,26 @@ class CompiledQuery:
             # Closed tasks due more than 365 days ago are archived: only queryAll returns them.
             horizon = self.now.date() - timedelta(days=365)
             rows = [r for r in rows if not _archived(r, horizon)]
+        if self.is_aggregate:
+            return rows
         # Sort by the last key first; Python's sort is stable, so earlier keys win.
         for column, item in reversed(self.order):
             rows.sort(key=_sort_key(column, item), reverse=item.descending)
-        start = self.parsed.offset or 0
-        end = None if self.parsed.limit is None else start + self.parsed.limit
-        return rows[start:end]
+        return rows
 
     def render(self, rec: Record) -> dict[str, Any]:
         """Render one row as the REST API does: ``attributes`` then SELECT order."""
         out: dict[str, Any] = {"attributes": self._attributes(self.obj.name, rec["Id"])}
-        for column in self.columns:
-            self._place(out, rec, column, 0)
+        for item in self.output:
+            if isinstance(item, Column):
+                self._place(out, rec, item, 0)
+            else:
+                out[item.name] = item.render(rec["Id"])
         return out
 
     def _place(self, out: dict[str, Any], rec: Record, column: Column, depth: int) -> None:
         if depth == len(column.names) - 1:
-            out[column.names[depth]] = to_json(column.leaf.type, column.get(rec))
+            out[column.key or column.names[depth]] = to_json(column.leaf.type, column.get(rec))
             return
         rel = column.names[depth]
         parent = column.parents[depth](rec)
@@ -289,13 +340,8 @@ class CompiledQuery:
         }
 
     def aggregate_rows(self, rows: list[Record]) -> list[dict[str, Any]]:
-        """Rows of an aggregate query without GROUP BY (``COUNT(field)``)."""
-        assert self.aggregate is not None
-        if self.aggregate.path is None:
-            return []
-        column = self.resolve(self.aggregate.path)
-        count = sum(1 for rec in rows if column.get(rec) is not None)
-        return [{"attributes": {"type": "AggregateResult"}, self.aggregate.alias or "expr0": count}]
+        """``AggregateResult`` rows of an aggregate query over its matching rows."""
+        return aggregate.result_rows(self, rows)
 
     def csv_header(self) -> list[str]:
         """Bulk CSV header: SELECT order, dotted names for parent fields."""
@@ -313,30 +359,7 @@ class _Range:
 
 
 def _relative_range(rel: soql.RelativeDate, now: datetime, ftype: str) -> _Range:
-    today = now.astimezone(UTC).date()
-    name, n = rel.name, rel.n
-    if name == "TODAY":
-        start, end = today, today + timedelta(days=1)
-    elif name == "YESTERDAY":
-        start, end = today - timedelta(days=1), today
-    elif name == "TOMORROW":
-        start, end = today + timedelta(days=1), today + timedelta(days=2)
-    elif name == "LAST_N_DAYS":
-        start, end = today - timedelta(days=n), today + timedelta(days=1)
-    elif name == "NEXT_N_DAYS":
-        start, end = today + timedelta(days=1), today + timedelta(days=n + 1)
-    elif name in ("THIS_WEEK", "LAST_WEEK"):
-        sunday = today - timedelta(days=(today.weekday() + 1) % 7)
-        start = sunday - timedelta(days=7 if name == "LAST_WEEK" else 0)
-        end = start + timedelta(days=7)
-    else:  # THIS_MONTH, LAST_MONTH
-        first = today.replace(day=1)
-        if name == "LAST_MONTH":
-            end = first
-            start = (first - timedelta(days=1)).replace(day=1)
-        else:
-            start = first
-            end = (first + timedelta(days=32)).replace(day=1)
+    start, end = dates.date_range(rel.name, rel.n, now.astimezone(UTC).date())
     if ftype == "datetime":
         return _Range(_midnight(start), _midnight(end))
     return _Range(start, end)

@@ -158,7 +158,11 @@ class SObjectRoutes:
             return save_errors_response(errors)
         if created:
             return Response(201, {"id": record_id, "success": True, "errors": [], "created": True})
-        return Response(204)
+        # Since API v46.0 an upsert that updates answers 200 with the same body as a create
+        # (created: false); earlier versions answer 204 with no body.
+        if float(version) < 46.0:
+            return Response(204)
+        return Response(200, {"id": record_id, "success": True, "errors": [], "created": False})
 
     def replication(self, request: Request, obj: ObjectDef, kind: str) -> Response:
         """``GET /sobjects/X/updated|deleted/?start=..&end=..`` at whole-minute granularity."""

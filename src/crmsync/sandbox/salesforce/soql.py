@@ -2,16 +2,19 @@
 
 Grammar (keywords case-insensitive)::
 
-    query      := SELECT select_list FROM ident [WHERE condition]
+    query      := SELECT select_list FROM ident [WHERE condition] [GROUP BY path {, path}]
                   [ORDER BY order_item {, order_item}] [LIMIT int] [OFFSET int]
     select_list:= COUNT() | item {, item}
-    item       := path | COUNT(path) [alias]
+    item       := path | func(path) [alias] | TOLABEL(path) [alias]
+                | FIELDS(STANDARD|CUSTOM|ALL) | ( query )          -- child relationship query
+    func       := COUNT | COUNT_DISTINCT | MAX | MIN | SUM | AVG
     path       := ident {. ident}
     condition  := unary {AND unary} | unary {OR unary}      -- mixing needs parentheses
     unary      := NOT unary | ( condition ) | comparison
     comparison := path op value | path [NOT] IN ( value {, value} ) | path LIKE string
+                | path [NOT] IN ( query )                           -- semi-join / anti-join
     value      := string | number | true | false | null | date | datetime
-                | TODAY | YESTERDAY | TOMORROW | LAST_N_DAYS:n | NEXT_N_DAYS:n
+                | date literal (TODAY, NEXT_WEEK, LAST_N_DAYS:n, THIS_FISCAL_YEAR...: .dates)
     order_item := path [ASC|DESC] [NULLS FIRST|LAST]
 
 Parsing knows no schema: :mod:`.query` resolves names and types and raises the
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from crmsync.sandbox.salesforce import dates
 from crmsync.sandbox.salesforce.values import parse_datetime
 
 
@@ -73,9 +77,13 @@ class Path:
         return ".".join(self.parts)
 
 
+#: Aggregate functions a select list may call.
+AGGREGATES = ("COUNT", "COUNT_DISTINCT", "MAX", "MIN", "SUM", "AVG")
+
+
 @dataclass(frozen=True)
 class Aggregate:
-    """``COUNT(path)`` in a select list (``path`` None for ``COUNT()``)."""
+    """``COUNT(path)``, ``MAX(path)``... in a select list (``path`` None for ``COUNT()``)."""
 
     func: str
     path: Path | None
@@ -83,12 +91,35 @@ class Aggregate:
 
 
 @dataclass(frozen=True)
+class Label:
+    """``toLabel(path)`` in a select list: the picklist value's label."""
+
+    path: Path
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class Fields:
+    """``FIELDS(STANDARD)``, ``FIELDS(CUSTOM)`` or ``FIELDS(ALL)``."""
+
+    which: str
+
+
+@dataclass(frozen=True)
+class SubQuery:
+    """A nested ``(SELECT ...)``: a child relationship query in a select list, or the right
+    side of a semi-join (``Id IN (SELECT WhoId FROM Task)``)."""
+
+    query: Query
+
+
+@dataclass(frozen=True)
 class Comparison:
-    """``path op value``; for IN/NOT IN ``value`` is a tuple of literals."""
+    """``path op value``; for IN/NOT IN ``value`` is a tuple of literals or a subquery."""
 
     path: Path
     op: str  # = != < <= > >= LIKE IN NOT IN
-    value: Literal | tuple[Literal, ...]
+    value: Literal | tuple[Literal, ...] | SubQuery
 
 
 @dataclass(frozen=True)
@@ -119,9 +150,10 @@ class OrderItem:
 class Query:
     """A parsed SOQL statement."""
 
-    select: list[Path | Aggregate]
+    select: list[Any]  # Path | Aggregate | Label | Fields | SubQuery
     sobject: str
     where: Any = None
+    group_by: list[Path] = field(default_factory=list)
     order_by: list[OrderItem] = field(default_factory=list)
     limit: int | None = None
     offset: int | None = None
@@ -147,11 +179,11 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "'": "'", '"': '"', "\\": "\\"}
-_RELATIVE = {"TODAY", "YESTERDAY", "TOMORROW", "LAST_WEEK", "THIS_WEEK", "LAST_MONTH", "THIS_MONTH"}
-_RELATIVE_N = {"LAST_N_DAYS", "NEXT_N_DAYS"}
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "'": "'", '"': '"',
+            "\\": "\\"}
 _RESERVED = {"SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "ORDER", "BY", "LIMIT", "OFFSET",
-             "IN", "LIKE", "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS", "FIRST", "LAST"}
+             "GROUP", "IN", "LIKE", "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS", "FIRST",
+             "LAST"}
 
 
 def tokenize(text: str) -> list[Token]:
@@ -234,6 +266,18 @@ class _Parser:
     # -- grammar -----------------------------------------------------------------------------
 
     def query(self) -> Query:
+        query = self.query_body()
+        if self.tok.kind != "EOF":
+            self.fail()
+        return query
+
+    def subquery(self) -> SubQuery:
+        """``( SELECT ... )`` with the opening parenthesis already read."""
+        query = self.query_body()
+        self.expect(")")
+        return SubQuery(query)
+
+    def query_body(self) -> Query:
         self.expect_kw("SELECT")
         select = self.select_list()
         self.expect_kw("FROM")
@@ -242,6 +286,13 @@ class _Parser:
         if self.is_kw("WHERE"):
             self.advance()
             query.where = self.condition()
+        if self.is_kw("GROUP"):
+            self.advance()
+            self.expect_kw("BY")
+            query.group_by.append(self.path())
+            while self.tok.kind == ",":
+                self.advance()
+                query.group_by.append(self.path())
         if self.is_kw("ORDER"):
             self.advance()
             self.expect_kw("BY")
@@ -257,8 +308,6 @@ class _Parser:
             query.offset = self.non_negative_int()
             if query.offset > 2000:
                 raise SoqlError("Maximum SOQL offset allowed is 2000", "NUMBER_OUTSIDE_VALID_RANGE")
-        if self.tok.kind != "EOF":
-            self.fail()
         return query
 
     def non_negative_int(self) -> int:
@@ -281,8 +330,8 @@ class _Parser:
             parts.append(self.ident())
         return Path(tuple(parts))
 
-    def select_list(self) -> list[Path | Aggregate]:
-        items: list[Path | Aggregate] = [self.select_item()]
+    def select_list(self) -> list[Any]:
+        items: list[Any] = [self.select_item()]
         while self.tok.kind == ",":
             self.advance()
             items.append(self.select_item())
@@ -290,16 +339,37 @@ class _Parser:
             raise SoqlError("COUNT() must be the only element in the SELECT list")
         return items
 
-    def select_item(self) -> Path | Aggregate:
-        if self.is_kw("COUNT") and self.tokens[self.i + 1].kind == "(":
+    def select_item(self) -> Any:
+        if self.tok.kind == "(":
+            self.advance()
+            return self.subquery()
+        calls = self.tokens[self.i + 1].kind == "("
+        if calls and self.is_kw("FIELDS"):
             self.advance()
             self.advance()
-            inner = None if self.tok.kind == ")" else self.path()
+            if not self.is_kw("STANDARD", "CUSTOM", "ALL"):
+                self.fail()
+            which = self.advance().value
+            self.expect(")")
+            return Fields(which)
+        if calls and self.is_kw("TOLABEL"):
+            self.advance()
+            self.advance()
+            inner = self.path()
+            self.expect(")")
+            alias = None
+            if self.tok.kind == "IDENT" and not self.is_kw("FROM"):
+                alias = self.ident()
+            return Label(inner, alias)
+        if self.is_kw(*AGGREGATES) and self.tokens[self.i + 1].kind == "(":
+            func = self.advance().value
+            self.advance()
+            inner = None if self.tok.kind == ")" and func == "COUNT" else self.path()
             self.expect(")")
             alias = None
             if inner is not None and self.tok.kind == "IDENT" and not self.is_kw("FROM"):
                 alias = self.ident()
-            return Aggregate("COUNT", inner, alias)
+            return Aggregate(func, inner, alias)
         return self.path()
 
     def order_item(self) -> OrderItem:
@@ -357,6 +427,8 @@ class _Parser:
         if self.is_kw("IN"):
             self.advance()
             self.expect("(")
+            if self.is_kw("SELECT"):
+                return Comparison(path, "NOT IN" if negate else "IN", self.subquery())
             values = [self.value()]
             while self.tok.kind == ",":
                 self.advance()
@@ -388,10 +460,10 @@ class _Parser:
             if word == "NULL":
                 self.advance()
                 return Literal("null", None)
-            if word in _RELATIVE:
+            if dates.is_literal(word):
                 self.advance()
                 return Literal("relative", RelativeDate(word))
-            if word in _RELATIVE_N:
+            if dates.takes_n(word):
                 self.advance()
                 self.expect(":")
                 n = self.non_negative_int()

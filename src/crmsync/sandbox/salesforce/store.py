@@ -26,6 +26,7 @@ class Store:
         self._sequences: dict[str, int] = {}
         self._indexes: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._undo: list[tuple[str, str, Record | None]] | None = None
+        self._marks: list[int] = []  # undo-log lengths at each open begin()
         for obj in schema.values():
             for fdef in obj.fields.values():
                 if fdef.indexed:
@@ -111,17 +112,24 @@ class Store:
         self._reindex(obj_name, old, None)
 
     def begin(self) -> None:
-        """Start recording writes so they can be rolled back (one level, no nesting)."""
-        self._undo = []
+        """Start recording writes so they can be rolled back; nests (``/composite`` with
+        ``allOrNone`` around a collection call that has its own)."""
+        if self._undo is None:
+            self._undo = []
+        self._marks.append(len(self._undo))
 
     def commit(self) -> None:
-        """Keep every write since :meth:`begin`."""
-        self._undo = None
+        """Keep every write since the matching :meth:`begin`."""
+        if self._marks:
+            self._marks.pop()
+        if not self._marks:
+            self._undo = None
 
     def rollback(self) -> None:
-        """Undo every write since :meth:`begin`."""
-        undo, self._undo = self._undo or [], None
-        for obj_name, record_id, old in reversed(undo):
+        """Undo every write since the matching :meth:`begin`."""
+        mark = self._marks.pop() if self._marks else 0
+        undo = self._undo or []
+        for obj_name, record_id, old in reversed(undo[mark:]):
             table = self.tables[obj_name]
             current = table.get(record_id)
             self._reindex(obj_name, current, old)
@@ -129,6 +137,9 @@ class Store:
                 table.pop(record_id, None)
             else:
                 table[record_id] = old
+        del undo[mark:]
+        if not self._marks:
+            self._undo = None
 
     def _reindex(self, obj_name: str, old: Record | None, new: Record | None) -> None:
         for (indexed_obj, field_name), index in self._indexes.items():

@@ -120,7 +120,7 @@ class Tooling:
         except SoqlError as error:
             raise fail(400, error.code, error.message) from None
         rows = compiled.run()
-        if compiled.aggregate is not None:
+        if compiled.is_aggregate:
             records = compiled.aggregate_rows(rows)
             total = len(rows) if compiled.parsed.count_only else len(records)
         else:
