@@ -132,12 +132,14 @@ def main() -> None:
     args = parser.parse_args()
     crms = ["hubspot", "salesforce"] if args.crm == "both" else [args.crm]
     print(f"{'crm':<11}{'contacts':>9}{'calls':>7}{'min':>6}{'x min':>7}{'rerun writes':>13}"
-          f"{'wall s':>8}{'client cpu s':>13}{'calls*lat s':>12}{'x':>6}{'peak MiB':>10}")
+          f"{'wall s':>8}{'client cpu s':>13}{'cpu µs/c':>9}{'calls*lat s':>12}{'x':>6}"
+          f"{'peak MiB':>10}")
     for crm in crms:
         for size in (int(s) for s in args.sizes.split(",")):
             r = measure(crm, size, args.latency_ms)
             print(f"{r['crm']:<11}{r['contacts']:>9}{r['calls']:>7}{r['minimum']:>6}"
                   f"{r['ratio']:>7.2f}{r['repeat_writes']:>13}{r['seconds']:>8.1f}{r['cpu_s']:>13.1f}"
+                  f"{r['cpu_s'] / r['contacts'] * 1e6:>9.0f}"
                   f"{r['ideal_s']:>12.1f}{r['time_ratio']:>6.2f}{r['peak_mib']:>10.1f}", flush=True)
 
 

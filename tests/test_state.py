@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import partial
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -265,6 +270,96 @@ def test_rejections_are_retried_until_resolved(store: StateStore) -> None:
     assert attempts == 2
 
 
+# -- per-page calls -----------------------------------------------------------------------------
+
+
+def _decision(record_id: str, status: str, modified: datetime) -> dict[str, object]:
+    return {"record_id": record_id, "status": status, "miss_type": "none", "score": 40.0,
+            "status_since": T0, "ruleset_hash": "rs1", "modified_at": modified}
+
+
+def test_page_context_reads_states_open_tasks_and_closed_counts(store: StateStore) -> None:
+    run_id = store.start_run("hubspot", "run", started_at=T0)
+    store.save_contact_states(run_id, STREAM, [_decision("a", "lead", T0),
+                                               _decision("b", "prospect", T0)])
+    store.save_contact_states(run_id, "salesforce:Lead", [_decision("a", "opportunity", T0)])
+    store.task_intents(run_id, STREAM, [_create("a"), _create("b", "nurture")])
+    store.task_created("a:follow_up", "T-1")
+    store.task_closed("b:nurture")
+    store.task_intents(run_id, STREAM, [_create("b", "nurture")])  # a new one, still intent
+
+    context = store.page_context(STREAM, ["a", "b", "c"])
+
+    assert {k: (v.status, v.modified_at) for k, v in context.states.items()} == {
+        "a": ("lead", T0), "b": ("prospect", T0)}
+    assert sorted((t.key, t.state, t.task_id) for t in context.open_tasks) == [
+        ("a:follow_up", "open", "T-1"), ("b:nurture", "intent", None)]
+    assert context.closed_counts == {}  # the closed key was planned again: not closed now
+    store.task_closed("b:nurture")
+    assert store.page_context(STREAM, ["b"]).closed_counts == {("b", "nurture"): 1}
+    assert store.page_context(STREAM, []).states == {}
+
+
+def test_settle_fields_records_a_whole_batch_at_once(store: StateStore) -> None:
+    run_id = store.start_run("hubspot", "run", started_at=T0)
+    store.record_rejection(STREAM, "1", run_id, "INVALID", "bad value")  # retried this run
+    store.record_rejection(STREAM, "3", run_id, "INVALID", "bad value")
+    ids = store.journal_fields(run_id, STREAM, [
+        (rid, "contact", {}, {"status": "prospect"}) for rid in ("1", "2", "3")])
+
+    store.settle_fields(run_id, STREAM, applied=ids[:2], resolved=["1", "2"],
+                        states=[_decision("1", "prospect", T0), _decision("2", "prospect", T0)],
+                        rejected=[(ids[2], "3", "INVALID_EMAIL", "property value is not valid")])
+
+    entries = store.journal_for_run(run_id)
+    assert [(e.record_id, e.state, e.error_code) for e in entries] == [
+        ("1", "applied", None), ("2", "applied", None), ("3", "rejected", "INVALID_EMAIL")]
+    assert store.rejected_ids(STREAM) == ["3"]
+    assert sorted(store.contact_states(STREAM, ["1", "2", "3"])) == ["1", "2"]
+    with store._engine.connect() as conn:  # a second rejection counts a second attempt
+        attempts = conn.execute(sa.text(
+            "SELECT attempts, error_code FROM crmsync_rejections WHERE record_id = '3'")).one()
+    assert tuple(attempts) == (2, "INVALID_EMAIL")
+
+
+def test_settle_fields_is_all_or_nothing(store: StateStore) -> None:
+    run_id = store.start_run("hubspot", "run", started_at=T0)
+    [entry_id] = store.journal_fields(run_id, STREAM, [("1", "contact", {}, {"status": "lead"})])
+    with pytest.raises(ValueError, match="naive"):  # the states part fails, after the journal's
+        store.settle_fields(run_id, STREAM, applied=[entry_id], resolved=["1"],
+                            states=[_decision("1", "lead", datetime(2026, 1, 1))])
+    assert [e.id for e in store.pending_entries(STREAM)] == [entry_id]
+    assert store.contact_states(STREAM, ["1"]) == {}
+
+
+def test_bulk_writes_store_what_sqlalchemy_core_stores(url: str) -> None:
+    """Rows written through the compiled executemany read back exactly as Core's writes."""
+    when = datetime(2026, 11, 23, 16, 0, 0, tzinfo=timezone(timedelta(hours=2)))
+    with StateStore.open(url) as store:
+        run_id = store.start_run("hubspot", "run", started_at=T0)
+        store.save_contact_states(run_id, STREAM, [_decision("bulk", "lead", when)])
+        store.journal_fields(run_id, STREAM, [("bulk", "contact", {}, {"reason": None})])
+        from crmsync.state.schema import _contacts, _journal
+        with store._engine.begin() as conn:  # the same values through plain Core
+            conn.execute(_contacts.insert().values(
+                stream=STREAM, first_run_id=run_id, run_id=run_id, updated_at=T0,
+                **_decision("core", "lead", when)))
+            conn.execute(_journal.insert().values(
+                run_id=run_id, seq=99, stream=STREAM, object_type="contact", record_id="core",
+                kind="fields", name="reason", before={"reason": None}, after={"reason": None},
+                state="pending", created_at=T0, updated_at=T0))
+        with store._engine.connect() as conn:
+            contacts = {row[0]: row[1:] for row in conn.execute(sa.text(
+                "SELECT record_id, modified_at, status_since, score FROM crmsync_contacts"))}
+            journal = {row[0]: row[1:] for row in conn.execute(sa.text(
+                "SELECT record_id, before, after FROM crmsync_journal"))}
+    assert contacts["bulk"] == contacts["core"]  # the very text (SQLite) or value (PostgreSQL)
+    assert journal["bulk"] == journal["core"]
+    with StateStore.open(url) as store:
+        states = store.contact_states(STREAM, ["bulk"])
+    assert states["bulk"].modified_at == when and states["bulk"].modified_at.tzinfo is not None
+
+
 # -- opening ------------------------------------------------------------------------------------
 
 
@@ -272,6 +367,8 @@ def test_sqlite_uses_wal_and_foreign_keys(tmp_path) -> None:
     with StateStore.open(f"sqlite:///{tmp_path}/s.db") as store, store._engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        # NORMAL (1): in WAL mode a killed process loses no commit (schema.py says why)
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
         with pytest.raises(sa.exc.IntegrityError):
             store.record_rejection(STREAM, "1", "r-no-such-run", "X", "y")
 
@@ -302,8 +399,6 @@ def test_open_errors_never_show_the_password() -> None:
 
 
 def test_run_lease_admits_one_live_run_and_frees_a_dead_ones(tmp_path: Path) -> None:
-    from datetime import timedelta
-
     from crmsync.errors import RunInProgress
 
     with StateStore.open(f"sqlite:///{tmp_path / 'lease.db'}") as store:
@@ -315,13 +410,33 @@ def test_run_lease_admits_one_live_run_and_frees_a_dead_ones(tmp_path: Path) -> 
         store.release_lease("sync:hubspot", "r1")
         store.acquire_lease("sync:hubspot", "r2", timedelta(minutes=5))
         # A holder on this machine whose process is gone (SIGKILL) does not block.
-        import subprocess
-        import sys
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        import socket
-        import sqlalchemy as sa
         with store._engine.begin() as conn:  # simulate the killed run's row
-            conn.execute(sa.text("UPDATE crmsync_leases SET holder = :h WHERE name = 'sync:hubspot'"),
+            conn.execute(sa.text("UPDATE crmsync_leases SET holder = :h "
+                                 "WHERE name = 'sync:hubspot'"),
                          {"h": f"r9@{socket.gethostname()}:{dead}"})
         store.acquire_lease("sync:hubspot", "r3", timedelta(minutes=5))
+
+
+def test_sqlite_page_reads_and_settles_use_indexes(tmp_path: Path) -> None:
+    """Per-page reads and settles look ids up by index, never scan a table that grows."""
+    from crmsync.state import contacts, journal, rejections, tasks
+
+    with StateStore.open(f"sqlite:///{tmp_path}/s.db") as store, store._engine.connect() as conn:
+        builders = {build.__name__: build for build in (
+            contacts._q_states, tasks._q_by_keys, tasks._q_journal_ids, journal._q_settle,
+            rejections._q_resolve)}
+        # The task reads are limited to one connection's keys: planned for a named one too.
+        for view in (store, store.scoped("eu")):
+            scope = view._in_scope(tasks._tasks.c.key)
+            builders[f"_q_open@{view.connection}"] = partial(tasks._q_open, in_scope=scope)
+            builders[f"_q_closed_counts@{view.connection}"] = partial(
+                tasks._q_closed_counts, in_scope=scope)
+        for name, build in builders.items():
+            compiled = build(store._engine.dialect).compile(dialect=store._engine.dialect)
+            params = ("x",) * len(compiled.positiontup or ())  # not run: only planned
+            plan = " | ".join(row[3] for row in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {compiled}", params))
+            assert "SCAN crmsync_" not in plan, (name, plan)
+            assert "SEARCH crmsync_" in plan, (name, plan)

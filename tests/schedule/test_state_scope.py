@@ -115,3 +115,50 @@ def test_a_store_from_before_connections_is_upgraded_in_place(state_url: str) ->
         assert store.get_run(new).trigger == "schedule:nightly"
     with StateStore.open(state_url) as store:  # opening again changes nothing
         assert len(store.runs()) == 2
+
+
+def test_page_reads_and_batch_settles_stay_in_their_connection(store: StateStore) -> None:
+    """page_context and settle_fields (the sync's per-page calls) keep connections apart."""
+    default, emea = store, store.scoped("emea")
+    runs = {view.connection: view.start_run("hubspot", "run") for view in (default, emea)}
+    # Read a page in the default connection first: its statements are cached before emea's.
+    assert default.page_context(STREAM, ["1", "2"]).states == {}
+    for view in (default, emea):
+        run = runs[view.connection]
+        applied, rejected = view.journal_fields(run, STREAM, [
+            ("1", "contacts", {"status": None}, {"status": "lead"}),
+            ("2", "contacts", {"status": None}, {"status": "lead"})])
+        view.settle_fields(run, STREAM, applied=[applied], resolved=["1"], states=[
+            {"record_id": "1", "status": f"lead-{view.connection}", "miss_type": "none",
+             "score": 1.0, "status_since": None, "ruleset_hash": "h", "modified_at": T0}],
+            rejected=[(rejected, "2", "BAD", "refused")])
+    emea.task_intents(runs["emea"], STREAM, [_create("1"), _create("2", "nudge")])
+    emea.tasks_created({"cs-2-nudge": "T-2"})
+    emea.task_closed("cs-2-nudge")
+
+    page = emea.page_context(STREAM, ["1", "2"])
+    assert {rid: (s.status, s.stream) for rid, s in page.states.items()} == {
+        "1": ("lead-emea", STREAM)}
+    assert [(t.key, t.stream, t.state) for t in page.open_tasks] == [
+        ("cs-1-follow_up", STREAM, "intent")]
+    assert page.closed_counts == {("2", "nudge"): 1}
+    page = default.page_context(STREAM, ["1", "2"])
+    assert {rid: s.status for rid, s in page.states.items()} == {"1": "lead-default"}
+    assert (page.open_tasks, page.closed_counts) == ([], {})
+    assert emea.rejected_ids(STREAM) == ["2"] == default.rejected_ids(STREAM)
+    assert store.scoped("us").rejected_ids(STREAM) == []
+    entries = emea.journal_for_run(runs["emea"])
+    assert [(e.record_id, e.kind, e.state, e.stream) for e in entries] == [
+        ("1", "fields", "applied", STREAM), ("2", "fields", "rejected", STREAM),
+        ("1", "task_create", "pending", STREAM), ("2", "task_create", "applied", STREAM)]
+    assert [e.task_key for e in entries][2:] == ["cs-1-follow_up", "cs-2-nudge"]
+
+
+def test_lease_heartbeat_renews_only_its_own_connections_lease(store: StateStore) -> None:
+    emea, us = store.scoped("emea"), store.scoped("us")
+    emea.acquire_lease("sync:hubspot", "r-1", timedelta(minutes=5))
+    us.acquire_lease("sync:hubspot", "r-1", timedelta(minutes=5))  # same run id elsewhere
+    emea.acquire_lease("sync:hubspot", "r-1", timedelta(minutes=5))  # the heartbeat
+    with store._engine.connect() as conn:
+        names = sorted(conn.execute(sa.text("SELECT name FROM crmsync_leases")).scalars())
+    assert names == ["emea/sync:hubspot", "us/sync:hubspot"]

@@ -11,13 +11,16 @@ CRM call and settled ``applied``/``rejected`` after, and every task create is re
 All timestamps are timezone-aware UTC; naive datetimes are refused.
 
 Each part lives in its own module (``ledger``, ``cursors``, ``journal``, ``tasks``, ``leases``,
-``rejections``, ``contacts``, ``shards``), as a mixin of :class:`StateStore`.
+``rejections``, ``contacts``, ``shards``; ``pages`` for the per-page calls of a sync run), as a
+mixin of :class:`StateStore`. Rows are written through ``bulk`` (one compiled executemany per
+table).
 """
 
 from crmsync.state.errors import StateError, StoreCorrupt, StoreLost, StoreUnavailable, shown_url
 from crmsync.state.records import (
     ContactState,
     JournalEntry,
+    PageContext,
     PendingWrite,
     RunRecord,
     StreamStamp,
@@ -30,6 +33,7 @@ from crmsync.state.store import StateStore
 __all__ = [
     "ContactState",
     "JournalEntry",
+    "PageContext",
     "PendingWrite",
     "RunRecord",
     "SCHEMA_VERSION",

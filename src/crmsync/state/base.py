@@ -9,9 +9,10 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 
+from crmsync.state.bulk import Bulk
 from crmsync.state.errors import StoreLost, store_error
 from crmsync.state.schema import _utcnow
 
@@ -53,6 +54,25 @@ class StoreBase:
         self._file = file
         self._file_id = _identity(file) if file is not None else None
         self._connection = connection
+        # Statements built once per dialect; shared with scoped() views (copies of this
+        # object), so a statement that depends on the connection names it in its cache key.
+        self._bulks: dict[str, Bulk] = {}
+        self._queries: dict[str, sa.Executable] = {}
+
+    def _bulk(self, name: str, build: Callable[[Dialect], Bulk]) -> Bulk:
+        """Return the :class:`Bulk` statement ``name``, built for this engine on first use."""
+        bulk = self._bulks.get(name)
+        if bulk is None:
+            # Two threads may both build it: identical, and the last one wins; no lock needed.
+            bulk = self._bulks[name] = build(self._engine.dialect)
+        return bulk
+
+    def _query(self, name: str, build: Callable[[Dialect], sa.Executable]) -> sa.Executable:
+        """Return the statement ``name``, built for this engine's dialect on first use."""
+        query = self._queries.get(name)
+        if query is None:
+            query = self._queries[name] = build(self._engine.dialect)
+        return query
 
     @property
     def connection(self) -> str:

@@ -8,19 +8,44 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from crmsync.state.base import StoreBase
+from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.records import ContactState
 from crmsync.state.schema import _contacts
 
 #: Columns a new decision overwrites; ``first_run_id`` keeps the run that first saw the contact.
 _UPDATED = ("status", "miss_type", "score", "status_since", "ruleset_hash", "modified_at",
             "run_id", "updated_at")
+#: A saved row's own columns, in the order of ``save_contact_states``' rows; the others are the
+#: same for the whole batch.
+_SAVED = ("record_id", "status", "miss_type", "score", "status_since", "ruleset_hash",
+          "modified_at", "stream", "run_id", "first_run_id", "updated_at")
+#: The columns of a :class:`ContactState` after its stream, in its fields' order (rows become
+#: states by position; the stream is the one asked for).
+_STATE_COLUMNS = tuple(_contacts.c[f.name] for f in fields(ContactState) if f.name != "stream")
+
+
+def _q_states(dialect: Dialect) -> sa.Executable:
+    return sa.select(*_STATE_COLUMNS).where(_contacts.c.stream == sa.bindparam("stream"),
+                                            one_of(dialect, _contacts.c.record_id, "ids"))
+
+
+def _upsert(dialect: Dialect) -> Bulk:
+    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    statement = insert(_contacts)
+    statement = statement.on_conflict_do_update(
+        index_elements=[_contacts.c.stream, _contacts.c.record_id],
+        set_={name: statement.excluded[name] for name in _UPDATED},
+    )
+    return Bulk(dialect, _contacts, statement, _SAVED)
 
 
 class ContactStates(StoreBase):
@@ -32,12 +57,14 @@ class ContactStates(StoreBase):
         if not ids:
             return {}
         with self._connect() as conn:
-            rows = conn.execute(
-                _contacts.select().where(_contacts.c.stream == self._scoped(stream),
-                                         _contacts.c.record_id.in_(ids))
-            ).all()
-        return {row.record_id: ContactState(**{**row._asdict(), "stream": stream})
-                for row in rows}
+            return self._states(conn, stream, ids)
+
+    def _states(self, conn: sa.Connection, stream: str,
+                ids: Sequence[str]) -> dict[str, ContactState]:
+        rows = conn.execute(self._query("contacts.states", _q_states),
+                            {"stream": self._scoped(stream), "ids": ids}).all()
+        # The stream is the one asked for (bare), so it is not read back.
+        return {row.record_id: ContactState(stream, *row) for row in rows}
 
     def save_contact_states(
         self, run_id: str, stream: str, rows: Sequence[Mapping[str, Any]]
@@ -49,18 +76,16 @@ class ContactStates(StoreBase):
         """
         if not rows:
             return
-        now = self._clock()
-        values = [{**row, "stream": self._scoped(stream), "run_id": run_id, "first_run_id": run_id,
-                   "updated_at": now} for row in rows]
-        dialect = self._engine.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(_contacts)
-        statement = statement.on_conflict_do_update(
-            index_elements=[_contacts.c.stream, _contacts.c.record_id],
-            set_={name: statement.excluded[name] for name in _UPDATED},
-        )
         with self._begin() as conn:
-            conn.execute(statement, values)
+            self._save(conn, run_id, stream, rows, self._clock())
+
+    def _save(self, conn: sa.Connection, run_id: str, stream: str,
+              rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
+        constants = {"stream": self._scoped(stream), "run_id": run_id, "first_run_id": run_id,
+                     "updated_at": now}
+        values = [(row["record_id"], row["status"], row["miss_type"], row["score"],
+                   row["status_since"], row["ruleset_hash"], row["modified_at"]) for row in rows]
+        self._bulk("contacts.upsert", _upsert).execute(conn, values, constants)
 
     def status_counts(self, stream: str | None = None) -> Counter[str]:
         """Return how many contacts hold each status now (one stream, or all)."""

@@ -4,14 +4,54 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 
-from crmsync.state.base import StoreBase
+from crmsync.state.base import DEFAULT_SCOPE, StoreBase
+from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.records import JournalEntry, PendingWrite
 from crmsync.state.schema import JOURNAL_KINDS, _journal
+
+#: Journal columns an insert sets, in the order of :meth:`Journal._insert_rows`'s rows
+#: (``run_id``, ``state`` and the two stamps are the same for the whole batch).
+_INSERTED = ("stream", "object_type", "record_id", "kind", "name", "before", "after",
+             "task_key", "task_id", "seq", "run_id", "state", "created_at", "updated_at")
+
+#: Set-based settles and reads: one statement whatever the number of ids (see ``one_of``).
+def _q_settle(dialect: Dialect) -> sa.Executable:
+    return (_journal.update().where(one_of(dialect, _journal.c.id, "ids"))
+            .values(state=sa.bindparam("state"), updated_at=sa.bindparam("now")))
+
+
+_MAX_SEQ = (sa.select(sa.func.coalesce(sa.func.max(_journal.c.seq), 0))
+            .where(_journal.c.run_id == sa.bindparam("run_id")))
+_IDS_BY_SEQ = (sa.select(_journal.c.id)
+               .where(_journal.c.run_id == sa.bindparam("run_id"),
+                      _journal.c.seq > sa.bindparam("low"), _journal.c.seq <= sa.bindparam("high"))
+               .order_by(_journal.c.seq))
+
+
+#: The columns of a :class:`JournalEntry`, in its fields' order (rows become entries by position).
+_ENTRY_COLUMNS = tuple(_journal.c[f.name] for f in fields(JournalEntry))
+
+
+def _insert(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _journal, _journal.insert(), _INSERTED)
+
+
+def _set_task_id(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _journal, _journal.update().where(_journal.c.id == sa.bindparam("b_id")),
+                ("task_id", "b_id"), types={"b_id": _journal.c.id.type})
+
+
+def _reject(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _journal, _journal.update().where(_journal.c.id == sa.bindparam("b_id")),
+                ("b_id", "error_code", "error_message", "state", "updated_at"),
+                types={"b_id": _journal.c.id.type})
 
 
 class Journal(StoreBase):
@@ -21,14 +61,15 @@ class Journal(StoreBase):
         """Journal writes as ``pending`` before sending them; return their ids, in order."""
         if not entries:
             return []
+        for entry in entries:
+            if entry.kind not in JOURNAL_KINDS:
+                raise ValueError(f"unknown journal kind {entry.kind!r}")
         with self._begin() as conn:
-            return _insert_pending(conn, run_id, self._scope_writes(entries), self._clock())
-
-    def _scope_writes(self, entries: Sequence[PendingWrite]) -> list[PendingWrite]:
-        """Return ``entries`` with their stream and task key as this connection stores them."""
-        return [dataclasses.replace(e, stream=self._scoped(e.stream),
-                                    task_key=self._scoped(e.task_key) if e.task_key else None)
-                for e in entries]
+            return self._insert_rows(conn, run_id, [
+                (self._scoped(e.stream), e.object_type, e.record_id, e.kind, e.name, e.before,
+                 e.after, self._scoped(e.task_key) if e.task_key else None, e.task_id)
+                for e in entries
+            ], self._clock())
 
     def journal_fields(
         self,
@@ -38,41 +79,50 @@ class Journal(StoreBase):
     ) -> list[int]:
         """Journal field writes, one entry per record: ``(record_id, object_type, before, after)``.
 
-        ``before``/``after`` map output names to values; undo writes ``before`` back.
+        ``before``/``after`` map output names to values; undo writes ``before`` back. One
+        statement for the whole list, in one transaction.
         """
-        return self.journal_pending(run_id, [
-            PendingWrite(stream, object_type, record_id, "fields", ",".join(sorted(after)),
-                         {k: before.get(k) for k in after}, dict(after))
-            for record_id, object_type, before, after in writes
-        ])
+        if not writes:
+            return []
+        stream = self._scoped(stream)
+        rows = []
+        for record_id, object_type, before, after in writes:
+            names = sorted(after)
+            rows.append((stream, object_type, record_id, "fields", ",".join(names),
+                         {k: before.get(k) for k in after}, dict(after), None, None))
+        with self._begin() as conn:
+            return self._insert_rows(conn, run_id, rows, self._clock())
 
     def journal_applied(
         self, ids: Iterable[int], *, task_ids: Mapping[int, str] | None = None
     ) -> None:
-        """Mark journal entries applied; ``task_ids`` gives created task ids by entry id."""
+        """Mark journal entries applied (one statement); ``task_ids`` gives created task ids."""
         ids = list(ids)
         if not ids:
             return
         now = self._clock()
         with self._begin() as conn:
-            conn.execute(
-                _journal.update().where(_journal.c.id.in_(ids))
-                .values(state="applied", updated_at=now)
-            )
-            for entry_id, task_id in (task_ids or {}).items():
-                conn.execute(
-                    _journal.update().where(_journal.c.id == entry_id).values(task_id=task_id)
-                )
+            self._settle_entries(conn, ids, "applied", now)
+            if task_ids:
+                self._bulk("journal.task_id", _set_task_id).execute(
+                    conn, [(task_id, entry_id) for entry_id, task_id in task_ids.items()])
 
     def journal_rejected(self, entry_id: int, code: str, message: str) -> None:
         """Mark one journal entry rejected with the CRM's error (code and message, no data)."""
         with self._begin() as conn:
-            conn.execute(
-                _journal.update().where(_journal.c.id == entry_id).values(
-                    state="rejected", error_code=code, error_message=message,
-                    updated_at=self._clock(),
-                )
-            )
+            self._reject_entries(conn, [(entry_id, code, message)], self._clock())
+
+    def _settle_entries(self, conn: sa.Connection, ids: Sequence[int], state: str,
+                        now: datetime) -> None:
+        """Move entries to ``state``: one statement, whatever the number of ids."""
+        conn.execute(self._query("journal.settle", _q_settle),
+                     {"ids": list(ids), "state": state, "now": now})
+
+    def _reject_entries(self, conn: sa.Connection, rows: Sequence[tuple[int, str, str]],
+                        now: datetime) -> None:
+        """Mark entries ``(id, code, message)`` rejected, in one executemany."""
+        self._bulk("journal.reject", _reject).execute(
+            conn, rows, {"state": "rejected", "updated_at": now})
 
     def supersede_entries(self, entry_ids: Iterable[int]) -> None:
         """Mark journal entries ``superseded``: a later run re-reads and re-plans their records."""
@@ -80,8 +130,7 @@ class Journal(StoreBase):
         if not ids:
             return
         with self._begin() as conn:
-            conn.execute(_journal.update().where(_journal.c.id.in_(ids))
-                         .values(state="superseded", updated_at=self._clock()))
+            self._settle_entries(conn, ids, "superseded", self._clock())
 
     def rejected_entries(self, run_id: str) -> list[JournalEntry]:
         """Return a run's writes the CRM refused: record id, outputs and the CRM's error."""
@@ -97,41 +146,38 @@ class Journal(StoreBase):
                                   _journal.c.state == "pending")
 
     def _journal_rows(self, *where: sa.ColumnElement[bool]) -> list[JournalEntry]:
-        query = _journal.select().where(*where).order_by(_journal.c.run_id, _journal.c.seq)
+        query = (sa.select(*_ENTRY_COLUMNS).where(*where)
+                 .order_by(_journal.c.run_id, _journal.c.seq))
         with self._connect() as conn:
-            return [JournalEntry(**{
-                **row._asdict(), "stream": self._unscoped(row.stream),
-                "task_key": self._unscoped(row.task_key) if row.task_key else None,
-            }) for row in conn.execute(query)]
+            rows = conn.execute(query).all()
+        if self._connection == DEFAULT_SCOPE:  # stored bare
+            return [JournalEntry(*row) for row in rows]
+        return [self._entry(row) for row in rows]
 
+    def _entry(self, row: Sequence[Any]) -> JournalEntry:
+        """A journal row (:data:`_ENTRY_COLUMNS`) with its bare stream and task key."""
+        entry = JournalEntry(*row)
+        return dataclasses.replace(
+            entry, stream=self._unscoped(entry.stream),
+            task_key=self._unscoped(entry.task_key) if entry.task_key else None)
 
-def _insert_pending(
-    conn: sa.Connection, run_id: str, entries: Sequence[PendingWrite], now: datetime
-) -> list[int]:
-    """Insert pending journal rows with one executemany; return their ids in order."""
-    if not entries:
-        return []
-    # Per-run sequence numbers; (run_id, seq) is unique, so a racing writer fails loudly.
-    seq = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.max(_journal.c.seq), 0))
-        .where(_journal.c.run_id == run_id)
-    ).scalar_one()
-    rows = []
-    for offset, entry in enumerate(entries, start=1):
-        if entry.kind not in JOURNAL_KINDS:
-            raise ValueError(f"unknown journal kind {entry.kind!r}")
-        rows.append({
-            "run_id": run_id, "seq": seq + offset, "stream": entry.stream,
-            "object_type": entry.object_type, "record_id": entry.record_id,
-            "kind": entry.kind, "name": entry.name, "before": entry.before,
-            "after": entry.after, "state": "pending", "task_key": entry.task_key,
-            "task_id": entry.task_id, "created_at": now, "updated_at": now,
-        })
-    conn.execute(_journal.insert(), rows)
-    ids = conn.execute(
-        sa.select(_journal.c.id)
-        .where(_journal.c.run_id == run_id, _journal.c.seq > seq,
-               _journal.c.seq <= seq + len(rows))
-        .order_by(_journal.c.seq)
-    ).scalars().all()
-    return list(ids)
+    def _insert_rows(
+        self, conn: sa.Connection, run_id: str, rows: Sequence[tuple[Any, ...]], now: datetime
+    ) -> list[int]:
+        """Insert pending journal rows with one executemany; return their ids in order.
+
+        Each row is ``(stream, object_type, record_id, kind, name, before, after, task_key,
+        task_id)``, the stream and task key as stored (scoped to the connection by the caller).
+        """
+        if not rows:
+            return []
+        # Per-run sequence numbers; (run_id, seq) is unique, so a racing writer fails loudly.
+        seq = conn.execute(_MAX_SEQ, {"run_id": run_id}).scalar_one()
+        self._bulk("journal.insert", _insert).execute(
+            conn, [(*row, seq + offset) for offset, row in enumerate(rows, start=1)],
+            {"run_id": run_id, "state": "pending", "created_at": now, "updated_at": now},
+        )
+        # Read back by (run_id, seq), the unique index: ids need not be consecutive.
+        ids = conn.execute(_IDS_BY_SEQ, {"run_id": run_id, "low": seq,
+                                         "high": seq + len(rows)}).scalars().all()
+        return list(ids)

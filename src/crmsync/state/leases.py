@@ -13,6 +13,11 @@ from crmsync.errors import RunInProgress
 from crmsync.state.base import StoreBase
 from crmsync.state.schema import _leases, _runs
 
+_RENEW = (_leases.update()
+          .where(_leases.c.name == sa.bindparam("b_name"),
+                 _leases.c.holder == sa.bindparam("b_holder"))
+          .values(expires_at=sa.bindparam("expires")))
+
 
 class Leases(StoreBase):
     """Named leases with an expiry, renewed by heartbeat."""
@@ -34,6 +39,11 @@ class Leases(StoreBase):
         holder = f"{run_id}@{socket.gethostname()}:{os.getpid()}"
         now = self._clock()
         with self._begin() as conn:
+            # The heartbeat after every page: this very process holds it, one statement.
+            renewed = conn.execute(_RENEW, {"b_name": name, "b_holder": holder,
+                                            "expires": now + ttl})
+            if renewed.rowcount == 1:
+                return None
             row = conn.execute(_leases.select().where(_leases.c.name == name)).first()
             if row is None:
                 try:

@@ -122,3 +122,16 @@ class ContactState:
     first_run_id: str
     run_id: str
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PageContext:
+    """What the store holds about a page of contacts before they are evaluated.
+
+    ``states`` by record id; ``open_tasks`` the tasks open (or possibly open) for them;
+    ``closed_counts`` how many tasks of each (record id, purpose) were closed so far.
+    """
+
+    states: dict[str, ContactState]
+    open_tasks: list[TaskRecord]
+    closed_counts: dict[tuple[str, str], int]

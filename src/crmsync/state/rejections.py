@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from crmsync.state.base import StoreBase
+from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.schema import _rejections
+
+
+def _q_resolve(dialect: Dialect) -> sa.Executable:
+    return _rejections.update().where(
+        _rejections.c.stream == sa.bindparam("b_stream"),
+        one_of(dialect, _rejections.c.record_id, "ids"),
+        _rejections.c.resolved.is_(False),
+    ).values(resolved=True, updated_at=sa.bindparam("now"))
+
+
+#: A rejection's own columns, in the order of ``_record_rejections``' rows.
+_REJECTED = ("record_id", "error_code", "message", "stream", "run_id", "attempts", "resolved",
+             "updated_at")
+
+
+def _upsert(dialect: Dialect) -> Bulk:
+    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    statement = insert(_rejections)
+    statement = statement.on_conflict_do_update(
+        index_elements=[_rejections.c.stream, _rejections.c.record_id],
+        set_={"run_id": statement.excluded.run_id,
+              "error_code": statement.excluded.error_code,
+              "message": statement.excluded.message, "resolved": statement.excluded.resolved,
+              # excluded.attempts is 1: no literal, so every parameter is a row's value
+              "attempts": _rejections.c.attempts + statement.excluded.attempts,
+              "updated_at": statement.excluded.updated_at},
+    )
+    return Bulk(dialect, _rejections, statement, _REJECTED)
 
 
 class Rejections(StoreBase):
@@ -31,6 +63,13 @@ class Rejections(StoreBase):
                     message=message, attempts=1, resolved=False, updated_at=now,
                 ))
 
+    def _record_rejections(self, conn: sa.Connection, stream: str, run_id: str,
+                           rows: Sequence[tuple[str, str, str]], now: datetime) -> None:
+        """Remember rejected records ``(record_id, code, message)``: one statement."""
+        self._bulk("rejections.upsert", _upsert).execute(
+            conn, rows, {"stream": self._scoped(stream), "run_id": run_id, "attempts": 1,
+                         "resolved": False, "updated_at": now})
+
     def resolve_rejection(self, stream: str, record_id: str) -> None:
         """Mark one rejected record as written successfully since."""
         self.resolve_rejections(stream, [record_id])
@@ -41,10 +80,12 @@ class Rejections(StoreBase):
         if not ids:
             return
         with self._begin() as conn:
-            conn.execute(_rejections.update().where(
-                _rejections.c.stream == self._scoped(stream), _rejections.c.record_id.in_(ids),
-                _rejections.c.resolved.is_(False),
-            ).values(resolved=True, updated_at=self._clock()))
+            self._resolve(conn, stream, ids, self._clock())
+
+    def _resolve(self, conn: sa.Connection, stream: str, ids: Sequence[str],
+                 now: datetime) -> None:
+        conn.execute(self._query("rejections.resolve", _q_resolve),
+                     {"b_stream": self._scoped(stream), "ids": list(ids), "now": now})
 
     def rejected_ids(self, stream: str) -> list[str]:
         """Return the ids of a stream's unresolved rejected records, sorted."""

@@ -14,24 +14,23 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from crmsync.state.contacts import ContactStates
 from crmsync.state.cursors import Cursors
 from crmsync.state.errors import StateError, shown_url, store_error
 from crmsync.state.leases import Leases
 from crmsync.state.ledger import Ledger
 from crmsync.state.migrate import upgrade
-from crmsync.state.rejections import Rejections
-from crmsync.state.shards import Shards
+from crmsync.state.pages import Pages
 from crmsync.state.schema import (
     SCHEMA_VERSION,
     _dumps,
     _ensure_schema_version,
+    _loads,
     _meta,
     _sqlite_pragmas,
     _utcnow,
 )
+from crmsync.state.shards import Shards
 from crmsync.state.slots import ScheduleSlots
-from crmsync.state.tasks import TaskRegistry
 
 #: PostgreSQL advisory lock key serialising schema creation and upgrades (any constant works;
 #: this one spells "crmsync" on a phone keypad).
@@ -62,8 +61,7 @@ def _schema_lock(engine: sa.Engine) -> Iterator[None]:
 _DRIVER_HINTS = {"postgresql": "pip install 'crmsync[postgres]'"}
 
 
-class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactStates,
-                 ScheduleSlots, Shards):
+class StateStore(Ledger, Cursors, Pages, Leases, ScheduleSlots, Shards):
     """Durable state of crmsync runs; one instance per process, safe to share between threads.
 
     Every method is one short transaction; methods that take lists write them with one
@@ -92,7 +90,7 @@ class StateStore(Ledger, Cursors, TaskRegistry, Leases, Rejections, ContactState
         except ArgumentError:
             raise StateError("state URL is not a valid SQLAlchemy URL") from None
         shown = shown_url(url)
-        kwargs: dict[str, Any] = {"json_serializer": _dumps}
+        kwargs: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": _loads}
         file: Path | None = None
         backend = parsed.get_backend_name()
         if backend == "sqlite":

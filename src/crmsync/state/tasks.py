@@ -2,16 +2,74 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 
 from crmsync.model import TaskClose, TaskCreate
-from crmsync.state.journal import Journal, _insert_pending
+from crmsync.state.base import DEFAULT_SCOPE
+from crmsync.state.bulk import Bulk, one_of
+from crmsync.state.journal import Journal
 from crmsync.state.records import PendingWrite, TaskRecord
 from crmsync.state.schema import _journal, _tasks
+
+#: The columns of a :class:`TaskRecord`, in its fields' order (rows become records by position).
+_RECORD_COLUMNS = tuple(_tasks.c[f.name] for f in fields(TaskRecord))
+
+
+# The two page reads below are limited to one connection's task keys (``in_scope``), so
+# their statements are cached per connection (see TaskRegistry._open).
+def _q_open(dialect: Dialect, in_scope: sa.ColumnElement[bool]) -> sa.Executable:
+    return sa.select(*_RECORD_COLUMNS).where(one_of(dialect, _tasks.c.record_id, "ids"),
+                                             # not a literal IN: no per-call expansion
+                                             sa.or_(_tasks.c.state == "intent",
+                                                    _tasks.c.state == "open"),
+                                             in_scope)
+
+
+def _q_closed_counts(dialect: Dialect, in_scope: sa.ColumnElement[bool]) -> sa.Executable:
+    return (sa.select(_tasks.c.record_id, _tasks.c.purpose, sa.func.count())
+            .where(one_of(dialect, _tasks.c.record_id, "ids"), _tasks.c.state == "closed",
+                   in_scope)
+            .group_by(_tasks.c.record_id, _tasks.c.purpose))
+
+
+def _q_by_keys(dialect: Dialect) -> sa.Executable:
+    return sa.select(*_RECORD_COLUMNS).where(one_of(dialect, _tasks.c.key, "keys"))
+
+
+def _q_journal_ids(dialect: Dialect) -> sa.Executable:
+    return (sa.select(_tasks.c.key, _tasks.c.journal_id)
+            .where(one_of(dialect, _tasks.c.key, "keys")))
+
+
+#: An intent's columns, in the order of :meth:`TaskRegistry.task_intents`'s rows (the others
+#: are the same for the whole batch).
+_INTENT = ("key", "record_id", "purpose", "journal_id", "stream", "state", "task_id", "run_id",
+           "updated_at")
+
+
+def _insert(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _tasks, _tasks.insert(), _INTENT)
+
+
+def _renew(dialect: Dialect) -> Bulk:
+    # A closed or failed key planned again becomes a fresh intent in place (the key is unique).
+    return Bulk(dialect, _tasks, _tasks.update().where(_tasks.c.key == sa.bindparam("b_key")),
+                (*_INTENT[1:], "b_key"), types={"b_key": _tasks.c.key.type})
+
+
+def _opened(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _tasks, _tasks.update().where(_tasks.c.key == sa.bindparam("b_key")),
+                ("task_id", "b_key", "state", "updated_at"), types={"b_key": _tasks.c.key.type})
+
+
+def _journal_applied(dialect: Dialect) -> Bulk:
+    return Bulk(dialect, _journal, _journal.update().where(_journal.c.id == sa.bindparam("b_id")),
+                ("task_id", "b_id", "state", "updated_at"), types={"b_id": _journal.c.id.type})
 
 
 class TaskRegistry(Journal):
@@ -21,8 +79,8 @@ class TaskRegistry(Journal):
         """Return the registry row of a task key for a record, or ``None``."""
         with self._connect() as conn:
             row = conn.execute(
-                _tasks.select().where(_tasks.c.key == self._scoped(key),
-                                      _tasks.c.record_id == record_id)
+                sa.select(*_RECORD_COLUMNS).where(_tasks.c.key == self._scoped(key),
+                                                  _tasks.c.record_id == record_id)
             ).first()
         return self._task(row) if row else None
 
@@ -32,11 +90,12 @@ class TaskRegistry(Journal):
         if not ids:
             return []
         with self._connect() as conn:
-            rows = conn.execute(
-                _tasks.select().where(_tasks.c.record_id.in_(ids),
-                                      _tasks.c.state.in_(("intent", "open")),
-                                      self._in_scope(_tasks.c.key))
-            ).all()
+            return self._open(conn, ids)
+
+    def _open(self, conn: sa.Connection, ids: Sequence[str]) -> list[TaskRecord]:
+        query = self._query(f"tasks.open@{self._connection}",
+                            lambda dialect: _q_open(dialect, self._in_scope(_tasks.c.key)))
+        rows = conn.execute(query, {"ids": ids})
         return [self._task(row) for row in rows]
 
     def closed_task_counts(self, record_ids: Iterable[str]) -> dict[tuple[str, str], int]:
@@ -45,12 +104,14 @@ class TaskRegistry(Journal):
         if not ids:
             return {}
         with self._connect() as conn:
-            rows = conn.execute(
-                sa.select(_tasks.c.record_id, _tasks.c.purpose, sa.func.count())
-                .where(_tasks.c.record_id.in_(ids), _tasks.c.state == "closed",
-                       self._in_scope(_tasks.c.key))
-                .group_by(_tasks.c.record_id, _tasks.c.purpose)
-            ).all()
+            return self._closed_counts(conn, ids)
+
+    def _closed_counts(self, conn: sa.Connection,
+                       ids: Sequence[str]) -> dict[tuple[str, str], int]:
+        query = self._query(f"tasks.closed_counts@{self._connection}",
+                            lambda dialect: _q_closed_counts(dialect,
+                                                             self._in_scope(_tasks.c.key)))
+        rows = conn.execute(query, {"ids": ids}).all()
         return {(row[0], row[1]): int(row[2]) for row in rows}
 
     def task_intent(self, run_id: str, stream: str, create: TaskCreate) -> TaskRecord:
@@ -64,44 +125,45 @@ class TaskRegistry(Journal):
 
         Idempotent per key: a key already ``open`` or ``intent`` is left as it is and returned
         so the caller can see a task exists or may exist (recover it, never create it twice);
-        a ``closed`` or ``failed`` key becomes a fresh intent.
+        a ``closed`` or ``failed`` key becomes a fresh intent. One statement per table.
         """
         if not creates:
             return []
         keys = [self._scoped(c.key) for c in creates]
-        scoped = dict(zip(keys, creates, strict=True))
-        stream = self._scoped(stream)
+        stored_stream = self._scoped(stream)
         now = self._clock()
         # One transaction: an intent never exists without its journal entry, nor the reverse.
         with self._begin() as conn:
-            existing = {
-                row.key: row.state
-                for row in conn.execute(
-                    sa.select(_tasks.c.key, _tasks.c.state).where(_tasks.c.key.in_(keys))
-                )
-            }
-            fresh = [k for k in keys if existing.get(k) not in ("intent", "open")]
-            journal_ids = _insert_pending(conn, run_id, [
-                PendingWrite(stream, c.object_type, c.contact_id, "task_create", c.spec.purpose,
-                             None, {"subject": c.spec.subject, "due": c.spec.due,
-                                    "priority": c.spec.priority}, task_key=k)
-                for k, c in ((k, scoped[k]) for k in fresh)
+            rows = conn.execute(self._query("tasks.by_keys", _q_by_keys), {"keys": keys})
+            existing = {row.key: self._task(row) for row in rows}  # by stored key
+            fresh = [(key, create) for key, create in zip(keys, creates, strict=True)
+                     if key not in existing or not existing[key].is_open]
+            journal_ids = self._insert_rows(conn, run_id, [
+                (stored_stream, c.object_type, c.contact_id, "task_create", c.spec.purpose,
+                 None, {"subject": c.spec.subject, "due": c.spec.due,
+                        "priority": c.spec.priority}, key, None)
+                for key, c in fresh
             ], now)
-            inserts = []
-            for key, journal_id in zip(fresh, journal_ids, strict=True):
-                create = scoped[key]
-                values = {"record_id": create.contact_id, "stream": stream,
-                          "purpose": create.spec.purpose, "state": "intent", "task_id": None,
-                          "run_id": run_id, "journal_id": journal_id, "updated_at": now}
-                if key in existing:  # closed or failed before: rare, one by one
-                    conn.execute(_tasks.update().where(_tasks.c.key == key).values(**values))
+            constants = {"stream": stored_stream, "state": "intent", "task_id": None,
+                         "run_id": run_id, "updated_at": now}
+            inserts, renewals = [], []
+            for (key, create), journal_id in zip(fresh, journal_ids, strict=True):
+                row = (create.contact_id, create.spec.purpose, journal_id)
+                if key in existing:  # closed or failed before
+                    renewals.append((*row, key))
                 else:
-                    inserts.append({"key": key, **values})
+                    inserts.append((key, *row))
             if inserts:
-                conn.execute(_tasks.insert(), inserts)
-            rows = conn.execute(_tasks.select().where(_tasks.c.key.in_(keys))).all()
-        by_key = {row.key: self._task(row) for row in rows}
-        return [by_key[k] for k in keys]
+                self._bulk("tasks.insert", _insert).execute(conn, inserts, constants)
+            if renewals:
+                self._bulk("tasks.renew", _renew).execute(conn, renewals, constants)
+        # What was written is known: no need to read it back.
+        for key, create in fresh:
+            existing[key] = TaskRecord(
+                key=create.key, record_id=create.contact_id, stream=stream,
+                purpose=create.spec.purpose, state="intent", task_id=None, run_id=run_id,
+                updated_at=now)
+        return [existing[k] for k in keys]
 
     def task_created(self, key: str, task_id: str) -> None:
         """Record the CRM's id of a created task: the task is now open; its journal applied."""
@@ -113,23 +175,17 @@ class TaskRegistry(Journal):
             return
         task_ids = {self._scoped(key): tid for key, tid in task_ids.items()}
         now = self._clock()
+        settled = {"state": "open", "updated_at": now}
         with self._begin() as conn:
             journal_ids = dict(conn.execute(
-                sa.select(_tasks.c.key, _tasks.c.journal_id).where(_tasks.c.key.in_(list(task_ids)))
-            ).all())
-            conn.execute(
-                _tasks.update().where(_tasks.c.key == sa.bindparam("k"))
-                .values(state="open", task_id=sa.bindparam("tid"), updated_at=now),
-                [{"k": key, "tid": tid} for key, tid in task_ids.items()],
-            )
-            journal_rows = [{"jid": journal_ids[key], "tid": tid}
-                            for key, tid in task_ids.items() if journal_ids.get(key) is not None]
+                self._query("tasks.journal_ids", _q_journal_ids), {"keys": list(task_ids)}).all())
+            self._bulk("tasks.opened", _opened).execute(
+                conn, [(tid, key) for key, tid in task_ids.items()], settled)
+            journal_rows = [(tid, journal_ids[key]) for key, tid in task_ids.items()
+                            if journal_ids.get(key) is not None]
             if journal_rows:
-                conn.execute(
-                    _journal.update().where(_journal.c.id == sa.bindparam("jid"))
-                    .values(state="applied", task_id=sa.bindparam("tid"), updated_at=now),
-                    journal_rows,
-                )
+                self._bulk("journal.task_applied", _journal_applied).execute(
+                    conn, journal_rows, {"state": "applied", "updated_at": now})
 
     def task_failed(self, key: str, code: str, message: str) -> None:
         """Record that a task create did not happen; the purpose will be planned again."""
@@ -171,19 +227,16 @@ class TaskRegistry(Journal):
         """Return task creates a stopped run left unsettled (the CRM may or may not have them)."""
         with self._connect() as conn:
             rows = conn.execute(
-                _tasks.select().where(_tasks.c.stream == self._scoped(stream),
-                                      _tasks.c.state == "intent")
+                sa.select(*_RECORD_COLUMNS)
+                .where(_tasks.c.stream == self._scoped(stream), _tasks.c.state == "intent")
                 .order_by(_tasks.c.key)
             ).all()
         return [self._task(row) for row in rows]
 
-    def _task(self, row: sa.Row[Any]) -> TaskRecord:
-        """A registry row with its bare key and stream."""
-        return dataclasses.replace(_task(row), key=self._unscoped(row.key),
-                                   stream=self._unscoped(row.stream))
+    def _task(self, row: Sequence[Any]) -> TaskRecord:
+        """A registry row (:data:`_RECORD_COLUMNS`) with its bare key and stream."""
+        if self._connection == DEFAULT_SCOPE:  # stored bare: the sync's every page
+            return TaskRecord(*row)
+        key, record_id, stream, *rest = row
+        return TaskRecord(self._unscoped(key), record_id, self._unscoped(stream), *rest)
 
-
-def _task(row: sa.Row[Any]) -> TaskRecord:
-    return TaskRecord(key=row.key, record_id=row.record_id, stream=row.stream,
-                      purpose=row.purpose, state=row.state, task_id=row.task_id,
-                      run_id=row.run_id, updated_at=row.updated_at)

@@ -23,7 +23,7 @@ from crmsync.errors import (
 from crmsync.model import Contact, Cursor
 from crmsync.plan import ContactPlan, OpenTask, PlanOptions, plan_contact
 from crmsync.rules import RuleSet
-from crmsync.state import ContactState, StateError, StateStore
+from crmsync.state import ContactState, StateError, StateStore, TaskRecord
 from crmsync.sync.inflight import CursorGate, InFlight
 from crmsync.sync.readahead import read_ahead
 from crmsync.sync.summary import RunSummary, SyncOptions
@@ -366,15 +366,16 @@ class SyncRun(Writer):
         if not fresh:
             return
         summary = self._current
-        states = self.store.contact_states(stream, [c.id for c in fresh])
+        # One read for the page: states, open tasks and closed counts of all its contacts.
+        context = self.store.page_context(stream, [c.id for c in fresh])
+        states = context.states
         if dedupe:
             fresh = self._unseen(fresh, states, explicit_full)
             if not fresh:
                 return
-        ids = [c.id for c in fresh]
-        open_tasks = self._open_tasks(ids)
+        open_tasks = self._open_tasks(context.open_tasks)
         closed: dict[str, dict[str, int]] = {}
-        for (record_id, purpose), count in self.store.closed_task_counts(ids).items():
+        for (record_id, purpose), count in context.closed_counts.items():
             closed.setdefault(record_id, {})[purpose] = count
         plans = []
         assert self._tally is not None
@@ -427,6 +428,10 @@ class SyncRun(Writer):
         return kept
 
     def _save_states(self, stream: str, plans: Sequence[ContactPlan]) -> None:
+        self.store.save_contact_states(self._current.run_id, stream, self._state_rows(plans))
+
+    def _state_rows(self, plans: Sequence[ContactPlan]) -> list[dict[str, object]]:
+        """The decisions of ``plans`` to save (not those the CRM refused just now)."""
         rows = []
         for plan in plans:
             if plan.contact.id in self._rejected_now:
@@ -439,11 +444,11 @@ class SyncRun(Writer):
                 "status_since": since if isinstance(since, datetime) else None,
                 "ruleset_hash": self._rules_hash, "modified_at": plan.contact.modified_at,
             })
-        self.store.save_contact_states(self._current.run_id, stream, rows)
+        return rows
 
-    def _open_tasks(self, contact_ids: Sequence[str]) -> dict[str, dict[str, OpenTask]]:
+    def _open_tasks(self, tasks: Iterable[TaskRecord]) -> dict[str, dict[str, OpenTask]]:
         by_contact: dict[str, dict[str, OpenTask]] = {}
-        for task in self.store.open_tasks(contact_ids):
+        for task in tasks:
             # An unsettled intent has no CRM id yet: it blocks a second create, but cannot be
             # closed until recovery finds it.
             by_contact.setdefault(task.record_id, {})[task.key] = OpenTask(

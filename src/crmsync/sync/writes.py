@@ -127,9 +127,9 @@ class Writer:
 
     def _settle_updates(self, stream: str, batch: Sequence[tuple[ContactPlan, int, int]],
                         results: Sequence[WriteResult]) -> None:
+        # Journal, rejections and the batch's decisions in one settle (see _settle).
         plans = [plan for plan, _, _ in batch]
         self._settle(stream, plans, [jid for _, jid, _ in batch], results, kind="fields")
-        self._save_states(stream, plans)
 
     def _queue_closes(self, stream: str, closes: Sequence[TaskClose]) -> None:
         """Queue obsolete-task closes into full batches, journaled first (as field writes)."""
@@ -157,6 +157,9 @@ class Writer:
             self._current.write_paths[stream] = "batches"
 
     def _save_states(self, stream: str, plans: Sequence[ContactPlan]) -> None:
+        raise NotImplementedError
+
+    def _state_rows(self, plans: Sequence[ContactPlan]) -> list[dict[str, object]]:
         raise NotImplementedError
 
     def _recover_pending_writes(self, stream: str) -> None:
@@ -187,28 +190,33 @@ class Writer:
     ) -> None:
         summary = self._current
         by_id = {r.record_id: r for r in results}
-        applied, resolved = [], []
+        applied, resolved, rejected = [], [], []
         for plan, journal_id in zip(plans, journal_ids, strict=True):
             result = by_id.get(plan.contact.id)
             if result is not None and result.ok:
                 applied.append(journal_id)
                 resolved.append(plan.contact.id)
                 continue
-            code = result.error_code if result else "NO_RESULT"
-            message = result.message if result else "the CRM returned no result for this record"
-            self.store.journal_rejected(journal_id, code or "UNKNOWN", message or "")
-            self._reject(stream, plan.contact.id, code or "UNKNOWN", message or "",
-                         fields=sorted(plan.updates))
-        if applied:
-            self.store.journal_applied(applied)
-            self.store.resolve_rejections(stream, resolved)
-            summary.counts["field_writes"] += len(applied)
+            code = (result.error_code if result else "NO_RESULT") or "UNKNOWN"
+            message = (result.message if result
+                       else "the CRM returned no result for this record") or ""
+            rejected.append((journal_id, plan.contact.id, code, message))
+            self._reject(stream, plan.contact.id, code, message, fields=sorted(plan.updates),
+                         recorded=True)
+        # The whole batch in one transaction: journal, rejections and the decisions saved.
+        self.store.settle_fields(summary.run_id, stream, applied=applied, resolved=resolved,
+                                 states=self._state_rows(plans), rejected=rejected)
+        summary.counts["field_writes"] += len(applied)
 
     def _reject(self, stream: str, record_id: str, code: str, message: str,
-                fields: Sequence[str] = ()) -> None:
-        """Remember a record the CRM refused, so the next run retries it."""
+                fields: Sequence[str] = (), *, recorded: bool = False) -> None:
+        """Remember a record the CRM refused, so the next run retries it.
+
+        ``recorded``: the caller stores the rejection itself (with its batch's settle).
+        """
         summary = self._current
-        self.store.record_rejection(stream, record_id, summary.run_id, code, message)
+        if not recorded:
+            self.store.record_rejection(stream, record_id, summary.run_id, code, message)
         self._rejected_now.add(record_id)
         summary.counts["rejected"] += 1
         if len(summary.rejections) < MAX_LISTED_REJECTIONS:

@@ -1,0 +1,121 @@
+"""Many rows in one statement at driver speed: a Core statement compiled once per dialect.
+
+``conn.execute(table.insert(), rows)`` runs every value of every row through SQLAlchemy's
+parameter machinery and type processors on each call, which costs more CPU than SQLite spends
+storing the row (measured with ``benchmarks/store_bench.py``). A :class:`Bulk` compiles its
+statement once for the engine's dialect, converts the values that are the same for the whole
+batch (run id, stream, the bookkeeping clock) once, converts the others with the very
+processors SQLAlchemy would use (so what is stored is identical), and hands the rows to the
+driver's ``executemany`` through ``exec_driver_sql`` (database errors are still SQLAlchemy's
+``DBAPIError``, which the store turns into :class:`~crmsync.state.errors.StateError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+
+class Bulk:
+    """One INSERT/UPDATE of ``table``, compiled once, run with many rows.
+
+    Args:
+        dialect: The engine's dialect.
+        table: The table whose column types convert the values.
+        statement: A Core statement whose bind parameters are named after ``table``'s columns
+            (or given explicitly by ``types``).
+        columns: Every bind parameter of the statement, in the order of a full row.
+        types: Column types by name, for bind parameters that are not columns of ``table``.
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        table: sa.Table,
+        statement: sa.Executable,
+        columns: Sequence[str],
+        types: Mapping[str, sa.types.TypeEngine[Any]] | None = None,
+    ) -> None:
+        compiled = statement.compile(  # type: ignore[attr-defined]
+            dialect=dialect, column_keys=list(columns))
+        self.sql = str(compiled)
+        self.columns = tuple(columns)
+        if set(compiled.params) != set(self.columns):  # a literal would need its own value
+            raise ValueError(f"statement parameters {sorted(compiled.params)} are not the "
+                             f"columns given {sorted(self.columns)}")
+        typed = {**{c.name: c.type for c in table.c}, **(types or {})}
+        self._processors = tuple(typed[name].dialect_impl(dialect).bind_processor(dialect)
+                                 for name in self.columns)
+        # qmark/format drivers (sqlite3) take tuples in the order the SQL names them; named
+        # ones (psycopg's pyformat) take dicts.
+        order = compiled.positiontup
+        self._named = order is None
+        # Where each column goes in the driver's parameters.
+        self._slots = tuple(range(len(self.columns))) if order is None else tuple(
+            order.index(name) for name in self.columns)
+
+    def execute(self, conn: sa.Connection, rows: Iterable[Sequence[Any]],
+                constants: Mapping[str, Any] | None = None) -> None:
+        """Run the statement once per row, in one ``executemany``.
+
+        Args:
+            conn: An open transaction.
+            rows: The values of the columns not in ``constants``, in :attr:`columns` order.
+            constants: Values shared by every row, converted once.
+        """
+        constants = constants or {}
+        template: list[Any] = [None] * len(self.columns)
+        plain: list[tuple[int, int]] = []  # (row index, parameter slot): no conversion
+        converted: list[tuple[int, int, Any]] = []  # (row index, slot, processor)
+        for name, slot, process in zip(self.columns, self._slots, self._processors,
+                                        strict=True):
+            if name in constants:
+                value = constants[name]
+                template[slot] = value if process is None else process(value)
+            elif process is None:
+                plain.append((len(plain) + len(converted), slot))
+            else:
+                converted.append((len(plain) + len(converted), slot, process))
+        params: list[Any] = []
+        for row in rows:
+            full = template.copy()
+            for index, slot in plain:
+                full[slot] = row[index]
+            for index, slot, process in converted:
+                # Every value, None too: a JSON column stores None as JSON null, as Core does.
+                full[slot] = process(row[index])
+            params.append(full)
+        if not params:
+            return
+        if self._named:
+            columns = self.columns
+            conn.exec_driver_sql(self.sql, [dict(zip(columns, p, strict=True)) for p in params])
+        else:
+            conn.exec_driver_sql(self.sql, [tuple(p) for p in params])
+
+
+def one_of(dialect: Dialect, column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
+    """``column`` is one of the list given as parameter ``name``, in one bind parameter.
+
+    PostgreSQL takes the list as one array (``= ANY(%(name)s)``), SQLite as one JSON array
+    (``IN (SELECT value FROM json_each(?))``, an index lookup per value, as for a list). So the
+    SQL text is the same for every length: no placeholder rendered per id on each execution,
+    and the driver's statement cache is hit every time. Older SQLite builds without JSON
+    functions in the core get an ``expanding`` IN.
+    """
+    if dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    if dialect.name == "sqlite" and _sqlite_has_json():
+        values = sa.func.json_each(sa.bindparam(name, type_=sa.JSON)).table_valued("value")
+        return column.in_(sa.select(values.c.value))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def _sqlite_has_json() -> bool:
+    import sqlite3  # only where SQLite is the store
+
+    return sqlite3.sqlite_version_info >= (3, 38, 0)  # JSON functions built in from 3.38
