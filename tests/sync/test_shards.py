@@ -121,3 +121,51 @@ def test_shard_summaries_add_up_into_the_runs() -> None:
     assert total.transitions["lead → prospect"] == 6
     assert total.read_by_stream["hubspot:contacts"] == 200
     assert total.api_calls == 14
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_store_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        yield f"sqlite:///{(tmp_path / 'state.db').as_posix()}"
+    else:
+        from schedule.conftest import postgres_url
+
+        yield from postgres_url()
+
+
+def test_shards_of_one_run_journal_side_by_side_without_colliding(shared_store_url: str) -> None:
+    """Workers journal under one run id at once, each through its own connection pool."""
+    import threading
+
+    from crmsync.state import StateStore
+
+    stores = [StateStore.open(shared_store_url) for _ in range(3)]
+    try:
+        run_id = stores[0].start_run(crm="hubspot", mode="full")
+        failures: list[BaseException] = []
+        ids: list[int] = []
+        lock = threading.Lock()
+
+        def journal(store: StateStore, shard: int) -> None:
+            try:
+                for page in range(30):
+                    writes = [(f"{shard}-{page}-{n}", "contacts", {"status": None},
+                               {"status": "lead"}) for n in range(5)]
+                    got = store.journal_fields(run_id, "hubspot:contacts", writes)
+                    with lock:
+                        ids.extend(got)
+            except BaseException as error:  # noqa: BLE001 - reported below
+                failures.append(error)
+
+        threads = [threading.Thread(target=journal, args=(s, n)) for n, s in enumerate(stores)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not failures, failures[0]
+        assert len(ids) == len(set(ids)) == 3 * 30 * 5
+        entries = stores[0].pending_entries("hubspot:contacts")
+        assert len(entries) == 450
+    finally:
+        for store in stores:
+            store.close()

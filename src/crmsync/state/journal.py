@@ -14,7 +14,7 @@ from sqlalchemy.engine import Dialect
 from crmsync.state.base import DEFAULT_SCOPE, StoreBase
 from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.records import JournalEntry, PendingWrite
-from crmsync.state.schema import JOURNAL_KINDS, _journal
+from crmsync.state.schema import JOURNAL_KINDS, _journal, _runs
 
 #: Journal columns an insert sets, in the order of :meth:`Journal._insert_rows`'s rows
 #: (``run_id``, ``state`` and the two stamps are the same for the whole batch).
@@ -27,6 +27,8 @@ def _q_settle(dialect: Dialect) -> sa.Executable:
             .values(state=sa.bindparam("state"), updated_at=sa.bindparam("now")))
 
 
+_LOCK_RUN = (_runs.update().where(_runs.c.id == sa.bindparam("run_id"))
+             .values(status=_runs.c.status))
 _MAX_SEQ = (sa.select(sa.func.coalesce(sa.func.max(_journal.c.seq), 0))
             .where(_journal.c.run_id == sa.bindparam("run_id")))
 _IDS_BY_SEQ = (sa.select(_journal.c.id)
@@ -171,7 +173,11 @@ class Journal(StoreBase):
         """
         if not rows:
             return []
-        # Per-run sequence numbers; (run_id, seq) is unique, so a racing writer fails loudly.
+        # Per-run sequence numbers; (run_id, seq) is unique. The shards of a sharded run journal
+        # under one run id from several processes: a no-op write on the run's ledger row first
+        # takes its row lock (PostgreSQL) or the write lock (SQLite) until this transaction
+        # ends, so two writers never read the same highest seq.
+        conn.execute(_LOCK_RUN, {"run_id": run_id})
         seq = conn.execute(_MAX_SEQ, {"run_id": run_id}).scalar_one()
         self._bulk("journal.insert", _insert).execute(
             conn, [(*row, seq + offset) for offset, row in enumerate(rows, start=1)],

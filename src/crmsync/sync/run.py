@@ -310,28 +310,34 @@ class SyncRun(Writer):
         stream = stream_pass.stream
         if self.options.concurrency > 1:
             pages = read_ahead(pages)
-        for page in pages:
-            self._page = self._gate.open_page()
-            contacts = [
-                c for c in page.contacts
-                if c.id not in stream_pass.retried
-                and not _already_processed(c, stream_pass.cursor)
-            ]
-            self._process(stream, contacts, dedupe=True, explicit_full=self.options.full)
-            self._hold_lease()
-            if page.related or self.options.dry_run:
-                continue
-            if not page.ordered:
-                stream_pass.scanned_unordered = True
-            elif commit_cursors:
-                stream_pass.new_cursor = _advance(stream_pass.new_cursor, page.contacts,
-                                                  cap=self.now)
-                self._gate.page_read(self._page, stream_pass.new_cursor)
-            # The cursor moves once every write planned from its page (and before) settled.
-            self._inflight.settle_ready()
-            ready = self._gate.ready()
-            if ready is not None and commit_cursors:
-                self.store.commit_cursor(ready)
+        try:
+            for page in pages:
+                self._page = self._gate.open_page()
+                contacts = [
+                    c for c in page.contacts
+                    if c.id not in stream_pass.retried
+                    and not _already_processed(c, stream_pass.cursor)
+                ]
+                self._process(stream, contacts, dedupe=True, explicit_full=self.options.full)
+                self._hold_lease()
+                if page.related or self.options.dry_run:
+                    continue
+                if not page.ordered:
+                    stream_pass.scanned_unordered = True
+                elif commit_cursors:
+                    stream_pass.new_cursor = _advance(stream_pass.new_cursor, page.contacts,
+                                                      cap=self.now)
+                    self._gate.page_read(self._page, stream_pass.new_cursor)
+                # The cursor moves once every write planned from its page (and before) settled.
+                self._inflight.settle_ready()
+                ready = self._gate.ready()
+                if ready is not None and commit_cursors:
+                    self.store.commit_cursor(ready)
+        finally:
+            # A run stopped mid-stream stops the page reader too (it may be a thread).
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
         self._flush_writes(stream)
 
     def _close_stream(self, stream_pass: StreamPass) -> None:
