@@ -6,7 +6,7 @@ open task again, and the connector must find each one in the CRM instead of crea
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from crmsync.errors import ExitCode
 
@@ -15,9 +15,11 @@ from .conftest import Crm, task_signature
 
 def test_a_wiped_state_store_creates_no_duplicate_tasks(crm: Crm) -> None:
     crm.setup()
-    # The first two runs decide at one rules clock, so any new task would be a duplicate, not a
-    # "within N days" boundary that passed between them.
-    now = datetime.now(UTC)  # noqa: TID251 - read once, then fixed for the comparison
+    # Every run decides at one rules clock, so any new task would be a duplicate, not a "within
+    # N days" boundary that passed between them. The clock is an hour ahead: a run reads what
+    # changed before its start, and the first run's own writes must count as before the
+    # second's.
+    now = datetime.now(UTC) + timedelta(hours=1)  # noqa: TID251 - read once, then fixed
     first = crm.run(full=True, now=now)
     assert first.exit_code == ExitCode.OK, first.error
     before = task_signature(crm)
@@ -34,6 +36,6 @@ def test_a_wiped_state_store_creates_no_duplicate_tasks(crm: Crm) -> None:
         assert "POST /crm/v3/objects/tasks/batch/create" not in by_endpoint
     # The run knows the tasks again, by their CRM ids: a third run plans nothing.
     crm.server.reset()
-    third = crm.run()
+    third = crm.run(full=True, now=now)
     assert third.counts.get("planned_task_creates", 0) == 0
     assert task_signature(crm) == before
