@@ -32,9 +32,10 @@ from crmsync.errors import ConfigError, QuotaExhausted
 
 log = logging.getLogger("crmsync.workers.pacer")
 
-#: Calls are counted by the CRM when they arrive, a little after they were admitted here;
-#: waits for a window slot end this much later than the oldest call leaving it.
-EDGE_MS = 100
+#: Calls are counted by the CRM when they arrive, a little after they were admitted here (a
+#: busy worker host adds its scheduling delay); waits for a window slot end this much later
+#: than the oldest call leaving it.
+EDGE_MS = 250
 
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -190,7 +191,9 @@ def redis_pacer(url: str, namespace: str, *, crm: str,
     """Return the shared pacer of one connection, with its CRM's window reserve.
 
     HubSpot: :data:`~crmsync.connectors.hubspot.wire.WINDOW_RESERVE` calls of every 10-second
-    window stay unused (other apps share the portal's limit), as the in-process pacer does.
+    window stay unused (other apps share the portal's limit), as the in-process pacer does, and
+    one search of every second: across processes, a search admitted late in one second can
+    arrive early in the next.
     """
     try:
         import redis
@@ -199,9 +202,10 @@ def redis_pacer(url: str, namespace: str, *, crm: str,
                           "pip install 'crmsync[workers]'") from None
     reserve: dict[str, int] = {}
     if crm == "hubspot":
-        from crmsync.connectors.hubspot.client import BURST
+        from crmsync.connectors.hubspot.client import BURST, SEARCH
         from crmsync.connectors.hubspot.wire import WINDOW_RESERVE
 
         reserve[BURST] = WINDOW_RESERVE
+        reserve[SEARCH] = 1
     return RedisPacer(redis.Redis.from_url(url), namespace,
                       reserve_daily_percent=reserve_daily_percent, window_reserve=reserve)
