@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import signal
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -52,11 +54,22 @@ def serve(
                                rate_limits_off=no_rate_limits)
     except ValueError as problem:
         raise click.UsageError(str(problem)) from None
-    # A service manager stops us with SIGTERM: treat it like Ctrl-C so the data is saved. Set
-    # before the server exists: its threads would keep a process stopped any other way alive.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM (a service manager) and Ctrl-C stop the server from another thread, the way the
+    # HTTP server expects to be stopped: an exception raised inside its accept loop could leave
+    # one of its locks held and the process hanging. Set before the server's threads exist.
+    stopping = threading.Event()
+    started: list[Any] = []
+
+    def stop_serving(_signum: int, _frame: Any) -> None:
+        stopping.set()
+        if started:
+            threading.Thread(target=started[0].close, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop_serving)
+    signal.signal(signal.SIGINT, stop_serving)
     server = build_sandbox(crm, contacts=contacts, seed=seed, port=port, state_file=state_file,
                            config=config)
+    started.append(server)
     try:
         # First line: machine-readable, so scripts can start the sandbox and read where it is.
         click.echo(f"{server.base_url} token={server.token}", nl=True)
@@ -64,9 +77,8 @@ def serve(
             f"crmsync sandbox: {crm} with {contacts} contacts (seed {seed}); admin API at "
             f"{server.base_url}/_sandbox/calls. Ctrl-C to stop.", markup=False,
         )
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        if not stopping.is_set():
+            server.serve_forever()
     finally:
         server.stop()
         if state_file is not None:
