@@ -25,6 +25,7 @@ from crmsync.sandbox.hubspot.schema import (
 )
 from crmsync.sandbox.hubspot.search import Searcher
 from crmsync.sandbox.hubspot.seeding import (
+    company_properties,
     contact_properties,
     deal_modified,
     deal_properties,
@@ -113,6 +114,7 @@ class HubSpotCrm:
         self.owners = owners(org)
         self.set_owner_options()
         contacts, deals = self.stores["contacts"], self.stores["deals"]
+        employed: list[tuple[str, int]] = []  # (contact id, company index)
         for person in org.people:
             contact = Record(
                 self.new_id(),
@@ -130,6 +132,18 @@ class HubSpotCrm:
                 )
                 deals.add(record)
                 self.link("deals", record.id, "contacts", contact.id, 3)
+            if person.company_index is not None:
+                employed.append((contact.id, person.company_index))
+        # Companies take ids after every contact and deal, so those keep the ids they had
+        # before companies were seeded.
+        company_ids = []
+        for company in org.companies:
+            created = ms(company.created_at)
+            record = Record(self.new_id(), _clean(company_properties(company)), created, created)
+            self.stores["companies"].add(record)
+            company_ids.append(record.id)
+        for contact_id, index in employed:
+            self.link("contacts", contact_id, "companies", company_ids[index], 279)
 
     def replace_records(self, name: str, records: Iterable[Record]) -> None:
         """Replace every record of one type (restoring saved state)."""
