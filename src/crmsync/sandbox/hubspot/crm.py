@@ -270,6 +270,34 @@ class HubSpotCrm:
         """Archive a record."""
         self.stores[obj.name].archive(record, self.now_ms())
 
+    def merge(self, obj: ObjectType, primary: Record, merged: Record) -> None:
+        """Fold ``merged`` into ``primary``, as ``POST .../{type}/merge`` does.
+
+        The primary keeps its id and its own values; properties it lacks are taken from the
+        merged record, the older creation date wins, the merged record is archived (its email
+        is freed, then kept in ``hs_additional_emails``), and its associations move over.
+        """
+        now = self.now_ms()
+        store = self.stores[obj.name]
+        store.archive(merged, now)
+        values: dict[str, str | None] = {
+            name: value for name, value in merged.properties.items()
+            if value is not None and primary.properties.get(name) is None
+            and name not in ("hs_merged_object_ids", "hs_additional_emails")
+        }
+        absorbed = [*(primary.properties.get("hs_merged_object_ids") or "").split(";"),
+                    merged.id, *(merged.properties.get("hs_merged_object_ids") or "").split(";")]
+        if self.registries[obj.name].get("hs_merged_object_ids") is not None:
+            values["hs_merged_object_ids"] = ";".join(i for i in absorbed if i)
+        email = merged.properties.get("email")
+        if obj.name == "contacts" and email and primary.properties.get("email"):
+            extra = [*(primary.properties.get("hs_additional_emails") or "").split(";"), email,
+                     *(merged.properties.get("hs_additional_emails") or "").split(";")]
+            values["hs_additional_emails"] = ";".join(e for e in extra if e)
+        primary.created_ms = min(primary.created_ms, merged.created_ms)
+        store.write(primary, values, now)
+        self.associations.move(obj.name, merged.id, primary.id)
+
     # -- associations ---------------------------------------------------------------------
 
     def link(self, from_type: str, from_id: str, to_type: str, to_id: str, type_id: int) -> None:

@@ -64,6 +64,7 @@ def _route(method: str, template: str, handler: str) -> Route:
 
 ROUTES = (
     _route("POST", "/crm/v3/objects/{type}/search", "objects.search"),
+    _route("POST", "/crm/v3/objects/{type}/merge", "objects.merge"),
     _route("POST", "/crm/v3/objects/{type}/batch/{op}", "objects.batch"),
     _route("GET", "/crm/v3/objects/{type}", "objects.list"),
     _route("POST", "/crm/v3/objects/{type}", "objects.create"),
