@@ -48,7 +48,7 @@ def _companies_of(api, contact_ids: list[str]) -> dict[str, list[tuple[str, int]
     }
 
 
-def test_seed_gives_most_people_one_company_by_domain_and_changes_no_person() -> None:
+def test_seed_gives_most_people_one_company_by_their_email_domain() -> None:
     org = generate_org(250, 7, HUBSPOT_ANCHOR)
     again = generate_org(250, 7, HUBSPOT_ANCHOR)
     assert [c.__dict__ for c in org.companies] == [c.__dict__ for c in again.companies]
