@@ -25,10 +25,14 @@ from hubspot.crm.companies import (
     SimplePublicObjectInputForCreate,
 )
 from hubspot.crm.contacts import ApiException as ContactApiException
+from hubspot.crm.contacts import Filter as ContactFilter
+from hubspot.crm.contacts import FilterGroup as ContactFilterGroup
 from hubspot.crm.contacts import PublicMergeInput
+from hubspot.crm.contacts import PublicObjectSearchRequest as ContactSearch
 from hubspot.crm.contacts import SimplePublicObjectInputForCreate as ContactCreate
 from tests.sandbox.conftest import HUBSPOT_ANCHOR
 
+from crmsync.sandbox.hubspot import HubSpotEmulator
 from crmsync.sandbox.seed import PERSONAL_DOMAINS, STUDENT_DOMAINS, generate_org
 
 FIRMOGRAPHICS = ["name", "domain", "industry", "numberofemployees", "annualrevenue", "country"]
@@ -175,11 +179,30 @@ def test_contact_merge_keeps_primary_id_moves_links_and_drops_the_other(
     assert read.properties["jobtitle"] == "CTO"  # a gap is filled from the merged record
     assert read.properties["hs_additional_emails"] == "merge.other@fjord.example.com"
     assert [a.id for a in read.associations["companies"].results] == [company.id]
+    # The merged record is gone from lists and search; its old id answers the survivor.
+    assert hubspot_api.crm.contacts.basic_api.get_by_id(other).id == primary
+    listed = hubspot_api.crm.contacts.search_api.do_search(ContactSearch(
+        filter_groups=[ContactFilterGroup(filters=[ContactFilter(
+            property_name="email", operator="CONTAINS_TOKEN", value="*@fjord.example.com")])]))
+    assert [r.id for r in listed.results] == [primary]
     with pytest.raises(ContactApiException) as caught:
-        hubspot_api.crm.contacts.basic_api.get_by_id(other)
-    assert caught.value.status == 404
+        hubspot_api.crm.contacts.basic_api.merge(
+            PublicMergeInput(primary_object_id=primary, object_id_to_merge=other))
+    assert caught.value.status == 400
     back = hubspot_api.crm.associations.v4.basic_api.get_page("companies", company.id, "contacts")
     assert [str(r.to_object_id) for r in back.results] == [primary]
+
+
+def test_merged_ids_still_answer_the_survivor_after_a_snapshot_and_restore(
+        hubspot_api, hubspot_emulator, hubspot_clock) -> None:
+    primary = _new_contact(hubspot_api, "keep@fjord.example.com")
+    other = _new_contact(hubspot_api, "gone@fjord.example.com")
+    hubspot_api.crm.contacts.basic_api.merge(
+        PublicMergeInput(primary_object_id=primary, object_id_to_merge=other))
+    restored = HubSpotEmulator(clock=hubspot_clock)
+    restored.restore(hubspot_emulator.snapshot())
+    contacts = restored.account.object_type("contacts")
+    assert restored.account.find(contacts, other).id == primary
 
 
 def test_contact_merge_rejects_bad_input(hubspot_http) -> None:

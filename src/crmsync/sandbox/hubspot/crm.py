@@ -90,6 +90,9 @@ class HubSpotCrm:
             for name in OBJECT_TYPES
         }
         self.owners: list[dict[str, Any]] = []
+        #: Merged-away record id -> the surviving record's id: reads by an old id answer the
+        #: survivor, as HubSpot's do (rebuilt from ``hs_merged_object_ids`` on restore).
+        self.merged_into: dict[str, str] = {}
         #: The next record id and the latest clock reading handed out (persisted).
         self.next_id = 101
         self.last_ms = 0
@@ -150,6 +153,10 @@ class HubSpotCrm:
         store = ObjectStore(name, unique=("email",) if name == "contacts" else ())
         for record in records:
             store.add(record)
+            if not record.archived:
+                for old in (record.properties.get("hs_merged_object_ids") or "").split(";"):
+                    if old:
+                        self.merged_into[old] = record.id
         self.stores[name] = store
         self.searchers[name] = Searcher(OBJECT_TYPES[name], store, self.registries[name],
                                         self.associations)
@@ -178,7 +185,10 @@ class HubSpotCrm:
         """Return the live record whose ``id_property`` (default: id) equals ``key``."""
         store = self.stores[obj.name]
         if not id_property or id_property == "hs_object_id":
-            return store.get(key)
+            record = store.get(key)
+            if record is None and key in self.merged_into:
+                record = store.get(self.merged_into[key])
+            return record
         self.check_unique(obj, id_property)
         if store.is_indexed(id_property):
             return store.find_unique(id_property, key)
@@ -276,6 +286,7 @@ class HubSpotCrm:
         The primary keeps its id and its own values; properties it lacks are taken from the
         merged record, the older creation date wins, the merged record is archived (its email
         is freed, then kept in ``hs_additional_emails``), and its associations move over.
+        Reads by the merged id then answer the primary, under the primary's id.
         """
         now = self.now_ms()
         store = self.stores[obj.name]
@@ -297,6 +308,8 @@ class HubSpotCrm:
         primary.created_ms = min(primary.created_ms, merged.created_ms)
         store.write(primary, values, now)
         self.associations.move(obj.name, merged.id, primary.id)
+        for old in (i for i in absorbed if i):
+            self.merged_into[old] = primary.id
 
     # -- associations ---------------------------------------------------------------------
 

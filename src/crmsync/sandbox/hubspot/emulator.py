@@ -267,6 +267,7 @@ class HubSpotEmulator:
                 registry.groups, registry.props = fresh.groups, fresh.props
         # Links first: replace_records hands them to the new searchers.
         crm.associations = Associations.from_json(data["associations"])
+        crm.merged_into = {}  # replace_records rebuilds it from the survivors
         for name in list(crm.stores):
             crm.replace_records(
                 name,

@@ -169,6 +169,8 @@ class ObjectsApi:
             fail(400, f"Cannot merge {obj.singular} {primary_id} into itself")
         primary = self._one(obj, primary_id, None)
         merged = self._one(obj, merged_id, None)
+        if primary.id == merged.id:  # one was merged into the other already
+            fail(400, f"{obj.singular} {merged_id} is already merged into {primary.id}")
         self.crm.merge(obj, primary, merged)
         return Response(200, self.crm.render(obj, primary))
 
