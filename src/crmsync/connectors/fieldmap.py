@@ -144,6 +144,22 @@ class DealMap:
 
 
 @dataclass(frozen=True, slots=True)
+class CompanyMap:
+    """Facts read from a contact's associated company, used where the contact's own is empty.
+
+    Real portals keep firmographics (name, industry, size) on the company record and often
+    leave the contact's copies blank; a rule about company size should still see them.
+    """
+
+    object: str
+    sources: tuple[FactSource, ...]
+
+    def fields(self) -> list[str]:
+        """Return the company properties to request."""
+        return list(dict.fromkeys(s.field for s in self.sources if s.field))
+
+
+@dataclass(frozen=True, slots=True)
 class TaskMap:
     """How a crmsync follow-up task is written in the CRM."""
 
@@ -166,6 +182,7 @@ class FieldMap:
     deals: DealMap | None
     tasks: TaskMap
     custom_facts: Mapping[str, str] = field(default_factory=dict)
+    companies: CompanyMap | None = None
 
     def fact_types(self) -> dict[str, str]:
         """Return every fact a rule may read through this map (canonical + custom) and its type."""
@@ -180,10 +197,24 @@ class FieldMap:
         object_name: str,
         record: Mapping[str, Any],
         deals: Sequence[Mapping[str, Any]] = (),
+        company: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Return (facts, current outputs) for one CRM record and its related deal records."""
+        """Return (facts, current outputs) for one CRM record and its related deal records.
+
+        Args:
+            company: The associated company's properties (when the map has ``companies``): its
+                facts fill those the record leaves empty, before derived facts are computed.
+        """
         facts: dict[str, Any] = {}
-        for source in self.objects[object_name].sources:
+        sources = self.objects[object_name].sources
+        plain = [s for s in sources if s.derive_from is None]
+        for source in plain:
+            facts[source.fact] = source.read(record, facts)
+        if self.companies is not None and company:
+            for source in self.companies.sources:
+                if facts.get(source.fact) is None:
+                    facts[source.fact] = source.read(company, facts)
+        for source in sources[len(plain):]:
             facts[source.fact] = source.read(record, facts)
         outputs = {name: t.decode(get_field(record, t.field)) for name, t in self.outputs.items()}
         for fact, output in PREVIOUS_OUTPUT_FACTS.items():
@@ -354,6 +385,28 @@ def _compile(doc: Mapping[str, Any], filename: str, text: str) -> FieldMap:
         problems.append(_diagnostic(filename, text, "/outputs",
                                     f"outputs {', '.join(missing)} have no CRM field",
                                     "map every output so results are stored and diffs work"))
+    companies = None
+    if "companies" in doc and doc["crm"] != "hubspot":
+        problems.append(_diagnostic(filename, text, "/companies",
+                                    "'companies' is read from HubSpot only",
+                                    "in Salesforce, map Account fields by name (Account.Industry)"))
+    elif "companies" in doc:
+        company_sources = []
+        for fact, raw in doc["companies"]["facts"].items():
+            pointer = f"/companies/facts/{fact}"
+            if fact not in known:
+                problems.append(_unknown(filename, text, pointer, f"unknown fact {fact!r}", fact,
+                                         known))
+                continue
+            if fact in DEAL_FACTS or fact in PREVIOUS_OUTPUT_FACTS:
+                problems.append(_diagnostic(filename, text, pointer,
+                                            f"fact {fact!r} is computed by crmsync, not read"))
+                continue
+            raw = {"field": raw} if isinstance(raw, str) else raw
+            company_sources.append(FactSource(fact=fact, kind=known[fact], field=raw["field"],
+                                              transform=raw.get("transform"),
+                                              values=raw.get("values")))
+        companies = CompanyMap(doc["companies"]["object"], tuple(company_sources))
     if problems:
         raise InvalidFileError(problems)
     deals = None
@@ -364,7 +417,7 @@ def _compile(doc: Mapping[str, Any], filename: str, text: str) -> FieldMap:
     t = doc["tasks"]
     tasks = TaskMap(t["object"], t["fields"], t["priority_values"], t["open_status"],
                     t["closed_status"], t.get("key_field"))
-    return FieldMap(doc["crm"], filename, objects, outputs, deals, tasks, custom)
+    return FieldMap(doc["crm"], filename, objects, outputs, deals, tasks, custom, companies)
 
 
 def _unknown(

@@ -145,6 +145,28 @@ class Person:
     owner_index: int
     is_lead: bool
     deals: list[Deal] = field(default_factory=list)
+    #: Index into :attr:`Org.companies` of the person's employer, None without one (personal
+    #: and student addresses).
+    company_index: int | None = None
+
+
+@dataclass
+class Company:
+    """An employer several people may share, keyed by its email domain.
+
+    Its firmographics start from the first person seen at the domain; where that person's own
+    field is empty the company still has a value (as in real portals, where company records are
+    enriched while contacts keep what a form collected), so reading the company fills gaps.
+    """
+
+    index: int
+    name: str
+    domain: str
+    industry: str | None
+    employees: int | None
+    annual_revenue: float | None
+    country: str | None
+    created_at: datetime
 
 
 @dataclass
@@ -154,6 +176,7 @@ class Org:
     owners: list[Owner]
     people: list[Person]
     anchor: datetime
+    companies: list[Company] = field(default_factory=list)
 
 
 def generate_org(contacts: int, seed: int, anchor: datetime, owners: int = 8) -> Org:
@@ -174,7 +197,43 @@ def generate_org(contacts: int, seed: int, anchor: datetime, owners: int = 8) ->
     # Ties on the change timestamp happen in real orgs (bulk imports); make some on purpose.
     for i in range(0, contacts - 1, 97):
         people[i + 1].modified_at = people[i].modified_at
-    return Org(owners=reps, people=people, anchor=anchor)
+    return Org(owners=reps, people=people, anchor=anchor, companies=_companies(seed, people))
+
+
+def _companies(seed: int, people: list[Person]) -> list[Company]:
+    """Return one company per employer domain and point each person at theirs.
+
+    Draws come from a per-domain generator apart from the main one (like :func:`_jitter`), so
+    adding companies changed no person's values; the same seed gives the same companies.
+    """
+    companies: list[Company] = []
+    by_domain: dict[str, Company] = {}
+    for person in people:
+        domain = person.email.rsplit("@", 1)[-1]
+        if domain in PERSONAL_DOMAINS or domain in STUDENT_DOMAINS:
+            continue
+        company = by_domain.get(domain)
+        if company is None:
+            rng = random.Random(f"crmsync-company:{seed}:{domain}")
+            slug = domain.split(".")[0].rstrip("0123456789") or "company"
+            name = person.company or f"{slug.capitalize()} {rng.choice(COMPANY_SUFFIXES)}"
+            industry = person.industry or rng.choice(INDUSTRIES)
+            employees = person.employees or rng.randint(10, 5000)
+            revenue = person.annual_revenue or round(employees * rng.uniform(60e3, 250e3), -3)
+            company = Company(
+                index=len(companies),
+                name=name,
+                domain=domain,
+                industry=industry,
+                employees=employees,
+                annual_revenue=revenue,
+                country=person.country or rng.choice(SERVED_COUNTRIES),
+                created_at=person.created_at - timedelta(days=rng.randint(0, 30)),
+            )
+            companies.append(company)
+            by_domain[domain] = company
+        person.company_index = company.index
+    return companies
 
 
 def _jitter(seed: int, index: int) -> random.Random:

@@ -137,6 +137,7 @@ class HubSpotClient:
                 "contacts.batch": lambda: crm.contacts.batch_api,
                 "contacts.search": lambda: crm.contacts.search_api,
                 "deals.batch": lambda: crm.deals.batch_api,
+                "companies.batch": lambda: crm.companies.batch_api,
                 "deals.search": lambda: crm.deals.search_api,
                 "tasks.batch": lambda: crm.objects.tasks.batch_api,
                 "tasks.search": lambda: crm.objects.tasks.search_api,

@@ -374,14 +374,39 @@ class ContactReader:
             found.setdefault(deal_id, {})
         return found
 
+    def _companies(self, records: Sequence[Any]) -> dict[str, dict[str, Any]]:
+        """Return ``{contact id: its company's properties}`` when the map reads companies.
+
+        One v4 association read and a batch read per 100 companies, per page: only maps with
+        a ``companies`` section pay for it. A contact with several companies gets the first
+        (lowest id), the one HubSpot's UI lists first; a company gone meanwhile is skipped.
+        """
+        companies = self.fieldmap.companies
+        if companies is None or not records:
+            return {}
+        links = self.associated("contacts", companies.object, [str(r["id"]) for r in records])
+        first = {contact: ids[0] for contact, ids in links.items() if ids}
+        wanted = list(dict.fromkeys(first.values()))
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in chunks(wanted, BATCH):
+            body = {"inputs": [{"id": i} for i in chunk], "properties": companies.fields()}
+            answer = self._http.call(
+                "batch read companies", "companies.batch",
+                lambda api, b=body: api.read(batch_read_input_simple_public_object_id=b,
+                                             archived=False, **self._raw))
+            found.update({str(c["id"]): _props(c) for c in _results(answer)})
+        return {contact: found[company] for contact, company in first.items() if company in found}
+
     def _page(self, stream: str, item: _Pending, deals: Mapping[str, dict[str, Any]]) -> Page:
         contacts = []
+        employers = self._companies(item.records)
         for record in item.records:
             record_id = str(record["id"])
             props = _props(record)
             props.setdefault("hs_object_id", record_id)
             related = [deals[d] for d in item.links.get(record_id, ()) if deals.get(d)]
-            facts, outputs = self.fieldmap.to_contact_facts("contacts", props, related)
+            facts, outputs = self.fieldmap.to_contact_facts("contacts", props, related,
+                                                            employers.get(record_id))
             facts.setdefault("id", record_id)
             moment = coerce(props.get(self._modified) or record.get("updatedAt"), "datetime")
             owner = coerce(props.get(self._owner_field), "str") if self._owner_field else None

@@ -25,6 +25,7 @@ from crmsync.sandbox.hubspot.schema import (
 )
 from crmsync.sandbox.hubspot.search import Searcher
 from crmsync.sandbox.hubspot.seeding import (
+    company_properties,
     contact_properties,
     deal_modified,
     deal_properties,
@@ -89,6 +90,9 @@ class HubSpotCrm:
             for name in OBJECT_TYPES
         }
         self.owners: list[dict[str, Any]] = []
+        #: Merged-away record id -> the surviving record's id: reads by an old id answer the
+        #: survivor, as HubSpot's do (rebuilt from ``hs_merged_object_ids`` on restore).
+        self.merged_into: dict[str, str] = {}
         #: The next record id and the latest clock reading handed out (persisted).
         self.next_id = 101
         self.last_ms = 0
@@ -113,6 +117,7 @@ class HubSpotCrm:
         self.owners = owners(org)
         self.set_owner_options()
         contacts, deals = self.stores["contacts"], self.stores["deals"]
+        employed: list[tuple[str, int]] = []  # (contact id, company index)
         for person in org.people:
             contact = Record(
                 self.new_id(),
@@ -130,12 +135,28 @@ class HubSpotCrm:
                 )
                 deals.add(record)
                 self.link("deals", record.id, "contacts", contact.id, 3)
+            if person.company_index is not None:
+                employed.append((contact.id, person.company_index))
+        # Companies take ids after every contact and deal, so those keep the ids they had
+        # before companies were seeded.
+        company_ids = []
+        for company in org.companies:
+            created = ms(company.created_at)
+            record = Record(self.new_id(), _clean(company_properties(company)), created, created)
+            self.stores["companies"].add(record)
+            company_ids.append(record.id)
+        for contact_id, index in employed:
+            self.link("contacts", contact_id, "companies", company_ids[index], 279)
 
     def replace_records(self, name: str, records: Iterable[Record]) -> None:
         """Replace every record of one type (restoring saved state)."""
         store = ObjectStore(name, unique=("email",) if name == "contacts" else ())
         for record in records:
             store.add(record)
+            if not record.archived:
+                for old in (record.properties.get("hs_merged_object_ids") or "").split(";"):
+                    if old:
+                        self.merged_into[old] = record.id
         self.stores[name] = store
         self.searchers[name] = Searcher(OBJECT_TYPES[name], store, self.registries[name],
                                         self.associations)
@@ -164,7 +185,10 @@ class HubSpotCrm:
         """Return the live record whose ``id_property`` (default: id) equals ``key``."""
         store = self.stores[obj.name]
         if not id_property or id_property == "hs_object_id":
-            return store.get(key)
+            record = store.get(key)
+            if record is None and key in self.merged_into:
+                record = store.get(self.merged_into[key])
+            return record
         self.check_unique(obj, id_property)
         if store.is_indexed(id_property):
             return store.find_unique(id_property, key)
@@ -255,6 +279,37 @@ class HubSpotCrm:
     def archive(self, obj: ObjectType, record: Record) -> None:
         """Archive a record."""
         self.stores[obj.name].archive(record, self.now_ms())
+
+    def merge(self, obj: ObjectType, primary: Record, merged: Record) -> None:
+        """Fold ``merged`` into ``primary``, as ``POST .../{type}/merge`` does.
+
+        The primary keeps its id and its own values; properties it lacks are taken from the
+        merged record, the older creation date wins, the merged record is archived (its email
+        is freed, then kept in ``hs_additional_emails``), and its associations move over.
+        Reads by the merged id then answer the primary, under the primary's id.
+        """
+        now = self.now_ms()
+        store = self.stores[obj.name]
+        store.archive(merged, now)
+        values: dict[str, str | None] = {
+            name: value for name, value in merged.properties.items()
+            if value is not None and primary.properties.get(name) is None
+            and name not in ("hs_merged_object_ids", "hs_additional_emails")
+        }
+        absorbed = [*(primary.properties.get("hs_merged_object_ids") or "").split(";"),
+                    merged.id, *(merged.properties.get("hs_merged_object_ids") or "").split(";")]
+        if self.registries[obj.name].get("hs_merged_object_ids") is not None:
+            values["hs_merged_object_ids"] = ";".join(i for i in absorbed if i)
+        email = merged.properties.get("email")
+        if obj.name == "contacts" and email and primary.properties.get("email"):
+            extra = [*(primary.properties.get("hs_additional_emails") or "").split(";"), email,
+                     *(merged.properties.get("hs_additional_emails") or "").split(";")]
+            values["hs_additional_emails"] = ";".join(e for e in extra if e)
+        primary.created_ms = min(primary.created_ms, merged.created_ms)
+        store.write(primary, values, now)
+        self.associations.move(obj.name, merged.id, primary.id)
+        for old in (i for i in absorbed if i):
+            self.merged_into[old] = primary.id
 
     # -- associations ---------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ def _route(method: str, template: str, handler: str) -> Route:
 
 ROUTES = (
     _route("POST", "/crm/v3/objects/{type}/search", "objects.search"),
+    _route("POST", "/crm/v3/objects/{type}/merge", "objects.merge"),
     _route("POST", "/crm/v3/objects/{type}/batch/{op}", "objects.batch"),
     _route("GET", "/crm/v3/objects/{type}", "objects.list"),
     _route("POST", "/crm/v3/objects/{type}", "objects.create"),
@@ -266,6 +267,7 @@ class HubSpotEmulator:
                 registry.groups, registry.props = fresh.groups, fresh.props
         # Links first: replace_records hands them to the new searchers.
         crm.associations = Associations.from_json(data["associations"])
+        crm.merged_into = {}  # replace_records rebuilds it from the survivors
         for name in list(crm.stores):
             crm.replace_records(
                 name,

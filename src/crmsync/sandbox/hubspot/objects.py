@@ -152,6 +152,28 @@ class ObjectsApi:
             self.crm.archive(obj, record)
         return Response(204)
 
+    def merge(self, request: Request, type_name: str) -> Response:
+        """``POST /crm/v3/objects/{type}/merge`` -> 200 with the primary record.
+
+        Body ``{"primaryObjectId", "objectIdToMerge"}``; the merged record disappears (archived)
+        and the primary keeps its id, gaining the merged one's links and missing values.
+        """
+        obj = self.crm.object_type(type_name)
+        body = json_object(request)
+        primary_id, merged_id = body.get("primaryObjectId"), body.get("objectIdToMerge")
+        if not primary_id or not merged_id:
+            fail(400, "Invalid input JSON: 'primaryObjectId' and 'objectIdToMerge' are required",
+                 errors=[{"message": "must not be null", "code": "REQUIRED_FIELD"}])
+        primary_id, merged_id = str(primary_id), str(merged_id)
+        if primary_id == merged_id:
+            fail(400, f"Cannot merge {obj.singular} {primary_id} into itself")
+        primary = self._one(obj, primary_id, None)
+        merged = self._one(obj, merged_id, None)
+        if primary.id == merged.id:  # one was merged into the other already
+            fail(400, f"{obj.singular} {merged_id} is already merged into {primary.id}")
+        self.crm.merge(obj, primary, merged)
+        return Response(200, self.crm.render(obj, primary))
+
     # -- search ---------------------------------------------------------------------------
 
     def search(self, request: Request, type_name: str) -> Response:

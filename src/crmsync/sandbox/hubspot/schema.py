@@ -48,7 +48,11 @@ TASKS = ObjectType(
     ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     required=("hs_timestamp",),
 )
-OBJECT_TYPES = {t.name: t for t in (CONTACTS, DEALS, TASKS)}
+COMPANIES = ObjectType(
+    "companies", "0-2", "company", "hs_lastmodifieddate", "createdate",
+    ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
+)
+OBJECT_TYPES = {t.name: t for t in (CONTACTS, COMPANIES, DEALS, TASKS)}
 
 #: HUBSPOT_DEFINED association type id -> (from type, to type); one id per direction (§3.8).
 ASSOCIATION_TYPES = {
@@ -58,6 +62,12 @@ ASSOCIATION_TYPES = {
     4: ("contacts", "deals"),
     215: ("deals", "tasks"),
     216: ("tasks", "deals"),
+    # The unlabeled contact<->company pair is the default a v4 "associate/default" call uses;
+    # the "Primary" pair (1/2) is left out so each direction keeps one default id.
+    279: ("contacts", "companies"),
+    280: ("companies", "contacts"),
+    341: ("deals", "companies"),
+    342: ("companies", "deals"),
 }
 #: (from type, to type) -> default association type id.
 DEFAULT_ASSOCIATION = {pair: type_id for type_id, pair in ASSOCIATION_TYPES.items()}
@@ -121,6 +131,9 @@ def contact_registry() -> PropertyRegistry:
     reg.add(_p("numemployees", "number", "number", g))
     reg.add(_p("annualrevenue", "number", "number", g))
     reg.add(_p("lifecyclestage", "enumeration", "radio", g, options=_options(LIFECYCLE_STAGES)))
+    # Written by a merge (POST .../contacts/merge): the absorbed ids and email addresses.
+    reg.add(_p("hs_merged_object_ids", "string", "text", g, read_only=True))
+    reg.add(_p("hs_additional_emails", "string", "text", g, read_only=True))
     reg.add(_p("hs_lead_status", "enumeration", "radio", "sales_properties",
                options=_options(LEAD_STATUSES)))
     for name in ("notes_last_updated", "notes_last_contacted"):
@@ -134,6 +147,24 @@ def contact_registry() -> PropertyRegistry:
     for name in ENGAGEMENT_FLAGS:
         reg.add(_p(name, "bool", "booleancheckbox", "engagement", hubspot_defined=False,
                    options=[Option("Yes", "true", 0), Option("No", "false", 1)]))
+    return reg
+
+
+def company_registry() -> PropertyRegistry:
+    """Return the seeded company schema: name, domain and the firmographics.
+
+    ``industry`` is free text here (HubSpot's is an enumeration) so it carries the same values
+    as the contacts' ``industry`` and a field map can read either.
+    """
+    reg = PropertyRegistry("companies")
+    reg.add_group(Group("companyinformation", "Company information", 0))
+    g = "companyinformation"
+    _system(reg, g, COMPANIES)
+    for name in ("name", "domain", "industry", "country", "city", "phone", "website"):
+        reg.add(_p(name, "string", "text", g))
+    reg.add(_p("numberofemployees", "number", "number", g))
+    reg.add(_p("annualrevenue", "number", "number", g))
+    reg.add(_p("description", "string", "textarea", g))
     return reg
 
 
@@ -171,4 +202,5 @@ def task_registry() -> PropertyRegistry:
 
 def seeded_registries() -> dict[str, PropertyRegistry]:
     """Return a fresh registry per object type."""
-    return {"contacts": contact_registry(), "deals": deal_registry(), "tasks": task_registry()}
+    return {"contacts": contact_registry(), "companies": company_registry(),
+            "deals": deal_registry(), "tasks": task_registry()}

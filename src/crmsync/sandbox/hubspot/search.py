@@ -31,7 +31,8 @@ OPERATORS = frozenset(
     {"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY",
      "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"}
 )
-SEARCHABLE = ("firstname", "lastname", "email", "company", "dealname", "hs_task_subject")
+SEARCHABLE = ("firstname", "lastname", "email", "company", "name", "domain", "dealname",
+              "hs_task_subject")
 _TOKEN = re.compile(r"[^\w@.*-]+")
 
 Value = float | int | str

@@ -7,7 +7,7 @@ from typing import Any
 
 from crmsync.sandbox.hubspot.properties import iso_ms
 from crmsync.sandbox.hubspot.schema import ENGAGEMENT_FLAGS, ENGAGEMENT_NUMBERS
-from crmsync.sandbox.seed import Deal, Org, Person
+from crmsync.sandbox.seed import Company, Deal, Org, Person
 
 #: Neutral open-deal stages -> HubSpot default pipeline stages.
 OPEN_STAGE_MAP = {
@@ -88,6 +88,19 @@ def contact_properties(person: Person) -> dict[str, str | None]:
     for name in (*ENGAGEMENT_NUMBERS, *ENGAGEMENT_FLAGS):
         props[name] = _text(getattr(person, name))
     return props
+
+
+def company_properties(company: Company) -> dict[str, str | None]:
+    """Return a company's properties (its firmographics and web domain)."""
+    return {
+        "name": company.name,
+        "domain": company.domain,
+        "website": f"https://www.{company.domain}",
+        "industry": company.industry,
+        "numberofemployees": _text(company.employees),
+        "annualrevenue": _text(company.annual_revenue),
+        "country": company.country,
+    }
 
 
 def deal_properties(deal: Deal, person: Person) -> dict[str, str | None]:

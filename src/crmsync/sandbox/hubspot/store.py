@@ -142,6 +142,22 @@ class Associations:
         self.edges.get((to_type, to_id), {}).pop((from_type, from_id), None)
         self.version += 1
 
+    def move(self, type_name: str, old_id: str, new_id: str) -> None:
+        """Re-point every link of record ``old_id`` to ``new_id`` (a merge), keeping type ids.
+
+        A link between the two records themselves is dropped rather than becoming a self-link.
+        """
+        links = self.edges.pop((type_name, old_id), {})
+        mine = self.edges.setdefault((type_name, new_id), {})
+        for (to_type, to_id), types in links.items():
+            back = self.edges.get((to_type, to_id), {}).pop((type_name, old_id), set())
+            if (to_type, to_id) == (type_name, new_id):
+                continue
+            mine.setdefault((to_type, to_id), set()).update(types)
+            self.edges.setdefault((to_type, to_id), {}).setdefault(
+                (type_name, new_id), set()).update(back)
+        self.version += 1
+
     def of(self, from_type: str, from_id: str, to_type: str) -> list[tuple[str, set[int]]]:
         """Return ``(to_id, type ids)`` for one record's links to ``to_type``, by id."""
         links = self.edges.get((from_type, from_id), {})
