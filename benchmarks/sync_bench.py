@@ -1,7 +1,9 @@
 """Sync efficiency against the sandbox CRMs: API calls vs the minimum, writes on re-runs,
 incremental cost, wall time with injected latency, and peak memory as contacts grow.
 
-Run on demand (not a test):  python benchmarks/sync_bench.py [--crm hubspot] [--sizes 2000,10000]
+Run on demand (not a test):
+
+    python benchmarks/sync_bench.py [--crm hubspot] [--sizes 2000,10000] [--concurrency 1,4]
 
 The sandbox runs in a child process (``crmsync sandbox serve``) so the sync's own memory is
 measured alone (tracemalloc peak). Numbers are printed side by side in one table per CRM; the
@@ -79,8 +81,8 @@ def _run(config: Path, *, trace_memory: bool = False, **options: Any) -> tuple[A
         parts.close()
 
 
-def measure(crm: str, contacts: int, latency_ms: int) -> dict[str, Any]:
-    """Measure one CRM at one size; returns the row of the results table."""
+def measure(crm: str, contacts: int, latency_ms: int, concurrency: int = 4) -> dict[str, Any]:
+    """Measure one CRM at one size and ``[sync] concurrency``; returns the results row."""
     box = Sandbox(crm, contacts)
     try:
         workdir = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
@@ -100,22 +102,24 @@ def measure(crm: str, contacts: int, latency_ms: int) -> dict[str, Any]:
                 "per_10s": 1_000_000, "search_per_s": 10_000, "daily": 100_000_000}})
         box.admin("POST", "reset")
         box.admin("POST", "faults", {"latency_ms": latency_ms})
-        first, seconds, _, cpu = _run(config, full=True)
+        first, seconds, _, cpu = _run(config, full=True, concurrency=concurrency)
         calls = box.admin("GET", "calls")
         # The same seed and day give the same org in this process as in the sandbox's.
         org = generate_org(contacts, 1, seed_anchor())
         deals = sum(len(p.deals) for p in org.people)
         minimum = minimum_api_calls(first, limits, related_records=deals)
         box.admin("POST", "reset")
-        _run(config)  # settles the echo of our own writes
+        _run(config, concurrency=concurrency)  # settles the echo of our own writes
         box.admin("POST", "reset")
-        again, _, _, _ = _run(config)
+        again, _, _, _ = _run(config, concurrency=concurrency)
         repeat_writes = box.admin("GET", "calls")["writes"]
         # Memory of a whole-org pass: a full re-scan reads and evaluates every contact.
-        _, _, peak, _ = _run(config, full=True, trace_memory=True)
-        ideal_s = calls["total"] * latency_ms / 1000
+        _, _, peak, _ = _run(config, full=True, trace_memory=True, concurrency=concurrency)
+        # The latency floor: every call waits ``latency_ms``, ``concurrency`` of them at once.
+        ideal_s = calls["total"] * latency_ms / 1000 / concurrency
         return {
-            "crm": crm, "contacts": contacts, "calls": calls["total"], "minimum": minimum,
+            "crm": crm, "contacts": contacts, "concurrency": concurrency,
+            "calls": calls["total"], "minimum": minimum,
             "ratio": calls["total"] / max(1, minimum), "repeat_writes": repeat_writes,
             "seconds": seconds, "ideal_s": ideal_s, "time_ratio": seconds / max(1e-9, ideal_s),
             "peak_mib": peak / 2**20, "cpu_s": cpu, "status": first.status, "repeat_status": again.status,
@@ -129,19 +133,21 @@ def main() -> None:
     parser.add_argument("--crm", choices=["hubspot", "salesforce", "both"], default="both")
     parser.add_argument("--sizes", default="1000,5000,20000")
     parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--concurrency", default="4",
+                        help="[sync] concurrency values to compare, e.g. 1,4")
     args = parser.parse_args()
     crms = ["hubspot", "salesforce"] if args.crm == "both" else [args.crm]
-    print(f"{'crm':<11}{'contacts':>9}{'calls':>7}{'min':>6}{'x min':>7}{'rerun writes':>13}"
-          f"{'wall s':>8}{'client cpu s':>13}{'cpu µs/c':>9}{'calls*lat s':>12}{'x':>6}"
+    print(f"{'crm':<11}{'contacts':>9}{'conc':>5}{'calls':>7}{'min':>6}{'x min':>7}{'rerun writes':>13}"
+          f"{'wall s':>8}{'client cpu s':>13}{'cpu µs/c':>9}{'floor s':>9}{'x':>6}"
           f"{'peak MiB':>10}")
-    for crm in crms:
-        for size in (int(s) for s in args.sizes.split(",")):
-            r = measure(crm, size, args.latency_ms)
-            print(f"{r['crm']:<11}{r['contacts']:>9}{r['calls']:>7}{r['minimum']:>6}"
-                  f"{r['ratio']:>7.2f}{r['repeat_writes']:>13}{r['seconds']:>8.1f}{r['cpu_s']:>13.1f}"
-                  f"{r['cpu_s'] / r['contacts'] * 1e6:>9.0f}"
-                  f"{r['ideal_s']:>12.1f}{r['time_ratio']:>6.2f}{r['peak_mib']:>10.1f}", flush=True)
-
+    runs = [(crm, int(size), int(concurrency)) for crm in crms
+            for size in args.sizes.split(",") for concurrency in args.concurrency.split(",")]
+    for crm, size, concurrency in runs:
+        r = measure(crm, size, args.latency_ms, concurrency)
+        print(f"{r['crm']:<11}{r['contacts']:>9}{r['concurrency']:>5}{r['calls']:>7}"
+              f"{r['minimum']:>6}{r['ratio']:>7.2f}{r['repeat_writes']:>13}{r['seconds']:>8.1f}"
+              f"{r['cpu_s']:>13.1f}{r['cpu_s'] / r['contacts'] * 1e6:>9.0f}"
+              f"{r['ideal_s']:>9.1f}{r['time_ratio']:>6.2f}{r['peak_mib']:>10.1f}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import partial
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 
 from crmsync.model import Cursor, TaskClose, TaskCreate, TaskSpec
 from crmsync.state import PendingWrite, StateError, StateStore
+from pgschema import postgres_url
 
 PG_URL = os.environ.get(
     "CRMSYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -25,34 +25,12 @@ T0 = datetime(2026, 11, 23, 14, 23, 1, 123456, tzinfo=UTC)
 STREAM = "hubspot:contacts"
 
 
-def _postgres_url() -> Iterator[str]:
-    """Yield a URL whose connections see only a fresh schema, dropped afterwards."""
-    schema = f"crmsync_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        reason = f"PostgreSQL unreachable at {sa.make_url(PG_URL).render_as_string()}: {exc.orig}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason + " (set CRMSYNC_TEST_POSTGRES_URL; fails instead of skipping in CI)")
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/nested/state.db"
     else:
-        yield from _postgres_url()
+        yield from postgres_url()
 
 
 @pytest.fixture

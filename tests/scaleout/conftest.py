@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from schedule.conftest import postgres_url  # one fresh-schema helper for every service test
+from pgschema import postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 ANCHOR = datetime(2026, 11, 23, tzinfo=UTC)

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from crmsync.sandbox.launch import build_sandbox
 from crmsync.sandbox.server import SandboxServer
+from pgschema import postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 ANCHOR = datetime(2026, 11, 23, tzinfo=UTC)
@@ -36,31 +35,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.moment += timedelta(seconds=seconds)
-
-
-def postgres_url() -> Iterator[str]:
-    """Yield a URL whose connections see only a fresh schema, dropped afterwards.
-
-    Fails (does not skip) under CI=true when PostgreSQL is unreachable.
-    """
-    schema = f"crmsync_sched_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        reason = f"PostgreSQL unreachable at {sa.make_url(PG_URL).render_as_string()}: {exc.orig}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason + " (set CRMSYNC_TEST_POSTGRES_URL; fails instead of skipping in CI)")
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -101,7 +101,7 @@ def _terminate_other_backends(url: str) -> None:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh schema of its own, reached under an application name of its own."""
-    from schedule.conftest import postgres_url as fresh_schema
+    from pgschema import postgres_url as fresh_schema
 
     for url in fresh_schema():
         yield f"{url}&application_name=crmsync-hard-edges-{uuid.uuid4().hex[:8]}"

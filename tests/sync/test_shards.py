@@ -128,7 +128,7 @@ def shared_store_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: i
     if request.param == "sqlite":
         yield f"sqlite:///{(tmp_path / 'state.db').as_posix()}"
     else:
-        from schedule.conftest import postgres_url
+        from pgschema import postgres_url
 
         yield from postgres_url()
 
