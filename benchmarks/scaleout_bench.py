@@ -16,20 +16,19 @@ see what the client and the emulator can do.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sync_bench import Sandbox  # the same child-process sandbox (benchmarks/ is on sys.path)
 
 from crmsync.config import load_settings
 from crmsync.sync import SyncOptions, SyncRun
@@ -44,31 +43,6 @@ PG_URL = os.environ.get("CRMSYNC_BENCH_POSTGRES_URL",
 BROKER = os.environ.get("CRMSYNC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS = os.environ.get("CRMSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 NOW = datetime(2026, 11, 23, 9, tzinfo=UTC)
-
-
-class Sandbox:
-    """A ``crmsync sandbox serve`` child process."""
-
-    def __init__(self, contacts: int, extra: list[str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "crmsync", "sandbox", "serve", "--crm", "hubspot", "--port",
-             "0", "--contacts", str(contacts), "--seed", "1", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.process.stdout is not None
-        first = self.process.stdout.readline().split()
-        self.base_url, self.token = first[0], first[1].removeprefix("token=")
-
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.base_url}/_sandbox/{path}", data=data,
-                                         method=method,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return json.loads(response.read() or b"null")
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def _ensure_database() -> None:
@@ -103,7 +77,7 @@ def _drop(name: str) -> None:
 def measure(workers: int, contacts: int, latency_ms: int, sandbox_args: list[str],
             concurrency: int) -> dict[str, Any]:
     """One full run of a fresh sandbox: locally (``workers == 0``) or by that many workers."""
-    box = Sandbox(contacts, sandbox_args)
+    box = Sandbox("hubspot", contacts, extra=sandbox_args)
     schema, state_url = _schema()
     queue = f"crmsync-bench-{uuid.uuid4().hex[:8]}"
     workdir = Path(tempfile.mkdtemp(prefix="crmsync-scaleout-"))

@@ -20,6 +20,7 @@ import tempfile
 import time
 import tracemalloc
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 class Sandbox:
     """A ``crmsync sandbox serve`` child process."""
 
-    def __init__(self, crm: str, contacts: int, seed: int = 1) -> None:
+    def __init__(self, crm: str, contacts: int, seed: int = 1, extra: Sequence[str] = ()) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "crmsync", "sandbox", "serve", "--crm", crm, "--port", "0",
-             "--contacts", str(contacts), "--seed", str(seed)],
+             "--contacts", str(contacts), "--seed", str(seed), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         assert self.process.stdout is not None
@@ -48,7 +49,8 @@ class Sandbox:
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.base_url}/_sandbox/{path}", data=data,
-                                         method=method, headers={"Content-Type": "application/json"})
+                                         method=method,
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read() or b"null")
 
@@ -57,7 +59,8 @@ class Sandbox:
         self.process.wait(timeout=10)
 
 
-def _run(config: Path, *, trace_memory: bool = False, **options: Any) -> tuple[Any, float, int, float]:
+def _run(config: Path, *, trace_memory: bool = False,
+         **options: Any) -> tuple[Any, float, int, float]:
     """One run; returns (summary, wall seconds, peak traced bytes, client CPU seconds).
 
     tracemalloc slows Python down severalfold, so memory is traced only when asked, in a run
@@ -122,7 +125,8 @@ def measure(crm: str, contacts: int, latency_ms: int, concurrency: int = 4) -> d
             "calls": calls["total"], "minimum": minimum,
             "ratio": calls["total"] / max(1, minimum), "repeat_writes": repeat_writes,
             "seconds": seconds, "ideal_s": ideal_s, "time_ratio": seconds / max(1e-9, ideal_s),
-            "peak_mib": peak / 2**20, "cpu_s": cpu, "status": first.status, "repeat_status": again.status,
+            "peak_mib": peak / 2**20, "cpu_s": cpu, "status": first.status,
+            "repeat_status": again.status,
         }
     finally:
         box.close()
@@ -137,7 +141,8 @@ def main() -> None:
                         help="[sync] concurrency values to compare, e.g. 1,4")
     args = parser.parse_args()
     crms = ["hubspot", "salesforce"] if args.crm == "both" else [args.crm]
-    print(f"{'crm':<11}{'contacts':>9}{'conc':>5}{'calls':>7}{'min':>6}{'x min':>7}{'rerun writes':>13}"
+    print(f"{'crm':<11}{'contacts':>9}{'conc':>5}{'calls':>7}{'min':>6}{'x min':>7}"
+          f"{'rerun writes':>13}"
           f"{'wall s':>8}{'client cpu s':>13}{'cpu µs/c':>9}{'floor s':>9}{'x':>6}"
           f"{'peak MiB':>10}")
     runs = [(crm, int(size), int(concurrency)) for crm in crms
