@@ -128,14 +128,3 @@ class Shards(StoreBase):
             holder = conn.execute(sa.select(_leases.c.holder).where(
                 _leases.c.name == self._scoped(lease))).scalar_one_or_none()
         return holder.split("@", 1)[0] if holder else None
-
-    def lease_run(self, name: str) -> str | None:
-        """Return the id of the run holding the lease ``name`` (expired or not), or ``None``.
-
-        A worker checks it before each page: a shard of a run whose lease was taken over (its
-        coordinator died and another run started) stops instead of writing beside that run.
-        """
-        with self._connect() as conn:
-            holder = conn.execute(sa.select(_leases.c.holder).where(
-                _leases.c.name == self._scoped(name))).scalar_one_or_none()
-        return holder.split("@", 1)[0] if holder else None

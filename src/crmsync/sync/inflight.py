@@ -69,11 +69,6 @@ class InFlight:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="crmsync-write")
         self._batches.append(_Batch(self._pool.submit(call), settle, pages))
 
-    @property
-    def pending(self) -> int:
-        """Calls sent and not yet settled."""
-        return len(self._batches)
-
     def settle_ready(self) -> None:
         """Settle every call that has already returned, without waiting for the others."""
         while self._batches and any(b.future.done() for b in self._batches):
