@@ -32,6 +32,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "Decide every contact of a JSON Lines file; write one decision per line."),
     "explain": ("crmsync.cli.rules_cmds", "explain",
                 "Show which rules fired for each contact, which missed or were unknown, and why."),
+    "export": ("crmsync.cli.export_cmds", "export",
+               "Write every contact's canonical facts from the CRM as JSON Lines ('-' for "
+               "stdout)."),
     "setup": ("crmsync.cli.sync_cmds", "setup",
               "Create crmsync's fields/properties in the CRM (safe to run again)."),
     "plan": ("crmsync.cli.sync_cmds", "plan",

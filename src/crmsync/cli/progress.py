@@ -15,8 +15,12 @@ from crmsync.cli.common import stderr
 
 
 @contextmanager
-def sync_progress(output_format: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``; draws a bar on a terminal, does nothing elsewhere."""
+def sync_progress(output_format: str, total: int | None, *,
+                  label: str = "syncing") -> Iterator[Callable[[int], None]]:
+    """Yield ``advance(n)``; draws a bar on a terminal, does nothing elsewhere.
+
+    ``label`` names the work (``reading`` for the read-only workbench commands).
+    """
     if output_format == "json" or not stderr.is_terminal:
         yield lambda n: None
         return
@@ -43,7 +47,7 @@ def sync_progress(output_format: str, total: int | None) -> Iterator[Callable[[i
             return Text("" if speed is None else f"{speed:,.0f} contacts/s")
 
     columns: list[ProgressColumn | str] = [
-        SpinnerColumn(), TextColumn("syncing"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+        SpinnerColumn(), TextColumn(label), BarColumn(), MofNCompleteColumn(), RateColumn(),
         TimeElapsedColumn(),
     ]
     if total:

@@ -436,4 +436,9 @@ def _print_explanation(decision: Decision) -> None:
             f"{task.approach}: {task.subject}", markup=False)
 
 
+# `rules diff` lives in its own module (it imports nothing heavy at load time either).
+from crmsync.cli.rules_diff_cmds import diff as _diff  # noqa: E402 - after the group exists
+
+rules.add_command(_diff)
+
 __all__ = ["decision_json", "evaluate", "explain", "register", "rules"]
