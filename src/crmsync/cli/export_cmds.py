@@ -78,6 +78,8 @@ def export(output_file: str, config_path: Path | None, connection: str,
     drop = personal_facts(known) if redact else frozenset()
     connector = make_connector(settings, fieldmap)
     try:
+        # Credentials and crmsync's fields (the read asks for the outputs too), named if missing.
+        connector.check()
         with sync_progress("text", None, label="exporting") as advance, \
                 _open_out(output_file) as sink:
             written = write_jsonl(from_connector(connector, advance), sink,

@@ -139,6 +139,8 @@ def _diff_crm(old_file: str, new_file: str, config_path: Path | None, connection
     old, new = _load_both(old_file, new_file, dict(fieldmap.custom_facts))
     connector = make_connector(settings, fieldmap)
     try:
+        # Credentials and crmsync's fields (the read asks for the outputs too), named if missing.
+        connector.check()
         with sync_progress(output_format, None, label="reading") as advance:
             result = compare(from_connector(connector, advance), old, new, now=now,
                              samples=samples)
