@@ -238,4 +238,7 @@ def explain_command(rules_file: str, ids: Sequence[str], now: datetime,
     return shlex.join(words)
 
 
-__all__ = ["BANDS", "DiffTally", "attach_explain", "compare", "decide_both", "explain_command", "score_band"]
+__all__ = [
+    "BANDS", "DiffTally", "attach_explain", "compare", "decide_both", "explain_command",
+    "score_band",
+]
