@@ -103,7 +103,9 @@ class DiffTally:
             "score": {
                 "old_mean": _mean(self.score_old, count),
                 "new_mean": _mean(self.score_new, count),
-                "mean_shift": _mean(self.score_new - self.score_old, count),
+                # From the shown means, so the three numbers always add up.
+                "mean_shift": round(_mean(self.score_new, count) - _mean(self.score_old, count),
+                                    2),
                 "raised": self.score_moves["raised"],
                 "lowered": self.score_moves["lowered"],
                 "unchanged": self.score_moves["unchanged"],
@@ -210,7 +212,7 @@ def compare(members: Iterable[Member], old: RuleSet, new: RuleSet, *, now: datet
     result = tally.result()
     result["old"] = _describe(old)
     result["new"] = _describe(new)
-    result["now"] = now.isoformat()
+    result["now"] = now.isoformat().replace("+00:00", "Z")
     return result
 
 
@@ -221,7 +223,7 @@ def _describe(ruleset: RuleSet) -> dict[str, str]:
 
 def attach_explain(result: dict[str, Any], rules_file: str, source: Sequence[str]) -> None:
     """Give every sampled cell the ``crmsync explain`` command that shows its contacts."""
-    now = datetime.fromisoformat(result["now"])
+    now = datetime.fromisoformat(result["now"].replace("Z", "+00:00"))
     for matrix in result["transitions"].values():
         for move in matrix["moves"]:
             move["explain"] = explain_command(rules_file, move["samples"], now, source)

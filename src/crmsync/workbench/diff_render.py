@@ -25,8 +25,9 @@ def render_text(result: dict[str, Any], console: Console) -> None:
 
     out = console.print
     old, new = result["old"], result["new"]
-    out(f"rules diff: {old['file']} (version {old['version']}) → "
-        f"{new['file']} (version {new['version']}), now {result['now']}", markup=False)
+    out(f"rules diff: {old['file']} (version {old['version']}, {old['hash']}) → "
+        f"{new['file']} (version {new['version']}, {new['hash']}) at {result['now']}",
+        markup=False)
     out(f"{result['contacts']} contacts, {result['changed']} would change", markup=False)
     for output, matrix in result["transitions"].items():
         table = Table(title=f"{_LABEL.get(output, output)}: old (rows) → new (columns)",
