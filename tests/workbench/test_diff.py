@@ -187,3 +187,10 @@ def test_offline_diff_imports_no_database_layer_or_sdk(tmp_path: Path) -> None:
                      str(contacts), "--now", NOW], tmp_path)
     assert result["exit"] in (0, None), result
     assert result["heavy"] == []
+
+
+def test_field_map_without_input_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = invoke("rules", "diff", DEFAULT_RULES, DEFAULT_RULES, "--field-map",
+                          tmp_path / "map.json")
+    assert code == 2
+    assert "--field-map goes with --input" in err

@@ -66,13 +66,16 @@ def diff(old_file: str, new_file: str, input_file: str | None, config_path: Path
     from crmsync.workbench.diff import attach_explain
 
     now = _parse_now(now_text)
+    if field_map and input_file is None:
+        raise click.UsageError("--field-map goes with --input; a CRM read uses the field map "
+                               "of crmsync.toml")
     if input_file is not None:
         result, source = _diff_offline(old_file, new_file, input_file, field_map, now, samples)
     else:
         result, source = _diff_crm(old_file, new_file, config_path, connection, now, samples,
                                    output_format)
-    attach_explain(result, new_file, source)
-    result["source"] = " ".join(source)
+    if source is not None:
+        attach_explain(result, new_file, source)
     result["guards"] = [guard.check(result) for guard in guards]
     if html_file:
         _write_html(html_file, result)
@@ -107,6 +110,7 @@ def _diff_offline(old_file: str, new_file: str, input_file: str, field_map: str 
     with _open_in(input_file) as source:
         result = compare(from_records(records()), old, new, now=now, samples=samples)
     result["skipped"] = skipped
+    result["source"] = {"input": input_file}
     return result, ["--input", input_file]
 
 
@@ -127,7 +131,8 @@ def _load_both(old_file: str, new_file: str, extra: dict[str, str] | None) -> tu
 
 
 def _diff_crm(old_file: str, new_file: str, config_path: Path | None, connection: str,
-              now: Any, samples: int, output_format: str) -> tuple[dict[str, Any], list[str]]:
+              now: Any, samples: int,
+              output_format: str) -> tuple[dict[str, Any], list[str] | None]:
     from crmsync.cli.export_cmds import crm_settings
     from crmsync.cli.progress import sync_progress
     from crmsync.wiring import make_connector
@@ -147,10 +152,11 @@ def _diff_crm(old_file: str, new_file: str, config_path: Path | None, connection
     finally:
         connector.close()
     result["skipped"] = 0
-    source = ["--config", str(config_path)] if config_path else []
+    result["source"] = {"crm": settings.crm.type, "connection": connection}
     if connection != "default":
-        source += ["--connection", connection]
-    return result, source
+        # `crmsync explain` reads the default connection only: no command rather than a wrong one.
+        return result, None
+    return result, ["--config", str(config_path)] if config_path else []
 
 
 def _write_html(path: str, result: dict[str, Any]) -> None:

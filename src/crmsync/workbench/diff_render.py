@@ -108,16 +108,26 @@ def _hits(value: int | None) -> str:
 def _heatmap(output: str, matrix: dict[str, Any]) -> Any:
     import altair as alt
 
-    rows = [{"old": old, "new": new, "contacts": n}
+    rows = [{"old": old, "new": new, "contacts": n, "moved": old != new}
             for old, row in matrix["matrix"].items() for new, n in row.items()]
     order = matrix["values"]
     base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("new:N", sort=order, title=f"new {output}"),
+        x=alt.X("new:N", sort=order, title=f"new {output}", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("old:N", sort=order, title=f"old {output}"))
-    cells = base.mark_rect().encode(
-        color=alt.Color("contacts:Q", scale=alt.Scale(scheme="blues"), title="contacts"))
-    text = base.mark_text().encode(text="contacts:Q")
-    return (cells + text).properties(width=60 * len(order), height=40 * len(order))
+    # The diagonal (unchanged) is plain grey, so the eye goes to the cells that move; those
+    # are shaded by how many contacts move.
+    kept = base.mark_rect(color="#d9d9d9").transform_filter("!datum.moved")
+    moved = base.mark_rect().encode(
+        color=alt.Color("contacts:Q", scale=alt.Scale(scheme="oranges"),
+                        title="contacts moving")).transform_filter(
+        "datum.moved && datum.contacts > 0")
+    dark = max([r["contacts"] for r in rows if r["moved"]] or [0]) / 2
+    text = base.mark_text().encode(
+        text="contacts:Q",
+        color=alt.condition(f"datum.moved && datum.contacts > {dark}", alt.value("white"),
+                            alt.value("black")),
+    ).transform_filter("datum.contacts > 0")
+    return (kept + moved + text).properties(width=90 * len(order), height=36 * len(order))
 
 
 def _bands(score: dict[str, Any]) -> Any:
