@@ -194,3 +194,15 @@ def test_field_map_without_input_is_a_usage_error(tmp_path: Path) -> None:
                           tmp_path / "map.json")
     assert code == 2
     assert "--field-map goes with --input" in err
+
+
+def test_bad_input_lines_are_named_and_skipped(tmp_path: Path) -> None:
+    contacts = tmp_path / "contacts.jsonl"
+    contacts.write_text('{"id": "c1", "employees": 5}\nnot json\n{"employees": 9}\n'
+                        '{"id": "c2", "employees": 40}\n', "utf-8")
+    code, out, err = invoke("rules", "diff", DEFAULT_RULES, DEFAULT_RULES, "--input",
+                            contacts, "--now", NOW, "--output", "json")
+    assert code == 0, err
+    assert f"{contacts}:2: skipped" in err and f"{contacts}:3: skipped" in err
+    result = json.loads(out)
+    assert (result["contacts"], result["skipped"], result["changed"]) == (2, 2, 0)

@@ -29,6 +29,8 @@ def render_text(result: dict[str, Any], console: Console) -> None:
         f"{new['file']} (version {new['version']}, {new['hash']}) at {result['now']}",
         markup=False)
     out(f"{result['contacts']} contacts, {result['changed']} would change", markup=False)
+    if result.get("skipped"):
+        out(f"({result['skipped']} bad input lines skipped: see above)", markup=False)
     for output, matrix in result["transitions"].items():
         table = Table(title=f"{_LABEL.get(output, output)}: old (rows) → new (columns)",
                       title_justify="left")
