@@ -8,12 +8,16 @@ CRM path imports the connectors (and their SDKs) only when it runs.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from crmsync.cli.common import connection_option, output_option
+
+if TYPE_CHECKING:
+    from crmsync.rules import RuleSet
 
 _GUARD_HELP = ("Exit 1 when a transition exceeds a limit: OUTPUT:FROM->TO>N% (share of the "
                "FROM contacts) or >N (contacts); * for any value. Repeatable.")
@@ -90,7 +94,7 @@ def diff(old_file: str, new_file: str, input_file: str | None, config_path: Path
 
 
 def _diff_offline(old_file: str, new_file: str, input_file: str, field_map: str | None,
-                  now: Any, samples: int) -> tuple[dict[str, Any], list[str]]:
+                  now: datetime, samples: int) -> tuple[dict[str, Any], list[str]]:
     from crmsync.cli.rules_cmds import _extra_facts, _open_in, _records
     from crmsync.workbench.diff import compare
     from crmsync.workbench.population import from_records
@@ -111,10 +115,11 @@ def _diff_offline(old_file: str, new_file: str, input_file: str, field_map: str 
         result = compare(from_records(records()), old, new, now=now, samples=samples)
     result["skipped"] = skipped
     result["source"] = {"input": input_file}
-    return result, ["--input", input_file]
+    return result, ["--input", input_file, *(["--field-map", field_map] if field_map else [])]
 
 
-def _load_both(old_file: str, new_file: str, extra: dict[str, str] | None) -> tuple[Any, Any]:
+def _load_both(old_file: str, new_file: str,
+               extra: dict[str, str] | None) -> tuple[RuleSet, RuleSet]:
     """Both rule sets; every problem of both files is reported at once."""
     from crmsync.errors import InvalidFileError
     from crmsync.rules import load_ruleset
@@ -131,7 +136,7 @@ def _load_both(old_file: str, new_file: str, extra: dict[str, str] | None) -> tu
 
 
 def _diff_crm(old_file: str, new_file: str, config_path: Path | None, connection: str,
-              now: Any, samples: int,
+              now: datetime, samples: int,
               output_format: str) -> tuple[dict[str, Any], list[str] | None]:
     from crmsync.cli.export_cmds import crm_settings
     from crmsync.cli.progress import sync_progress
