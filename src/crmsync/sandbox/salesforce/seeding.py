@@ -101,6 +101,7 @@ def _person(store: Store, p: Person, owners: list[str], api_user: str, anchor: d
         who = _put(store, "Contact", created, modified, {
             **common, "AccountId": account, "MailingCountry": p.country,
         })
+        _history(store, p, who)
         for deal in p.deals:
             stage = _STAGES.get(deal.stage, "Prospecting")
             closed = truncate_ms(deal.close_date)
@@ -122,6 +123,49 @@ def _person(store: Store, p: Person, owners: list[str], api_user: str, anchor: d
             "TaskSubtype": "Call" if p.index % 3 else "Email",
             "Description": None,
         })
+
+
+#: Seeded person attribute -> tracked Contact field and its history ``DataType``. The last
+#: activity (system-kept) and the Account's employees have no ContactHistory, as in real orgs.
+_HISTORY_FIELDS = {
+    "budget_confirmed": ("Budget_Confirmed__c", "Boolean"),
+    "decision_maker": ("Decision_Maker__c", "Boolean"),
+    "demo_requested": ("Demo_Requested__c", "Boolean"),
+    "trial_signup": ("Trial_Signup__c", "Boolean"),
+    "pricing_page_views": ("Pricing_Page_Views__c", "Double"),
+}
+
+
+def _history_value(data_type: str, value: Any) -> Any:
+    # Checkboxes are never null in Salesforce (unknown is false); numbers are doubles.
+    if data_type == "Boolean":
+        return bool(value)
+    return None if value is None else float(value)
+
+
+def _history(store: Store, p: Person, contact_id: str) -> None:
+    """Write a Contact's ``ContactHistory`` rows: ``created``, then each tracked change."""
+    if p.history.missing:
+        return  # imported before field history tracking was switched on
+    rows = [("created", "Text", None, None, p.created_at)]
+    for change in p.history.changes:
+        if change.attribute in _HISTORY_FIELDS:
+            name, data_type = _HISTORY_FIELDS[change.attribute]
+            old = _history_value(data_type, change.old)
+            new = _history_value(data_type, change.new)
+            if old != new:
+                rows.append((name, data_type, old, new, change.at))
+    for name, data_type, old, new, at in rows:
+        stamp = truncate_ms(at)
+        record: Record = {
+            "Id": store.new_id("ContactHistory"), "IsDeleted": False, "ContactId": contact_id,
+            "CreatedById": next(iter(store.tables["User"])), "CreatedDate": stamp,
+            "Field": name, "DataType": data_type, "OldValue": old, "NewValue": new,
+            # Not a field of ContactHistory (queries cannot select it): the emulator's own
+            # "newest row" bookkeeping reads it from every table.
+            "SystemModstamp": stamp,
+        }
+        store.put("ContactHistory", record)
 
 
 def _put(
