@@ -28,8 +28,15 @@ if TYPE_CHECKING:
 #: Person attributes that may have changed after a close (each emulator maps them to fields).
 TRACKED = (
     "budget_confirmed", "decision_maker", "demo_requested", "trial_signup", "pricing_page_views",
-    "employees", "last_activity_at",
+    "employees", "last_activity_at", "country", "industry", "email", "not_a_fit",
 )
+#: Chance that a won contact who is outside the profile today was inside it at the close (the
+#: champion moved to a personal address, the company shrank or was re-classified by an
+#: enrichment tool, the contact moved abroad): fit contacts win more often.
+WON_WAS_FIT = 0.75
+#: Chance that a lost contact of an ICP-sized company was still too small at the close.
+LOST_WAS_SMALL = 0.2
+
 #: Share of people whose history is missing altogether (imported before history was kept).
 MISSING_SHARE = 0.12
 #: Changes land between an hour and this many days after the close (never after the anchor).
@@ -86,7 +93,7 @@ def person_history(seed: int, person: Person, anchor: datetime) -> History:
     changes = []
     for attribute in TRACKED:
         current = getattr(person, attribute)
-        before = _before(rng, attribute, current, won, cutoff)
+        before = _before(rng, attribute, current, won, cutoff, person)
         if isinstance(before, datetime):
             before = max(before, person.created_at)
         if before == current:
@@ -98,11 +105,14 @@ def person_history(seed: int, person: Person, anchor: datetime) -> History:
     return History(tuple(changes), target=target)
 
 
-def _before(rng: random.Random, attribute: str, current: Any, won: bool, cutoff: datetime) -> Any:
+def _before(rng: random.Random, attribute: str, current: Any, won: bool, cutoff: datetime,
+            person: Person) -> Any:
     """Draw an attribute's value as of ``cutoff``, leaning to the profile for won deals.
 
     Counters and once-set flags only grow, so their earlier value is never above today's.
     """
+    if attribute in ("country", "industry", "email", "not_a_fit"):
+        return _firmographic(rng, attribute, current, won, person)
     if attribute in ("budget_confirmed", "decision_maker"):
         return rng.random() < (0.8 if won else 0.25)
     if attribute in ("demo_requested", "trial_signup"):
@@ -116,6 +126,12 @@ def _before(rng: random.Random, attribute: str, current: Any, won: bool, cutoff:
             return rng.randint(0, min(current, 2))
         return current
     if attribute == "employees":
+        if current is not None and won and not 50 <= current <= 5000 \
+                and rng.random() < WON_WAS_FIT:
+            return rng.randint(50, 5000)
+        if current is not None and not won and 50 <= current <= 5000 \
+                and rng.random() < LOST_WAS_SMALL:
+            return rng.randint(10, 49)
         if current is not None and rng.random() < 0.3:
             return max(1, round(current * rng.uniform(0.7, 0.95)))  # the company grew since
         return current
@@ -126,3 +142,30 @@ def _before(rng: random.Random, attribute: str, current: Any, won: bool, cutoff:
         return (cutoff - timedelta(days=days, seconds=rng.randrange(86_400))).replace(
             microsecond=0)
     raise AssertionError(f"untracked attribute {attribute}")
+
+
+def _firmographic(rng: random.Random, attribute: str, current: Any, won: bool,
+                  person: Person) -> Any:
+    """A won contact outside the profile today may have been inside it at the close."""
+    # Imported here: the seed module imports this one.
+    from crmsync.sandbox.seed import (
+        EXCLUDED_INDUSTRIES,
+        INDUSTRIES,
+        PERSONAL_DOMAINS,
+        SERVED_COUNTRIES,
+    )
+
+    if not won or current is None:
+        return current
+    if attribute == "not_a_fit" and current and rng.random() < WON_WAS_FIT:
+        return False  # marked "not a fit" when the account churned after the purchase
+    if attribute == "country" and current not in SERVED_COUNTRIES and rng.random() < WON_WAS_FIT:
+        return rng.choice(SERVED_COUNTRIES)
+    if attribute == "industry" and current in EXCLUDED_INDUSTRIES and rng.random() < WON_WAS_FIT:
+        return rng.choice(INDUSTRIES)
+    if attribute == "email" and person.company and rng.random() < WON_WAS_FIT:
+        local, _, domain = str(current).partition("@")
+        if domain in PERSONAL_DOMAINS:
+            slug = "".join(ch for ch in person.company.split()[0].lower() if ch.isalnum())
+            return f"{local}@{slug or 'company'}{person.index % 50}.example.com"
+    return current

@@ -95,7 +95,8 @@ HISTORY_PROPERTIES = {
     "budget_confirmed": "budget_confirmed", "decision_maker": "decision_maker",
     "demo_requested": "demo_requested", "trial_signup": "trial_signup",
     "pricing_page_views": "pricing_page_views", "employees": "numemployees",
-    "last_activity_at": "notes_last_updated",
+    "last_activity_at": "notes_last_updated", "country": "country", "industry": "industry",
+    "email": "email", "not_a_fit": "not_a_fit",
 }
 
 

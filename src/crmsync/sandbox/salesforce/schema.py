@@ -259,7 +259,7 @@ def _engagement_fields(obj: ObjectDef) -> None:
 #: such as the system-kept ``LastActivityDate`` or the Account's firmographics, have none.
 TRACKED_CONTACT_FIELDS = (
     "Budget_Confirmed__c", "Decision_Maker__c", "Demo_Requested__c", "Trial_Signup__c",
-    "Pricing_Page_Views__c", "Title", "Email", "OwnerId",
+    "Pricing_Page_Views__c", "Not_A_Fit__c", "Title", "Email", "MailingCountry", "OwnerId",
 )
 
 

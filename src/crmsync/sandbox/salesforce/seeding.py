@@ -133,6 +133,9 @@ _HISTORY_FIELDS = {
     "demo_requested": ("Demo_Requested__c", "Boolean"),
     "trial_signup": ("Trial_Signup__c", "Boolean"),
     "pricing_page_views": ("Pricing_Page_Views__c", "Double"),
+    "country": ("MailingCountry", "Text"),
+    "email": ("Email", "Text"),
+    "not_a_fit": ("Not_A_Fit__c", "Boolean"),
 }
 
 
@@ -140,6 +143,8 @@ def _history_value(data_type: str, value: Any) -> Any:
     # Checkboxes are never null in Salesforce (unknown is false); numbers are doubles.
     if data_type == "Boolean":
         return bool(value)
+    if data_type == "Text":
+        return value
     return None if value is None else float(value)
 
 
