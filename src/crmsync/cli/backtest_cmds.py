@@ -99,7 +99,7 @@ def backtest(rules_path: Path | None, config_path: Path | None, connection: str,
 
         html_path.write_text(render_html(result), encoding="utf-8")
     if output_format == "json":
-        emit_json({**result.to_json(), "api_calls": calls,
+        emit_json({**result.to_json(with_contacts=True), "api_calls": calls,
                    "html": str(html_path) if html_path else None})
         return
     _print(result, calls)
