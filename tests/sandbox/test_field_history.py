@@ -182,3 +182,14 @@ def test_salesforce_closed_opportunities(sf: Any, sf_org: Org) -> None:
                      f"WHERE ContactId = '{contact_id}'")["records"]
     assert (opp["StageName"], opp["IsClosed"], opp["IsWon"]) == ("Closed Won", True, True)
     assert opp["CloseDate"] == person.deals[0].close_date.date().isoformat()
+
+
+def test_salesforce_update_of_a_tracked_field_adds_a_row(sf: Any, sf_org: Org) -> None:
+    person = next(p for p in sf_org.people if not p.is_lead and not p.history.missing)
+    contact_id = _contact_id(sf, person)
+    before = sf.query(f"SELECT Title FROM Contact WHERE Id = '{contact_id}'")["records"][0]
+    sf.Contact.update(contact_id, {"Title": "Chief Revenue Officer", "LeadSource": "Web"})
+    rows = sf.query("SELECT Field, OldValue, NewValue FROM ContactHistory "
+                    f"WHERE ContactId = '{contact_id}' AND Field IN ('Title', 'LeadSource')")
+    assert [(r["Field"], r["OldValue"], r["NewValue"]) for r in rows["records"]] == [
+        ("Title", before["Title"], "Chief Revenue Officer")]  # LeadSource is not tracked

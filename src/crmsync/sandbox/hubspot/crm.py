@@ -135,6 +135,7 @@ class HubSpotCrm:
                     _clean(deal_properties(deal, person)),
                     ms(deal.created_at),
                     ms(deal_modified(deal, org.anchor)),
+                    history={},
                 )
                 deals.add(record)
                 self.link("deals", record.id, "contacts", contact.id, 3)
@@ -145,7 +146,8 @@ class HubSpotCrm:
         company_ids = []
         for company in org.companies:
             created = ms(company.created_at)
-            record = Record(self.new_id(), _clean(company_properties(company)), created, created)
+            record = Record(self.new_id(), _clean(company_properties(company)), created, created,
+                            history={})
             self.stores["companies"].add(record)
             company_ids.append(record.id)
         for contact_id, index in employed:
@@ -245,7 +247,7 @@ class HubSpotCrm:
         values = dict(values)
         created = _instant(values.pop(obj.created, None)) or now  # imports may backdate it
         record = Record(self.new_id(), {k: v for k, v in values.items() if v is not None},
-                        created, now)
+                        created, now, history={})
         self.stores[obj.name].add(record)
         return record
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from crmsync.sandbox.salesforce.dml import derive
+from crmsync.sandbox.salesforce.history import history_row
 from crmsync.sandbox.salesforce.schema import INDUSTRIES, LEAD_SOURCES
 from crmsync.sandbox.salesforce.store import Record, Store
 from crmsync.sandbox.salesforce.values import truncate_ms
@@ -125,52 +126,39 @@ def _person(store: Store, p: Person, owners: list[str], api_user: str, anchor: d
         })
 
 
-#: Seeded person attribute -> tracked Contact field and its history ``DataType``. The last
-#: activity (system-kept) and the Account's employees have no ContactHistory, as in real orgs.
+#: Seeded person attribute -> tracked Contact field. The last activity (system-kept) and the
+#: Account's employees and industry have no ContactHistory, as in real orgs.
 _HISTORY_FIELDS = {
-    "budget_confirmed": ("Budget_Confirmed__c", "Boolean"),
-    "decision_maker": ("Decision_Maker__c", "Boolean"),
-    "demo_requested": ("Demo_Requested__c", "Boolean"),
-    "trial_signup": ("Trial_Signup__c", "Boolean"),
-    "pricing_page_views": ("Pricing_Page_Views__c", "Double"),
-    "country": ("MailingCountry", "Text"),
-    "email": ("Email", "Text"),
-    "not_a_fit": ("Not_A_Fit__c", "Boolean"),
+    "budget_confirmed": "Budget_Confirmed__c", "decision_maker": "Decision_Maker__c",
+    "demo_requested": "Demo_Requested__c", "trial_signup": "Trial_Signup__c",
+    "pricing_page_views": "Pricing_Page_Views__c", "country": "MailingCountry",
+    "email": "Email", "not_a_fit": "Not_A_Fit__c",
 }
 
 
-def _history_value(data_type: str, value: Any) -> Any:
-    # Checkboxes are never null in Salesforce (unknown is false); numbers are doubles.
-    if data_type == "Boolean":
-        return bool(value)
-    if data_type == "Text":
-        return value
-    return None if value is None else float(value)
+def _history_value(store: Store, field: str, value: Any) -> Any:
+    ftype = store.schema["contact"].fields[field.lower()].type
+    if ftype == "boolean":
+        return bool(value)  # checkboxes are never null in Salesforce: unknown is false
+    if ftype == "double":
+        return None if value is None else float(value)
+    return value
 
 
 def _history(store: Store, p: Person, contact_id: str) -> None:
     """Write a Contact's ``ContactHistory`` rows: ``created``, then each tracked change."""
     if p.history.missing:
         return  # imported before field history tracking was switched on
-    rows = [("created", "Text", None, None, p.created_at)]
+    user = next(iter(store.tables["User"]))
+    history_row(store, contact_id, "created", None, None, truncate_ms(p.created_at), user)
     for change in p.history.changes:
-        if change.attribute in _HISTORY_FIELDS:
-            name, data_type = _HISTORY_FIELDS[change.attribute]
-            old = _history_value(data_type, change.old)
-            new = _history_value(data_type, change.new)
-            if old != new:
-                rows.append((name, data_type, old, new, change.at))
-    for name, data_type, old, new, at in rows:
-        stamp = truncate_ms(at)
-        record: Record = {
-            "Id": store.new_id("ContactHistory"), "IsDeleted": False, "ContactId": contact_id,
-            "CreatedById": next(iter(store.tables["User"])), "CreatedDate": stamp,
-            "Field": name, "DataType": data_type, "OldValue": old, "NewValue": new,
-            # Not a field of ContactHistory (queries cannot select it): the emulator's own
-            # "newest row" bookkeeping reads it from every table.
-            "SystemModstamp": stamp,
-        }
-        store.put("ContactHistory", record)
+        field = _HISTORY_FIELDS.get(change.attribute)
+        if field is None:
+            continue
+        old = _history_value(store, field, change.old)
+        new = _history_value(store, field, change.new)
+        if old != new:
+            history_row(store, contact_id, field, old, new, truncate_ms(change.at), user)
 
 
 def _put(
