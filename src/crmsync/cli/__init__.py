@@ -48,6 +48,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("crmsync.cli.report_cmds", "report",
                "Funnel health: stage counts, conversion, stuck contacts, SLA breaches, misses, "
                "runs."),
+    "backtest": ("crmsync.cli.backtest_cmds", "backtest",
+                 "Judge a rule file against closed deals: win rate per status and score band, "
+                 "lift."),
     "undo": ("crmsync.cli.undo_cmds", "undo",
              "Restore the fields crmsync changed in RUN_ID and close the tasks it created."),
     "schedule": ("crmsync.cli.schedule_cmds", "schedule",

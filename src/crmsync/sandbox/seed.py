@@ -13,6 +13,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from crmsync.sandbox.history import History, person_history
+
 #: Seeded stamps are moved back by up to this many seconds (a second-level draw): real activity
 #: does not happen on the hour, and stamps that all sat on whole hours made two runs either side
 #: of ``HH:00`` decide a "within N days" rule differently for many contacts at once (#13.10).
@@ -148,6 +150,8 @@ class Person:
     #: Index into :attr:`Org.companies` of the person's employer, None without one (personal
     #: and student addresses).
     company_index: int | None = None
+    #: Recorded field history (changes after a closed deal; see :mod:`crmsync.sandbox.history`).
+    history: History = field(default_factory=History)
 
 
 @dataclass
@@ -197,7 +201,10 @@ def generate_org(contacts: int, seed: int, anchor: datetime, owners: int = 8) ->
     # Ties on the change timestamp happen in real orgs (bulk imports); make some on purpose.
     for i in range(0, contacts - 1, 97):
         people[i + 1].modified_at = people[i].modified_at
-    return Org(owners=reps, people=people, anchor=anchor, companies=_companies(seed, people))
+    companies = _companies(seed, people)
+    for person in people:  # drawn last, from generators of their own: no value above moves
+        person.history = person_history(seed, person, anchor)
+    return Org(owners=reps, people=people, anchor=anchor, companies=companies)
 
 
 def _companies(seed: int, people: list[Person]) -> list[Company]:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
+from crmsync.connectors.asof import OutcomeRecord
 from crmsync.connectors.base import ApiLimits, Page, RecordUpdate, SetupReport, WriteResult
 from crmsync.connectors.fieldmap import FieldMap
 from crmsync.connectors.hubspot.client import HubSpotClient
@@ -123,6 +124,15 @@ class HubSpotConnector:
     def read_ids(self, stream: str, ids: Sequence[str]) -> list[Contact]:
         """Read specific contacts by id (batch read, with deals); unknown ids are skipped."""
         return self._reader.read_ids(stream, ids)
+
+    def read_outcomes(self, since: datetime, until: datetime) -> Iterator[OutcomeRecord]:
+        """Read-only: contacts whose deals closed in ``[since, until)``, facts as of the close.
+
+        See :mod:`crmsync.connectors.hubspot.history` (for ``crmsync backtest``).
+        """
+        from crmsync.connectors.hubspot.history import OutcomeReader
+
+        return OutcomeReader(self._reader).read_outcomes(since, until)
 
     # -- writing ------------------------------------------------------------------------------
 

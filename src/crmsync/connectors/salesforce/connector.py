@@ -13,8 +13,10 @@ locked counter, one login under a lock; see :mod:`.client`), and every call goes
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 
+from crmsync.connectors.asof import OutcomeRecord
 from crmsync.connectors.base import ApiLimits
 from crmsync.connectors.fieldmap import FieldMap
 from crmsync.connectors.pacing import Pacer
@@ -90,6 +92,17 @@ class SalesforceConnector(ReadingMixin, TasksMixin, SetupMixin):
                                        pacer=pacer)
         #: The pacer every call of this connector goes through.
         self.pacer = self.client.pacer
+
+    # -- backtests ---------------------------------------------------------------------------
+
+    def read_outcomes(self, since: datetime, until: datetime) -> Iterator[OutcomeRecord]:
+        """Read-only: Contacts whose Opportunities closed in ``[since, until)``, as-of facts.
+
+        See :mod:`crmsync.connectors.salesforce.history` (for ``crmsync backtest``).
+        """
+        from crmsync.connectors.salesforce.history import OutcomeReader
+
+        return OutcomeReader(self.client, self.fieldmap).read_outcomes(since, until)
 
     # -- accounting --------------------------------------------------------------------------
 

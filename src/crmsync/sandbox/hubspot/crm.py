@@ -26,6 +26,7 @@ from crmsync.sandbox.hubspot.schema import (
 from crmsync.sandbox.hubspot.search import Searcher
 from crmsync.sandbox.hubspot.seeding import (
     company_properties,
+    contact_history,
     contact_properties,
     deal_modified,
     deal_properties,
@@ -124,6 +125,8 @@ class HubSpotCrm:
                 _clean(contact_properties(person)),
                 ms(person.created_at),
                 ms(person.modified_at),
+                history=contact_history(person),
+                history_missing=person.history.missing,
             )
             contacts.add(contact)
             for deal in person.deals:
@@ -132,6 +135,7 @@ class HubSpotCrm:
                     _clean(deal_properties(deal, person)),
                     ms(deal.created_at),
                     ms(deal_modified(deal, org.anchor)),
+                    history={},
                 )
                 deals.add(record)
                 self.link("deals", record.id, "contacts", contact.id, 3)
@@ -142,7 +146,8 @@ class HubSpotCrm:
         company_ids = []
         for company in org.companies:
             created = ms(company.created_at)
-            record = Record(self.new_id(), _clean(company_properties(company)), created, created)
+            record = Record(self.new_id(), _clean(company_properties(company)), created, created,
+                            history={})
             self.stores["companies"].add(record)
             company_ids.append(record.id)
         for contact_id, index in employed:
@@ -242,7 +247,7 @@ class HubSpotCrm:
         values = dict(values)
         created = _instant(values.pop(obj.created, None)) or now  # imports may backdate it
         record = Record(self.new_id(), {k: v for k, v in values.items() if v is not None},
-                        created, now)
+                        created, now, history={})
         self.stores[obj.name].add(record)
         return record
 
@@ -406,13 +411,13 @@ class HubSpotCrm:
             body["archivedAt"] = iso_ms(record.archived_ms)
         hist = [n for n in history if registry.get(n)]
         if hist:
+            # Newest first, as HubSpot lists them; a cleared value is an empty string.
             body["propertiesWithHistory"] = {
-                n: (
-                    [{"value": everything[n], "timestamp": iso_ms(record.updated_ms),
-                      "sourceType": "API"}]
-                    if everything.get(n) is not None
-                    else []
-                )
+                n: [
+                    {"value": "" if value is None else value, "timestamp": iso_ms(at),
+                     "sourceType": "API"}
+                    for at, value in reversed(record.history_of(n, everything.get(n)))
+                ]
                 for n in hist
             }
         linked: dict[str, Any] = {}

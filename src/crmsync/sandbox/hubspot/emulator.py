@@ -273,7 +273,8 @@ class HubSpotEmulator:
                 name,
                 (
                     Record(raw["id"], raw["properties"], raw["created_ms"], raw["updated_ms"],
-                           raw["archived"], raw["archived_ms"])
+                           raw["archived"], raw["archived_ms"], raw.get("history"),
+                           bool(raw.get("history_missing")))
                     for raw in data["records"].get(name, [])
                 ),
             )

@@ -90,6 +90,40 @@ def contact_properties(person: Person) -> dict[str, str | None]:
     return props
 
 
+#: Seeded person attribute -> the contact property holding it (for field history).
+HISTORY_PROPERTIES = {
+    "budget_confirmed": "budget_confirmed", "decision_maker": "decision_maker",
+    "demo_requested": "demo_requested", "trial_signup": "trial_signup",
+    "pricing_page_views": "pricing_page_views", "employees": "numemployees",
+    "last_activity_at": "notes_last_updated", "country": "country", "industry": "industry",
+    "email": "email", "not_a_fit": "not_a_fit",
+}
+
+
+def _wire(value: object) -> str | None:
+    return _when(value) if isinstance(value, datetime) else _text(value)
+
+
+def contact_history(person: Person) -> dict[str, list[list[object]]]:
+    """Return a contact's recorded changes per property (``Record.history`` shape).
+
+    A changed property's list starts with its value at creation (unless history is missing
+    for the person); properties that never changed are left out (their one entry is the
+    creation value, see :meth:`~crmsync.sandbox.hubspot.store.Record.history_of`).
+    """
+    out: dict[str, list[list[object]]] = {}
+    for change in person.history.changes:
+        name = HISTORY_PROPERTIES[change.attribute]
+        old, new = _wire(change.old), _wire(change.new)
+        if old == new:
+            continue
+        entries = out.setdefault(name, [])
+        if not entries and old is not None and not person.history.missing:
+            entries.append([ms(person.created_at), old])
+        entries.append([ms(change.at), new])
+    return out
+
+
 def company_properties(company: Company) -> dict[str, str | None]:
     """Return a company's properties (its firmographics and web domain)."""
     return {

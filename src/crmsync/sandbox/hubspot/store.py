@@ -23,6 +23,12 @@ class Record:
     updated_ms: int
     archived: bool = False
     archived_ms: int | None = None
+    #: Recorded changes per property, oldest first, as ``[epoch ms, value]`` (``None``: the
+    #: record keeps no history of its own and shows its current values, stamped at the last
+    #: change). A property absent here was set at creation and never changed since.
+    history: dict[str, list[list[Any]]] | None = None
+    #: History was not kept for this record before its recorded changes (an import).
+    history_missing: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Return every stored field (persistence and the admin records view)."""
@@ -33,7 +39,28 @@ class Record:
             "updated_ms": self.updated_ms,
             "archived": self.archived,
             "archived_ms": self.archived_ms,
+            "history": self.history,
+            "history_missing": self.history_missing,
         }
+
+    def history_of(self, name: str, current: str | None) -> list[list[Any]]:
+        """Return one property's ``[ms, value]`` entries, oldest first (``current``: its value)."""
+        if self.history is None:
+            return [[self.updated_ms, current]] if current is not None else []
+        if name in self.history:
+            return self.history[name]
+        if self.history_missing or current is None:
+            return []
+        return [[self.created_ms, current]]
+
+    def record_change(self, name: str, old: str | None, new: str | None, now_ms: int) -> None:
+        """Append a change to the history (when the record keeps one)."""
+        if self.history is None or old == new:
+            return
+        entries = self.history.setdefault(name, [])
+        if not entries and old is not None and not self.history_missing:
+            entries.append([self.created_ms, old])
+        entries.append([now_ms, new])
 
 
 class ObjectStore:
@@ -85,6 +112,9 @@ class ObjectStore:
             else:
                 record.properties[name] = value
         record.updated_ms = max(now_ms, record.updated_ms)
+        for name in values:
+            record.record_change(name, old.get(name), record.properties.get(name),
+                                 record.updated_ms)
         self._index(record, old)
         self.version += 1
 

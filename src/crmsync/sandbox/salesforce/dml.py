@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from crmsync.sandbox.salesforce.history import track_update
 from crmsync.sandbox.salesforce.ids import normalize_id
 from crmsync.sandbox.salesforce.schema import FieldDef, ObjectDef
 from crmsync.sandbox.salesforce.store import Record, Store
@@ -147,6 +148,8 @@ class Writer:
         record["LastModifiedById"] = self.api_user_id
         derive(obj.name, record)
         self.store.put(obj.name, record)
+        if obj.name == "Contact":
+            track_update(self.store, current, record, now, self.api_user_id)
         return []
 
     def delete(

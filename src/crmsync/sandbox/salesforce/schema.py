@@ -15,6 +15,7 @@ KEY_PREFIXES = {
     "Contact": "003",
     "User": "005",
     "Opportunity": "006",
+    "ContactHistory": "017",
     "Lead": "00Q",
     "Task": "00T",
     "Organization": "00D",
@@ -254,6 +255,35 @@ def _engagement_fields(obj: ObjectDef) -> None:
                      updateable=False))
 
 
+#: Contact fields whose changes the seeded org tracks (Setup > Field History Tracking); others,
+#: such as the system-kept ``LastActivityDate`` or the Account's firmographics, have none.
+TRACKED_CONTACT_FIELDS = (
+    "Budget_Confirmed__c", "Decision_Maker__c", "Demo_Requested__c", "Trial_Signup__c",
+    "Pricing_Page_Views__c", "Not_A_Fit__c", "Title", "Email", "MailingCountry", "OwnerId",
+)
+
+
+def _contact_history() -> ObjectDef:
+    """``ContactHistory``: one read-only row per tracked change (no modstamp of its own)."""
+    ro = {"createable": False, "updateable": False}
+    obj = ObjectDef("ContactHistory", "Contact History", "Contact History",
+                    KEY_PREFIXES["ContactHistory"], createable=False, updateable=False,
+                    deletable=False)
+    obj.add(FieldDef("Id", "id", label="Record ID", length=18, nillable=False, **ro))
+    obj.add(FieldDef("IsDeleted", "boolean", label="Deleted", nillable=False, default=False, **ro))
+    obj.add(FieldDef("ContactId", "reference", length=18, reference_to=("Contact",),
+                     relationship_name="Contact", label="Contact ID", nillable=False, **ro))
+    obj.add(FieldDef("CreatedById", "reference", label="Created By ID", length=18,
+                     nillable=False, reference_to=("User",), relationship_name="CreatedBy", **ro))
+    obj.add(FieldDef("CreatedDate", "datetime", nillable=False, **ro))
+    obj.add(FieldDef("Field", "picklist", length=255, nillable=False,
+                     picklist=("created", *TRACKED_CONTACT_FIELDS), **ro))
+    obj.add(_text("DataType", 40, **ro))
+    obj.add(FieldDef("OldValue", "anyType", label="Old Value", **ro))
+    obj.add(FieldDef("NewValue", "anyType", label="New Value", **ro))
+    return obj
+
+
 def standard_schema() -> dict[str, ObjectDef]:
     """Return the seeded org's objects keyed by lower-cased name (a fresh copy each call)."""
     objects: dict[str, ObjectDef] = {}
@@ -355,6 +385,8 @@ def standard_schema() -> dict[str, ObjectDef]:
                       restricted=True, updateable=False, default="Task"))
     task.add(FieldDef("Type", "picklist", length=40,
                       picklist=("Call", "Email", "Meeting", "Other")))
+
+    objects["contacthistory"] = _contact_history()
 
     org = new("Organization", "Organizations")
     org.createable = org.updateable = org.deletable = False

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from crmsync.sandbox.salesforce.dml import derive
+from crmsync.sandbox.salesforce.history import history_row
 from crmsync.sandbox.salesforce.schema import INDUSTRIES, LEAD_SOURCES
 from crmsync.sandbox.salesforce.store import Record, Store
 from crmsync.sandbox.salesforce.values import truncate_ms
@@ -101,6 +102,7 @@ def _person(store: Store, p: Person, owners: list[str], api_user: str, anchor: d
         who = _put(store, "Contact", created, modified, {
             **common, "AccountId": account, "MailingCountry": p.country,
         })
+        _history(store, p, who)
         for deal in p.deals:
             stage = _STAGES.get(deal.stage, "Prospecting")
             closed = truncate_ms(deal.close_date)
@@ -122,6 +124,41 @@ def _person(store: Store, p: Person, owners: list[str], api_user: str, anchor: d
             "TaskSubtype": "Call" if p.index % 3 else "Email",
             "Description": None,
         })
+
+
+#: Seeded person attribute -> tracked Contact field. The last activity (system-kept) and the
+#: Account's employees and industry have no ContactHistory, as in real orgs.
+_HISTORY_FIELDS = {
+    "budget_confirmed": "Budget_Confirmed__c", "decision_maker": "Decision_Maker__c",
+    "demo_requested": "Demo_Requested__c", "trial_signup": "Trial_Signup__c",
+    "pricing_page_views": "Pricing_Page_Views__c", "country": "MailingCountry",
+    "email": "Email", "not_a_fit": "Not_A_Fit__c",
+}
+
+
+def _history_value(store: Store, field: str, value: Any) -> Any:
+    ftype = store.schema["contact"].fields[field.lower()].type
+    if ftype == "boolean":
+        return bool(value)  # checkboxes are never null in Salesforce: unknown is false
+    if ftype == "double":
+        return None if value is None else float(value)
+    return value
+
+
+def _history(store: Store, p: Person, contact_id: str) -> None:
+    """Write a Contact's ``ContactHistory`` rows: ``created``, then each tracked change."""
+    if p.history.missing:
+        return  # imported before field history tracking was switched on
+    user = next(iter(store.tables["User"]))
+    history_row(store, contact_id, "created", None, None, truncate_ms(p.created_at), user)
+    for change in p.history.changes:
+        field = _HISTORY_FIELDS.get(change.attribute)
+        if field is None:
+            continue
+        old = _history_value(store, field, change.old)
+        new = _history_value(store, field, change.new)
+        if old != new:
+            history_row(store, contact_id, field, old, new, truncate_ms(change.at), user)
 
 
 def _put(

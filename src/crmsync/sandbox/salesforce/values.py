@@ -80,7 +80,7 @@ def to_json(ftype: str, value: Any) -> Any:
     """Render a stored value for a JSON response."""
     if value is None:
         return None
-    if ftype == "datetime":
+    if ftype == "datetime" or (ftype == "anyType" and isinstance(value, datetime)):
         return format_datetime(value)
     if ftype == "date":
         return value.isoformat()
@@ -110,6 +110,8 @@ def from_input(ftype: str, value: Any, name: str) -> Any:
     """
     if value is None:
         return None
+    if ftype == "anyType":  # history values keep their own JSON type (false, 3.0, text)
+        return value
     if ftype == "boolean":
         if isinstance(value, bool):
             return value
