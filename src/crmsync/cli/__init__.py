@@ -45,6 +45,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("crmsync.cli.report_cmds", "report",
                "Funnel health: stage counts, conversion, stuck contacts, SLA breaches, misses, "
                "runs."),
+    "shadow": ("crmsync.cli.shadow_cmds", "shadow",
+               "Shadow runs of a candidate rule file ([rules] shadow): what it would have "
+               "changed."),
     "undo": ("crmsync.cli.undo_cmds", "undo",
              "Restore the fields crmsync changed in RUN_ID and close the tasks it created."),
     "schedule": ("crmsync.cli.schedule_cmds", "schedule",
