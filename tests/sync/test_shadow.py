@@ -252,6 +252,7 @@ def test_promote_makes_the_candidate_production_and_the_next_run_re_evaluates_al
     code, out, err = invoke("rules", "promote", "--config", str(crm.config), "--output", "json")
     assert code == 0, err
     promoted = json.loads(out)
+    assert promoted["re_evaluates_all"] and promoted["version"] == "candidate-1"
     assert Path(promoted["backup"]).read_text("utf-8") == before
     settings = load_settings(crm.config, env={})
     assert settings.rules.path == candidate_file and settings.rules.shadow is None

@@ -71,6 +71,9 @@ def promote(config_path: Path | None, connection: str, output_format: str) -> No
                       "times, read `crmsync shadow report`, then promote")
     ruleset = _checked(candidate, settings)
     previous = settings.rules.path
+    # Byte-identical files have one content hash: the stamp of the last run still matches.
+    same = previous is not None and previous.is_file() and (
+        previous.read_bytes() == candidate.read_bytes())
     backup = _rewrite(config, connection, section, path_key)
     promoted = load_settings(config, require_crm=False, connection=connection)
     if promoted.rules.path != candidate or promoted.rules.shadow is not None:
@@ -80,7 +83,7 @@ def promote(config_path: Path | None, connection: str, output_format: str) -> No
     result = {
         "promoted": str(candidate), "previous": str(previous) if previous else None,
         "version": ruleset.version, "hash": ruleset.content_hash, "config": str(config),
-        "backup": str(backup), "connection": connection,
+        "backup": str(backup), "connection": connection, "re_evaluates_all": not same,
     }
     if output_format == "json":
         emit_json(result)
@@ -90,8 +93,9 @@ def promote(config_path: Path | None, connection: str, output_format: str) -> No
                  markup=False)
     stdout.print(f"{config} rewritten ({section} {path_key} = the candidate, shadow removed); "
                  f"backup: {backup}", markup=False)
-    stdout.print("the next run re-evaluates every contact (the rules changed); workers need "
-                 "the same config", markup=False)
+    stdout.print("the candidate is identical to the old production file: runs carry on as "
+                 "before" if same else "the next run re-evaluates every contact (the rules "
+                 "changed); workers need the same config", markup=False)
 
 
 def _keys(connection: str) -> tuple[str, str]:
