@@ -88,14 +88,23 @@ def promote(config_path: Path | None, connection: str, output_format: str) -> No
     if output_format == "json":
         emit_json(result)
         return
-    stdout.print(f"promoted {candidate} (version {ruleset.version}) to production for "
-                 f"connection {connection}; was {previous or 'the packaged default rules'}",
+    stdout.print(f"promoted {_shown(candidate)} (version {ruleset.version}) to production for "
+                 f"connection {connection}; was "
+                 f"{_shown(previous) if previous else 'the packaged default rules'}",
                  markup=False)
-    stdout.print(f"{config} rewritten ({section} {path_key} = the candidate, shadow removed); "
-                 f"backup: {backup}", markup=False)
+    stdout.print(f"{_shown(config)} rewritten ({section} {path_key} = the candidate, shadow "
+                 f"removed); backup: {_shown(backup)}", markup=False)
     stdout.print("the candidate is identical to the old production file: runs carry on as "
                  "before" if same else "the next run re-evaluates every contact (the rules "
                  "changed); workers need the same config", markup=False)
+
+
+def _shown(path: Path) -> str:
+    """A path as the person typed it: relative to the working directory when inside it."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _keys(connection: str) -> tuple[str, str]:
