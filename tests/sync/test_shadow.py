@@ -28,7 +28,8 @@ from crmsync.state import StateStore
 from crmsync.sync import RunSummary, SyncOptions, SyncRun
 from crmsync.sync.run import LEASE_TTL
 from crmsync.sync.shard import ShardRun, ShardSpec
-from crmsync.wiring import load_parts
+from crmsync.wiring import Parts, load_parts
+from crmsync.workers.execute import execute_shard
 
 from .conftest import ANCHOR, ROOT, Crm, crm_state
 
@@ -310,6 +311,7 @@ def test_a_run_refuses_an_invalid_candidate_before_contacting_the_crm(
 
 
 def test_each_shard_records_its_part_and_the_run_adds_them_up(tmp_path: Path) -> None:
+    """Shards executed as a worker executes them (``execute_shard``, without Celery)."""
     with build_sandbox("hubspot", contacts=200, seed=5, anchor=ANCHOR) as server:
         crm = Crm("hubspot", server, tmp_path)
         crm.quiet_rate_limits()
@@ -318,25 +320,36 @@ def test_each_shard_records_its_part_and_the_run_adds_them_up(tmp_path: Path) ->
         add_shadow(crm, candidate_file)
         expected = independent_count(crm, load_ruleset(ROOT / "rules/default.json"),
                                      load_ruleset(candidate_file))
-        parts = load_parts(load_settings(crm.config, env={}))
+
+        def build_parts(connection: str) -> Parts:
+            return load_parts(load_settings(crm.config, env={}, connection=connection))
+
+        parts = build_parts("default")
         try:
             store, stream = parts.store, parts.connector.streams()[0]
             run_id = store.start_run(crm="hubspot", mode="full")
             store.acquire_lease("sync:hubspot", run_id, LEASE_TTL)
-            ranges = parts.connector.shard_ranges(stream, 3)  # type: ignore[attr-defined]
+            ranges = parts.connector.shard_ranges(stream, 4)  # type: ignore[attr-defined]
+            assert parts.shadow is not None and len(ranges) == 4
+            # The last shard names another candidate than this worker's: it is executed but
+            # not compared (production work does not wait on an experiment).
+            hashes = [parts.shadow.content_hash] * 3 + ["another-candidate"]
             specs = [ShardSpec(run_id=run_id, shard=i, stream=stream, lo=lo, hi=hi, since=None,
-                               now=NOW, mode="full", shadow_hash=parts.shadow.content_hash)
+                               now=NOW, mode="full", shadow_hash=hashes[i])
                      for i, (lo, hi) in enumerate(ranges)]
             store.add_shards(run_id, [{"shard": s.shard, "stream": stream} for s in specs])
-            for spec in specs:
-                ShardRun(parts.connector, parts.ruleset, store, now=NOW, shadow=parts.shadow,
-                         options=SyncOptions()).execute_shard(spec)
+            outcomes = [execute_shard(spec.to_json(), build_parts) for spec in specs]
+            shards = store.shards(run_id)
             total = store.shadow_comparison(run_id)
-            [record] = store.shadow_runs()
         finally:
             parts.close()
-    assert len(ranges) == 3
+    assert outcomes == ["done"] * 4
     assert total is not None
-    assert cells(total["status_matrix"]) == expected["status"]
-    assert total["contacts"] == sum(expected["status"].values())
-    assert record.run_id == run_id and record.comparison["contacts"] == total["contacts"]
+    evaluated = [s.summary["counts"]["evaluated"] for s in shards]  # type: ignore[index]
+    assert sum(evaluated) == sum(expected["status"].values())
+    assert total["contacts"] == sum(evaluated[:3]) > 0
+    assert shards[3].summary["shadow"] is None  # type: ignore[index]
+    compared = sum((cells(s.summary["shadow"]["status_matrix"])  # type: ignore[index]
+                    for s in shards[:3]), Counter())
+    assert cells(total["status_matrix"]) == compared
+    assert sum(compared.values()) + evaluated[3] == sum(expected["status"].values())
