@@ -27,7 +27,7 @@ from crmsync.sandbox.launch import build_sandbox
 from crmsync.state import StateStore
 from crmsync.sync import RunSummary, SyncOptions, SyncRun
 from crmsync.sync.run import LEASE_TTL
-from crmsync.sync.shard import ShardRun, ShardSpec
+from crmsync.sync.shard import ShardSpec
 from crmsync.wiring import Parts, load_parts
 from crmsync.workers.execute import execute_shard
 
@@ -185,7 +185,7 @@ def test_shadow_report_adds_up_the_runs(crm: Crm, tmp_path: Path) -> None:
     for contact in crm.contacts()[:5]:
         crm.edit(contact["id"], crm.shape["edit_hot"])
     runs.append(run(crm, overlap=QUICK))
-    first, second = runs[0], runs[-1]
+    second = runs[-1]
     assert {r.exit_code for r in runs} == {ExitCode.OK}
     assert 5 <= second.counts["evaluated"] <= 5 + 2  # the edited ones, plus cursor-tie re-reads
     with StateStore.open(load_settings(crm.config, env={}).state.url) as store:

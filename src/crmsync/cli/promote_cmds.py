@@ -33,7 +33,7 @@ import click
 from crmsync.cli.common import connection_option, emit_json, output_option, stdout
 from crmsync.config import load_settings
 from crmsync.config.settings import CONFIG_FILE, DEFAULT_CONNECTION, ENV_PREFIX
-from crmsync.errors import ConfigError, InvalidFileError
+from crmsync.errors import ConfigError
 
 
 def _refuse(message: str, hint: str) -> ConfigError:
@@ -139,10 +139,7 @@ def _checked(candidate: Path, settings: Any) -> Any:
         fieldmap = load_fieldmap(Path(settings.crm.field_map) if settings.crm.field_map
                                  else default_path(f"connectors/{settings.crm.type}.json"))
         extra = dict(fieldmap.custom_facts)
-    try:
-        ruleset = load_ruleset(candidate, extra_facts=extra)
-    except InvalidFileError:
-        raise  # its diagnostics are the answer
+    ruleset = load_ruleset(candidate, extra_facts=extra)  # InvalidFileError: located problems
     failed = run_tests(ruleset).failed
     if failed:
         names = ", ".join(case.name for case in failed[:5])

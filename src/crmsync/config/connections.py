@@ -52,7 +52,8 @@ NAMED_SECTIONS = ("connections", "schedules")
 #: Keys that hold credentials: never read from crmsync.toml for a named connection.
 CREDENTIALS = ("token", "password", "security_token")
 CONNECTION_KEYS: dict[str, _Key] = {
-    **_KEYS["crm"], "rules": _Key("path"), "shadow": _Key("path"), "state_url": _KEYS["state"]["url"],
+    **_KEYS["crm"], "rules": _Key("path"), "shadow": _Key("path"),
+    "state_url": _KEYS["state"]["url"],
 }
 #: Lower-case words joined by single underscores: a name is part of environment variable names
 #: (where ``__`` separates the parts), lease names and state keys.
