@@ -53,6 +53,8 @@ class Parts:
     ruleset: RuleSet
     connector: Connector
     store: StateStore
+    #: The candidate rule set of ``[rules] shadow``, evaluated beside ``ruleset``; never written.
+    shadow: RuleSet | None = None
 
     def close(self) -> None:
         """Release the connector's sessions and the store's connections."""
@@ -76,9 +78,13 @@ def load_parts(settings: Settings, *, need_rules: bool = True) -> Parts:
     rules_path = (Path(settings.rules.path) if settings.rules.path
                   else default_path("rules/default.json"))
     ruleset = load_ruleset(rules_path, extra_facts=dict(fieldmap.custom_facts))
+    # The candidate is checked as strictly as production, before any CRM is contacted: a run
+    # that cannot shadow what it was told to fails at start (exit 2), not silently.
+    shadow = (load_ruleset(settings.rules.shadow, extra_facts=dict(fieldmap.custom_facts))
+              if settings.rules.shadow else None)
     connector = make_connector(settings, fieldmap)
     store = StateStore.open(settings.state.url, connection=settings.connection)
-    return Parts(settings, fieldmap, ruleset, connector, store)
+    return Parts(settings, fieldmap, ruleset, connector, store, shadow)
 
 
 def run_options(

@@ -51,6 +51,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "backtest": ("crmsync.cli.backtest_cmds", "backtest",
                  "Judge a rule file against closed deals: win rate per status and score band, "
                  "lift."),
+    "shadow": ("crmsync.cli.shadow_cmds", "shadow",
+               "Shadow runs of a candidate rule file ([rules] shadow): what it would have "
+               "changed."),
     "undo": ("crmsync.cli.undo_cmds", "undo",
              "Restore the fields crmsync changed in RUN_ID and close the tasks it created."),
     "schedule": ("crmsync.cli.schedule_cmds", "schedule",

@@ -20,6 +20,7 @@ import click
 import orjson
 
 from crmsync.cli.common import emit_json, output_option, stderr, stdout
+from crmsync.cli.promote_cmds import promote
 from crmsync.errors import ConfigError, Diagnostic, ExitCode, InvalidFileError
 from crmsync.model import Decision
 from crmsync.rules import RuleSet, load_ruleset, ruleset_schema
@@ -54,6 +55,10 @@ def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
 @click.group()
 def rules() -> None:
     """Check, test and export the schema of rule files."""
+
+
+# `rules promote` rewrites the config: its own module, attached to the group here.
+rules.add_command(promote)
 
 
 @rules.command("validate")

@@ -35,6 +35,7 @@ from crmsync.cli.failures import (
     fail,
 )
 from crmsync.cli.progress import sync_progress
+from crmsync.cli.shadow_view import shadow_line
 from crmsync.config import Settings, load_settings, write_starter
 from crmsync.demo import DemoResult
 from crmsync.errors import ExitCode
@@ -186,7 +187,7 @@ def _execute(parts: Parts, options: SyncOptions, output_format: str,
                                           on_progress=lambda stream, n: advance(n))
         else:
             runner = SyncRun(parts.connector, parts.ruleset, parts.store, options=options,
-                             on_progress=lambda stream, n: advance(n),
+                             on_progress=lambda stream, n: advance(n), shadow=parts.shadow,
                              fieldmap_hash=file_hash(parts.fieldmap.path))
         try:
             return runner.execute()
@@ -240,6 +241,8 @@ def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
                      markup=False)
     stdout.print(f"API calls: {summary.api_calls} (contact pages and write batches alone need "
                  f"{minimum}; related deal reads come on top)", markup=False)
+    if summary.shadow is not None:
+        stdout.print(shadow_line(summary.shadow, summary.mode), markup=False)
     if summary.rejections:
         stdout.print(f"rejected records: `crmsync rejections {summary.run_id}` lists them",
                      markup=False)

@@ -8,7 +8,8 @@ rules = "rules/emea.json"
 reserve_daily_percent = 20
 ```
 
-A named connection takes every ``[crm]`` key plus ``rules`` (its rule file), ``state_url``
+A named connection takes every ``[crm]`` key plus ``rules`` (its rule file), ``shadow`` (its
+candidate rule file, evaluated beside ``rules`` and never written), ``state_url``
 (its own state store; default: the shared ``[state] url``) and ``reserve_daily_percent``. The
 single ``[crm]``/``[rules]``/``[state]`` form is the connection called ``default``.
 
@@ -51,7 +52,8 @@ NAMED_SECTIONS = ("connections", "schedules")
 #: Keys that hold credentials: never read from crmsync.toml for a named connection.
 CREDENTIALS = ("token", "password", "security_token")
 CONNECTION_KEYS: dict[str, _Key] = {
-    **_KEYS["crm"], "rules": _Key("path"), "state_url": _KEYS["state"]["url"],
+    **_KEYS["crm"], "rules": _Key("path"), "shadow": _Key("path"),
+    "state_url": _KEYS["state"]["url"],
 }
 #: Lower-case words joined by single underscores: a name is part of environment variable names
 #: (where ``__`` separates the parts), lease names and state keys.
@@ -229,7 +231,8 @@ def _connection(
         reserve_daily_percent=values.get("reserve_daily_percent", 0.0),
     )
     state_url = values.get("state_url")
-    return ConnectionSettings(name, crm, RulesSettings(values.get("rules")),
+    rules = RulesSettings(values.get("rules"), values.get("shadow"))
+    return ConnectionSettings(name, crm, rules,
                               state_url.reveal() if isinstance(state_url, Secret) else None)
 
 

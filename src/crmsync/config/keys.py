@@ -23,7 +23,7 @@ _KEYS: dict[str, dict[str, _Key]] = {
         "api_version": _Key("str"), "secrets_file": _Key("path"),
         "reserve_daily_percent": _Key("float"),
     },
-    "rules": {"path": _Key("path")},
+    "rules": {"path": _Key("path"), "shadow": _Key("path")},
     "state": {"url": _Key("str", secret=True)},
     "sync": {
         "overlap_seconds": _Key("int"), "batch_size": _Key("int"), "page_size": _Key("int"),

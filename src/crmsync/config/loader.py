@@ -216,7 +216,7 @@ def _build(
             secrets_file=secrets_file,
             reserve_daily_percent=get("crm", "reserve_daily_percent", 0.0),
         ),
-        rules=RulesSettings(path=get("rules", "path")),
+        rules=RulesSettings(path=get("rules", "path"), shadow=get("rules", "shadow")),
         state=StateSettings(url=state_url.reveal() if state_url else DEFAULT_STATE_URL),
         sync=SyncSettings(**{
             key: values[("sync", key)] for key in _KEYS["sync"] if ("sync", key) in values

@@ -80,9 +80,16 @@ class CrmSettings:
 
 @dataclass(frozen=True, slots=True)
 class RulesSettings:
-    """``[rules]``: the rule file (``None`` for the packaged default rule set)."""
+    """``[rules]``: the rule file (``None`` for the packaged default rule set).
+
+    Attributes:
+        path: The production rule file, whose decisions runs write to the CRM.
+        shadow: A candidate rule file every run also evaluates, writing nothing for it; the
+            comparison is recorded per run (``crmsync shadow report``, ``rules promote``).
+    """
 
     path: Path | None = None
+    shadow: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

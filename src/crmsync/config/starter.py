@@ -34,6 +34,9 @@ type = "hubspot"
 
 [rules]
 path = "rules/default.json"
+# A candidate rule file every run also evaluates and compares, writing nothing for it
+# (`crmsync shadow report`; `crmsync rules promote` makes it production).
+# shadow = "rules/candidate.json"
 
 [state]
 # SQLite file by default; PostgreSQL for shared workers: "postgresql+psycopg://user@host/db".

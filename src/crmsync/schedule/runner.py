@@ -70,7 +70,7 @@ def run_schedule(
 
             return sharded_run(parts, options, on_progress=on_progress).execute()
         return SyncRun(parts.connector, parts.ruleset, parts.store, options=options,
-                       on_progress=on_progress,
+                       on_progress=on_progress, shadow=parts.shadow,
                        fieldmap_hash=file_hash(parts.fieldmap.path)).execute()
     finally:
         parts.close()

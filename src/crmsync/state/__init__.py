@@ -11,9 +11,9 @@ CRM call and settled ``applied``/``rejected`` after, and every task create is re
 All timestamps are timezone-aware UTC; naive datetimes are refused.
 
 Each part lives in its own module (``ledger``, ``cursors``, ``journal``, ``tasks``, ``leases``,
-``rejections``, ``contacts``, ``shards``; ``pages`` for the per-page calls of a sync run), as a
-mixin of :class:`StateStore`. Rows are written through ``bulk`` (one compiled executemany per
-table).
+``rejections``, ``contacts``, ``shards``, ``shadow``; ``pages`` for the per-page calls of a sync
+run), as a mixin of :class:`StateStore`. Rows are written through ``bulk`` (one compiled
+executemany per table).
 """
 
 from crmsync.state.errors import StateError, StoreCorrupt, StoreLost, StoreUnavailable, shown_url
@@ -27,6 +27,7 @@ from crmsync.state.records import (
     TaskRecord,
 )
 from crmsync.state.schema import SCHEMA_VERSION
+from crmsync.state.shadow import RUN_PART, ShadowRecord
 from crmsync.state.shards import ShardRecord
 from crmsync.state.store import StateStore
 
@@ -36,7 +37,9 @@ __all__ = [
     "PageContext",
     "PendingWrite",
     "RunRecord",
+    "RUN_PART",
     "SCHEMA_VERSION",
+    "ShadowRecord",
     "ShardRecord",
     "StateError",
     "StateStore",

@@ -18,6 +18,12 @@ def upgrade(engine: Engine, version: int) -> int:
     """Migrate a store at schema ``version`` to :data:`SCHEMA_VERSION`; return the new version."""
     if version < 2:
         _add_columns(engine, _runs, ("connection", "trigger"))
+    if version < 3:
+        # Shadow comparisons (``[rules] shadow``). ``create_all`` on open has usually made
+        # the table already; this step says so, and is a no-op then.
+        from crmsync.state.shadow import _shadow
+
+        _shadow.create(engine, checkfirst=True)
     if version < SCHEMA_VERSION:
         try:
             with engine.begin() as conn:

@@ -29,6 +29,7 @@ from crmsync.state.schema import (
     _sqlite_pragmas,
     _utcnow,
 )
+from crmsync.state.shadow import ShadowLedger
 from crmsync.state.shards import Shards
 from crmsync.state.slots import ScheduleSlots
 
@@ -61,7 +62,7 @@ def _schema_lock(engine: sa.Engine) -> Iterator[None]:
 _DRIVER_HINTS = {"postgresql": "pip install 'crmsync[postgres]'"}
 
 
-class StateStore(Ledger, Cursors, Pages, Leases, ScheduleSlots, Shards):
+class StateStore(Ledger, Cursors, Pages, Leases, ScheduleSlots, Shards, ShadowLedger):
     """Durable state of crmsync runs; one instance per process, safe to share between threads.
 
     Every method is one short transaction; methods that take lists write them with one

@@ -23,9 +23,10 @@ from crmsync.errors import (
 from crmsync.model import Contact, Cursor
 from crmsync.plan import ContactPlan, OpenTask, PlanOptions, plan_contact
 from crmsync.rules import RuleSet
-from crmsync.state import ContactState, StateError, StateStore, TaskRecord
+from crmsync.state import RUN_PART, ContactState, StateError, StateStore, TaskRecord
 from crmsync.sync.inflight import CursorGate, InFlight
 from crmsync.sync.readahead import read_ahead
+from crmsync.sync.shadow import ShadowTally
 from crmsync.sync.summary import RunSummary, SyncOptions
 from crmsync.sync.tally import Tally, miss_rule_ids
 from crmsync.sync.writes import Writer
@@ -79,6 +80,8 @@ class SyncRun(Writer):
         on_progress: Called with (stream, contacts processed) after each page.
         fieldmap_hash: Identity of the field map in use; a change re-evaluates every contact,
             as a rule set change does.
+        shadow: A candidate rule set evaluated beside ``ruleset`` on every contact, counted
+            and recorded (never planned or written); see :mod:`crmsync.sync.shadow`.
     """
 
     def __init__(
@@ -91,9 +94,12 @@ class SyncRun(Writer):
         now: datetime | None = None,
         on_progress: ProgressCallback | None = None,
         fieldmap_hash: str = "",
+        shadow: RuleSet | None = None,
     ) -> None:
         self.connector = connector
         self.ruleset = ruleset
+        self.shadow = shadow
+        self._shadow: ShadowTally | None = None
         self.store = store
         self.options = options or SyncOptions()
         self.fieldmap_hash = fieldmap_hash
@@ -155,6 +161,7 @@ class SyncRun(Writer):
         self.summary = summary
         self._tally = Tally(summary, self.now, miss_rule_ids(self.ruleset.tree.decisions),
                             self.options.samples)
+        self._shadow = ShadowTally(self.shadow) if self.shadow is not None else None
         started = time.monotonic()
         calls_before = self.connector.api_calls()
         try:
@@ -224,6 +231,8 @@ class SyncRun(Writer):
         if self.options.dry_run:
             summary.estimated_write_calls = estimate_write_calls(summary, self.connector)
         try:
+            if not store_failed:
+                self._record_shadow(summary)
             if not self.options.dry_run and summary.status != "skipped":
                 self.store.release_lease(self._lease_name, summary.run_id)
             self.store.finish_run(
@@ -239,6 +248,20 @@ class SyncRun(Writer):
                 raise
             # The store is gone: the error being raised already says so.
         log.info(summary.logfmt())
+
+    def _record_shadow(self, summary: RunSummary) -> None:
+        """Record the candidate's comparison (one row); the summary shows the run's total.
+
+        A dry run records nothing (its ledger row is a plan, not a run the candidate shadowed)
+        but shows the comparison. A sharded run's total adds up the rows its shards recorded.
+        """
+        if self._shadow is None or summary.status == "skipped":
+            return
+        if self.options.dry_run:
+            summary.shadow = self._shadow.to_json()
+            return
+        self.store.record_shadow(summary.run_id, RUN_PART, self._shadow.to_json())
+        summary.shadow = self.store.shadow_comparison(summary.run_id)
 
     # -- one stream ---------------------------------------------------------------------------
 
@@ -389,6 +412,8 @@ class SyncRun(Writer):
             # Facts come through the field map, already coerced to their types.
             decision = self.ruleset.evaluate(contact.facts, now=self.now, contact_id=contact.id,
                                              coerced=True)
+            if self._shadow is not None:
+                self._shadow.add(contact, decision, now=self.now, coerced=True)
             plan = plan_contact(contact, decision, now=self.now,
                                 open_tasks=open_tasks.get(contact.id),
                                 closed_counts=closed.get(contact.id), options=self.plan_options)

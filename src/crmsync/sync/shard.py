@@ -18,6 +18,7 @@ from crmsync.errors import RunInProgress
 from crmsync.model import Cursor
 from crmsync.sync.inflight import CursorGate
 from crmsync.sync.run import StreamPass, SyncRun
+from crmsync.sync.shadow import ShadowTally
 from crmsync.sync.summary import RunSummary
 from crmsync.sync.tally import Tally, miss_rule_ids
 
@@ -38,6 +39,8 @@ class ShardSpec:
         retried: Records the coordinator already re-read (rejected last run); skipped here.
         ruleset_hash: The coordinator's rule set: a worker with other rules refuses the shard.
         fieldmap_hash: The coordinator's field map, likewise.
+        shadow_hash: The coordinator's candidate rule set (``[rules] shadow``), or empty: a
+            worker shadows with its own candidate only when it is the same one.
         connection: The named connection the run syncs.
     """
 
@@ -52,6 +55,7 @@ class ShardSpec:
     retried: tuple[str, ...] = ()
     ruleset_hash: str = ""
     fieldmap_hash: str = ""
+    shadow_hash: str = ""
     connection: str = "default"
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -63,6 +67,7 @@ class ShardSpec:
             "now": self.now.isoformat(), "mode": self.mode, "retried": list(self.retried),
             "ruleset_hash": self.ruleset_hash, "fieldmap_hash": self.fieldmap_hash,
             "connection": self.connection, "options": dict(self.options),
+            "shadow_hash": self.shadow_hash,
         }
 
     @classmethod
@@ -74,7 +79,7 @@ class ShardSpec:
             since=datetime.fromisoformat(data["since"]) if data.get("since") else None,
             now=datetime.fromisoformat(data["now"]), mode=data["mode"],
             retried=tuple(data.get("retried") or ()), ruleset_hash=data.get("ruleset_hash", ""),
-            fieldmap_hash=data.get("fieldmap_hash", ""),
+            fieldmap_hash=data.get("fieldmap_hash", ""), shadow_hash=data.get("shadow_hash", ""),
             connection=data.get("connection") or "default", options=dict(data.get("options") or {}),
         )
 
@@ -100,6 +105,7 @@ class ShardRun(SyncRun):
         self.summary = summary
         self._tally = Tally(summary, self.now, miss_rule_ids(self.ruleset.tree.decisions),
                             self.options.samples)
+        self._shadow = ShadowTally(self.shadow) if self.shadow is not None else None
         calls_before = self.connector.api_calls()
         self._check_fence()
         self._gate = CursorGate()
@@ -116,6 +122,10 @@ class ShardRun(SyncRun):
             summary.api_calls = self.connector.api_calls() - calls_before
         rejected = summary.counts.get("rejected", 0)
         summary.status = "partial" if rejected else "ok"
+        if self._shadow is not None:
+            # One row per shard, replaced if the shard is run again; the run adds them up.
+            summary.shadow = self._shadow.to_json()
+            self.store.record_shadow(spec.run_id, spec.shard, summary.shadow)
         return summary
 
     def _hold_lease(self) -> None:

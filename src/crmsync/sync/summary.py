@@ -92,6 +92,9 @@ class RunSummary:
     api_calls: int = 0
     estimated_write_calls: int = 0
     ruleset_version: str = ""
+    #: With ``[rules] shadow``: the candidate's comparison against production (counts, rule
+    #: ids and a few record ids; see :mod:`crmsync.sync.shadow`); None without a candidate.
+    shadow: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict (ids, counts and rule ids; no contact data)."""
@@ -128,6 +131,7 @@ class RunSummary:
             # Reasons quote CRM data (loss reasons, domains): only a dry run's answer, which a
             # person asked for, carries them; the ledger and scheduled runs' output do not.
             "samples": self.samples if self.mode == "plan" else [],
+            "shadow": self.shadow,
         }
 
     def absorb(self, part: dict[str, Any]) -> None:

@@ -54,4 +54,4 @@ def sharded_run(parts: Parts, options: SyncOptions,
                       on_progress=on_progress, fieldmap_hash=file_hash(parts.fieldmap.path),
                       now=now, app=app, queue=workers.queue, shards_per_stream=workers.shards,
                       connection=parts.settings.connection,
-                      start_timeout_s=workers.start_timeout_s)
+                      start_timeout_s=workers.start_timeout_s, shadow=parts.shadow)

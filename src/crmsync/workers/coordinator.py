@@ -88,6 +88,7 @@ class WorkersRun(SyncRun):
                       hi=hi, since=stream_pass.since, now=self.now, mode=summary.mode,
                       retried=tuple(sorted(stream_pass.retried)),
                       ruleset_hash=self.ruleset.content_hash, fieldmap_hash=self.fieldmap_hash,
+                      shadow_hash=self.shadow.content_hash if self.shadow else "",
                       connection=self.connection, options=options)
             for i, (lo, hi) in enumerate(ranges)
         ]

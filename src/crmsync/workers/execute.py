@@ -12,6 +12,7 @@ from typing import Any
 
 from crmsync.errors import ConfigError, CrmsyncError, ExitCode
 from crmsync.redact import redact_text
+from crmsync.rules import RuleSet
 from crmsync.state import StateError
 from crmsync.sync import SyncOptions
 from crmsync.sync.shard import ShardRun, ShardSpec
@@ -56,7 +57,7 @@ def execute_shard(payload: dict[str, Any], build_parts: Callable[[str], Parts]) 
             return "skipped"
         run = ShardRun(parts.connector, parts.ruleset, store,
                        options=SyncOptions(**spec.options), now=spec.now,
-                       fieldmap_hash=spec.fieldmap_hash)
+                       fieldmap_hash=spec.fieldmap_hash, shadow=_shadow(parts, spec))
         try:
             if spec.ruleset_hash and parts.ruleset.content_hash != spec.ruleset_hash:
                 raise ConfigError(
@@ -79,6 +80,26 @@ def execute_shard(payload: dict[str, Any], build_parts: Callable[[str], Parts]) 
         return "done"
     finally:
         parts.close()
+
+
+def _shadow(parts: Parts, spec: ShardSpec) -> RuleSet | None:
+    """The candidate this shard evaluates: the worker's own, when it is the coordinator's.
+
+    A worker with another candidate (or none) still executes the shard (production work must
+    not wait on an experiment); it leaves the comparison out, and the report shows fewer
+    contacts compared than evaluated.
+    """
+    candidate = parts.shadow
+    if not spec.shadow_hash or candidate is None:
+        if spec.shadow_hash:
+            log.warning("shard %s/%d: the run shadows a candidate rule file; this worker has "
+                        "no [rules] shadow, so the shard is not compared", spec.run_id, spec.shard)
+        return None
+    if candidate.content_hash != spec.shadow_hash:
+        log.warning("shard %s/%d: this worker's candidate rule file differs from the run's; "
+                    "the shard is not compared", spec.run_id, spec.shard)
+        return None
+    return candidate
 
 
 __all__ = ["execute_shard", "shard_error"]
