@@ -71,7 +71,8 @@ def list_schedules(config_path: Path | None, output_format: str) -> None:
         s, run = status.schedule, status.last_run
         rows.append((
             s.name, s.connection, s.when + (", full" if s.mode == "full" else ""),
-            _when(status.next_at) if s.enabled else "disabled",
+            ("paused" if status.paused_at else _when(status.next_at)) if s.enabled
+            else "disabled",
             f"{_when(run.started_at)} {run.id}" if run else "-", status.outcome,
         ))
     if not stdout.is_terminal:

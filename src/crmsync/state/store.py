@@ -30,7 +30,7 @@ from crmsync.state.schema import (
     _utcnow,
 )
 from crmsync.state.shards import Shards
-from crmsync.state.slots import ScheduleSlots
+from crmsync.state.slots import SchedulePauses, ScheduleSlots
 
 #: PostgreSQL advisory lock key serialising schema creation and upgrades (any constant works;
 #: this one spells "crmsync" on a phone keypad).
@@ -61,7 +61,7 @@ def _schema_lock(engine: sa.Engine) -> Iterator[None]:
 _DRIVER_HINTS = {"postgresql": "pip install 'crmsync[postgres]'"}
 
 
-class StateStore(Ledger, Cursors, Pages, Leases, ScheduleSlots, Shards):
+class StateStore(Ledger, Cursors, Pages, Leases, ScheduleSlots, SchedulePauses, Shards):
     """Durable state of crmsync runs; one instance per process, safe to share between threads.
 
     Every method is one short transaction; methods that take lists write them with one
