@@ -27,6 +27,8 @@ class History:
     partial_id: str
     ok_id: str
     ok_transitions: dict[str, int]
+    #: Each contact's status before the clean run (what undoing it restores).
+    before_ok: dict[str, object]
 
 
 def make_history(crm: Crm) -> History:
@@ -40,9 +42,10 @@ def make_history(crm: Crm) -> History:
     partial = crm.run()
     assert partial.status == "partial" and partial.counts["rejected"] > 0
     crm.server.install_faults({"rules": []})
+    before = {c["id"]: c.get(crm.shape["status"]) for c in crm.contacts()}
     ok = crm.run()
     assert ok.status == "ok" and ok.transitions
-    return History(crm, plan_id, partial.run_id, ok.run_id, dict(ok.transitions))
+    return History(crm, plan_id, partial.run_id, ok.run_id, dict(ok.transitions), before)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,16 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
     server = build_sandbox("hubspot", contacts=150, seed=7, anchor=ANCHOR)
     with server:
         crm = Crm("hubspot", server, tmp_path_factory.mktemp("console"))
+        crm.quiet_rate_limits()
+        yield make_history(crm)
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[History]:
+    """A history of its own, for tests that write (undo, pause, run now)."""
+    server = build_sandbox("hubspot", contacts=60, seed=11, anchor=ANCHOR)
+    with server:
+        crm = Crm("hubspot", server, tmp_path)
         crm.quiet_rate_limits()
         yield make_history(crm)
 
