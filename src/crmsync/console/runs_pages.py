@@ -12,8 +12,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from crmsync.charts import CHART_CSS
 from crmsync.console.context import Console
 from crmsync.console.render import page
+from crmsync.console.run_chart import calls_chart
 from crmsync.errors import ConfigError
 from crmsync.history import (
     MODE_LABELS,
@@ -55,8 +57,9 @@ def runs_list(request: Request) -> Response:
     groups = []
     for name in console.connections:
         records = console.store(name).runs(limit=RUNS_SHOWN, connection=name)
-        groups.append({"connection": name, "runs": [run_row(r) for r in records]})
-    return page(request, "runs.html", "Runs", groups=groups)
+        rows = [run_row(r) for r in records]
+        groups.append({"connection": name, "runs": rows, "chart": calls_chart(rows)})
+    return page(request, "runs.html", "Runs", groups=groups, chart_css=CHART_CSS)
 
 
 def _run(console: Console, run_id: str) -> Any:
