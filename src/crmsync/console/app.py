@@ -15,6 +15,7 @@ from crmsync.config import Secret
 from crmsync.console.auth import TokenAuth
 from crmsync.console.contact_page import contact_lookup
 from crmsync.console.context import Console
+from crmsync.console.failures import ContainFailures
 from crmsync.console.funnel_page import funnel
 from crmsync.console.render import page
 from crmsync.console.runs_pages import run_detail, runs_list, undo_confirm, undo_preview
@@ -73,7 +74,8 @@ def create_app(console: Console, *, token: Secret | None = None) -> Starlette:
         Route("/funnel", funnel),
         Route("/contacts", contact_lookup),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(TokenAuth, token=token)],
+    app = Starlette(routes=routes, middleware=[Middleware(TokenAuth, token=token),
+                                Middleware(ContainFailures)],
                     exception_handlers={CrmsyncError: _failed}, lifespan=_closing(console))
     app.state.console = console
     return app
