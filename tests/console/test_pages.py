@@ -34,13 +34,15 @@ def test_runs_page_lists_every_run_with_status_counts_and_api_calls(
     finally:
         store.close()
     assert partial is not None
-    row = re.search(rf"{history.partial_id} .*?(?= r2026|$)", text)
-    assert row, text
+    row_html = re.search(rf'<tr>\s*<td><a href="/runs/{history.partial_id}">.*?</tr>',
+                         response.text, re.DOTALL)
+    assert row_html, response.text
+    row = _text(row_html.group(0)) + " "
     # status, read count, rejected count and API calls of the partial run, as the ledger has them
     counts = partial.counts["counts"]
-    assert "partial (exit 1)" in row.group(0)
-    assert f" {counts['read']} " in row.group(0) and f" {counts['rejected']} " in row.group(0)
-    assert f" {partial.counts['api_calls']} " in row.group(0)
+    assert "partial (exit 1)" in row
+    assert f" {counts['read']} " in row and f" {counts['rejected']} " in row
+    assert f" {partial.counts['api_calls']} " in row
     assert "dry run" in text  # the plan run is never shown as one that wrote
 
 
