@@ -91,3 +91,23 @@ def test_the_token_comes_from_the_environment_or_the_secrets_file(
                              require_crm=False)
     assert settings.console.token == Secret(TOKEN)
     assert TOKEN not in repr(settings)
+
+
+def test_without_a_token_only_loopback_host_names_are_answered(config: Path) -> None:
+    # A site whose name the attacker re-points at 127.0.0.1 (DNS rebinding) gets nothing.
+    with TestClient(create_app(Console(config)), base_url="http://evil.example:8765") as client:
+        response = client.get("/runs")
+        assert response.status_code == 403 and "answers only to" in response.text
+    for base in ("http://localhost:8765", "http://[::1]:8765", "http://127.0.0.1"):
+        with TestClient(create_app(Console(config)), base_url=base) as client:
+            assert client.get("/runs").status_code == 200, base
+
+
+def test_a_post_from_another_site_is_refused(config: Path) -> None:
+    with TestClient(create_app(Console(config)), base_url="http://127.0.0.1:8765") as client:
+        response = client.post("/schedules/nightly/pause", data={"token": "x"},
+                               headers={"Origin": "https://evil.example"})
+        assert response.status_code == 403 and "another site" in response.text
+        same = client.post("/schedules/nightly/pause", data={"token": "x"},
+                           headers={"Origin": "http://127.0.0.1:8765"})
+        assert same.status_code == 403 and "stale" in same.text  # passed on, bad form token

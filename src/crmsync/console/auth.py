@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import ipaddress
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -62,28 +63,55 @@ def presented_token(authorization: str) -> str | None:
     return None
 
 
+def _host_name(host: str) -> str:
+    """The name or address of a ``Host`` header value, port and IPv6 brackets dropped."""
+    return urlsplit(f"//{host}").hostname or ""
+
+
 class TokenAuth:
-    """ASGI middleware: every HTTP request must present ``token`` (when one is set)."""
+    """ASGI middleware: who may use the console, checked before any page runs.
+
+    * With ``token``, every request must present it.
+    * Without, the ``Host`` a request names must be loopback: a web page the admin visits cannot
+      point its own host name at 127.0.0.1 (DNS rebinding) and read or post to the console.
+    * A POST whose ``Origin`` is another site is refused whatever the login (forms also carry
+      tokens, :mod:`crmsync.console.forms`; this is a second lock).
+    """
 
     def __init__(self, app: ASGIApp, token: Secret | None) -> None:
-        """Wrap ``app``; with ``token`` ``None`` every request passes."""
+        """Wrap ``app``; with ``token`` ``None`` only loopback host names pass."""
         self.app = app
         self._token = token.reveal().encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._token is None or scope["type"] != "http":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        header = dict(scope.get("headers") or ()).get(b"authorization", b"")
-        given = presented_token(header.decode("latin-1"))
+        headers = dict(scope.get("headers") or ())
+        host = headers.get(b"host", b"").decode("latin-1")
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if scope.get("method") not in ("GET", "HEAD") and origin and origin != "null" \
+                and urlsplit(origin).netloc != host:
+            await _refuse(send, 403, b"refused: this form was sent from another site\n")
+            return
+        if self._token is None:
+            if is_loopback(_host_name(host)):
+                await self.app(scope, receive, send)
+            else:
+                await _refuse(send, 403, b"refused: without a [console] token the console "
+                                         b"answers only to http://127.0.0.1 (or localhost)\n")
+            return
+        given = presented_token(headers.get(b"authorization", b"").decode("latin-1"))
         if given is not None and hmac.compare_digest(given.encode(), self._token):
             await self.app(scope, receive, send)
             return
-        body = b"login required: the console's [console] token (as a Bearer token or the " \
-               b"password of HTTP basic auth)\n"
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", f'Basic realm="{REALM}", charset="UTF-8"'.encode()),
-        ]})
-        await send({"type": "http.response.body", "body": body})
+        await _refuse(send, 401, b"login required: the console's [console] token (as a Bearer "
+                                 b"token or the password of HTTP basic auth)\n",
+                      (b"www-authenticate", f'Basic realm="{REALM}", charset="UTF-8"'.encode()))
+
+
+async def _refuse(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()), *extra]})
+    await send({"type": "http.response.body", "body": body})
