@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,14 +59,27 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
         yield make_history(crm)
 
 
-@pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[History]:
-    """A history of its own, for tests that write (undo, pause, run now)."""
-    server = build_sandbox("hubspot", contacts=60, seed=11, anchor=ANCHOR)
+@contextmanager
+def _fresh(crm_type: str, workdir: Path) -> Iterator[History]:
+    server = build_sandbox(crm_type, contacts=60, seed=11, anchor=ANCHOR)
     with server:
-        crm = Crm("hubspot", server, tmp_path)
+        crm = Crm(crm_type, server, workdir)
         crm.quiet_rate_limits()
         yield make_history(crm)
+
+
+@pytest.fixture(params=["hubspot", "salesforce"])
+def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[History]:
+    """A history of its own in each CRM, for tests that write (undo, pause, run now)."""
+    with _fresh(request.param, tmp_path) as history:
+        yield history
+
+
+@pytest.fixture
+def fresh_hubspot(tmp_path: Path) -> Iterator[History]:
+    """A HubSpot history of its own (the browser's undo test reads it back with its SDK)."""
+    with _fresh("hubspot", tmp_path) as history:
+        yield history
 
 
 @pytest.fixture

@@ -121,9 +121,11 @@ def test_every_page_loads_clean_with_charts_and_a_screenshot(
         page.close()
 
 
-def test_undo_end_to_end_in_the_browser(browser: Any, fresh: History, tmp_path: Path) -> None:
+def test_undo_end_to_end_in_the_browser(browser: Any, fresh_hubspot: History,
+                                        tmp_path: Path) -> None:
     from hubspot import HubSpot
 
+    fresh = fresh_hubspot
     status = fresh.crm.shape["status"]
     sdk = HubSpot(access_token=fresh.crm.server.token, host=fresh.crm.server.base_url)
 
