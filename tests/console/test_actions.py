@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from starlette.testclient import TestClient
 
@@ -112,3 +113,28 @@ def test_pause_resume_and_run_now(fresh: History) -> None:
             assert f'href="/runs/{runs[0].id}"' in page
         finally:
             store.close()
+
+
+def test_a_store_from_before_pauses_gets_the_table_and_its_version(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{(tmp_path / 'old.db').as_posix()}"
+    StateStore.open(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # what a store written by crmsync with schema 2 holds
+        conn.execute(sa.text("DROP TABLE crmsync_schedule_pauses"))
+        conn.execute(sa.text("DELETE FROM crmsync_schema_version WHERE version > 2"))
+    engine.dispose()
+    store = StateStore.open(url)
+    try:
+        assert store.pause_schedule("nightly", by="console")
+        assert not store.pause_schedule("nightly", by="console"), "already paused"
+        assert set(store.paused_schedules()) == {"nightly"}
+        assert store.resume_schedule("nightly") and not store.resume_schedule("nightly")
+    finally:
+        store.close()
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT max(version) FROM crmsync_schema_version")
+                            ).scalar() == 3
+    engine.dispose()

@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 
 #: The schema this code writes; bump it with a migration when a table changes.
-SCHEMA_VERSION = 2  # 2: crmsync_runs.connection and .trigger (see state/migrate.py)
+SCHEMA_VERSION = 3  # 2: crmsync_runs.connection and .trigger (see state/migrate.py); 3: the
+# crmsync_schedule_pauses table (made by create_all; the bump keeps an older scheduler, which
+# would fire paused schedules, off the store)
 
 RUN_MODES = ("plan", "run", "full", "undo", "demo")
 #: ``skipped``: the run found another run holding the CRM's lease and did nothing.
