@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -138,3 +139,24 @@ def test_a_store_from_before_pauses_gets_the_table_and_its_version(tmp_path: Pat
         assert conn.execute(sa.text("SELECT max(version) FROM crmsync_schema_version")
                             ).scalar() == 3
     engine.dispose()
+
+
+def test_pause_and_resume_from_the_command_line_show_in_the_console(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from crmsync.cli import main
+
+    config = tmp_path / "crmsync.toml"
+    config.write_text(f'[state]\nurl = "sqlite:///{(tmp_path / "s.db").as_posix()}"\n'
+                      '[crm]\ntype = "hubspot"\n[schedules.nightly]\nevery = "1d"\n', "utf-8")
+    paused = CliRunner().invoke(main, ["schedule", "pause", "nightly", "--config", str(config)])
+    assert paused.exit_code == 0 and "paused" in paused.stdout, paused.output
+    listed = CliRunner().invoke(main, ["schedule", "list", "--config", str(config),
+                                       "--output", "json"])
+    assert json.loads(listed.stdout)[0]["paused_at"]
+    with TestClient(create_app(Console(config)), base_url="http://127.0.0.1") as client:
+        assert ">paused</span>" in client.get("/schedules").text
+    resumed = CliRunner().invoke(main, ["schedule", "resume", "nightly", "--config", str(config)])
+    assert resumed.exit_code == 0 and "resumed" in resumed.stdout
+    unknown = CliRunner().invoke(main, ["schedule", "pause", "nightlly", "--config", str(config)])
+    assert unknown.exit_code == 2 and "did you mean nightly" in unknown.stderr
