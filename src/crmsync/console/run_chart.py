@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 #: Runs drawn per connection (the latest ones; older runs stay in the table).
@@ -12,16 +13,22 @@ CHARTED = 20
 def calls_chart(rows: Sequence[dict[str, Any]]) -> str | None:
     """A ``<figure>`` (inline SVG, light and dark) of API calls vs minimum per run, oldest
     first; ``None`` when no run says both."""
-    points = [r for r in rows if r["minimum"] is not None and r["api_calls"] != ""][:CHARTED]
-    if not points:
-        return None
+    points = tuple((r["id"], r["started"], int(r["api_calls"]), int(r["minimum"]))
+                   for r in rows if r["minimum"] is not None and r["api_calls"] != "")[:CHARTED]
+    return _render(points) if points else None
+
+
+@lru_cache(maxsize=16)
+def _render(points: tuple[tuple[str, str, int, int], ...]) -> str:
+    # Rendering costs ~0.3 s (two themes); the Runs page is reloaded far more often than runs
+    # finish, so the same runs are drawn once.
     import altair as alt  # deferred: only the Runs page draws it
 
     from crmsync.charts import figure
 
-    data = [{"run": r["id"], "started": r["started"], "what": what, "calls": int(value)}
-            for r in reversed(points)
-            for what, value in (("used", r["api_calls"]), ("minimum", r["minimum"]))]
+    data = [{"run": run, "started": started, "what": what, "calls": value}
+            for run, started, used, minimum in reversed(points)
+            for what, value in (("used", used), ("minimum", minimum))]
     chart = alt.Chart(alt.Data(values=data)).mark_bar().encode(
         x=alt.X("run:N", sort=None, title=None, axis=alt.Axis(labelAngle=-40)),
         xOffset=alt.XOffset("what:N", sort=["used", "minimum"]),

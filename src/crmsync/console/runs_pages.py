@@ -31,6 +31,8 @@ from crmsync.history import (
 RUNS_SHOWN = 50
 #: Records a preview lists before it only counts.
 PREVIEW_SHOWN = 200
+#: Rejected records a run's page lists (``crmsync rejections RUN --output json`` lists all).
+REJECTIONS_SHOWN = 200
 
 
 def run_row(record: Any) -> dict[str, Any]:
@@ -78,9 +80,12 @@ def run_detail(request: Request) -> Response:
     transitions = sorted(dict(summary.get("transitions") or {}).items(),
                          key=lambda item: (-int(item[1]), item[0]))
     rejections = rejection_rows(console.store(record.connection), record)
+    _, counts = run_counts(record)
+    rejected = max(len(rejections), int(counts.get("rejected", 0) or 0))
     undoable = record.mode != "plan" and record.status not in ("running", "skipped")
     return page(request, "run.html", f"Run {record.id}", run=run_row(record),
-                transitions=transitions, rejections=rejections, undoable=undoable,
+                transitions=transitions, rejections=rejections[:REJECTIONS_SHOWN],
+                rejected=rejected, undoable=undoable,
                 undone=request.query_params.get("undone"))
 
 
