@@ -90,7 +90,7 @@ def _serve_first_line(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str]
 def test_the_demo_look_closer_commands_work_as_printed(tmp_path: Path) -> None:
     demo = CliRunner().invoke(main, ["demo", "--contacts", "60", "--dir", str(tmp_path / "d")])
     assert demo.exit_code == 0, demo.output
-    printed = demo.stdout.split("Look closer:", 1)[1].splitlines()
+    printed = demo.stdout.split("Look closer:", 1)[1].split("\nConsole:", 1)[0].splitlines()
     commands = [line.split("   #", 1)[0].strip() for line in printed if line.strip()]
     assert len(commands) == 4 and all(c.startswith("crmsync ") for c in commands), commands
     for command in commands:

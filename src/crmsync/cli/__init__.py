@@ -56,6 +56,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                "changed."),
     "undo": ("crmsync.cli.undo_cmds", "undo",
              "Restore the fields crmsync changed in RUN_ID and close the tasks it created."),
+    "serve": ("crmsync.cli.serve_cmds", "serve",
+              "Admin console in the browser: runs, undo, schedules, funnel, contact lookup."),
     "schedule": ("crmsync.cli.schedule_cmds", "schedule",
                  "Scheduled runs ([schedules.NAME] in crmsync.toml): list them, or run one now."),
     "scheduler": ("crmsync.cli.schedule_cmds", "scheduler",

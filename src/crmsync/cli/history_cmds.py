@@ -5,7 +5,7 @@ Neither contacts a CRM, so neither needs CRM credentials (``[state] url`` is all
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,14 +20,21 @@ from crmsync.cli.common import (
     stdout,
 )
 from crmsync.errors import ConfigError
+from crmsync.history import (
+    MODE_LABELS,
+    duration_s,
+    duration_text,
+    latest_writing_run,
+    rejection_rows,
+    run_counts,
+    run_json,
+    undone_run,
+)
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
     help="Settings file (default: ./crmsync.toml); only [state] url is read.",
 )
-
-#: How each run mode is shown: a dry run must never be mistaken for one that wrote.
-MODE_LABELS = {"plan": "dry run", "run": "run", "full": "full", "undo": "undo", "demo": "demo"}
 
 
 @contextmanager
@@ -43,58 +50,6 @@ def _store(config_path: Path | None, connection: str | None = None) -> Iterator[
         yield store
     finally:
         store.close()
-
-
-# -- runs ---------------------------------------------------------------------------------------
-
-
-def _counts(record: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    summary: dict[str, Any] = dict(record.counts or {})
-    counts: dict[str, Any] = summary.get("counts", summary)  # undo runs store them flat
-    return summary, counts
-
-
-def _duration_s(record: Any) -> float | None:
-    if record.finished_at is None:
-        return None
-    return max(0.0, (record.finished_at - record.started_at).total_seconds())
-
-
-def duration_text(seconds: float | None) -> str:
-    """``0.4s``, ``12s``, ``4m05s``, ``2h03m``; empty while a run has not finished."""
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = int(round(seconds))
-    if whole < 3600:
-        return f"{whole}s" if whole < 60 else f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-
-
-def undone_run(record: Any) -> str | None:
-    """The run an undo run undid (``None`` for other runs)."""
-    if record.mode != "undo":
-        return None
-    target = (record.counts or {}).get("run_id")
-    return str(target) if target else None
-
-
-def run_json(record: Any) -> dict[str, Any]:
-    """One ledger row as ``runs --output json`` gives it."""
-    summary, _ = _counts(record)
-    return {
-        "run_id": record.id, "mode": record.mode, "dry_run": record.mode == "plan",
-        "crm": record.crm, "connection": record.connection, "trigger": record.trigger,
-        "workers": dict(summary.get("workers") or {}),
-        "status": record.status, "exit_code": record.exit_code,
-        "started_at": record.started_at.isoformat(),
-        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
-        "duration_s": _duration_s(record), "error": record.error,
-        "undo_of": undone_run(record),
-        "rejections": list(summary.get("rejections") or []),
-        "summary": record.counts,
-    }
 
 
 @click.command("runs")
@@ -118,8 +73,8 @@ def runs(config_path: Path | None, connection: str | None, limit: int,
                   "workers", "error")
         click.echo("\t".join(header))
         for r in records:
-            summary, counts = _counts(r)
-            seconds = _duration_s(r)
+            summary, counts = run_counts(r)
+            seconds = duration_s(r)
             row = (r.id, MODE_LABELS.get(r.mode, r.mode), r.crm, r.connection,
                    r.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                    "" if seconds is None else f"{seconds:.1f}", r.status,
@@ -140,6 +95,9 @@ def runs(config_path: Path | None, connection: str | None, limit: int,
     _print_runs_table(records)
 
 
+# -- runs ---------------------------------------------------------------------------------------
+
+
 #: Columns of the terminal table, most important first; the last ones are dropped (never
 #: squashed) when the terminal is too narrow.
 _COLUMNS = ("run", "started", "took", "mode", "status", "read", "wrote", "tasks", "rej", "calls",
@@ -149,12 +107,12 @@ _COLUMNS = ("run", "started", "took", "mode", "status", "read", "wrote", "tasks"
 def _runs_rows(records: list[Any]) -> list[dict[str, str]]:
     rows = []
     for r in records:
-        summary, counts = _counts(r)
+        summary, counts = run_counts(r)
         # The exit code adds something only where the status does not imply it.
         status = f"{r.status} {r.exit_code}" if r.status in ("failed", "aborted") else r.status
         rows.append({
             "run": r.id, "started": r.started_at.strftime("%m-%d %H:%M"),
-            "took": duration_text(_duration_s(r)), "mode": MODE_LABELS.get(r.mode, r.mode),
+            "took": duration_text(duration_s(r)), "mode": MODE_LABELS.get(r.mode, r.mode),
             "status": status, "read": str(counts.get("read", "")),
             "wrote": str(counts.get("updated", counts.get("restored", ""))),
             "tasks": str(counts.get("tasks_created", "")),
@@ -212,40 +170,6 @@ def _print_runs_table(records: list[Any]) -> None:
 # -- rejections ---------------------------------------------------------------------------------
 
 
-def _latest_writing_run(store: Any) -> Any:
-    """The latest run that could have had records rejected (not a dry run, not skipped)."""
-    for record in store.runs(limit=200):
-        if record.mode != "plan" and record.status not in ("skipped", "running"):
-            return record
-    return None
-
-
-def rejection_rows(store: Any, record: Any) -> list[dict[str, Any]]:
-    """A run's rejected records: id, stream, fields, the CRM's code and message (no values).
-
-    Field writes and task closes come from the journal (every one of them); failed task
-    creates, which are not journaled as writes, from the run's summary.
-    """
-    rows: list[dict[str, Any]] = []
-    seen: set[tuple[str, str]] = set()
-    for entry in store.rejected_entries(record.id):
-        fields = (entry.name or "").split(",") if entry.kind == "fields" else ["task"]
-        rows.append({"record_id": entry.record_id, "stream": entry.stream,
-                     "fields": [f for f in fields if f], "code": entry.error_code,
-                     "message": (entry.error_message or "")[:300]})
-        seen.add((entry.record_id, "task" if entry.kind != "fields" else "fields"))
-    summary, _ = _counts(record)
-    for item in summary.get("rejections") or []:
-        if not isinstance(item, Mapping) or list(item.get("fields") or []) != ["task"]:
-            continue
-        if (str(item.get("record_id")), "task") in seen:
-            continue
-        rows.append({"record_id": item.get("record_id"), "stream": item.get("stream"),
-                     "fields": ["task"], "code": item.get("code"),
-                     "message": item.get("message") or ""})
-    return rows
-
-
 @click.command("rejections")
 @click.argument("run_id", required=False)
 @config_option
@@ -260,7 +184,7 @@ def rejections(run_id: str | None, config_path: Path | None, connection: str,
     retries every rejected record.
     """
     with _store(config_path, connection) as store:
-        record = store.get_run(run_id) if run_id else _latest_writing_run(store)
+        record = store.get_run(run_id) if run_id else latest_writing_run(store)
         rows = rejection_rows(store, record) if record is not None else []
     if record is None:
         if run_id:
@@ -270,7 +194,7 @@ def rejections(run_id: str | None, config_path: Path | None, connection: str,
         else:
             stdout.print("no runs recorded yet", markup=False)
         return
-    _, counts = _counts(record)
+    _, counts = run_counts(record)
     total = max(len(rows), int(counts.get("rejected", 0) or 0))
     if output_format == "json":
         emit_json({"run_id": record.id, "rejected": total, "listed": len(rows),

@@ -15,7 +15,8 @@ from crmsync.cli.common import (
     stdout,
 )
 from crmsync.config import load_settings
-from crmsync.report import build_report, current_funnel, load_runs, summary_lines, write_report
+from crmsync.funnel_source import live_report
+from crmsync.report import summary_lines, write_report
 from crmsync.state import StateStore
 
 
@@ -37,11 +38,10 @@ def report(config_path: Path | None, out_dir: Path, run_count: int, connection: 
     settings = load_settings(config_path, require_crm=False, connection=connection)
     store = StateStore.open(settings.state.url, connection=settings.connection)
     try:
-        records = load_runs(store, run_count)
-        current = current_funnel(store, records, datetime.now(UTC))  # noqa: TID251 - the CLI
+        records, result = live_report(store, run_count,
+                                      datetime.now(UTC))  # noqa: TID251 - the CLI
     finally:
         store.close()
-    result = build_report(records, current)
     if not records:
         if output_format == "json":
             emit_json(result)

@@ -370,24 +370,10 @@ def _explain_from_crm(rules_file: str, contact_ids: tuple[str, ...], now: dateti
                       config_path: Path | None, output_format: str) -> None:
     """Read the contacts from the configured CRM (read-only) and explain their decisions."""
     from crmsync.config import load_settings
-    from crmsync.connectors.fieldmap import load_fieldmap
-    from crmsync.wiring import default_path, make_connector
+    from crmsync.lookup import explain_from_crm
 
-    settings = load_settings(config_path)
-    fieldmap = load_fieldmap(settings.crm.field_map
-                             or default_path(f"connectors/{settings.crm.type}.json"))
-    ruleset = load_ruleset(rules_file, extra_facts=dict(fieldmap.custom_facts))
-    connector = make_connector(settings, fieldmap)
-    try:
-        contacts = [c for stream in connector.streams()
-                    for c in connector.read_ids(stream, list(contact_ids))]
-    finally:
-        connector.close()
-    if not contacts:
-        raise ConfigError(f"no contact with id {', '.join(contact_ids)} in the "
-                          f"{settings.crm.type} CRM")
-    decisions = [ruleset.evaluate(c.facts, now=now, contact_id=c.id, explain=True)
-                 for c in contacts]
+    decisions = explain_from_crm(load_settings(config_path), contact_ids, now,
+                                 rules_file=Path(rules_file))
     if output_format == "json":
         emit_json([decision_json(d) for d in decisions])
         return

@@ -71,7 +71,8 @@ def list_schedules(config_path: Path | None, output_format: str) -> None:
         s, run = status.schedule, status.last_run
         rows.append((
             s.name, s.connection, s.when + (", full" if s.mode == "full" else ""),
-            _when(status.next_at) if s.enabled else "disabled",
+            ("paused" if status.paused_at else _when(status.next_at)) if s.enabled
+            else "disabled",
             f"{_when(run.started_at)} {run.id}" if run else "-", status.outcome,
         ))
     if not stdout.is_terminal:
@@ -105,6 +106,35 @@ def run_now(name: str, config_path: Path | None, output_format: str) -> None:
             stderr.print(f"crmsync: {summary.error}", markup=False)
         stderr.print(summary.logfmt(), markup=False)
     raise SystemExit(int(summary.exit_code))
+
+
+@schedule.command("pause")
+@click.argument("name")
+@config_option
+def pause(name: str, config_path: Path | None) -> None:
+    """Pause schedule NAME: every scheduler skips its slots until `schedule resume`."""
+    from crmsync.schedule import manual_trigger
+    from crmsync.state import StateStore
+
+    settings = load_settings(config_path, require_crm=False)
+    _schedule(settings, name)
+    with StateStore.open(settings.state.url) as store:
+        done = store.pause_schedule(name, by=manual_trigger())
+    stdout.print(f"schedule {name}: {'paused' if done else 'already paused'}", markup=False)
+
+
+@schedule.command("resume")
+@click.argument("name")
+@config_option
+def resume(name: str, config_path: Path | None) -> None:
+    """Resume schedule NAME (its latest missed slot fires once)."""
+    from crmsync.state import StateStore
+
+    settings = load_settings(config_path, require_crm=False)
+    _schedule(settings, name)
+    with StateStore.open(settings.state.url) as store:
+        done = store.resume_schedule(name)
+    stdout.print(f"schedule {name}: {'resumed' if done else 'was not paused'}", markup=False)
 
 
 @click.command("scheduler")

@@ -319,7 +319,7 @@ def demo(crm: str, contacts: int, seed: int, directory: Path | None, output_form
     result = run_demo(crm=crm, contacts=contacts, seed=seed, workdir=workdir,
                       progress=lambda total: sync_progress(output_format, total))
     if output_format == "json":
-        emit_json(result.to_json())
+        emit_json({**result.to_json(), "console_command": console_command(result)})
         raise SystemExit(int(result.summary.exit_code))
     stdout.print(f"[bold]crmsync demo[/bold]: {crm} sandbox with {contacts} contacts (seed {seed})")
     stdout.print(f"setup: {len(result.setup.created)} crmsync fields created", markup=False)
@@ -335,8 +335,15 @@ def demo(crm: str, contacts: int, seed: int, directory: Path | None, output_form
     stdout.print("\nLook closer:", markup=False)
     for command, comment in look_closer(result, crm):
         stdout.print(f"  {command}   # {comment}", markup=False)
+    stdout.print(f"\nConsole: {console_command(result)}   # runs, undo, schedules, funnel and "
+                 f"contact lookup in the browser", markup=False)
     stderr.print(result.summary.logfmt(), markup=False)
     raise SystemExit(int(result.summary.exit_code))
+
+
+def console_command(result: DemoResult) -> str:
+    """The command that opens the admin console on the demo's state store (quoted to run)."""
+    return f"crmsync serve --config {quote(str(result.config_path))}"
 
 
 def look_closer(result: DemoResult, crm: str) -> list[tuple[str, str]]:

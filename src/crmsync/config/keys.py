@@ -36,10 +36,13 @@ _KEYS: dict[str, dict[str, _Key]] = {
         "queue": _Key("str"), "concurrency": _Key("int"), "shards": _Key("int"),
         "start_timeout_s": _Key("float"),
     },
+    # `crmsync serve`: the admin console's login when it listens beyond loopback.
+    "console": {"token": _Key("str", secret=True)},
 }
 #: Keys a secrets file may set; nothing else belongs there.
 _SECRET_KEYS = {("crm", "token"), ("crm", "password"), ("crm", "security_token"),
-                ("state", "url"), ("workers", "broker_url"), ("workers", "redis_url")}
+                ("state", "url"), ("workers", "broker_url"), ("workers", "redis_url"),
+                ("console", "token")}
 
 
 def env_var(section: str, key: str) -> str:

@@ -30,6 +30,7 @@ from crmsync.config.settings import (
     DEFAULT_STATE_URL,
     ENV_PREFIX,
     TASK_CLOSE_POLICIES,
+    ConsoleSettings,
     CrmSettings,
     RulesSettings,
     Settings,
@@ -226,5 +227,6 @@ def _build(
             for key in _KEYS["workers"]
             if (value := values.get(("workers", key))) is not None
         }),
+        console=ConsoleSettings(token=_secret(get("console", "token")) or None),
         config_file=config_file,
     )

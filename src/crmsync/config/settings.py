@@ -162,6 +162,19 @@ class WorkersSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """``[console]``: the admin console (``crmsync serve``).
+
+    Attributes:
+        token: What a browser or script must present (``Authorization: Bearer``, or as the
+            password of HTTP basic auth) when the console listens on a non-loopback address;
+            ``None``: the console serves loopback only.
+    """
+
+    token: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable, resolved and checked; see :func:`load_settings`.
 
@@ -175,6 +188,7 @@ class Settings:
     state: StateSettings = field(default_factory=StateSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     workers: WorkersSettings = field(default_factory=WorkersSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     config_file: Path | None = None
     connection: str = DEFAULT_CONNECTION
     connections: Mapping[str, ConnectionSettings] = field(default_factory=dict, hash=False)

@@ -89,7 +89,10 @@ class Scheduler:
     def tick(self) -> list[Fired]:
         """Fire every enabled schedule whose latest slot is due and unclaimed; return them."""
         fired = []
+        paused = self.store.paused_schedules()
         for schedule in self.enabled:
+            if schedule.name in paused:
+                continue  # paused by an admin: its slots pass unclaimed until resumed
             slot = latest_slot(schedule, self._now())
             if self._seen.get(schedule.name) == slot:
                 continue

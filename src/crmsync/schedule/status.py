@@ -20,13 +20,14 @@ class ScheduleStatus:
 
     ``last_run`` is the latest run the schedule started (a slot or ``schedule run``);
     ``last_slot`` the latest slot a scheduler claimed (its status says ``error`` when the run
-    could not start at all).
+    could not start at all). ``paused_at`` is set while an admin has paused it.
     """
 
     schedule: ScheduleSettings
     next_at: datetime | None
     last_run: RunRecord | None
     last_slot: SlotRecord | None
+    paused_at: datetime | None = None
 
     @property
     def outcome(self) -> str:
@@ -43,6 +44,7 @@ class ScheduleStatus:
             "name": s.name, "connection": s.connection, "cron": s.cron,
             "every_seconds": int(s.every.total_seconds()) if s.every else None,
             "timezone": s.timezone, "mode": s.mode, "enabled": s.enabled,
+            "paused_at": self.paused_at.isoformat() if self.paused_at else None,
             "next_at": self.next_at.isoformat() if self.next_at else None,
             "last_run": None if run is None else {
                 "run_id": run.id, "started_at": run.started_at.isoformat(),
@@ -67,12 +69,14 @@ def schedule_statuses(
     """
     root = settings.base or settings
     shared = open_store(root.state.url)
+    paused = shared.paused_schedules()
     statuses = []
     for name, schedule in sorted(root.schedules.items()):
         url = select_connection(root, schedule.connection, require_crm=False).state.url
         runs = open_store(url).runs(limit=1, connection=schedule.connection,
                                     trigger=schedule_trigger(name))
+        due = schedule.enabled and name not in paused
         statuses.append(ScheduleStatus(
-            schedule, next_slot(schedule, now) if schedule.enabled else None,
-            runs[0] if runs else None, shared.last_slot(name)))
+            schedule, next_slot(schedule, now) if due else None,
+            runs[0] if runs else None, shared.last_slot(name), paused.get(name)))
     return statuses

@@ -59,6 +59,15 @@ class ContactStates(StoreBase):
         with self._connect() as conn:
             return self._states(conn, stream, ids)
 
+    def contact_state_any_stream(self, record_id: str) -> list[ContactState]:
+        """Return the stored state of one record id in every stream of this connection (a CRM
+        id names one record, but the caller need not know whether it is a Lead or a Contact)."""
+        query = sa.select(_contacts.c.stream, *_STATE_COLUMNS).where(
+            _contacts.c.record_id == record_id, self._in_scope(_contacts.c.stream))
+        with self._connect() as conn:
+            return [ContactState(self._unscoped(row[0]), *row[1:])
+                    for row in conn.execute(query)]
+
     def _states(self, conn: sa.Connection, stream: str,
                 ids: Sequence[str]) -> dict[str, ContactState]:
         rows = conn.execute(self._query("contacts.states", _q_states),

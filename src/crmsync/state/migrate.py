@@ -19,11 +19,13 @@ def upgrade(engine: Engine, version: int) -> int:
     if version < 2:
         _add_columns(engine, _runs, ("connection", "trigger"))
     if version < 3:
-        # Shadow comparisons (``[rules] shadow``). ``create_all`` on open has usually made
-        # the table already; this step says so, and is a no-op then.
+        # Shadow comparisons (``[rules] shadow``) and schedule pauses. ``create_all`` on open
+        # has usually made the tables already; this step says so, and is a no-op then.
         from crmsync.state.shadow import _shadow
+        from crmsync.state.slots import _pauses
 
         _shadow.create(engine, checkfirst=True)
+        _pauses.create(engine, checkfirst=True)
     if version < SCHEMA_VERSION:
         try:
             with engine.begin() as conn:

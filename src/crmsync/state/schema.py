@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 
 #: The schema this code writes; bump it with a migration when a table changes.
-#: 2: crmsync_runs.connection and .trigger; 3: crmsync_shadow (see state/migrate.py)
+#: 2: crmsync_runs.connection and .trigger (see state/migrate.py); 3: crmsync_shadow and
+#: crmsync_schedule_pauses (the bump also keeps an older scheduler, which would fire paused
+#: schedules, off the store)
 SCHEMA_VERSION = 3
 
 RUN_MODES = ("plan", "run", "full", "undo", "demo")

@@ -77,3 +77,39 @@ class ScheduleSlots(StoreBase):
         """Return the latest claimed slot of a schedule, or None."""
         found = self.slots(schedule, limit=1)
         return found[0] if found else None
+
+
+#: Schedules an admin paused (the console's Schedules page): a row while paused, none after.
+_pauses = sa.Table(
+    "crmsync_schedule_pauses", _meta,
+    sa.Column("schedule", sa.String(80), primary_key=True),
+    sa.Column("paused_at", _UtcDateTime, nullable=False),
+    sa.Column("paused_by", sa.String(200), nullable=False),
+)
+
+
+class SchedulePauses(StoreBase):
+    """Paused schedules: the scheduler skips their slots until resumed (a new table: stores
+    written by an older crmsync get it from ``create_all``, no migration step needed)."""
+
+    def pause_schedule(self, schedule: str, by: str) -> bool:
+        """Pause ``schedule``; False when it already was (the first pause is kept)."""
+        try:
+            with self._begin() as conn:
+                conn.execute(_pauses.insert().values(
+                    schedule=schedule, paused_at=self._clock(), paused_by=by[:200]))
+        except IntegrityError:
+            return False
+        return True
+
+    def resume_schedule(self, schedule: str) -> bool:
+        """Resume ``schedule``; False when it was not paused."""
+        with self._begin() as conn:
+            return bool(conn.execute(
+                _pauses.delete().where(_pauses.c.schedule == schedule)).rowcount)
+
+    def paused_schedules(self) -> dict[str, datetime]:
+        """Return every paused schedule and when it was paused."""
+        with self._connect() as conn:
+            return {row.schedule: row.paused_at
+                    for row in conn.execute(sa.select(_pauses.c.schedule, _pauses.c.paused_at))}

@@ -31,7 +31,7 @@ from crmsync.state.schema import (
 )
 from crmsync.state.shadow import ShadowLedger
 from crmsync.state.shards import Shards
-from crmsync.state.slots import ScheduleSlots
+from crmsync.state.slots import SchedulePauses, ScheduleSlots
 
 #: PostgreSQL advisory lock key serialising schema creation and upgrades (any constant works;
 #: this one spells "crmsync" on a phone keypad).
@@ -62,7 +62,8 @@ def _schema_lock(engine: sa.Engine) -> Iterator[None]:
 _DRIVER_HINTS = {"postgresql": "pip install 'crmsync[postgres]'"}
 
 
-class StateStore(Ledger, Cursors, Pages, Leases, ScheduleSlots, Shards, ShadowLedger):
+class StateStore(Ledger, Cursors, Pages, Leases, ScheduleSlots, SchedulePauses, Shards,
+                 ShadowLedger):
     """Durable state of crmsync runs; one instance per process, safe to share between threads.
 
     Every method is one short transaction; methods that take lists write them with one

@@ -1,0 +1,23 @@
+"""The funnel report as it stands now, read from a state store: what ``crmsync report`` writes
+and the console's Funnel page serves, built the same way for both."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from crmsync.report import build_report, current_funnel, load_runs
+from crmsync.state import RunRecord, StateStore
+
+
+def live_report(
+    store: StateStore, run_count: int, now: datetime
+) -> tuple[list[RunRecord], dict[str, Any]]:
+    """Return the latest ``run_count`` sync runs and the report over them (JSON-ready).
+
+    Stage counts are every contact's current decision at ``now``; the run list is empty when
+    no sync run was recorded yet.
+    """
+    records = load_runs(store, run_count)
+    current = current_funnel(store, records, now)
+    return records, build_report(records, current)
