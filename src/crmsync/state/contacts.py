@@ -23,11 +23,12 @@ from crmsync.state.schema import _contacts
 
 #: Columns a new decision overwrites; ``first_run_id`` keeps the run that first saw the contact.
 _UPDATED = ("status", "miss_type", "score", "status_since", "ruleset_hash", "modified_at",
-            "run_id", "updated_at")
+            "owner_id", "lead_source", "run_id", "updated_at")
 #: A saved row's own columns, in the order of ``save_contact_states``' rows; the others are the
 #: same for the whole batch.
 _SAVED = ("record_id", "status", "miss_type", "score", "status_since", "ruleset_hash",
-          "modified_at", "stream", "run_id", "first_run_id", "updated_at")
+          "modified_at", "owner_id", "lead_source", "stream", "run_id", "first_run_id",
+          "updated_at")
 #: The columns of a :class:`ContactState` after its stream, in its fields' order (rows become
 #: states by position; the stream is the one asked for).
 _STATE_COLUMNS = tuple(_contacts.c[f.name] for f in fields(ContactState) if f.name != "stream")
@@ -72,7 +73,7 @@ class ContactStates(StoreBase):
         """Insert or update decisions, one statement per batch.
 
         Each row holds ``record_id``, ``status``, ``miss_type``, ``score``, ``status_since``,
-        ``ruleset_hash`` and ``modified_at``.
+        ``ruleset_hash`` and ``modified_at``, and may hold ``owner_id`` and ``lead_source``.
         """
         if not rows:
             return
@@ -84,7 +85,8 @@ class ContactStates(StoreBase):
         constants = {"stream": self._scoped(stream), "run_id": run_id, "first_run_id": run_id,
                      "updated_at": now}
         values = [(row["record_id"], row["status"], row["miss_type"], row["score"],
-                   row["status_since"], row["ruleset_hash"], row["modified_at"]) for row in rows]
+                   row["status_since"], row["ruleset_hash"], row["modified_at"],
+                   row.get("owner_id"), row.get("lead_source")) for row in rows]
         self._bulk("contacts.upsert", _upsert).execute(conn, values, constants)
 
     def status_counts(self, stream: str | None = None) -> Counter[str]:

@@ -11,13 +11,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from crmsync.state.schema import SCHEMA_VERSION, _runs, _schema_version
+from crmsync.state.schema import SCHEMA_VERSION, _contacts, _runs, _schema_version
 
 
 def upgrade(engine: Engine, version: int) -> int:
     """Migrate a store at schema ``version`` to :data:`SCHEMA_VERSION`; return the new version."""
     if version < 2:
         _add_columns(engine, _runs, ("connection", "trigger"))
+    if version < 3:
+        # Rows saved before stay NULL ("unknown" in the report) until a run decides them again.
+        _add_columns(engine, _contacts, ("owner_id", "lead_source"))
     if version < SCHEMA_VERSION:
         try:
             with engine.begin() as conn:

@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 
 #: The schema this code writes; bump it with a migration when a table changes.
-SCHEMA_VERSION = 2  # 2: crmsync_runs.connection and .trigger (see state/migrate.py)
+#: 2: crmsync_runs.connection and .trigger; 3: crmsync_contacts.owner_id and .lead_source
+#: (see state/migrate.py).
+SCHEMA_VERSION = 3
 
 RUN_MODES = ("plan", "run", "full", "undo", "demo")
 #: ``skipped``: the run found another run holding the CRM's lease and did nothing.
@@ -224,6 +226,10 @@ _contacts = sa.Table(
     sa.Column("first_run_id", sa.String(40), nullable=False),
     sa.Column("run_id", sa.String(40), nullable=False),
     sa.Column("updated_at", _UtcDateTime, nullable=False),
+    # The record's owner (a CRM user id) and lead source (a picklist value): the report's
+    # breakdowns by rep and by source. Ids and categories, not personal data.
+    sa.Column("owner_id", sa.String(80)),
+    sa.Column("lead_source", sa.String(120)),
     sa.Index("ix_crmsync_contacts_status", "stream", "status"),
 )
 

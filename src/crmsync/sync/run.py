@@ -27,7 +27,7 @@ from crmsync.state import ContactState, StateError, StateStore, TaskRecord
 from crmsync.sync.inflight import CursorGate, InFlight
 from crmsync.sync.readahead import read_ahead
 from crmsync.sync.summary import RunSummary, SyncOptions
-from crmsync.sync.tally import Tally, miss_rule_ids
+from crmsync.sync.tally import Tally, miss_rule_ids, rule_ids
 from crmsync.sync.writes import Writer
 
 log = logging.getLogger("crmsync.sync")
@@ -154,7 +154,7 @@ class SyncRun(Writer):
                              ruleset_version=self.ruleset.version)
         self.summary = summary
         self._tally = Tally(summary, self.now, miss_rule_ids(self.ruleset.tree.decisions),
-                            self.options.samples)
+                            self.options.samples, rule_ids(self.ruleset.tree))
         started = time.monotonic()
         calls_before = self.connector.api_calls()
         try:
@@ -225,6 +225,10 @@ class SyncRun(Writer):
             summary.estimated_write_calls = estimate_write_calls(summary, self.connector)
         try:
             if not self.options.dry_run and summary.status != "skipped":
+                # Two aggregate queries a run (not a contact): the report's stage counts over
+                # time, one point per run, taken while this run still holds the lease.
+                summary.stage_totals = dict(self.store.status_counts())
+                summary.miss_totals = dict(self.store.miss_type_counts())
                 self.store.release_lease(self._lease_name, summary.run_id)
             self.store.finish_run(
                 summary.run_id,
@@ -449,6 +453,9 @@ class SyncRun(Writer):
                 "miss_type": decision.miss_type, "score": float(decision.score),
                 "status_since": since if isinstance(since, datetime) else None,
                 "ruleset_hash": self._rules_hash, "modified_at": plan.contact.modified_at,
+                # The report's breakdowns: already on the contact, so saving them is free.
+                "owner_id": plan.contact.owner_id,
+                "lead_source": _category(plan.contact.facts.get("lead_source")),
             })
         return rows
 
@@ -478,6 +485,11 @@ def estimate_write_calls(summary: RunSummary, connector: Connector) -> int:
         + math.ceil(planned["task_closes"] / limits.task_batch)
         for planned in summary.planned_writes.values()
     )
+
+
+def _category(value: object) -> str | None:
+    """A picklist value to store (lead source): text, cut to the column's 120 characters."""
+    return None if value is None else str(value)[:120]
 
 
 def _outcome(error: CrmsyncError) -> tuple[str, ExitCode]:

@@ -19,7 +19,7 @@ from crmsync.model import Cursor
 from crmsync.sync.inflight import CursorGate
 from crmsync.sync.run import StreamPass, SyncRun
 from crmsync.sync.summary import RunSummary
-from crmsync.sync.tally import Tally, miss_rule_ids
+from crmsync.sync.tally import Tally, miss_rule_ids, rule_ids
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class ShardRun(SyncRun):
                              ruleset_version=self.ruleset.version)
         self.summary = summary
         self._tally = Tally(summary, self.now, miss_rule_ids(self.ruleset.tree.decisions),
-                            self.options.samples)
+                            self.options.samples, rule_ids(self.ruleset.tree))
         calls_before = self.connector.api_calls()
         self._check_fence()
         self._gate = CursorGate()
