@@ -18,7 +18,7 @@ from sqlalchemy.engine import Dialect
 
 from crmsync.state.base import StoreBase
 from crmsync.state.bulk import Bulk, one_of
-from crmsync.state.records import ContactState
+from crmsync.state.records import ContactRow, ContactState
 from crmsync.state.schema import _contacts
 
 #: Columns a new decision overwrites; ``first_run_id`` keeps the run that first saw the contact.
@@ -103,6 +103,17 @@ class ContactStates(StoreBase):
             return [(r[0], r[1]) for r in conn.execute(
                 sa.select(_contacts.c.status, _contacts.c.status_since)
                 .where(self._in_scope(_contacts.c.stream)))]
+
+    def report_rows(self) -> list[ContactRow]:
+        """Return every contact's current decision with its owner and lead source (the report).
+
+        One query; the report aggregates in memory (owners, sources, time in stage, stuck).
+        """
+        c = _contacts.c
+        query = sa.select(c.stream, c.record_id, c.status, c.miss_type, c.score, c.status_since,
+                          c.owner_id, c.lead_source).where(self._in_scope(c.stream))
+        with self._connect() as conn:
+            return [ContactRow(self._unscoped(r[0]), *r[1:]) for r in conn.execute(query)]
 
     def contacts_first_seen(self, run_ids: Iterable[str]) -> int:
         """Return how many contacts were first decided by one of ``run_ids`` (new contacts)."""

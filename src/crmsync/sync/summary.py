@@ -84,9 +84,10 @@ class RunSummary:
         default_factory=lambda: {"soft": Counter(), "hard": Counter()}
     )
     #: SLA breaches per owner (CRM user id, ``(none)`` when unowned) and the first
-    #: :data:`MAX_LISTED_BREACHES` breaching record ids: the report's by-rep view and drill-down.
+    #: :data:`MAX_LISTED_BREACHES` breaches (``record_id``, ``object_type``, ``owner_id``: ids
+    #: only): the report's by-rep view and drill-down.
     sla_by_owner: Counter[str] = field(default_factory=Counter)
-    sla_breach_ids: list[str] = field(default_factory=list)
+    sla_breach_ids: list[dict[str, str | None]] = field(default_factory=list)
     #: Rule health: how many evaluated contacts each rule fired for (decision rules by their
     #: id, task templates by theirs); every rule of the rule set is present, 0 if it never fired.
     rule_hits: Counter[str] = field(default_factory=Counter)

@@ -123,7 +123,9 @@ class Tally:
                 summary.sla_breaches += 1
                 summary.sla_by_owner[plan.contact.owner_id or "(none)"] += 1
                 if len(summary.sla_breach_ids) < MAX_LISTED_BREACHES:
-                    summary.sla_breach_ids.append(plan.contact.id)
+                    summary.sla_breach_ids.append({
+                        "record_id": plan.contact.id, "object_type": plan.contact.object_type,
+                        "owner_id": plan.contact.owner_id})
         if decision.miss_type in summary.miss_reasons:
             rule = next((r for r in decision.rules if r in self.miss_rules), "(default)")
             summary.miss_reasons[decision.miss_type][rule] += 1
