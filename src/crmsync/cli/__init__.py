@@ -43,8 +43,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rejections": ("crmsync.cli.history_cmds", "rejections",
                    "Records the CRM refused in a run: id, field, error code and message."),
     "report": ("crmsync.cli.report_cmds", "report",
-               "Funnel health: stage counts, conversion, stuck contacts, SLA breaches, misses, "
-               "runs."),
+               "Funnel health: stages, trends, owners, sources, stuck, SLA, scores, misses, "
+               "rules."),
     "undo": ("crmsync.cli.undo_cmds", "undo",
              "Restore the fields crmsync changed in RUN_ID and close the tasks it created."),
     "schedule": ("crmsync.cli.schedule_cmds", "schedule",

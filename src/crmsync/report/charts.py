@@ -61,10 +61,12 @@ def funnel(stages: Mapping[str, int], conversion: Sequence[Mapping[str, Any]]) -
         x=alt.X("x0:Q", axis=None), x2="x1:Q",
         color=alt.Color("stage:N", scale=_stage_scale(), legend=None))
     top = max((r["contacts"] for r in rows), default=0) or 1
-    labels = base.mark_text(align="left", dx=6).encode(
+    # Mid grey: readable on the light and the dark theme alike.
+    labels = base.mark_text(align="left", dx=6, color="#888").encode(
         x=alt.X("x1:Q", axis=None, scale=alt.Scale(domain=[-top / 2, top / 2 + top * 0.9])),
         text="label:N")
-    return (bars + labels).properties(width=WIDTH, height=35 * len(rows))
+    return (bars + labels).properties(width=WIDTH, height=35 * len(rows)).configure_view(
+        stroke=None)
 
 
 def stages_over_time(points: Sequence[Mapping[str, Any]]) -> Any:
@@ -160,9 +162,13 @@ def rule_hits(health: Mapping[str, Any]) -> Any:
     alt = _alt()
     data = [{"rule": r["rule"], "hits": r["hits"], "state": "fired" if r["hits"] else "dead"}
             for r in rules]
-    return alt.Chart(alt.Data(values=data)).mark_bar().encode(
-        y=alt.Y("rule:N", sort=[r["rule"] for r in rules], title=None, axis=_names()),
+    base = alt.Chart(alt.Data(values=data)).encode(
+        y=alt.Y("rule:N", sort=[r["rule"] for r in rules], title=None, axis=_names()))
+    bars = base.mark_bar().encode(
         x=alt.X("hits:Q", title=f"contacts the rule fired for ({health['runs']} runs)"),
         color=alt.Color("state:N", title=None, scale=alt.Scale(
-            domain=["fired", "dead"], range=[PALETTE["prospect"], ALERT])),
-    ).properties(width=WIDTH - 160, height=14 * len(data) + 10)
+            domain=["fired", "dead"], range=[PALETTE["prospect"], ALERT])))
+    # A dead rule's bar has no width: say so where the bar would be.
+    dead = base.mark_text(align="left", dx=3, color=ALERT, text="never fired").encode(
+        x=alt.datum(0)).transform_filter(alt.datum.state == "dead")
+    return (bars + dead).properties(width=WIDTH - 160, height=14 * len(data) + 10)

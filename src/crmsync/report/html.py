@@ -25,7 +25,8 @@ body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:62rem;paddin
 color:#222;background:#fff}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2.2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5rem 0}
-td,th{padding:.25rem .75rem;border-bottom:1px solid #ddd;text-align:left;overflow-wrap:anywhere}
+td,th{padding:.25rem .75rem;border-bottom:1px solid #ddd;text-align:left}
+td{overflow-wrap:anywhere}
 td.n{text-align:right;font-variant-numeric:tabular-nums}.note{color:#666}
 .diag{background:#fff6e0;border-left:4px solid #e0a000;padding:.5rem 1rem}
 .dead{color:#c0392b}code{font-size:.95em}
@@ -166,7 +167,7 @@ def _breakdown(report: Mapping[str, Any], key: str, title: str) -> str:
             + _table([title, *STATUSES, "total", "reached opportunity", *extra],
                      [(r[key], *(r[s] for s in STATUSES), r["total"],
                        pct(r["opportunity_share"]), *(r[e] for e in extra)) for r in rows],
-                     caption="reached opportunity: opportunities over the owner's active "
+                     caption="reached opportunity: opportunities over the row's active "
                              "(lead, prospect, opportunity) contacts"))
 
 
