@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from crmsync.report import current_funnel
 from crmsync.state import SCHEMA_VERSION, StateStore
-from tests.pgschema import postgres_url
+from pgschema import postgres_url
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 STREAM = "hubspot:contacts"

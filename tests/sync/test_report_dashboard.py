@@ -19,10 +19,11 @@ from click.testing import CliRunner
 from crmsync.cli import main
 from crmsync.coerce import coerce
 from crmsync.config import load_settings
-from crmsync.sandbox.launch import build_sandbox
 from crmsync.report import build_report, current_funnel, load_runs, render_html, summary_lines
+from crmsync.sandbox.launch import build_sandbox
 from crmsync.state import StateStore
-from tests.sync.conftest import ANCHOR, Crm
+
+from .conftest import ANCHOR, Crm
 
 #: Stage limits as DOMAIN.md states them (days), written out rather than read from the code.
 STUCK_DAYS = {"lead": 90, "prospect": 45, "opportunity": 30}
