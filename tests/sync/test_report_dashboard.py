@@ -30,8 +30,9 @@ STUCK_DAYS = {"lead": 90, "prospect": 45, "opportunity": 30}
 #: Each CRM's names for the fields the breakdowns use.
 FIELDS = {
     "hubspot": {"owner": "hubspot_owner_id", "source": "hs_analytics_source",
-                "since": "crmsync_status_since"},
-    "salesforce": {"owner": "OwnerId", "source": "LeadSource", "since": "Crmsync_Status_Since__c"},
+                "since": "crmsync_status_since", "task_status": "hs_task_status"},
+    "salesforce": {"owner": "OwnerId", "source": "LeadSource", "since": "Crmsync_Status_Since__c",
+                   "task_status": "Status"},
 }
 LATER = ANCHOR + timedelta(days=100)
 
@@ -129,6 +130,18 @@ def test_sla_breaches_by_rep_list_real_opportunities(aged: Crm) -> None:
         assert (breach["owner_id"] or "(none)") == record["owner"]
     by_owner = Counter(b["owner_id"] or "(none)" for b in sla["listed"])
     assert {o["owner_id"]: o["breaches"] for o in sla["by_owner"]} == dict(by_owner)
+
+
+def test_open_follow_up_tasks_by_rep_match_the_crms_tasks(aged: Crm) -> None:
+    names = FIELDS[aged.crm]
+    expected = Counter(t.get(names["owner"]) or "(none)" for t in aged.tasks()
+                       if t.get(names["task_status"]) != aged.closed_task_status)
+    assert expected, "the scenario must leave open tasks"
+    report = _report(aged, LATER)
+    assert {t["owner_id"]: t["open"] for t in report["open_tasks"]} == dict(expected)
+    for row in report["open_tasks"]:
+        assert sum(row["by_purpose"].values()) == row["open"]
+    assert "Open follow-up tasks by rep" in render_html(report)
 
 
 def test_stage_counts_over_time_have_a_point_per_run(aged: Crm) -> None:

@@ -164,6 +164,7 @@ def build_report(
 _NOW_SECTIONS: dict[str, Any] = {
     "stuck_contacts": {"total": 0, "threshold_days": {}, "listed": []},
     "time_in_stage": [], "by_owner": [], "by_source": [], "score_distribution": [],
+    "open_tasks": [],
 }
 
 

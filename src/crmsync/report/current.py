@@ -38,11 +38,22 @@ def current_funnel(store: StateStore, runs: Sequence[RunRecord], now: datetime) 
 
     ``new_contacts`` counts contacts first decided by one of ``runs``, each once whatever
     happened to it since (an undo does not make it new again). The other keys are
-    :func:`aggregate`'s.
+    :func:`aggregate`'s, and ``open_tasks`` (:func:`open_tasks`).
     """
     current = aggregate(store.report_rows(), now)
+    current["open_tasks"] = open_tasks(store.open_tasks_by_owner())
     current["new_contacts"] = store.contacts_first_seen([r.id for r in runs if counts_as_sync(r)])
     return current
+
+
+def open_tasks(rows: Iterable[tuple[str | None, str, int]]) -> list[dict[str, Any]]:
+    """crmsync's open follow-up tasks per rep: total and per purpose, the busiest rep first."""
+    owners: dict[str, Counter[str]] = {}
+    for owner, purpose, n in rows:
+        owners.setdefault(owner or NONE_LABEL, Counter())[purpose] += n
+    table = [{"owner_id": owner, "open": sum(by.values()), "by_purpose": dict(by.most_common())}
+             for owner, by in owners.items()]
+    return sorted(table, key=lambda r: (-r["open"], r["owner_id"]))
 
 
 def stuck_days() -> dict[str, int]:

@@ -4,7 +4,8 @@ No script, no CDN: the page opens offline, in a mail attachment and on paper. Ea
 :func:`crmsync.charts.figure` (light and dark SVG; CSS picks one by ``prefers-color-scheme`` and
 prints the light one), and each has a table with the same numbers (screen readers, copying into
 a spreadsheet, and the drill-down: record ids behind stuck contacts and SLA breaches, inside
-``<details>`` so the page stays short). Everything that comes from the CRM or the ledger is
+``<details>`` so the page stays short on screen; printed open where the browser allows).
+Everything that comes from the CRM or the ledger is
 escaped.
 """
 
@@ -36,14 +37,14 @@ nav a{margin-right:.8rem}
 td,th,h2{border-color:#444}.note{color:#aaa}.diag{background:#3a2f10;border-color:#e0a000}
 summary,nav a{color:#8fb4e6}.dead{color:#ff7b6b}}
 @media print{body{color:#000;background:#fff;max-width:none;margin:0}nav{display:none}
-figure.chart,table,.diag{break-inside:avoid}details>*{display:block}
-h2{break-after:avoid}}"""
+figure.chart,table,.diag{break-inside:avoid}h2{break-after:avoid}}
+@media print{details::details-content{content-visibility:visible;display:block}}"""
 
 #: The page's sections, in order: (anchor, title).
 SECTIONS = (("diagnosis", "Diagnosis"), ("funnel", "Funnel and conversion"),
             ("trend", "Stages over time"), ("owners", "By owner"),
             ("sources", "By lead source"), ("stuck", "Time in stage and stuck contacts"),
-            ("sla", "Follow-up SLA"), ("scores", "Score distribution"),
+            ("sla", "Follow-up SLA and open tasks"), ("scores", "Score distribution"),
             ("misses", "Misses"), ("rules", "Rule health"), ("runs", "Run history"))
 
 
@@ -218,6 +219,15 @@ def _sla(report: Mapping[str, Any]) -> str:
                                       color=charts.ALERT), "SLA breaches by rep (CRM user id)."),
                 _table(["owner id", "breaches"],
                        [(o["owner_id"], o["breaches"]) for o in sla["by_owner"]])]
+    tasks = report.get("open_tasks") or []
+    if tasks:
+        purposes = sorted({p for t in tasks for p in t["by_purpose"]})
+        out += [f"<h3>Open follow-up tasks by rep ({sum(t['open'] for t in tasks)})</h3>",
+                _figure(charts.counts(tasks, "owner_id", "open", title="owner id"),
+                        "crmsync's follow-up tasks still open, per rep (CRM user id)."),
+                _table(["owner id", "open", *purposes],
+                       [(t["owner_id"], t["open"], *(t["by_purpose"].get(p, 0)
+                                                     for p in purposes)) for t in tasks])]
     if sla.get("listed"):
         listed = sla["listed"]
         out.append(f"<details><summary>Breaching opportunities by CRM record id "

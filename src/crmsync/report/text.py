@@ -53,6 +53,10 @@ def _detail_lines(report: Mapping[str, Any]) -> list[str]:
         shown = ", ".join(f"{o['owner_id']} {o['breaches']}" for o in sla["by_owner"][:SHOWN])
         lines.append(f"SLA breaches by rep (no touch within {sla['first_touch_days']} days of "
                      f"becoming an opportunity): {shown}")
+    tasks = report.get("open_tasks") or []
+    if tasks:
+        shown = ", ".join(f"{t['owner_id']} {t['open']}" for t in tasks[:SHOWN])
+        lines.append(f"open follow-up tasks by rep: {shown}")
     health = report.get("rule_health") or {}
     if health.get("dead"):
         dead = health["dead"]

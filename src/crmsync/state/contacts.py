@@ -19,7 +19,7 @@ from sqlalchemy.engine import Dialect
 from crmsync.state.base import StoreBase
 from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.records import ContactRow, ContactState
-from crmsync.state.schema import _contacts
+from crmsync.state.schema import _contacts, _tasks
 
 #: Columns a new decision overwrites; ``first_run_id`` keeps the run that first saw the contact.
 _UPDATED = ("status", "miss_type", "score", "status_since", "ruleset_hash", "modified_at",
@@ -114,6 +114,21 @@ class ContactStates(StoreBase):
                           c.owner_id, c.lead_source).where(self._in_scope(c.stream))
         with self._connect() as conn:
             return [ContactRow(self._unscoped(r[0]), *r[1:]) for r in conn.execute(query)]
+
+    def open_tasks_by_owner(self) -> list[tuple[str | None, str, int]]:
+        """Return ``(owner id, purpose, open tasks)``: crmsync's open follow-ups per rep.
+
+        The task's contact's owner (tasks are assigned to it); ``None`` when the contact has no
+        owner or no decision stored. One grouped query.
+        """
+        t, c = _tasks.c, _contacts.c
+        query = (sa.select(c.owner_id, t.purpose, sa.func.count())
+                 .select_from(_tasks.outerjoin(_contacts, sa.and_(
+                     c.stream == t.stream, c.record_id == t.record_id)))
+                 .where(t.state == "open", self._in_scope(t.stream))
+                 .group_by(c.owner_id, t.purpose))
+        with self._connect() as conn:
+            return [(owner, purpose, int(n)) for owner, purpose, n in conn.execute(query)]
 
     def contacts_first_seen(self, run_ids: Iterable[str]) -> int:
         """Return how many contacts were first decided by one of ``run_ids`` (new contacts)."""
