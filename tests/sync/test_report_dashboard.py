@@ -35,6 +35,7 @@ FIELDS = {
                    "task_status": "Status"},
 }
 LATER = ANCHOR + timedelta(days=100)
+RULES = Path(__file__).resolve().parents[2] / "rules" / "default.json"
 
 
 def _report(crm: Crm, now: datetime) -> dict[str, Any]:
@@ -42,6 +43,14 @@ def _report(crm: Crm, now: datetime) -> dict[str, Any]:
     try:
         runs = load_runs(store, 20)
         return build_report(runs, current_funnel(store, runs, now))
+    finally:
+        store.close()
+
+
+def _first_run(crm: Crm) -> Any:
+    store = StateStore.open(load_settings(crm.config, env={}).state.url)
+    try:
+        return store.runs(limit=50)[-1]
     finally:
         store.close()
 
@@ -182,6 +191,12 @@ def test_rule_health_lists_a_dead_rule_until_it_fires(aged: Crm) -> None:
     assert "status_override" in health["dead"]
     assert all(r["hits"] == 0 for r in health["rules"] if r["rule"] in health["dead"])
     assert any(r["hits"] > 0 for r in health["rules"])
+    # A task template fires once per contact it asks a task for, and the first run found no
+    # task open: its task templates' hits are the tasks it planned, one each.
+    first = _first_run(aged)
+    templates = {t["id"] for t in json.loads(RULES.read_text())["tasks"]}
+    assert sum(n for rule, n in first.counts["rule_hits"].items() if rule in templates) == (
+        first.counts["counts"]["planned_task_creates"]) > 0
     assert "status_override" in render_html(report)
 
     target = aged.contacts()[0]["id"]

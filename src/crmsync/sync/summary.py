@@ -88,8 +88,8 @@ class RunSummary:
     #: only): the report's by-rep view and drill-down.
     sla_by_owner: Counter[str] = field(default_factory=Counter)
     sla_breach_ids: list[dict[str, str | None]] = field(default_factory=list)
-    #: Rule health: how many evaluated contacts each rule fired for (decision rules by their
-    #: id, task templates by theirs); every rule of the rule set is present, 0 if it never fired.
+    #: Rule health: how many evaluated contacts each rule fired for (decision rules and task
+    #: templates, by id); every rule of the rule set is present, 0 if it never fired.
     rule_hits: Counter[str] = field(default_factory=Counter)
     #: Every contact's current stage and miss type once the run finished (state store totals;
     #: empty for dry runs): the report's one point per run for stage counts over time.

@@ -66,9 +66,8 @@ class Tally:
             summary.changes["tasks_closed"] += len(plan.task_closes)
         self._health(plan)
         # One Counter update per contact: rule health costs no query and no per-rule loop.
+        # ``decision.rules`` holds the task templates that fired too.
         summary.rule_hits.update(decision.rules)
-        for task in decision.tasks:
-            summary.rule_hits[task.rule_id] += 1
         summary.counts["planned_task_creates"] += len(plan.task_creates)
         summary.counts["planned_task_closes"] += len(plan.task_closes)
         if plan.changed:
