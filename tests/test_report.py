@@ -135,7 +135,9 @@ def test_reasons_from_crm_data_are_escaped(store: StateStore) -> None:
     html = render_html(build_report(store.runs()))
     assert "<script" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; budget" in html
-    assert html.count("<table class='bars'") == 3
+    # Charts draw counts only; the reason (CRM text) is in the tables, escaped, never in an SVG.
+    assert html.count("<figure class='chart'") >= 3  # funnel, stages over time, misses per run
+    assert all(evil.split("<")[1] not in svg for svg in html.split("<svg")[1:])
 
 
 def test_long_labels_are_never_cut(store: StateStore) -> None:
@@ -151,10 +153,11 @@ def test_long_labels_are_never_cut(store: StateStore) -> None:
                                         "prospect → lead": 2, "lead → disqualified": 1,
                                         "prospect → opportunity": 1}}
     html = render_html(report)
-    # Chart labels are HTML cells that grow with their text, not SVG text clipped at a box.
-    assert "<svg" not in html
+    # Every chart has a table whose cells grow with their text; the charts' own axis labels
+    # are never cut either (Vega would end a long one with "…").
+    assert "<svg" in html and "…" not in html
     for label in ("opportunity → disqualified", "lead", "opportunity", "soft", "hard"):
-        assert f"<th>{label}</th>" in html, label
+        assert f"<td>{label}</td>" in html, label
     assert f"Re-classified by rules {version}" in html
     text = "\n".join(summary_lines(report))
     assert version in text
@@ -198,3 +201,61 @@ def test_cli_on_an_empty_store_says_so_and_exits_0(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "No sync runs recorded yet" in result.output
     assert not out.exists()
+
+
+def test_runs_from_before_the_dashboard_fields_are_left_out_not_zeroed(
+        ledger: list[RunRecord]) -> None:
+    # The hand-made ledger's runs carry no stage totals and no rule hits (an older crmsync).
+    report = build_report(ledger)
+    # The full run's contacts were all of them: its statuses are a point; incremental runs not.
+    assert [(p["mode"], p["lead"], p["prospect"]) for p in report["stages_over_time"]] == [
+        ("full", 100, 40)]
+    assert report["rule_health"] == {"runs": 0, "evaluated": 0, "rules": [], "dead": []}
+    assert [(m["kind"], m["reason"], m["contacts"]) for m in report["misses_over_time"]] == [
+        ("soft", "budget", 4), ("soft", "timing", 2), ("hard", "went with competitor", 1)]
+    # Without the store's current decisions there are no "now" sections, and the page says why.
+    assert report["by_owner"] == [] and report["stuck_contacts"]["listed"] == []
+    assert "describe contacts as they are now" in render_html(report)
+
+
+def test_rule_health_sums_hits_over_the_window_and_names_dead_rules(store: StateStore) -> None:
+    for hours, hits in ((0, {"a": 3, "b": 0, "gone": 2}), (1, {"a": 1, "b": 0, "c": 0})):
+        summary = _summary("run", statuses={"lead": 4}, transitions={})
+        summary["rule_hits"] = hits
+        _record(store, "run", hours, summary)
+    health = build_report(store.runs())["rule_health"]
+    # The newest run's rule set is judged ("gone" was deleted); 8 evaluations in 2 runs.
+    assert [(r["rule"], r["hits"], r["rate"]) for r in health["rules"]] == [
+        ("a", 4, 0.5), ("b", 0, 0.0), ("c", 0, 0.0)]
+    assert health["dead"] == ["b", "c"] and health["runs"] == 2
+    assert "rules that never fired in 2 runs: b, c" in "\n".join(
+        summary_lines(build_report(store.runs())))
+
+
+@pytest.mark.parametrize(("args", "runs"), [
+    (["--since", "2026-11-01"], 3),
+    (["--since", "2026-11-01", "--until", "2026-11-01"], 3),
+    (["--until", "2026-10-31"], 0),
+    (["--since", "2026-11-02"], 0),
+])
+def test_cli_date_filter(tmp_path: Path, ledger: list[RunRecord], args: list[str],
+                         runs: int) -> None:
+    result = CliRunner().invoke(main, ["report", "--config", str(_settings(tmp_path)),
+                                       "--out", str(tmp_path / "out"), "--output", "json",
+                                       *args])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["window"]["runs"] == runs
+    if runs:
+        assert data["window"]["since"] == "2026-11-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--since", "2026-11-02", "--days", "3"], "not both"),
+    (["--since", "2026-11-02", "--until", "2026-11-01"], "--since is after --until"),
+    (["--since", "yesterday"], "yesterday"),
+])
+def test_cli_date_filter_mistakes_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["report", "--config", str(_settings(tmp_path)), *args])
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output

@@ -11,13 +11,16 @@ from crmsync.state import RunRecord, StateStore
 
 
 def live_report(
-    store: StateStore, run_count: int, now: datetime
+    store: StateStore, run_count: int, now: datetime, *,
+    since: datetime | None = None, until: datetime | None = None,
 ) -> tuple[list[RunRecord], dict[str, Any]]:
     """Return the latest ``run_count`` sync runs and the report over them (JSON-ready).
 
-    Stage counts are every contact's current decision at ``now``; the run list is empty when
-    no sync run was recorded yet.
+    Only runs started in ``[since, until)`` count when either is given. Stage counts are every
+    contact's current decision at ``now``, left out when ``until`` is given (the contacts'
+    decisions describe a window that ends now only); the run list is empty when no sync run
+    was recorded yet.
     """
-    records = load_runs(store, run_count)
-    current = current_funnel(store, records, now)
-    return records, build_report(records, current)
+    records = load_runs(store, run_count, since=since, until=until)
+    current = None if until is not None else current_funnel(store, records, now)
+    return records, build_report(records, current, since=since, until=until)

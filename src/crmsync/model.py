@@ -27,7 +27,7 @@ APPROACHES: tuple[str, ...] = ("consultative", "direct")
 CANONICAL_FACTS: Mapping[str, str] = {
     # identity
     "id": "str", "email": "str", "email_domain": "str", "first_name": "str", "last_name": "str",
-    "title": "str", "owner_id": "str",
+    "title": "str", "owner_id": "str", "lead_source": "str",
     # firmographics
     "company": "str", "country": "str", "industry": "str", "employees": "int",
     "annual_revenue": "number",

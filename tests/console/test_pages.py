@@ -77,7 +77,7 @@ def test_funnel_page_is_the_report_with_the_console_navigation(
     assert response.status_code == 200
     html = response.text
     body = html.index("<body")
-    nav = html.index("<nav")
+    nav = html.index("<nav class=\"console\"")
     assert nav > body and html.index(">", body) + 1 == nav, "navigation right after <body>"
     for label in ("Runs", "Schedules", "Funnel", "Contact lookup"):
         assert f">{label}</a>" in html

@@ -34,8 +34,10 @@ NOW = ANCHOR + timedelta(hours=9)
 CONTACTS = int(os.environ.get("CRMSYNC_TEST_SCALEOUT_CONTACTS", "3000"))
 
 
-def _reference(crm_name: str, contacts: int, tmp: Path, seed: int = 3) -> dict[str, Any]:
-    """The CRM after one plain single-process full run (the comparator)."""
+def _reference(crm_name: str, contacts: int, tmp: Path, seed: int = 3,
+               summaries: list[RunSummary] | None = None) -> dict[str, Any]:
+    """The CRM after one plain single-process full run (the comparator; its summary is
+    appended to ``summaries`` when given)."""
     workdir = tmp / f"reference-{crm_name}"
     workdir.mkdir()
     with build_sandbox(crm_name, contacts=contacts, seed=seed, anchor=ANCHOR) as server:
@@ -49,6 +51,8 @@ def _reference(crm_name: str, contacts: int, tmp: Path, seed: int = 3) -> dict[s
         finally:
             parts.close()
         assert summary.exit_code == ExitCode.OK, summary.error
+        if summaries is not None:
+            summaries.append(summary)
         return crm_state(crm)
 
 
@@ -76,7 +80,8 @@ def _assert_no_duplicate_tasks(crm: Crm) -> None:
 def test_two_workers_over_eight_shards_leave_the_crm_as_one_process_does(
     tmp_path: Path, broker_url: str, state_url: str, queue: str, workers_for: Any,
 ) -> None:
-    expected = _reference("hubspot", CONTACTS, tmp_path)
+    single: list[RunSummary] = []
+    expected = _reference("hubspot", CONTACTS, tmp_path, summaries=single)
     with build_sandbox("hubspot", contacts=CONTACTS, seed=3, anchor=ANCHOR) as server:
         crm = Crm("hubspot", server, tmp_path)
         crm.quiet_rate_limits()
@@ -95,6 +100,11 @@ def test_two_workers_over_eight_shards_leave_the_crm_as_one_process_does(
         # One ledger row, one summary: every contact read once, across all shards.
         assert summary.counts["read"] == CONTACTS
         assert sum(summary.workers.values()) == 8
+        # The report's per-run numbers add up across shards as one process counts them.
+        [one] = single
+        assert summary.rule_hits == one.rule_hits and sum(summary.rule_hits.values()) > 0
+        assert summary.stage_totals == one.stage_totals == dict(one.statuses)
+        assert (summary.sla_breaches, summary.sla_by_owner) == (one.sla_breaches, one.sla_by_owner)
         # A second sharded run over the same state writes nothing.
         again = _sharded(config)
         assert again.exit_code == ExitCode.OK, again.error

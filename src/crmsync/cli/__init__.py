@@ -46,8 +46,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rejections": ("crmsync.cli.history_cmds", "rejections",
                    "Records the CRM refused in a run: id, field, error code and message."),
     "report": ("crmsync.cli.report_cmds", "report",
-               "Funnel health: stage counts, conversion, stuck contacts, SLA breaches, misses, "
-               "runs."),
+               "Funnel health: stages, trends, owners, sources, stuck, SLA, scores, misses, "
+               "rules."),
     "backtest": ("crmsync.cli.backtest_cmds", "backtest",
                  "Judge a rule file against closed deals: win rate per status and score band, "
                  "lift."),

@@ -18,6 +18,7 @@ executemany per table).
 
 from crmsync.state.errors import StateError, StoreCorrupt, StoreLost, StoreUnavailable, shown_url
 from crmsync.state.records import (
+    ContactRow,
     ContactState,
     JournalEntry,
     PageContext,
@@ -32,6 +33,7 @@ from crmsync.state.shards import ShardRecord
 from crmsync.state.store import StateStore
 
 __all__ = [
+    "ContactRow",
     "ContactState",
     "JournalEntry",
     "PageContext",

@@ -18,16 +18,17 @@ from sqlalchemy.engine import Dialect
 
 from crmsync.state.base import StoreBase
 from crmsync.state.bulk import Bulk, one_of
-from crmsync.state.records import ContactState
-from crmsync.state.schema import _contacts
+from crmsync.state.records import ContactRow, ContactState
+from crmsync.state.schema import _contacts, _tasks
 
 #: Columns a new decision overwrites; ``first_run_id`` keeps the run that first saw the contact.
 _UPDATED = ("status", "miss_type", "score", "status_since", "ruleset_hash", "modified_at",
-            "run_id", "updated_at")
+            "owner_id", "lead_source", "run_id", "updated_at")
 #: A saved row's own columns, in the order of ``save_contact_states``' rows; the others are the
 #: same for the whole batch.
 _SAVED = ("record_id", "status", "miss_type", "score", "status_since", "ruleset_hash",
-          "modified_at", "stream", "run_id", "first_run_id", "updated_at")
+          "modified_at", "owner_id", "lead_source", "stream", "run_id", "first_run_id",
+          "updated_at")
 #: The columns of a :class:`ContactState` after its stream, in its fields' order (rows become
 #: states by position; the stream is the one asked for).
 _STATE_COLUMNS = tuple(_contacts.c[f.name] for f in fields(ContactState) if f.name != "stream")
@@ -81,7 +82,7 @@ class ContactStates(StoreBase):
         """Insert or update decisions, one statement per batch.
 
         Each row holds ``record_id``, ``status``, ``miss_type``, ``score``, ``status_since``,
-        ``ruleset_hash`` and ``modified_at``.
+        ``ruleset_hash`` and ``modified_at``, and may hold ``owner_id`` and ``lead_source``.
         """
         if not rows:
             return
@@ -93,7 +94,8 @@ class ContactStates(StoreBase):
         constants = {"stream": self._scoped(stream), "run_id": run_id, "first_run_id": run_id,
                      "updated_at": now}
         values = [(row["record_id"], row["status"], row["miss_type"], row["score"],
-                   row["status_since"], row["ruleset_hash"], row["modified_at"]) for row in rows]
+                   row["status_since"], row["ruleset_hash"], row["modified_at"],
+                   row.get("owner_id"), row.get("lead_source")) for row in rows]
         self._bulk("contacts.upsert", _upsert).execute(conn, values, constants)
 
     def status_counts(self, stream: str | None = None) -> Counter[str]:
@@ -110,6 +112,32 @@ class ContactStates(StoreBase):
             return [(r[0], r[1]) for r in conn.execute(
                 sa.select(_contacts.c.status, _contacts.c.status_since)
                 .where(self._in_scope(_contacts.c.stream)))]
+
+    def report_rows(self) -> list[ContactRow]:
+        """Return every contact's current decision with its owner and lead source (the report).
+
+        One query; the report aggregates in memory (owners, sources, time in stage, stuck).
+        """
+        c = _contacts.c
+        query = sa.select(c.stream, c.record_id, c.status, c.miss_type, c.score, c.status_since,
+                          c.owner_id, c.lead_source).where(self._in_scope(c.stream))
+        with self._connect() as conn:
+            return [ContactRow(self._unscoped(r[0]), *r[1:]) for r in conn.execute(query)]
+
+    def open_tasks_by_owner(self) -> list[tuple[str | None, str, int]]:
+        """Return ``(owner id, purpose, open tasks)``: crmsync's open follow-ups per rep.
+
+        The task's contact's owner (tasks are assigned to it); ``None`` when the contact has no
+        owner or no decision stored. One grouped query.
+        """
+        t, c = _tasks.c, _contacts.c
+        query = (sa.select(c.owner_id, t.purpose, sa.func.count())
+                 .select_from(_tasks.outerjoin(_contacts, sa.and_(
+                     c.stream == t.stream, c.record_id == t.record_id)))
+                 .where(t.state == "open", self._in_scope(t.stream))
+                 .group_by(c.owner_id, t.purpose))
+        with self._connect() as conn:
+            return [(owner, purpose, int(n)) for owner, purpose, n in conn.execute(query)]
 
     def contacts_first_seen(self, run_ids: Iterable[str]) -> int:
         """Return how many contacts were first decided by one of ``run_ids`` (new contacts)."""

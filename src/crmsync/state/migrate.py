@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from crmsync.state.schema import SCHEMA_VERSION, _runs, _schema_version
+from crmsync.state.schema import SCHEMA_VERSION, _contacts, _runs, _schema_version
 
 
 def upgrade(engine: Engine, version: int) -> int:
@@ -19,6 +19,8 @@ def upgrade(engine: Engine, version: int) -> int:
     if version < 2:
         _add_columns(engine, _runs, ("connection", "trigger"))
     if version < 3:
+        # Rows saved before stay NULL ("unknown" in the report) until a run decides them again.
+        _add_columns(engine, _contacts, ("owner_id", "lead_source"))
         # Shadow comparisons (``[rules] shadow``) and schedule pauses. ``create_all`` on open
         # has usually made the tables already; this step says so, and is a no-op then.
         from crmsync.state.shadow import _shadow

@@ -135,3 +135,17 @@ class PageContext:
     states: dict[str, ContactState]
     open_tasks: list[TaskRecord]
     closed_counts: dict[tuple[str, str], int]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    """One contact's current decision as the funnel report reads it: ids and categories only."""
+
+    stream: str
+    record_id: str
+    status: str
+    miss_type: str
+    score: float | None
+    status_since: datetime | None
+    owner_id: str | None
+    lead_source: str | None

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 
 #: The schema this code writes; bump it with a migration when a table changes.
-#: 2: crmsync_runs.connection and .trigger (see state/migrate.py); 3: crmsync_shadow and
+#: 2: crmsync_runs.connection and .trigger (see state/migrate.py); 3: crmsync_shadow,
 #: crmsync_schedule_pauses (the bump also keeps an older scheduler, which would fire paused
-#: schedules, off the store)
+#: schedules, off the store) and crmsync_contacts.owner_id and .lead_source.
 SCHEMA_VERSION = 3
 
 RUN_MODES = ("plan", "run", "full", "undo", "demo")
@@ -227,6 +227,10 @@ _contacts = sa.Table(
     sa.Column("first_run_id", sa.String(40), nullable=False),
     sa.Column("run_id", sa.String(40), nullable=False),
     sa.Column("updated_at", _UtcDateTime, nullable=False),
+    # The record's owner (a CRM user id) and lead source (a picklist value): the report's
+    # breakdowns by rep and by source. Ids and categories, not personal data.
+    sa.Column("owner_id", sa.String(80)),
+    sa.Column("lead_source", sa.String(120)),
     sa.Index("ix_crmsync_contacts_status", "stream", "status"),
 )
 

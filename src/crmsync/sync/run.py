@@ -28,7 +28,7 @@ from crmsync.sync.inflight import CursorGate, InFlight
 from crmsync.sync.readahead import read_ahead
 from crmsync.sync.shadow import ShadowTally
 from crmsync.sync.summary import RunSummary, SyncOptions
-from crmsync.sync.tally import Tally, miss_rule_ids
+from crmsync.sync.tally import Tally, miss_rule_ids, rule_ids
 from crmsync.sync.writes import Writer
 
 log = logging.getLogger("crmsync.sync")
@@ -160,7 +160,7 @@ class SyncRun(Writer):
                              ruleset_version=self.ruleset.version)
         self.summary = summary
         self._tally = Tally(summary, self.now, miss_rule_ids(self.ruleset.tree.decisions),
-                            self.options.samples)
+                            self.options.samples, rule_ids(self.ruleset.tree))
         self._shadow = ShadowTally(self.shadow) if self.shadow is not None else None
         started = time.monotonic()
         calls_before = self.connector.api_calls()
@@ -234,6 +234,10 @@ class SyncRun(Writer):
             if not store_failed:
                 self._record_shadow(summary)
             if not self.options.dry_run and summary.status != "skipped":
+                # Two aggregate queries a run (not a contact): the report's stage counts over
+                # time, one point per run, taken while this run still holds the lease.
+                summary.stage_totals = dict(self.store.status_counts())
+                summary.miss_totals = dict(self.store.miss_type_counts())
                 self.store.release_lease(self._lease_name, summary.run_id)
             self.store.finish_run(
                 summary.run_id,
@@ -474,6 +478,9 @@ class SyncRun(Writer):
                 "miss_type": decision.miss_type, "score": float(decision.score),
                 "status_since": since if isinstance(since, datetime) else None,
                 "ruleset_hash": self._rules_hash, "modified_at": plan.contact.modified_at,
+                # The report's breakdowns: already on the contact, so saving them is free.
+                "owner_id": plan.contact.owner_id,
+                "lead_source": _category(plan.contact.facts.get("lead_source")),
             })
         return rows
 
@@ -503,6 +510,11 @@ def estimate_write_calls(summary: RunSummary, connector: Connector) -> int:
         + math.ceil(planned["task_closes"] / limits.task_batch)
         for planned in summary.planned_writes.values()
     )
+
+
+def _category(value: object) -> str | None:
+    """A picklist value to store (lead source): text, cut to the column's 120 characters."""
+    return None if value is None else str(value)[:120]
 
 
 def _outcome(error: CrmsyncError) -> tuple[str, ExitCode]:

@@ -20,7 +20,7 @@ from crmsync.sync.inflight import CursorGate
 from crmsync.sync.run import StreamPass, SyncRun
 from crmsync.sync.shadow import ShadowTally
 from crmsync.sync.summary import RunSummary
-from crmsync.sync.tally import Tally, miss_rule_ids
+from crmsync.sync.tally import Tally, miss_rule_ids, rule_ids
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class ShardRun(SyncRun):
                              ruleset_version=self.ruleset.version)
         self.summary = summary
         self._tally = Tally(summary, self.now, miss_rule_ids(self.ruleset.tree.decisions),
-                            self.options.samples)
+                            self.options.samples, rule_ids(self.ruleset.tree))
         self._shadow = ShadowTally(self.shadow) if self.shadow is not None else None
         calls_before = self.connector.api_calls()
         self._check_fence()

@@ -15,6 +15,8 @@ from crmsync.errors import ExitCode
 COUNTED_OUTPUTS = ("status", "miss_type", "score", "reason", "ruleset")
 #: How many rejected writes a summary lists (the ledger keeps them all in the journal).
 MAX_LISTED_REJECTIONS = 100
+#: How many SLA-breaching record ids a summary lists (the report's drill-down; ids only).
+MAX_LISTED_BREACHES = 200
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,18 @@ class RunSummary:
     miss_reasons: dict[str, Counter[str]] = field(
         default_factory=lambda: {"soft": Counter(), "hard": Counter()}
     )
+    #: SLA breaches per owner (CRM user id, ``(none)`` when unowned) and the first
+    #: :data:`MAX_LISTED_BREACHES` breaches (``record_id``, ``object_type``, ``owner_id``: ids
+    #: only): the report's by-rep view and drill-down.
+    sla_by_owner: Counter[str] = field(default_factory=Counter)
+    sla_breach_ids: list[dict[str, str | None]] = field(default_factory=list)
+    #: Rule health: how many evaluated contacts each rule fired for (decision rules and task
+    #: templates, by id); every rule of the rule set is present, 0 if it never fired.
+    rule_hits: Counter[str] = field(default_factory=Counter)
+    #: Every contact's current stage and miss type once the run finished (state store totals;
+    #: empty for dry runs): the report's one point per run for stage counts over time.
+    stage_totals: dict[str, int] = field(default_factory=dict)
+    miss_totals: dict[str, int] = field(default_factory=dict)
     read_by_stream: Counter[str] = field(default_factory=Counter)
     rejections: list[dict[str, Any]] = field(default_factory=list)
     #: Per stream: records to update, tasks to create and close (writes are batched per stream).
@@ -119,7 +133,12 @@ class RunSummary:
                 "stuck": dict(self.stuck),
                 "sla_breaches": self.sla_breaches,
                 "miss_reasons": {k: dict(v.most_common(20)) for k, v in self.miss_reasons.items()},
+                "sla_by_owner": dict(self.sla_by_owner.most_common()),
+                "sla_breach_ids": list(self.sla_breach_ids),
+                "stage_totals": dict(self.stage_totals),
+                "miss_totals": dict(self.miss_totals),
             },
+            "rule_hits": dict(self.rule_hits),
             "read_by_stream": dict(self.read_by_stream),
             "write_paths": dict(self.write_paths),
             "workers": dict(self.workers),
@@ -148,6 +167,10 @@ class RunSummary:
         self.sla_breaches += int(funnel.get("sla_breaches") or 0)
         for kind, reasons in (funnel.get("miss_reasons") or {}).items():
             self.miss_reasons.setdefault(kind, Counter()).update(reasons)
+        self.sla_by_owner.update(funnel.get("sla_by_owner") or {})
+        room = MAX_LISTED_BREACHES - len(self.sla_breach_ids)
+        self.sla_breach_ids.extend((funnel.get("sla_breach_ids") or [])[:max(0, room)])
+        self.rule_hits.update(part.get("rule_hits") or {})
         room = MAX_LISTED_REJECTIONS - len(self.rejections)
         self.rejections.extend((part.get("rejections") or [])[:max(0, room)])
         for stream, path in (part.get("write_paths") or {}).items():

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from crmsync.plan import ContactPlan
-from crmsync.sync.summary import COUNTED_OUTPUTS, RunSummary
+from crmsync.sync.summary import COUNTED_OUTPUTS, MAX_LISTED_BREACHES, RunSummary
 
 #: A contact in these stages for longer than this counts as stuck (funnel health).
 STUCK_AFTER = {"lead": timedelta(days=90), "prospect": timedelta(days=45),
@@ -27,11 +27,13 @@ class Tally:
             counted under the rule that decided it (the rule file's own words), never under
             the free text a rep typed into a loss reason, which can hold personal data.
         samples: How many samples to keep; real status moves come first.
+        rules: Every rule id of the rule set, counted at 0 until it fires (dead rules show).
     """
 
     def __init__(self, summary: RunSummary, now: datetime, miss_rules: frozenset[str],
-                 samples: int) -> None:
+                 samples: int, rules: Iterable[str] = ()) -> None:
         self.summary = summary
+        summary.rule_hits.update(dict.fromkeys(rules, 0))
         self.now = now
         self.miss_rules = miss_rules
         self.limit = samples
@@ -63,6 +65,9 @@ class Tally:
         if plan.task_closes:
             summary.changes["tasks_closed"] += len(plan.task_closes)
         self._health(plan)
+        # One Counter update per contact: rule health costs no query and no per-rule loop.
+        # ``decision.rules`` holds the task templates that fired too.
+        summary.rule_hits.update(decision.rules)
         summary.counts["planned_task_creates"] += len(plan.task_creates)
         summary.counts["planned_task_closes"] += len(plan.task_closes)
         if plan.changed:
@@ -115,6 +120,11 @@ class Tally:
                 self.now - became > SLA_FIRST_TOUCH
             ):
                 summary.sla_breaches += 1
+                summary.sla_by_owner[plan.contact.owner_id or "(none)"] += 1
+                if len(summary.sla_breach_ids) < MAX_LISTED_BREACHES:
+                    summary.sla_breach_ids.append({
+                        "record_id": plan.contact.id, "object_type": plan.contact.object_type,
+                        "owner_id": plan.contact.owner_id})
         if decision.miss_type in summary.miss_reasons:
             rule = next((r for r in decision.rules if r in self.miss_rules), "(default)")
             summary.miss_reasons[decision.miss_type][rule] += 1
@@ -122,6 +132,12 @@ class Tally:
 
 def _shown(value: Any) -> str:
     return "none" if value in (None, "") else str(value)
+
+
+def rule_ids(tree: Any) -> list[str]:
+    """Return the id of every decision rule and task template of a rule tree (rule health)."""
+    return [rule.id for decision in tree.decisions for rule in decision.rules] + [
+        task.id for task in tree.tasks]
 
 
 def miss_rule_ids(decisions: Mapping[str, Any] | Any) -> frozenset[str]:

@@ -76,6 +76,11 @@ LIFECYCLE_STAGES = (
     "subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
     "customer", "evangelist", "other",
 )
+#: ``hs_analytics_source``: HubSpot's "Original Source" values (set by HubSpot, read-only).
+ANALYTICS_SOURCES = (
+    "ORGANIC_SEARCH", "PAID_SEARCH", "EMAIL_MARKETING", "SOCIAL_MEDIA", "REFERRALS",
+    "OTHER_CAMPAIGNS", "DIRECT_TRAFFIC", "OFFLINE", "PAID_SOCIAL",
+)
 LEAD_STATUSES = (
     "NEW", "OPEN", "IN_PROGRESS", "OPEN_DEAL", "UNQUALIFIED", "ATTEMPTED_TO_CONTACT", "CONNECTED",
     "BAD_TIMING",
@@ -142,6 +147,8 @@ def contact_registry() -> PropertyRegistry:
                read_only=True))
     reg.add(_p("hs_analytics_num_page_views", "number", "number", "analyticsinformation",
                read_only=True))
+    reg.add(_p("hs_analytics_source", "enumeration", "select", "analyticsinformation",
+               read_only=True, options=_options(ANALYTICS_SOURCES)))
     for name in ENGAGEMENT_NUMBERS:
         reg.add(_p(name, "number", "number", "engagement", hubspot_defined=False))
     for name in ENGAGEMENT_FLAGS:

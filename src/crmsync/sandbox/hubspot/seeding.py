@@ -6,7 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from crmsync.sandbox.hubspot.properties import iso_ms
-from crmsync.sandbox.hubspot.schema import ENGAGEMENT_FLAGS, ENGAGEMENT_NUMBERS
+from crmsync.sandbox.hubspot.schema import (
+    ANALYTICS_SOURCES,
+    ENGAGEMENT_FLAGS,
+    ENGAGEMENT_NUMBERS,
+)
 from crmsync.sandbox.seed import Company, Deal, Org, Person
 
 #: Neutral open-deal stages -> HubSpot default pipeline stages.
@@ -82,6 +86,9 @@ def contact_properties(person: Person) -> dict[str, str | None]:
         "notes_last_contacted": _when(person.last_contacted_at),
         "num_conversion_events": _text(person.form_submissions),
         "hs_analytics_num_page_views": _text(person.page_views),
+        # By index, as the Salesforce seeding picks LeadSource: no extra draw from the seed's
+        # random stream, so every other seeded value stays as it was.
+        "hs_analytics_source": ANALYTICS_SOURCES[person.index % len(ANALYTICS_SOURCES)],
         "lifecyclestage": person.lifecycle_stage,
         "hs_lead_status": person.lead_status,
     }
