@@ -37,6 +37,8 @@ class OutputChecks(CheckerBase):
                                                          "datetime"):
                 continue  # the schema layer reports it
             known = self.facts.get(name)
+            if known is not None and {known, kind} <= {"int", "number"}:
+                kind = known  # whole numbers are numbers: the field map's type holds
             if known is not None and known != kind:
                 self.error(pointer, f"fact '{name}' is {kind_word(known)}; it cannot be "
                                     f"declared as {kind_word(kind)}",
