@@ -1,6 +1,7 @@
 """Issue 11 §5: a rule file's declared outputs reach the CRM.
 
-A rule file declares ``icp_tier`` (text, values A/B/C); the field map names its CRM field;
+A rule file declares ``engagement_tier`` (text, values A/B/C: a trial, a demo request,
+neither; simple enough for the test to work out from the raw CRM fields on its own); the field map names its CRM field;
 ``crmsync setup`` creates it as a picklist of those values; a run writes it with the same
 minimal-diff and journal guarantees as crmsync's own outputs (a re-run writes nothing, undo
 puts it back). Everything is read back through the real SDKs against the sandbox CRMs.
@@ -29,19 +30,20 @@ pytestmark = pytest.mark.filterwarnings(
 
 #: The CRM field each field map gives the custom output, and the raw trial/demo fields the
 #: test decides the expected tier from on its own.
-FIELD = {"hubspot": "crmsync_icp_tier", "salesforce": "Crmsync_Icp_Tier__c"}
+FIELD = {"hubspot": "crmsync_engagement_tier", "salesforce": "Crmsync_Engagement_Tier__c"}
 RAW = {"hubspot": ("trial_signup", "demo_requested"),
        "salesforce": ("Trial_Signup__c", "Demo_Requested__c")}
 TIERS = ["A", "B", "C"]
 
 
 def _tier_rules(tmp: Path, *, declared: bool = True) -> Path:
-    """The default rules plus a declared ``icp_tier``: A on a trial, B on a demo, else C."""
+    """The default rules plus a declared ``engagement_tier``: A on a trial, B on a demo, else C."""
     doc = json.loads((ROOT / "rules/default.json").read_text("utf-8"))
     if declared:
-        doc["outputs"] = {"icp_tier": {"type": "str", "values": TIERS, "label": "ICP tier"}}
+        doc.setdefault("outputs", {})["engagement_tier"] = {
+            "type": "str", "values": TIERS, "label": "Engagement tier"}
     doc["decisions"].append({
-        "output": "icp_tier", "hit": "first", "default": "C",
+        "output": "engagement_tier", "hit": "first", "default": "C",
         "default_because": "no trial or demo",
         "rules": [
             {"id": "tier_trial", "when": {"fact": "trial_signup", "is": True}, "then": "A",
@@ -58,7 +60,7 @@ def _tier_rules(tmp: Path, *, declared: bool = True) -> Path:
 def _tier_map(crm: str, tmp: Path, *, field: str | None = None) -> Path:
     doc = json.loads((ROOT / f"connectors/{crm}.json").read_text("utf-8"))
     doc.pop("$schema", None)
-    doc["outputs"]["icp_tier"] = {"field": field or FIELD[crm]}
+    doc["outputs"]["engagement_tier"] = {"field": field or FIELD[crm]}
     path = tmp / f"{crm}-map.json"
     path.write_text(json.dumps(doc, indent=2), "utf-8")
     return path
@@ -110,7 +112,7 @@ def _picklist(crm: Crm) -> list[str]:
     sdk = _sdk(crm)
     if crm.crm == "hubspot":
         prop = sdk.crm.properties.core_api.get_by_name("contacts", FIELD["hubspot"])
-        assert prop.type == "enumeration" and prop.label == "ICP tier"
+        assert prop.type == "enumeration" and prop.label == "Engagement tier"
         return [option.value for option in prop.options]
     values: list[str] = []
     for obj in ("Lead", "Contact"):
@@ -157,7 +159,7 @@ def test_a_run_stops_at_its_start_when_the_field_map_lacks_a_declared_output(
 ) -> None:
     # The map names the field under a misspelt output: the run says which, before any call.
     doc = json.loads(_tier_map(crm.crm, tmp_path).read_text("utf-8"))
-    doc["outputs"]["icp_teir"] = doc["outputs"].pop("icp_tier")
+    doc["outputs"]["engagement_teir"] = doc["outputs"].pop("engagement_tier")
     field_map = tmp_path / "typo.json"
     field_map.write_text(json.dumps(doc, indent=2), "utf-8")
     _configure(crm, _tier_rules(tmp_path), field_map)
@@ -165,7 +167,7 @@ def test_a_run_stops_at_its_start_when_the_field_map_lacks_a_declared_output(
         load_parts(load_settings(crm.config, env={}))
     [problem] = caught.value.diagnostics
     assert problem.file == str(field_map) and problem.pointer == "/outputs"
-    assert "icp_tier" in problem.message and "icp_teir" in (problem.suggestion or "")
+    assert "engagement_tier" in problem.message and "engagement_teir" in (problem.suggestion or "")
 
     answer = CliRunner().invoke(main, ["plan", "--config", str(crm.config)])
     assert answer.exit_code == 2, answer.output

@@ -264,9 +264,11 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         "miss_type": decision.miss_type,
         "score": decision.score,
         "reason": decision.reason,
-        "rules": decision.rules,
-        "tasks": decision.tasks,
     }
+    if decision.extra:
+        result["outputs"] = dict(decision.extra)  # the rule file's declared outputs
+    result["rules"] = decision.rules
+    result["tasks"] = decision.tasks
     if decision.trace is not None:
         result["trace"] = decision.trace
     return result
