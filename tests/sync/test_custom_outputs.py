@@ -190,3 +190,66 @@ def test_a_field_map_that_does_not_provide_a_declared_fact_stops_the_run(
     [problem] = caught.value.diagnostics
     assert problem.pointer == "/custom_facts" and "'nps'" in problem.message
     assert '"nps": {"type": "number"}' in (problem.suggestion or "")
+
+
+def test_setup_gives_each_declared_type_its_field_and_a_run_fills_it(
+    crm: Crm, tmp_path: Path
+) -> None:
+    doc = json.loads((ROOT / "rules/default.json").read_text("utf-8"))
+    doc["outputs"].update({
+        "engagement_points": {"type": "int"}, "hot": {"type": "bool"},
+        "signals_seen": {"type": "list", "label": "Signals seen"}})
+    doc["decisions"] += [
+        {"output": "engagement_points", "hit": "sum", "rules": [
+            {"id": "pts_trial", "when": {"fact": "trial_signup", "is": True}, "add": 7,
+             "because": "trial"}]},
+        {"output": "hot", "hit": "first", "default": False, "rules": [
+            {"id": "hot_trial", "when": {"fact": "trial_signup", "is": True}, "then": True,
+             "because": "trial"}]},
+        {"output": "signals_seen", "hit": "collect", "rules": [
+            {"id": "seen_trial", "when": {"fact": "trial_signup", "is": True}, "then": "trial",
+             "because": "trial"},
+            {"id": "seen_demo", "when": {"fact": "demo_requested", "is": True}, "then": "demo",
+             "because": "demo"}]},
+    ]
+    rules = tmp_path / "typed.json"
+    rules.write_text(json.dumps(doc, indent=2), "utf-8")
+    fields = {"hubspot": {"engagement_points": "crmsync_engagement_points",
+                          "hot": "crmsync_hot", "signals_seen": "crmsync_signals_seen"},
+              "salesforce": {"engagement_points": "Crmsync_Engagement_Points__c",
+                             "hot": "Crmsync_Hot__c", "signals_seen": "Crmsync_Signals_Seen__c"}
+              }[crm.crm]
+    field_map = json.loads((ROOT / f"connectors/{crm.crm}.json").read_text("utf-8"))
+    field_map.pop("$schema", None)
+    field_map["outputs"].update({name: {"field": f} for name, f in fields.items()})
+    map_path = tmp_path / "typed-map.json"
+    map_path.write_text(json.dumps(field_map, indent=2), "utf-8")
+    _configure(crm, rules, map_path)
+    crm.setup()
+
+    sdk, (trial, demo) = _sdk(crm), RAW[crm.crm]
+    if crm.crm == "hubspot":
+        types = {name: sdk.crm.properties.core_api.get_by_name("contacts", f).type
+                 for name, f in fields.items()}
+        assert types == {"engagement_points": "number", "hot": "bool",
+                         "signals_seen": "string"}
+    else:
+        described = {f["name"]: f for f in sdk.Lead.describe()["fields"]}
+        assert [described[f]["type"] for f in fields.values()] == ["double", "boolean",
+                                                                   "string"]
+        assert described[fields["signals_seen"]]["label"] == "Signals seen"
+
+    assert crm.run(full=True).exit_code == ExitCode.OK
+    if crm.crm == "hubspot":
+        rows = [{"id": p.id, **p.properties} for p in sdk.crm.contacts.get_all(
+            properties=[*fields.values(), trial, demo])]
+    else:
+        rows = sdk.query_all(f"SELECT Id, {', '.join(fields.values())}, {trial}, {demo} "
+                             "FROM Lead")["records"]
+    assert rows
+    for row in rows:
+        has_trial, has_demo = coerce(row.get(trial), "bool"), coerce(row.get(demo), "bool")
+        assert coerce(row.get(fields["engagement_points"]), "int") == (7 if has_trial else 0)
+        assert coerce(row.get(fields["hot"]), "bool") is bool(has_trial)
+        seen = [s for s, on in (("trial", has_trial), ("demo", has_demo)) if on]
+        assert (row.get(fields["signals_seen"]) or None) == ("; ".join(seen) or None)
