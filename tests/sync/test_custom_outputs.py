@@ -1,10 +1,11 @@
 """Issue 11 §5: a rule file's declared outputs reach the CRM.
 
 A rule file declares ``engagement_tier`` (text, values A/B/C: a trial, a demo request,
-neither; simple enough for the test to work out from the raw CRM fields on its own); the field map names its CRM field;
-``crmsync setup`` creates it as a picklist of those values; a run writes it with the same
-minimal-diff and journal guarantees as crmsync's own outputs (a re-run writes nothing, undo
-puts it back). Everything is read back through the real SDKs against the sandbox CRMs.
+neither; simple enough for the test to work out from the raw CRM fields on its own); the
+field map names its CRM field; ``crmsync setup`` creates it as a picklist of those values; a
+run writes it with the same minimal-diff and journal guarantees as crmsync's own outputs (a
+re-run writes nothing, undo puts it back). Everything is read back through the real SDKs
+against the sandbox CRMs.
 """
 
 from __future__ import annotations
