@@ -160,3 +160,24 @@ def test_rules_validate_checks_declared_facts_from_the_command_line(tmp_path: Pa
     assert failed.returncode == 2
     assert f"{bad}:{_line_of(doc, 'nsp')}:" in failed.stderr
     assert "did you mean 'nps'?" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_rules_validate_with_a_field_map_checks_it_provides_the_declarations(
+    tmp_path: Path,
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    doc = _doc({"output": "next_step", "hit": "first", "default": "call", "rules": []},
+               TIER, facts={"nps": "number"},
+               outputs={"next_step": {"type": "str"}, "icp_tier": DECLARED["icp_tier"]})
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc, indent=2), "utf-8")
+    field_map = root / "connectors" / "hubspot.json"
+    run = [sys.executable, "-m", "crmsync", "rules", "validate", str(path),
+           "--field-map", str(field_map)]
+    failed = subprocess.run(run, capture_output=True, text=True, check=False)
+    assert failed.returncode == 2, failed.stdout
+    # The default HubSpot map names icp_tier but neither next_step nor the nps fact.
+    assert "declares output 'next_step', which has no CRM field" in failed.stderr
+    assert "expects fact 'nps' (number)" in failed.stderr
+    assert "icp_tier" not in failed.stderr
+    assert f"{field_map}:" in failed.stderr and "Traceback" not in failed.stderr

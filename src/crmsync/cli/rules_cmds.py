@@ -25,7 +25,8 @@ from crmsync.model import Decision
 from crmsync.rules import RuleSet, load_ruleset, ruleset_schema
 from crmsync.rules.selftest import SuiteResult, run_tests
 
-_FIELD_MAP_HELP = "A CRM field map whose custom facts the rules may also use."
+_FIELD_MAP_HELP = ("A CRM field map whose custom facts the rules may also use (validate also "
+                   "checks that it maps the rule file's declared outputs and facts).")
 
 
 def register(group: click.Group) -> None:
@@ -41,6 +42,14 @@ def _extra_facts(field_map: str | None) -> dict[str, str] | None:
     from crmsync.connectors.fieldmap import load_fieldmap
 
     return dict(load_fieldmap(field_map).custom_facts)
+
+
+def _check_against_field_map(ruleset: RuleSet, field_map: str) -> None:
+    """What a run checks at its start: the map provides the rule file's declared outputs and
+    facts (raises InvalidFileError, located in the field map)."""
+    from crmsync.connectors.fieldmap import bind_rules, load_fieldmap
+
+    bind_rules(load_fieldmap(field_map), ruleset.declared_outputs, ruleset.declared_facts)
 
 
 def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
@@ -68,6 +77,8 @@ def validate_cmd(files: tuple[str, ...], field_map: str | None, output_format: s
     for file in files:
         try:
             ruleset = load_ruleset(file, extra_facts=extra)
+            if field_map:
+                _check_against_field_map(ruleset, field_map)
         except InvalidFileError as error:
             all_problems.extend(error.diagnostics)
             report.append({"file": file, "ok": False,
