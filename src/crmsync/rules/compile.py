@@ -492,7 +492,9 @@ def extra_argument(tree: Tree, local: dict[str, str]) -> str:
     items = []
     for name, spec in tree.outputs.items():
         value = local[name]
-        if spec.kind in wrap:
+        # A value from a declared list is at most 255 characters already (the schema says
+        # so): only free text (a fact's value copied) needs cutting.
+        if spec.kind in wrap and not (spec.kind == "str" and spec.values is not None):
             value = f"{wrap[spec.kind]}({value})"
         items.append(f"{name!r}: {value}")
     return f", {{{', '.join(items)}}}"
