@@ -181,3 +181,24 @@ def test_rules_validate_with_a_field_map_checks_it_provides_the_declarations(
     assert "expects fact 'nps' (number)" in failed.stderr
     assert "icp_tier" not in failed.stderr
     assert f"{field_map}:" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_explain_and_evaluate_show_the_declared_outputs(tmp_path: Path) -> None:
+    doc = _doc(TIER, facts={"nps": "number"}, outputs={"icp_tier": DECLARED["icp_tier"]})
+    rules = tmp_path / "r.json"
+    rules.write_text(json.dumps(doc, indent=2), "utf-8")
+    contacts = tmp_path / "c.jsonl"
+    contacts.write_text('{"id": "p1", "nps": 10}\n{"id": "p2"}\n', "utf-8")
+    base = [sys.executable, "-m", "crmsync"]
+    explained = subprocess.run([*base, "explain", "--rules", str(rules), "--input",
+                                str(contacts), "--now", "2026-01-05T09:00:00Z"],
+                               capture_output=True, text=True, check=False)
+    assert explained.returncode == 0, explained.stderr
+    assert 'outputs: icp_tier = "Tier 1"' in explained.stdout
+    assert 'outputs: icp_tier = "Tier 3"' in explained.stdout
+    evaluated = subprocess.run([*base, "evaluate", "--rules", str(rules), "--input",
+                                str(contacts), "--now", "2026-01-05T09:00:00Z"],
+                               capture_output=True, text=True, check=False)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert [json.loads(line)["outputs"] for line in evaluated.stdout.splitlines()] == [
+        {"icp_tier": "Tier 1"}, {"icp_tier": "Tier 3"}]

@@ -421,6 +421,9 @@ def _print_explanation(decision: Decision) -> None:
     out(f"[bold]contact {decision.contact_id}[/]: {decision.status}, miss {decision.miss_type}, "
         f"score {decision.score}")
     out(f"  reason: {decision.reason}", markup=False)
+    if decision.extra:  # the rule file's declared outputs, as a run writes them
+        out("  outputs: " + ", ".join(f"{name} = {json.dumps(value, ensure_ascii=False)}"
+                                      for name, value in decision.extra.items()), markup=False)
     for entry in decision.trace or ():
         if "derived" in entry:
             out(f"  derived {entry['derived']} = {json.dumps(entry['value'])}", markup=False)
