@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 #: The closed set of funnel statuses (DOMAIN.md), in funnel order.
@@ -209,7 +208,9 @@ def _decision_init() -> Any:
      s_hash, s_trace, s_extra) = (getattr(Decision, name).__set__ for name in (
         "contact_id", "status", "miss_type", "score", "reason", "rules", "tasks",
         "ruleset_version", "ruleset_hash", "trace", "extra"))
-    no_extra: Mapping[str, Any] = MappingProxyType({})  # shared: nothing to copy per contact
+    # One shared empty dict, not one per contact (read-only by convention, as the frozen
+    # Decision is; a plain dict so dataclasses.asdict and copy.deepcopy work on it).
+    no_extra: Mapping[str, Any] = {}
 
     def __init__(  # noqa: N807 - installed as Decision.__init__
         self: Decision, contact_id: str, status: str, miss_type: str, score: int, reason: str,
