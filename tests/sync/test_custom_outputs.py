@@ -143,6 +143,11 @@ def test_a_declared_output_is_set_up_written_kept_and_undone(crm: Crm, tmp_path:
     # A rep's edit moves one C contact to A; undoing that run puts C back.
     target = next(cid for cid, (have, _) in stored.items() if have == "C")
     crm.edit(target, crm.shape["edit_hot"])
+    preview = crm.run(dry_run=True)
+    assert preview.changes["engagement_tier"] == 1, preview.changes
+    planned = CliRunner().invoke(main, ["plan", "--config", str(crm.config)])
+    assert planned.exit_code == 0, planned.output
+    assert "engagement_tier 1" in planned.output
     moved = crm.run()
     assert moved.exit_code == ExitCode.OK, moved.error
     assert _read_back(crm)[target] == ("A", "A")
