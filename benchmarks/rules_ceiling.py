@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from crmsync.model import Decision, TaskSpec
+from crmsync.rules.compile import shorten
 from crmsync.rules.dates import add_business_days
 
 SERVED = frozenset(["US", "CA", "GB", "IE", "DE", "FR", "NL", "BE", "SE", "DK", "NO", "FI",
@@ -134,12 +135,12 @@ def make_handwritten(
         else:
             lead_status = g("lead_status")
             if lead_status is not None and lead_status.strip().casefold() in BAD_TIMING:
-                miss, miss_because = "soft", "soft miss: bad timing"
+                miss, miss_because = "soft", "soft miss: lead status says bad timing"
                 add("miss_soft_bad_timing")
             elif g("previous_status") == "opportunity" and last is not None and last < th60:
                 miss = "soft"
-                miss_because = ("soft miss: opportunity went cold (no activity since "
-                                + last.date().isoformat() + ")")
+                miss_because = ("soft miss: opportunity went cold (no activity for 60+ days, "
+                                "last " + last.date().isoformat() + ")")
                 add("miss_soft_opportunity_went_cold")
 
         # buying signals (labels and texts only built when a signal fires)
@@ -170,7 +171,7 @@ def make_handwritten(
                 names.append("case-study request")
                 add("signal_case_study")
             if many_pricing:
-                texts.append(f"{pricing} pricing-page views")
+                texts.append(f"{pricing} pricing-page views (≥3)")
                 names.append("pricing page")
                 add("signal_pricing_page")
             if chatted:
@@ -203,13 +204,23 @@ def make_handwritten(
             add("qual_decision_maker")
         qualified = icp_fit and budget and (dm or inbound)
 
+        # ICP tier (a declared output: written to the CRM)
+        if icp_fit and (dm or inbound):
+            tier = "A"
+            add("tier_a_fit_with_authority")
+        elif icp_fit:
+            tier = "B"
+            add("tier_b_fit")
+        else:
+            tier = "C"
+
         # status
         override = g("status_override")
         if override is not None and override.strip().lower() in statuses:
-            status, headline = override.strip().lower(), "Status set by hand (" + override + ")"
+            status, headline = override.strip().lower(), "Status set by a rep (" + override + ")"
             add("status_override")
         elif g("not_a_fit") is True:
-            status, headline = "disqualified", "Disqualified: marked not a fit"
+            status, headline = "disqualified", "Disqualified: a rep marked them not a fit"
             add("dq_not_a_fit")
         elif country is not None and country not in served_set:
             status = "disqualified"
@@ -226,7 +237,8 @@ def make_handwritten(
                 add("dq_personal_email")
             elif (title is not None and "student" in title.casefold()) or (
                     domain is not None and domain.strip().casefold().endswith(STUDENT_DOMAINS)):
-                status, headline = "disqualified", "Disqualified: student"
+                status = "disqualified"
+                headline = "Disqualified: student or academic email address"
                 add("dq_student")
             elif domain is not None and domain in competitor_set:
                 status = "disqualified"
@@ -234,23 +246,25 @@ def make_handwritten(
                 add("dq_competitor")
             elif employees is not None and employees < 10:
                 status = "disqualified"
-                headline = f"Disqualified: only {employees} employees"
+                headline = f"Disqualified: {employees} employees, under the minimum of 10"
                 add("dq_too_small")
             elif has_open:
-                status, headline = "opportunity", "Opportunity"
+                status, headline = "opportunity", "Opportunity (deal in progress)"
                 add("opportunity_open_deal")
             elif icp_size is False:
                 status = "lead"
                 headline = f"Lead (company size {employees} is outside 50-5,000)"
                 add("lead_outside_icp_size")
             elif qualified and signals and miss != "hard":
-                status, headline = "opportunity", "Opportunity"
+                status = "opportunity"
+                headline = "Opportunity (qualified, with buying signals)"
                 add("opportunity_buying_signals")
             elif qualified:
-                status, headline = "prospect", "Prospect"
+                status, headline = "prospect", "Prospect (qualified, not yet an opportunity)"
                 add("prospect_qualified")
             else:
-                status, headline = "lead", "Lead"
+                status = "lead"
+                headline = "Lead: not yet qualified (needs ICP fit, budget and a decision maker)"
 
         # score
         score = 0
@@ -312,15 +326,15 @@ def make_handwritten(
             score = 100
 
         # reason
-        rest = signal_text
+        rest = miss_because
+        if signal_text:
+            rest = rest + "; " + signal_text if rest else signal_text
         if quals:
             rest = rest + "; " + quals if rest else quals
-        if miss_because:
-            rest = rest + "; " + miss_because if rest else miss_because
         if rest:
             reason = headline + ("; " if ": " in headline else ": ") + rest
             if len(reason) > 255:
-                reason = reason[:254] + "…"
+                reason = shorten(reason)
         else:
             reason = headline
 
@@ -374,6 +388,6 @@ def make_handwritten(
                     due5, "low", "consultative", "task_hard_miss_analysis", False))
                 add("task_hard_miss_analysis")
         return Decision(g("id") or "", status, miss, score, reason, tuple(rules), tasks,
-                        version, digest, None)
+                        version, digest, None, {"icp_tier": tier})
 
     return decide

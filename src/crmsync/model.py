@@ -124,6 +124,9 @@ class Decision:
         ruleset_version: The rule file's declared version.
         ruleset_hash: Content hash of the rule file, so a decision names exactly what made it.
         trace: Optional explanation (only when asked for): JSON-ready dicts.
+        extra: The rule file's declared custom outputs (``icp_tier``...), by name, as they are
+            written to the CRM: text, a number, yes/no or ``None`` (a collected list is joined
+            into one line of text). Empty when the rule file declares none.
     """
 
     contact_id: str
@@ -136,6 +139,7 @@ class Decision:
     ruleset_version: str = ""
     ruleset_hash: str = ""
     trace: tuple[Mapping[str, Any], ...] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,14 +205,18 @@ class Cursor:
 
 def _decision_init() -> Any:
     (s_contact_id, s_status, s_miss_type, s_score, s_reason, s_rules, s_tasks, s_version,
-     s_hash, s_trace) = (getattr(Decision, name).__set__ for name in (
+     s_hash, s_trace, s_extra) = (getattr(Decision, name).__set__ for name in (
         "contact_id", "status", "miss_type", "score", "reason", "rules", "tasks",
-        "ruleset_version", "ruleset_hash", "trace"))
+        "ruleset_version", "ruleset_hash", "trace", "extra"))
+    # One shared empty dict, not one per contact (read-only by convention, as the frozen
+    # Decision is; a plain dict so dataclasses.asdict and copy.deepcopy work on it).
+    no_extra: Mapping[str, Any] = {}
 
     def __init__(  # noqa: N807 - installed as Decision.__init__
         self: Decision, contact_id: str, status: str, miss_type: str, score: int, reason: str,
         rules: tuple[str, ...] = (), tasks: tuple[TaskSpec, ...] = (), ruleset_version: str = "",
         ruleset_hash: str = "", trace: tuple[Mapping[str, Any], ...] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         s_contact_id(self, contact_id)
         s_status(self, status)
@@ -220,6 +228,7 @@ def _decision_init() -> Any:
         s_version(self, ruleset_version)
         s_hash(self, ruleset_hash)
         s_trace(self, trace)
+        s_extra(self, no_extra if extra is None else extra)
 
     return __init__
 

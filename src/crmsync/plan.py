@@ -17,6 +17,7 @@ from typing import Any
 from crmsync.model import Contact, Decision, TaskClose, TaskCreate
 
 #: Outputs whose change is a real change; ``evaluated_at`` and ``status_since`` only follow them.
+#: A rule file's declared outputs (``Decision.extra``) are compared too.
 COMPARED_OUTPUTS = ("status", "miss_type", "score", "reason", "ruleset")
 #: The CRM-side limit of the reason field (a Salesforce Text(255)); the engine keeps to it too.
 REASON_MAX = 255
@@ -127,6 +128,9 @@ def plan_contact(
         "reason": decision.reason[:REASON_MAX],
         "ruleset": decision.ruleset_version or decision.ruleset_hash[:12],
     }
+    if decision.extra:
+        # The rule file's declared outputs: the same minimal diff, journal and undo.
+        wanted.update(decision.extra)
     stored = contact.outputs
     updates = {name: value for name, value in wanted.items() if not same_value(stored.get(name), value)}
     if not options.restamp and set(updates) == {"ruleset"}:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from crmsync.config import Settings
 from crmsync.connectors.base import Connector
-from crmsync.connectors.fieldmap import FieldMap, load_fieldmap
+from crmsync.connectors.fieldmap import FieldMap, bind_rules, load_fieldmap
 from crmsync.connectors.pacing import Pacer
 from crmsync.errors import ConfigError
 from crmsync.retry import RetryPolicy
@@ -82,6 +82,8 @@ def load_parts(settings: Settings, *, need_rules: bool = True) -> Parts:
     # that cannot shadow what it was told to fails at start (exit 2), not silently.
     shadow = (load_ruleset(settings.rules.shadow, extra_facts=dict(fieldmap.custom_facts))
               if settings.rules.shadow else None)
+    # The rule file's declared outputs and facts meet the field map here, before any CRM call.
+    fieldmap = bind_rules(fieldmap, ruleset.declared_outputs, ruleset.declared_facts)
     connector = make_connector(settings, fieldmap)
     store = StateStore.open(settings.state.url, connection=settings.connection)
     return Parts(settings, fieldmap, ruleset, connector, store, shadow)

@@ -59,7 +59,7 @@ def test_evaluate_output_example_is_what_evaluate_writes() -> None:
     # Serialised exactly as `crmsync evaluate` does it.
     actual = orjson.loads(orjson.dumps(decision_json(rules.evaluate(case.facts, now=case.now))))
     assert documented.keys() == actual.keys()
-    for key in ("id", "status", "miss_type", "score", "reason"):
+    for key in ("id", "status", "miss_type", "score", "reason", "outputs"):
         assert documented[key] == actual[key]
     for rule_id in documented["rules"]:
         assert rule_id == "..." or rule_id in actual["rules"]

@@ -56,7 +56,9 @@ def test_rules_test_passes_on_default_and_reports_coverage() -> None:
     result = run("rules", "test", str(DEFAULT_RULES))
     assert result.exit_code == 0, result.output
     assert "0 failed" in result.output
-    assert "rule coverage: 51/51" in result.output
+    doc = json.loads(DEFAULT_RULES.read_text("utf-8"))
+    count = sum(len(d["rules"]) for d in doc["decisions"]) + len(doc["tasks"])
+    assert f"rule coverage: {count}/{count}" in result.output
 
 
 def test_rules_test_fails_with_exit_1_and_lists_uncovered_rules(tmp_path: Path) -> None:
@@ -110,7 +112,9 @@ def test_evaluate_streams_decisions_and_skips_bad_lines(tmp_path: Path) -> None:
     decisions = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert [d["id"] for d in decisions] == ["c1", "c2"]
     first = decisions[0]
-    assert set(first) == {"id", "status", "miss_type", "score", "reason", "rules", "tasks"}
+    # "outputs": the rule file's declared outputs (the default rules declare icp_tier).
+    assert set(first) == {"id", "status", "miss_type", "score", "reason", "outputs", "rules",
+                          "tasks"}
     assert (first["status"], first["miss_type"]) == ("opportunity", "none")
     assert first["tasks"][0]["purpose"] == "opportunity_follow_up"
     assert first["tasks"][0]["due"] == "2026-01-06"
@@ -126,7 +130,9 @@ def test_evaluate_from_stdin_to_stdout_with_explain() -> None:
     assert decision["status"] == "lead"
     dq_country = next(e for e in decision["trace"] if e.get("rule") == "dq_country")
     assert dq_country["outcome"] == "unknown"
-    assert dq_country["checks"] == [{"at": "/decisions/3/rules/2/when/not",
+    doc = json.loads(DEFAULT_RULES.read_text("utf-8"))
+    status = next(i for i, d in enumerate(doc["decisions"]) if d["output"] == "status")
+    assert dq_country["checks"] == [{"at": f"/decisions/{status}/rules/2/when/not",
                                      "test": "condition served_country", "result": None}]
     served = next(e for e in decision["trace"] if e.get("condition") == "served_country")
     assert served["checks"][0]["value"] is None and served["result"] is None

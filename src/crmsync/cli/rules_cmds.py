@@ -26,7 +26,8 @@ from crmsync.model import Decision
 from crmsync.rules import RuleSet, load_ruleset, ruleset_schema
 from crmsync.rules.selftest import SuiteResult, run_tests
 
-_FIELD_MAP_HELP = "A CRM field map whose custom facts the rules may also use."
+_FIELD_MAP_HELP = ("A CRM field map whose custom facts the rules may also use (validate also "
+                   "checks that it maps the rule file's declared outputs and facts).")
 
 
 def register(group: click.Group) -> None:
@@ -42,6 +43,14 @@ def _extra_facts(field_map: str | None) -> dict[str, str] | None:
     from crmsync.connectors.fieldmap import load_fieldmap
 
     return dict(load_fieldmap(field_map).custom_facts)
+
+
+def _check_against_field_map(ruleset: RuleSet, field_map: str) -> None:
+    """What a run checks at its start: the map provides the rule file's declared outputs and
+    facts (raises InvalidFileError, located in the field map)."""
+    from crmsync.connectors.fieldmap import bind_rules, load_fieldmap
+
+    bind_rules(load_fieldmap(field_map), ruleset.declared_outputs, ruleset.declared_facts)
 
 
 def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
@@ -73,6 +82,8 @@ def validate_cmd(files: tuple[str, ...], field_map: str | None, output_format: s
     for file in files:
         try:
             ruleset = load_ruleset(file, extra_facts=extra)
+            if field_map:
+                _check_against_field_map(ruleset, field_map)
         except InvalidFileError as error:
             all_problems.extend(error.diagnostics)
             report.append({"file": file, "ok": False,
@@ -269,9 +280,11 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         "miss_type": decision.miss_type,
         "score": decision.score,
         "reason": decision.reason,
-        "rules": decision.rules,
-        "tasks": decision.tasks,
     }
+    if decision.extra:
+        result["outputs"] = dict(decision.extra)  # the rule file's declared outputs
+    result["rules"] = decision.rules
+    result["tasks"] = decision.tasks
     if decision.trace is not None:
         result["trace"] = decision.trace
     return result
@@ -399,6 +412,9 @@ def _print_explanation(decision: Decision) -> None:
     out(f"[bold]contact {decision.contact_id}[/]: {decision.status}, miss {decision.miss_type}, "
         f"score {decision.score}")
     out(f"  reason: {decision.reason}", markup=False)
+    if decision.extra:  # the rule file's declared outputs, as a run writes them
+        out("  outputs: " + ", ".join(f"{name} = {json.dumps(value, ensure_ascii=False)}"
+                                      for name, value in decision.extra.items()), markup=False)
     for entry in decision.trace or ():
         if "derived" in entry:
             out(f"  derived {entry['derived']} = {json.dumps(entry['value'])}", markup=False)

@@ -262,6 +262,9 @@ def _print_scope_and_changes(summary: RunSummary) -> None:
         names = (("status", "status"), ("miss_type", "miss type"), ("score", "score"),
                  ("reason", "reason"), ("ruleset", "rule-set stamp"),
                  ("tasks_created", "tasks to create"), ("tasks_closed", "tasks to close"))
+        known = {key for key, _ in names}
+        # The rule file's declared outputs (icp_tier...) follow crmsync's own, by name.
+        names += tuple((key, key) for key in sorted(summary.changes) if key not in known)
         shown = ", ".join(f"{label} {summary.changes[key]}" for key, label in names
                           if summary.changes.get(key))
         stdout.print(f"{verb}: {shown}", markup=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -84,12 +84,25 @@ class FactSource:
 
 @dataclass(frozen=True, slots=True)
 class OutputTarget:
-    """Where one crmsync output is stored in the CRM, and how its values are spelled there."""
+    """Where one crmsync output is stored in the CRM, and how its values are spelled there.
+
+    Attributes:
+        output: The output's name (crmsync's own, or one the rule file declares).
+        field: The CRM field.
+        kind: Its type (a declared ``list`` output is written as text, so ``str``).
+        values: Canonical value -> the CRM's option value, where they differ.
+        custom: Declared by the rule file rather than crmsync's own.
+        allowed: A declared output's allowed values (``setup`` makes them a picklist).
+        label: The field's label for ``setup`` (from the field map, else the rule file).
+    """
 
     output: str
     field: str
     kind: str
     values: Mapping[str, str] | None = None
+    custom: bool = False
+    allowed: tuple[str, ...] | None = None
+    label: str = ""
 
     def encode(self, value: Any) -> Any:
         """Return ``value`` as the CRM field expects it (enumeration values mapped)."""
@@ -222,6 +235,81 @@ class FieldMap:
         if self.deals is not None:
             facts.update(rollup_deals(self.deals, deals))
         return facts, outputs
+
+
+def bind_rules(fieldmap: FieldMap, declared_outputs: Mapping[str, Any],
+               declared_facts: Mapping[str, str]) -> FieldMap:
+    """Check a field map against what a rule file declares; return it with typed outputs.
+
+    Every declared custom output needs a CRM field (``outputs``; a misspelt one in the map is
+    pointed out), and every fact the rule file expects must be provided, with a fitting type.
+    The map's custom output targets take their type, allowed values and label from the
+    declarations; those the rule file does not declare are left out of the returned map.
+
+    Args:
+        declared_outputs: The rule set's ``declared_outputs`` (name -> spec with ``kind``,
+            ``values`` and ``label``).
+        declared_facts: The rule set's ``declared_facts`` (name -> type).
+
+    Raises:
+        InvalidFileError: Listing every mismatch, located in the field map.
+    """
+    text = _read_quietly(fieldmap.path)
+    problems: list[Diagnostic] = []
+    outputs = dict(fieldmap.outputs)
+    for name, target in fieldmap.outputs.items():
+        if not target.custom:
+            continue
+        spec = declared_outputs.get(name)
+        if spec is None:
+            # Mapped for another rule file (the default rules' icp_tier, say): not read, not
+            # written, not set up with this one.
+            del outputs[name]
+            continue
+        # A collected list is written as one line of text: its values are checked by the
+        # rule file, item by item, and the field is plain text rather than a picklist.
+        outputs[name] = replace(target, kind="str" if spec.kind == "list" else spec.kind,
+                                allowed=None if spec.kind == "list" else spec.values,
+                                label=target.label or spec.label)
+    spare = [name for name, target in fieldmap.outputs.items()
+             if target.custom and name not in declared_outputs]
+    for name in declared_outputs:
+        if name in fieldmap.outputs:
+            continue
+        close = difflib.get_close_matches(name, spare, n=1)
+        problems.append(_diagnostic(
+            fieldmap.path, text, "/outputs",
+            f"the rule file declares output {name!r}, which has no CRM field in "
+            f"{fieldmap.path}",
+            f"the map has {close[0]!r}: did you mean {name!r}?" if close else
+            f"add \"{name}\": {{\"field\": \"...\"}} to \"outputs\", then run `crmsync "
+            "setup` to create the field"))
+    known = fieldmap.fact_types()
+    mapped = {source.fact for obj in fieldmap.objects.values() for source in obj.sources}
+    for name, kind in declared_facts.items():
+        have = known.get(name)
+        numeric = {have, kind} <= {"int", "number"}
+        if have is None or (name not in CANONICAL_FACTS and name not in mapped):
+            problems.append(_diagnostic(
+                fieldmap.path, text, "/custom_facts",
+                f"the rule file expects fact {name!r} ({kind}), which {fieldmap.path} does not "
+                "provide", f"add \"custom_facts\": {{\"{name}\": {{\"type\": \"{kind}\"}}}} "
+                "and map it to a CRM field under objects.*.facts"))
+        elif have != kind and not numeric:
+            problems.append(_diagnostic(
+                fieldmap.path, text, f"/custom_facts/{name}",
+                f"the rule file expects fact {name!r} as {kind}; {fieldmap.path} provides it as "
+                f"{have}", "make the two types agree"))
+    if problems:
+        raise InvalidFileError(problems)
+    return replace(fieldmap, outputs=outputs)
+
+
+def _read_quietly(path: str) -> str:
+    try:
+        return Path(path).read_text("utf-8")
+    except OSError:
+        return ""
 
 
 def get_field(record: Mapping[str, Any], name: str | None) -> Any:
@@ -375,11 +463,11 @@ def _compile(doc: Mapping[str, Any], filename: str, text: str) -> FieldMap:
                                          spec.get("owner_field"), tuple(sources))
     outputs = {}
     for output, raw in doc["outputs"].items():
-        if output not in OUTPUTS:
-            problems.append(_unknown(filename, text, f"/outputs/{output}",
-                                     f"unknown output {output!r}", output, OUTPUTS))
-            continue
-        outputs[output] = OutputTarget(output, raw["field"], OUTPUTS[output], raw.get("values"))
+        # A name crmsync does not own is a custom output a rule file declares; whether the
+        # rule file in use declares it is checked when the two meet (bind_rules).
+        outputs[output] = OutputTarget(output, raw["field"], OUTPUTS.get(output, "str"),
+                                       raw.get("values"), custom=output not in OUTPUTS,
+                                       label=raw.get("label", ""))
     missing = sorted(set(OUTPUTS) - set(doc["outputs"]))
     if missing:
         problems.append(_diagnostic(filename, text, "/outputs",

@@ -45,18 +45,62 @@ from crmsync.rules.tree import (
 REASON_MAX = 255
 
 
+#: What ends a reason cut short.
+ELLIPSIS = " …"
+#: Where a reason may be cut, best first: between outputs' parts and between a collected
+#: output's items (whole parts kept), then between list words, then between words.
+_CUT_POINTS = (("; ", " + ", ": "), (", ",), (" ",))
+#: How far back from the limit a cut inside one part looks for a word boundary.
+_WORD_SLACK = 40
+
+
+def shorten(text: str, limit: int = REASON_MAX) -> str:
+    """Cut ``text`` to at most ``limit`` characters, keeping whole leading parts.
+
+    The reason's most important part comes first (the headline, then each output's part, each
+    collected item joined by ``" + "``), so it is cut at the last part boundary that fits, and
+    marked with :data:`ELLIPSIS`; only a single part longer than the limit is cut inside.
+    """
+    if len(text) <= limit:
+        return text
+    room = limit - len(ELLIPSIS)
+    for level, separators in enumerate(_CUT_POINTS):
+        cut = max(text.rfind(separator, 0, room + 1) for separator in separators)
+        # Whole parts are always kept whole; inside one part, a word boundary is worth
+        # looking for only near the end (a 1,000-character company name is cut, not dropped).
+        if cut > 0 and (level == 0 or cut >= room - _WORD_SLACK):
+            return text[:cut] + ELLIPSIS
+    return text[:room] + ELLIPSIS
+
+
 def compose_reason(parts: list[str]) -> str:
     """Join reason parts: the headline, then ``": "`` and the rest separated by ``"; "``.
 
     When the headline already has a colon ("Disqualified: country BR is not served"), the rest
-    follows after ``"; "`` instead, so the line never reads "x: y: z".
+    follows after ``"; "`` instead, so the line never reads "x: y: z". A line longer than
+    :data:`REASON_MAX` is cut after its last whole part (:func:`shorten`).
     """
     kept = [part for part in parts if part]
     if not kept:
         return ""
     joiner = "; " if ": " in kept[0] else ": "
     text = kept[0] if len(kept) == 1 else kept[0] + joiner + "; ".join(kept[1:])
-    return text if len(text) <= REASON_MAX else text[: REASON_MAX - 1] + "…"
+    return text if len(text) <= REASON_MAX else shorten(text)
+
+
+def written_text(value: Any) -> Any:
+    """A declared text output's value as written: cut to the CRM field's length."""
+    if value.__class__ is str and len(value) > REASON_MAX:
+        return shorten(value)
+    return value
+
+
+def written_list(items: list[Any]) -> str | None:
+    """A declared list output's value as written: one line, ``"; "``-separated, whole items
+    kept within the CRM field's length; ``None`` when nothing was collected."""
+    if not items:
+        return None
+    return shorten("; ".join(format_value(item) for item in items))
 
 
 def normalise_closed(value: Any) -> str | None:
@@ -100,6 +144,9 @@ class _Generator(ConditionCode):
             "_TaskSpec": TaskSpec,
             "_fmt": format_value,
             "_reason": compose_reason,
+            "_shorten": shorten,
+            "_text": written_text,
+            "_joined": written_list,
             "_norm": normalise_closed,
             "_datetime": datetime,
             "_domain": domain_of_email,
@@ -239,9 +286,14 @@ class _Generator(ConditionCode):
         score = self.locals.get("score", "0")
         self.emit(
             f"return _Decision(cid, {status}, {miss}, {score}, reason, tuple(rules), "
-            f"tuple(tasks) if tasks else (), {self.version!r}, {self.content_hash!r}, None)"
+            f"tuple(tasks) if tasks else (), {self.version!r}, {self.content_hash!r}, None"
+            f"{self.extra()})"
         )
         return "\n".join(self.lines) + "\n"
+
+    def extra(self) -> str:
+        """The ``extra`` argument of the Decision: the declared outputs as written, if any."""
+        return extra_argument(self.tree, self.locals)
 
     def template_only_facts(self) -> set[str]:
         """Facts that only texts print (``first_name`` in a task subject): read on demand."""
@@ -405,7 +457,7 @@ class _Generator(ConditionCode):
             self.emit(f"if {test}: r = r + '; ' + {part} if r else {part}")
         self.emit(f"reason = {headline} + ('; ' if ': ' in {headline} else ': ') + r "
                   f"if r else {headline}")
-        self.emit(f"if len(reason) > {REASON_MAX}: reason = reason[:{REASON_MAX - 1}] + '…'")
+        self.emit(f"if len(reason) > {REASON_MAX}: reason = _shorten(reason)")
 
     def template(self, template: Template) -> str:
         pieces = []
@@ -430,6 +482,31 @@ class _Generator(ConditionCode):
             return f"(', '.join({var}) if {var} else {fallback})"
         return f"_fmt({var}, {fallback})"
 
+
+
+def extra_argument(tree: Tree, local: dict[str, str]) -> str:
+    """Source of the trailing ``extra`` argument: ``", {'icp_tier': o4}"``, or nothing."""
+    if not tree.outputs:
+        return ""
+    wrap = {"list": "_joined", "str": "_text"}
+    items = []
+    for name, spec in tree.outputs.items():
+        value = local[name]
+        # A value from a declared list is at most 255 characters already (the schema says
+        # so): only free text (a fact's value copied) needs cutting.
+        if spec.kind in wrap and not (spec.kind == "str" and spec.values is not None):
+            value = f"{wrap[spec.kind]}({value})"
+        items.append(f"{name!r}: {value}")
+    return f", {{{', '.join(items)}}}"
+
+
+def extra_values(tree: Tree, values: dict[str, Any]) -> dict[str, Any] | None:
+    """The interpreter's twin of :func:`extra_argument`: the declared outputs as written."""
+    if not tree.outputs:
+        return None
+    return {name: written_list(values.get(name) or []) if spec.kind == "list"
+            else written_text(values.get(name)) if spec.kind == "str" else values.get(name)
+            for name, spec in tree.outputs.items()}
 
 
 def _never_empty(template: Template) -> bool:

@@ -11,7 +11,7 @@ both compiled evaluators to.
 
 from __future__ import annotations
 
-from crmsync.rules.compile import Compiled, _Generator
+from crmsync.rules.compile import Compiled, _Generator, extra_argument
 from crmsync.rules.explain import _jsonable
 from crmsync.rules.tree import All, AnyOf, Decision, FactRef, Leaf, Node, Not, Ref, Tree
 
@@ -125,7 +125,8 @@ class _ExplainGenerator(_Generator):
         score = self.locals.get("score", "0")
         self.emit(
             f"return _Decision(cid, {status}, {miss}, {score}, reason, tuple(rules), "
-            f"tuple(tasks), {self.version!r}, {self.content_hash!r}, tuple(T))"
+            f"tuple(tasks), {self.version!r}, {self.content_hash!r}, tuple(T)"
+            f"{extra_argument(self.tree, self.locals)})"
         )
         return "\n".join(self.lines) + "\n"
 

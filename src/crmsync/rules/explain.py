@@ -17,7 +17,7 @@ from typing import Any
 
 from crmsync.model import Decision as DecisionRecord
 from crmsync.model import TaskSpec
-from crmsync.rules.compile import compose_reason, normalise_closed
+from crmsync.rules.compile import compose_reason, extra_values, normalise_closed
 from crmsync.rules.facts import coerce
 from crmsync.rules.regexes import MAX_SUBJECT
 from crmsync.rules.templates import render
@@ -287,6 +287,7 @@ class Interpreter:
             version,
             content_hash,
             tuple(self.trace) if self.trace is not None else None,
+            extra_values(tree, values),
         )
 
     def record(self, entry: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from crmsync.rules.facts import (
     to_str,
 )
 from crmsync.rules.jsonpos import JSONPositionError, parse
-from crmsync.rules.tree import Tree
+from crmsync.rules.tree import OutputSpec, Tree
 from crmsync.rules.validate import check_document
 
 #: Largest rule file accepted, in bytes (5 MB, documented in rules/README.md). The default rules
@@ -42,6 +42,9 @@ class RuleSet:
         content_hash: SHA-256 of the file's exact text.
         facts_used: Fact names the rules read (connectors may fetch only these).
         outputs: Output names in decision order (``status``, ``miss_type``, ``score``, ...).
+        declared_outputs: The custom outputs the file declares for the CRM (name -> spec);
+            each decision carries their values in ``Decision.extra``.
+        declared_facts: The custom facts the file declares it expects (name -> type).
         tree: The validated rule tree.
         source: The generated Python source of the evaluator (for the curious).
         filename: Where the rules came from.
@@ -56,6 +59,8 @@ class RuleSet:
         # email_domain is derived (DESIGN.md §2): inputs that give only the email still work.
         self._derives_domain = "email_domain" in tree.facts_used
         self.outputs: tuple[str, ...] = tuple(d.output for d in tree.decisions)
+        self.declared_outputs: Mapping[str, OutputSpec] = dict(tree.outputs)
+        self.declared_facts: Mapping[str, str] = dict(tree.declared_facts)
         compiled = compile_tree(tree, version=self.version, content_hash=content_hash)
         self._function = compiled.function
         self._coerced_function = compiled.coerced or compiled.function

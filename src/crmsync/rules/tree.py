@@ -146,6 +146,26 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class OutputSpec:
+    """A custom output the rule file declares (``"outputs": {"icp_tier": {...}}``).
+
+    Attributes:
+        name: The output's name (a decision of the file decides it).
+        kind: ``str``, ``int``, ``number``, ``bool`` or ``list`` (a collected list, written
+            to the CRM as one line of text).
+        values: The allowed values (text and list outputs), or ``None`` for any.
+        label: The CRM field's label ``crmsync setup`` gives it.
+        pointer: Where it is declared.
+    """
+
+    name: str
+    kind: str
+    values: tuple[str, ...] | None
+    label: str
+    pointer: str
+
+
+@dataclass(frozen=True)
 class TaskRule:
     """A task template: when it holds, the contact gets a follow-up task for ``purpose``."""
 
@@ -187,6 +207,10 @@ class Tree:
     facts: dict[str, str]
     facts_used: frozenset[str]
     description: str = ""
+    #: Custom outputs declared by the file, in declaration order (written to the CRM).
+    outputs: dict[str, OutputSpec] = field(default_factory=dict)
+    #: Custom facts the file declares it expects (name -> type).
+    declared_facts: dict[str, str] = field(default_factory=dict)
 
 
 def iter_rules(tree: Tree) -> list[tuple[str, str]]:

@@ -14,7 +14,8 @@ errors inside a condition are dropped in favour of the semantic message for the 
 
 The checker is assembled from one mixin per concern: :mod:`~crmsync.rules.validate_schema`
 (layer 1), :mod:`~crmsync.rules.validate_conditions`, :mod:`~crmsync.rules.validate_decisions`
-and :mod:`~crmsync.rules.validate_tests` (layer 2), over :mod:`~crmsync.rules.validate_base`.
+and :mod:`~crmsync.rules.validate_tests` (layer 2), with the file's declared facts and
+outputs checked by :mod:`~crmsync.rules.validate_outputs`, over :mod:`~crmsync.rules.validate_base`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from crmsync.rules.validate_base import (
 )
 from crmsync.rules.validate_conditions import ConditionChecks
 from crmsync.rules.validate_decisions import DecisionChecks
+from crmsync.rules.validate_outputs import OutputChecks
 from crmsync.rules.validate_params import ParamChecks
 from crmsync.rules.validate_schema import SchemaChecks, ruleset_schema
 from crmsync.rules.validate_tests import TestChecks
@@ -53,7 +55,8 @@ __all__ = [
 ]
 
 
-class _Checker(SchemaChecks, ParamChecks, ConditionChecks, DecisionChecks, TestChecks):
+class _Checker(SchemaChecks, ParamChecks, OutputChecks, ConditionChecks, DecisionChecks,
+               TestChecks):
     """One validation pass over one document; collects diagnostics as it goes."""
 
     # -- driver ------------------------------------------------------------------------
@@ -67,6 +70,8 @@ class _Checker(SchemaChecks, ParamChecks, ConditionChecks, DecisionChecks, TestC
         self._schema_errors(doc)
         self._lists(doc.get("lists"))
         self._params(doc.get("params"))
+        self._declared_facts(doc.get("facts"))
+        self._declared_outputs(doc.get("outputs"))
         self._declare_outputs(doc.get("decisions"))
         self._derived(doc.get("derived"))
         self._named_conditions(doc.get("conditions"))
@@ -74,6 +79,7 @@ class _Checker(SchemaChecks, ParamChecks, ConditionChecks, DecisionChecks, TestC
         reason = self._reason(doc.get("reason"), decisions)
         tasks = self._tasks(doc.get("tasks"))
         self._unique_ids(decisions, tasks)
+        self._check_declared_decided()
         tests = self._tests(doc.get("tests"), tasks)
         if self.diagnostics:
             return None
@@ -89,6 +95,8 @@ class _Checker(SchemaChecks, ParamChecks, ConditionChecks, DecisionChecks, TestC
             facts=self.facts,
             facts_used=frozenset(self.facts_used),
             description=str(doc.get("description", "")),
+            outputs=dict(self.declared_outputs),
+            declared_facts=dict(self.declared_facts),
         )
 
 

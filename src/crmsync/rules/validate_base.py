@@ -16,7 +16,7 @@ from typing import Any
 from crmsync.errors import Diagnostic
 from crmsync.model import MISS_TYPES, STATUSES
 from crmsync.rules.jsonpos import SourceMap
-from crmsync.rules.tree import Derived, Node
+from crmsync.rules.tree import Derived, Node, OutputSpec
 
 #: When a test case gives no ``now``: a Monday morning, so business-day dues are easy to read.
 DEFAULT_TEST_NOW = "2026-01-05T09:00:00Z"
@@ -96,6 +96,8 @@ class CheckerBase:
         self.conditions: dict[str, Node] = {}
         self.condition_outputs: dict[str, set[str]] = {}
         self.facts_used: set[str] = set()
+        self.declared_facts: dict[str, str] = {}  # the file's own "facts" declarations
+        self.declared_outputs: dict[str, OutputSpec] = {}  # the file's "outputs" declarations
         self._resolving: list[str] = []
 
     # -- reporting ---------------------------------------------------------------------

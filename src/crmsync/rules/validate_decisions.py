@@ -48,6 +48,8 @@ class DecisionChecks(CheckerBase):
                 want_hit, kind, closed = BUILTIN_OUTPUTS[output]
                 if hit != want_hit:
                     self.error(f"{pointer}/hit", f"'{output}' must use hit policy '{want_hit}'")
+            elif output in self.declared_outputs:
+                kind, closed = self._declared_kind(self.declared_outputs[output], hit, pointer)
             elif hit == "sum":
                 kind, closed = "int", None
             elif hit == "collect":
@@ -156,6 +158,9 @@ class DecisionChecks(CheckerBase):
                 if isinstance(then, bool) or not isinstance(then, str | int | float):
                     self.error(f"{r_ptr}/then", "a collected value is text or a number")
                     then = rule_id
+                else:
+                    self._check_collected_value(output, then,
+                                                f"{r_ptr}/then" if "then" in rule_raw else r_ptr)
             because = self._template(rule_raw.get("because", ""), f"{r_ptr}/because",
                                      template_names)
             rules.append(Rule(rule_id, r_ptr, when, then, add, because))
@@ -166,6 +171,14 @@ class DecisionChecks(CheckerBase):
     def _output_value(self, raw: Any, output: str, kind: str, closed: tuple[str, ...] | None,
                       pointer: str, *, allow_fact: bool) -> Any:
         if allow_fact and isinstance(raw, dict) and set(raw) == {"fact"}:
+            if closed is not None and output in self.declared_outputs:
+                # The closed-set fast path of status (lower-cased fact text) does not fit
+                # values people spell as they like ("Tier 1"): a rule sets a listed value.
+                self.error(pointer, f"'{output}' has declared \"values\"; a rule sets one of "
+                                    "them, not a fact's value",
+                           f"write one of: {', '.join(closed)}, or drop \"values\" from "
+                           f"outputs.{output} to copy the fact")
+                return None
             fact_kind = self._fact_kind(raw["fact"], f"{pointer}/fact")
             if fact_kind is not None and not _comparable(kind, fact_kind):
                 self.error(pointer, f"'{output}' is {kind_word(kind)}; fact '{raw['fact']}' is "

@@ -60,6 +60,9 @@ class Tally:
         for name in COUNTED_OUTPUTS:
             if name in plan.updates:
                 summary.changes[name] += 1
+        for name in plan.decision.extra:  # the rule file's declared outputs, likewise
+            if name in plan.updates:
+                summary.changes[name] += 1
         if plan.task_creates:
             summary.changes["tasks_created"] += len(plan.task_creates)
         if plan.task_closes:

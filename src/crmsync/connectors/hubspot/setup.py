@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crmsync.connectors.base import SetupReport
-from crmsync.connectors.fieldmap import FieldMap
+from crmsync.connectors.fieldmap import FieldMap, OutputTarget
 from crmsync.connectors.hubspot.client import HubSpotClient
 from crmsync.connectors.hubspot.errors import _Rejected
 from crmsync.connectors.hubspot.wire import GROUP, _results, task_key_field
@@ -52,9 +52,11 @@ class PropertySetup:
         }
         wanted: dict[str, dict[str, Any]] = {}
         for output, target in self.fieldmap.outputs.items():
-            kind = kinds.get(output, {"type": "string", "fieldType": "text"})
+            kind = (_custom_kind(target) if target.custom
+                    else kinds.get(output, {"type": "string", "fieldType": "text"}))
             wanted[target.field] = {
-                "name": target.field, "label": _OUTPUT_LABELS.get(output, output),
+                "name": target.field,
+                "label": target.label or _OUTPUT_LABELS.get(output, output),
                 "groupName": GROUP, "description": "Set by crmsync; do not edit by hand.",
                 "formField": False, **kind,
             }
@@ -156,6 +158,23 @@ class PropertySetup:
                 if error.status != 409:
                     raise
                 report.existing.append(_label(object_type, name))
+
+
+def _custom_kind(target: OutputTarget) -> dict[str, Any]:
+    """The property type of a rule file's declared output: its allowed values as a select
+    (labelled as the rule file spells them), else a property of its type."""
+    if target.allowed:
+        return {"type": "enumeration", "fieldType": "select", "options": [
+            {"label": value, "value": str(target.encode(value)), "displayOrder": index,
+             "hidden": False} for index, value in enumerate(target.allowed)]}
+    if target.kind in ("int", "number"):
+        return {"type": "number", "fieldType": "number"}
+    if target.kind == "bool":
+        return {"type": "bool", "fieldType": "booleancheckbox",
+                "options": [{"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
+                            {"label": "No", "value": "false", "displayOrder": 1,
+                             "hidden": False}]}
+    return {"type": "string", "fieldType": "text"}
 
 
 def _label(object_type: str, name: str) -> str:

@@ -10,7 +10,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from crmsync.connectors.base import SetupReport
-from crmsync.connectors.fieldmap import FieldMap
+from crmsync.connectors.fieldmap import FieldMap, OutputTarget
 from crmsync.connectors.salesforce.client import SalesforceClient
 from crmsync.connectors.salesforce.reading import has_deals
 from crmsync.connectors.salesforce.translate import _first_error
@@ -46,6 +46,19 @@ def _label(field_name: str) -> str:
 
 
 
+def _custom_metadata(target: OutputTarget) -> Mapping[str, Any]:
+    """Tooling metadata of a rule file's declared output: a restricted picklist of its allowed
+    values, else a field of its type."""
+    label = (target.label or _label(target.field))[:40]  # Salesforce labels are 40 at most
+    if not target.allowed:
+        return {**_KIND_METADATA[target.kind], "label": label}
+    values = [{"fullName": str(target.encode(value)), "label": value, "default": False}
+              for value in target.allowed]
+    return {"type": "Picklist", "label": label,
+            "valueSet": {"restricted": True,
+                         "valueSetDefinition": {"sorted": False, "value": values}}}
+
+
 class SetupMixin:
     """The setup/check side of :class:`~crmsync.connectors.salesforce.SalesforceConnector`."""
 
@@ -59,8 +72,9 @@ class SetupMixin:
         for obj in self.objects:
             fields: dict[str, Mapping[str, Any]] = {}
             for name, target in self.fieldmap.outputs.items():
-                meta = _OUTPUT_METADATA.get(name) or {**_KIND_METADATA[target.kind],
-                                                      "label": _label(target.field)}
+                meta = (_custom_metadata(target) if target.custom else
+                        _OUTPUT_METADATA.get(name) or {**_KIND_METADATA[target.kind],
+                                                       "label": _label(target.field)})
                 fields[target.field] = meta
             for source in self.fieldmap.objects[obj].sources:
                 # The rep's override field is crmsync's to create (reps fill it in).
