@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -39,3 +40,12 @@ def postgres_url(prefix: str = "crmsync_test") -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def state_url_for(backend: str, tmp_path: Path, prefix: str = "crmsync_test") -> Iterator[str]:
+    """Yield a state-store URL on ``backend``: ``sqlite`` (a file in ``tmp_path``) or
+    ``postgresql`` (a fresh schema, dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{(tmp_path / 'state.db').as_posix()}"
+    else:
+        yield from postgres_url(prefix)

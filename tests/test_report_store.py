@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from crmsync.report import current_funnel
 from crmsync.state import SCHEMA_VERSION, StateStore
-from pgschema import postgres_url
+from pgschema import state_url_for
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 STREAM = "hubspot:contacts"
@@ -19,10 +19,7 @@ STREAM = "hubspot:contacts"
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{(tmp_path / 'state.db').as_posix()}"
-    else:
-        yield from postgres_url()
+    yield from state_url_for(request.param, tmp_path)
 
 
 def _row(record_id: str, status: str, since: datetime, **extra: object) -> dict[str, object]:

@@ -11,17 +11,14 @@ import pytest
 import sqlalchemy as sa
 
 from crmsync.state import RUN_PART, SCHEMA_VERSION, StateStore
-from pgschema import postgres_url
+from pgschema import state_url_for
 
 T0 = datetime(2026, 11, 23, 9, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{(tmp_path / 'state.db').as_posix()}"
-    else:
-        yield from postgres_url()
+    yield from state_url_for(request.param, tmp_path)
 
 
 def comparison(contacts: int, moved: int, *, candidate: str = "h1") -> dict[str, Any]:

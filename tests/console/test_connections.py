@@ -17,7 +17,7 @@ from crmsync.console import Console, create_app
 from crmsync.sandbox.launch import build_sandbox
 from crmsync.sandbox.server import SandboxServer
 from crmsync.state import StateStore
-from pgschema import postgres_url
+from pgschema import state_url_for
 from sync.conftest import ANCHOR, ROOT
 
 RULES = (ROOT / "rules/default.json").as_posix()
@@ -25,10 +25,7 @@ RULES = (ROOT / "rules/default.json").as_posix()
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{(tmp_path / 'state.db').as_posix()}"
-    else:
-        yield from postgres_url("crmsync_console")
+    yield from state_url_for(request.param, tmp_path, "crmsync_console")
 
 
 @pytest.fixture

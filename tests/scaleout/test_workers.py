@@ -22,6 +22,7 @@ import pytest
 from crmsync.config import load_settings
 from crmsync.errors import ExitCode
 from crmsync.sandbox.launch import build_sandbox, limits_config
+from crmsync.state import StateStore
 from crmsync.sync import RunSummary, SyncOptions, SyncRun
 from crmsync.wiring import load_parts
 from crmsync.workers import sharded_run
@@ -121,7 +122,7 @@ def test_a_worker_killed_mid_shard_duplicates_nothing_and_the_next_run_finishes_
         crm.quiet_rate_limits()
         crm.setup()
         # Slow calls, so the kill lands while a shard is half done.
-        server.install_faults({"latency_ms": 40, "times": None})
+        server.install_faults({"latency_ms": 80, "times": None})
         config = write_config(tmp_path / "workers.toml", crm="hubspot", base_url=server.base_url,
                               token=server.token, state_url=state_url, broker_url=broker_url,
                               queue=queue, shards=4)
@@ -130,24 +131,23 @@ def test_a_worker_killed_mid_shard_duplicates_nothing_and_the_next_run_finishes_
         outcome: list[RunSummary] = []
         coordinator = threading.Thread(target=lambda: outcome.append(_sharded(config)))
         coordinator.start()
-        # Wait until the victim works on a shard, and has called the CRM a few times.
+        # Wait until the victim works on a shard, then let it call the CRM a few times. The
+        # poll is one query on an open store: a slow poll (on a loaded machine) would find the
+        # shard late and the kill could land after the victim finished all it had.
         deadline = time.monotonic() + 120
         run_id = None
-        while time.monotonic() < deadline:
-            parts = load_parts(load_settings(config, env={}))
-            try:
-                runs = parts.store.runs(limit=1)
+        with StateStore.open(state_url) as store:
+            while time.monotonic() < deadline:
+                runs = store.runs(limit=1)
                 run_id = runs[0].id if runs else None
-                shards = parts.store.shards(run_id) if run_id else []
-            finally:
-                parts.close()
-            if any(s.status == "running" and s.worker and
-                   s.worker.endswith(f":{victim.pid}") for s in shards):
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the worker never started a shard\n" + pool.logs())
-        time.sleep(1.0)
+                shards = store.shards(run_id) if run_id else []
+                if any(s.status == "running" and s.worker and
+                       s.worker.endswith(f":{victim.pid}") for s in shards):
+                    break
+                time.sleep(0.02)
+            else:
+                pytest.fail("the worker never started a shard\n" + pool.logs())
+        time.sleep(0.3)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
         coordinator.join(timeout=600)
@@ -157,7 +157,9 @@ def test_a_worker_killed_mid_shard_duplicates_nothing_and_the_next_run_finishes_
         assert run_id == summary.run_id
         shards = _shards(config, summary.run_id)
         assert {s.status for s in shards} == {"done"}
-        assert max(s.attempts for s in shards) >= 2, "no shard was run again after the kill"
+        assert max(s.attempts for s in shards) >= 2, (
+            f"no shard was run again after the kill: {[(s.shard, s.attempts, s.worker) for s in shards]}"
+            f" (victim pid {victim.pid})")
         server.install_faults({"latency_ms": 0, "times": None})
         _assert_no_duplicate_tasks(crm)
         # Task creates the dead attempt had queued are intents without a task yet: the next

@@ -14,7 +14,7 @@ import pytest
 
 from crmsync.sandbox.launch import build_sandbox
 from crmsync.sandbox.server import SandboxServer
-from pgschema import postgres_url
+from pgschema import state_url_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ANCHOR = datetime(2026, 11, 23, tzinfo=UTC)
@@ -40,10 +40,7 @@ class FakeClock:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """One shared state store, on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{(tmp_path / 'state.db').as_posix()}"
-    else:
-        yield from postgres_url()
+    yield from state_url_for(request.param, tmp_path)
 
 
 def admin(server: SandboxServer, method: str, path: str, body: Any = None) -> Any:

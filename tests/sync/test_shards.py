@@ -125,12 +125,9 @@ def test_shard_summaries_add_up_into_the_runs() -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def shared_store_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        yield f"sqlite:///{(tmp_path / 'state.db').as_posix()}"
-    else:
-        from pgschema import postgres_url
+    from pgschema import state_url_for
 
-        yield from postgres_url()
+    yield from state_url_for(request.param, tmp_path)
 
 
 def test_shards_of_one_run_journal_side_by_side_without_colliding(shared_store_url: str) -> None:
