@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections import Counter
 from pathlib import Path
 
@@ -206,3 +207,24 @@ def test_bad_input_lines_are_named_and_skipped(tmp_path: Path) -> None:
     assert f"{contacts}:2: skipped" in err and f"{contacts}:3: skipped" in err
     result = json.loads(out)
     assert (result["contacts"], result["skipped"], result["changed"]) == (2, 2, 0)
+
+
+@pytest.mark.parametrize("crm", ["hubspot"], indirect=True)
+def test_a_diff_of_a_named_connection_prints_explain_commands_that_read_it(
+        crm: Crm, candidate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    crm.setup()
+    config = tmp_path / "named.toml"
+    config.write_text(
+        f'[connections.sb]\ntype = "hubspot"\nbase_url = "{crm.server.base_url}"\n'
+        f'rules = "{DEFAULT_RULES.as_posix()}"\n'
+        f'[state]\nurl = "sqlite:///{(tmp_path / "named.db").as_posix()}"\n', "utf-8")
+    monkeypatch.setenv("CRMSYNC_CONNECTIONS__SB__TOKEN", crm.server.token)
+    result = _diff_json(DEFAULT_RULES, candidate, "--config", config, "--connection", "sb")
+    moves = [m for output in result["transitions"].values() for m in output["moves"]
+             if m.get("explain")]
+    assert moves, "the candidate moves some contacts"
+    command = shlex.split(moves[0]["explain"])
+    assert command[:2] == ["crmsync", "explain"] and "--connection" in command
+    code, out, err = invoke(*command[1:], "--output", "json")
+    assert code == 0, err
+    assert {d["id"] for d in json.loads(out)} == set(moves[0]["samples"])

@@ -19,7 +19,7 @@ from typing import IO, Any
 import click
 import orjson
 
-from crmsync.cli.common import emit_json, output_option, stderr, stdout
+from crmsync.cli.common import connection_option, emit_json, output_option, stderr, stdout
 from crmsync.cli.promote_cmds import promote
 from crmsync.errors import ConfigError, Diagnostic, ExitCode, InvalidFileError
 from crmsync.model import Decision
@@ -343,16 +343,17 @@ def evaluate(rules_file: str, input_file: str, now_text: str | None, output_file
 @click.option("--field-map", type=click.Path(dir_okay=False), help=_FIELD_MAP_HELP)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Settings file for reading --contact ids from the CRM (default: ./crmsync.toml).")
+@connection_option
 @output_option
 def explain(rules_file: str, input_file: str | None, contact_ids: tuple[str, ...],
             now_text: str | None, field_map: str | None, config_path: Path | None,
-            output_format: str) -> None:
+            connection: str, output_format: str) -> None:
     """Show which rules fired for each contact, which missed or were unknown, and why."""
     if input_file is None and not contact_ids:
         raise click.UsageError("give --input FILE, or --contact ID to read it from the CRM")
     now = _parse_now(now_text)
     if input_file is None:
-        _explain_from_crm(rules_file, contact_ids, now, config_path, output_format)
+        _explain_from_crm(rules_file, contact_ids, now, config_path, connection, output_format)
         return
     ruleset = load_ruleset(rules_file, extra_facts=_extra_facts(field_map))
     wanted = set(contact_ids)
@@ -380,12 +381,13 @@ def explain(rules_file: str, input_file: str | None, contact_ids: tuple[str, ...
 
 
 def _explain_from_crm(rules_file: str, contact_ids: tuple[str, ...], now: datetime,
-                      config_path: Path | None, output_format: str) -> None:
+                      config_path: Path | None, connection: str, output_format: str) -> None:
     """Read the contacts from the configured CRM (read-only) and explain their decisions."""
     from crmsync.config import load_settings
     from crmsync.lookup import explain_from_crm
 
-    decisions = explain_from_crm(load_settings(config_path), contact_ids, now,
+    settings = load_settings(config_path, connection=connection)
+    decisions = explain_from_crm(settings, contact_ids, now,
                                  rules_file=Path(rules_file))
     if output_format == "json":
         emit_json([decision_json(d) for d in decisions])

@@ -158,10 +158,8 @@ def _diff_crm(old_file: str, new_file: str, config_path: Path | None, connection
         connector.close()
     result["skipped"] = 0
     result["source"] = {"crm": settings.crm.type, "connection": connection}
-    if connection != "default":
-        # `crmsync explain` reads the default connection only: no command rather than a wrong one.
-        return result, None
-    return result, ["--config", str(config_path)] if config_path else []
+    source = ["--config", str(config_path)] if config_path else []
+    return result, source + (["--connection", connection] if connection != "default" else [])
 
 
 def _write_html(path: str, result: dict[str, Any]) -> None:
