@@ -53,9 +53,14 @@ class DemoResult:
 
 
 def run_demo(
-    *, crm: str, contacts: int, seed: int, workdir: Path, progress: ProgressFactory
+    *, crm: str, contacts: int, seed: int, workdir: Path, progress: ProgressFactory,
+    then: Callable[[DemoResult], None] | None = None,
 ) -> DemoResult:
-    """Run the demo in ``workdir`` and return what happened."""
+    """Run the demo in ``workdir`` and return what happened.
+
+    ``then`` is called with the result while the sandbox CRM still runs (its state is saved
+    when it stops, so a later ``crmsync sandbox serve --state`` brings it back).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     sandbox_state = workdir / f"sandbox-{crm}.json"
     server = build_sandbox(crm, contacts=contacts, seed=seed, state_file=sandbox_state)
@@ -86,9 +91,12 @@ def run_demo(
             report_html, _ = write_report(build_report(runs, current), workdir / "report")
         finally:
             parts.close()
+        deals = sum(len(person.deals) for person in server.org.people) if server.org else 0
+        minimum = minimum_api_calls(summary, limits, related_records=deals)
+        result = DemoResult(setup, summary, int(calls["total"]), minimum, calls["by_endpoint"],
+                            config_path, sandbox_state, report_html, Path(rules_file))
+        if then is not None:
+            then(result)  # the sandbox CRM is still up: `demo --serve` runs the console here
     finally:
         server.stop()
-    deals = sum(len(person.deals) for person in server.org.people) if server.org else 0
-    minimum = minimum_api_calls(summary, limits, related_records=deals)
-    return DemoResult(setup, summary, int(calls["total"]), minimum, calls["by_endpoint"],
-                      config_path, sandbox_state, report_html, Path(rules_file))
+    return result

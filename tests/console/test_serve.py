@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import shlex
 import subprocess
 import sys
@@ -38,3 +40,40 @@ def test_the_demo_prints_a_console_command_that_serves_its_runs(tmp_path: Path) 
         process.terminate()
         out, err = process.communicate(timeout=30)
     assert "Traceback" not in err, err
+
+
+def test_demo_serve_keeps_the_sandbox_up_so_the_console_explains_from_the_crm(
+        tmp_path: Path) -> None:
+    workdir = tmp_path / "d"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crmsync", "demo", "--contacts", "40", "--dir", str(workdir),
+         "--serve", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        printed = []
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith("Console:"):
+                break
+        assert "Ctrl-C" in printed[-1], printed
+        samples = [line.split("e.g. ", 1)[1].split(":", 1)[0]
+                   for line in printed if line.startswith("  e.g. ")]
+        assert samples, printed
+        first = process.stderr.readline().strip()
+        assert first.startswith("crmsync console on http://127.0.0.1:"), first
+        url = first.split(" on ", 1)[1].split(" ", 1)[0]
+        # The rule trace is read from the demo's CRM: the sandbox is still up.
+        with urllib.request.urlopen(f"{url}contacts?id={samples[0]}&explain=1",
+                                    timeout=60) as response:
+            page = response.read().decode()
+        assert "rule / step" in page and "refused" not in page
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    # Ctrl-C stops the console and the sandbox: the usual 130 of an interrupted command.
+    assert process.returncode == 130, err
+    assert "Traceback" not in err, err
+    # Stopped, the sandbox saved its data for a later `crmsync sandbox serve --state`.
+    assert (workdir / "sandbox-hubspot.json").stat().st_size > 0

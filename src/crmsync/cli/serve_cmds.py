@@ -12,7 +12,7 @@ from crmsync.errors import ConfigError
 
 #: The console's default address: this machine only, no login needed.
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
+DEFAULT_PORT = 8780  # not 8765: that is `crmsync sandbox serve`'s, and both run side by side
 
 
 @click.command("serve")
@@ -31,6 +31,11 @@ def serve(config_path: Path | None, host: str, port: int, connection: str | None
     [console] token (env CRMSYNC_CONSOLE__TOKEN or the secrets file), sent as a Bearer token or
     as the password of HTTP basic auth; it refuses to start without one.
     """
+    run_console(config_path, connection, host, port)
+
+
+def run_console(config_path: Path | None, connection: str | None, host: str, port: int) -> None:
+    """Serve the console on ``host:port`` until Ctrl-C or SIGTERM (``crmsync serve``'s body)."""
     import uvicorn
 
     from crmsync.console import Console, check_bind, create_app

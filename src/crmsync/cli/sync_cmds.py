@@ -312,18 +312,39 @@ def _summary_table(summary: RunSummary) -> Table:
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the demo's state and sandbox data here (default: a temporary folder).")
+@click.option("--serve", "serve_port", type=click.IntRange(0, 65535), default=None,
+              is_flag=False, flag_value=8780, metavar="[PORT]",
+              help="Then keep the sandbox CRM up and open the admin console on 127.0.0.1:PORT "
+                   "(default 8780; 0: any free port) until Ctrl-C, so undo and contact lookup "
+                   "work on the demo's CRM.")
 @output_option
 @logging_options
-def demo(crm: str, contacts: int, seed: int, directory: Path | None, output_format: str) -> None:
+def demo(crm: str, contacts: int, seed: int, directory: Path | None, serve_port: int | None,
+         output_format: str) -> None:
     """Seeded sandbox CRM + setup + full sync with the default rules, zero configuration."""
     from crmsync.demo import run_demo
 
+    def show(result: DemoResult) -> None:
+        _show_demo(result, crm, contacts, seed, output_format, serving=serve_port is not None)
+        if serve_port is not None:
+            from crmsync.cli.serve_cmds import run_console
+
+            run_console(result.config_path, None, "127.0.0.1", serve_port)
+
     workdir = directory or Path(tempfile.mkdtemp(prefix="crmsync-demo-"))
     result = run_demo(crm=crm, contacts=contacts, seed=seed, workdir=workdir,
-                      progress=lambda total: sync_progress(output_format, total))
+                      progress=lambda total: sync_progress(output_format, total), then=show)
+    if output_format != "json":
+        stderr.print(result.summary.logfmt(), markup=False)
+    raise SystemExit(int(result.summary.exit_code))
+
+
+def _show_demo(result: DemoResult, crm: str, contacts: int, seed: int, output_format: str, *,
+               serving: bool) -> None:
+    """Print what the demo did, and the commands to look closer."""
     if output_format == "json":
         emit_json({**result.to_json(), "console_command": console_command(result)})
-        raise SystemExit(int(result.summary.exit_code))
+        return
     stdout.print(f"[bold]crmsync demo[/bold]: {crm} sandbox with {contacts} contacts (seed {seed})")
     stdout.print(f"setup: {len(result.setup.created)} crmsync fields created", markup=False)
     stdout.print(_summary_table(result.summary))
@@ -338,10 +359,13 @@ def demo(crm: str, contacts: int, seed: int, directory: Path | None, output_form
     stdout.print("\nLook closer:", markup=False)
     for command, comment in look_closer(result, crm):
         stdout.print(f"  {command}   # {comment}", markup=False)
-    stdout.print(f"\nConsole: {console_command(result)}   # runs, undo, schedules, funnel and "
-                 f"contact lookup in the browser", markup=False)
-    stderr.print(result.summary.logfmt(), markup=False)
-    raise SystemExit(int(result.summary.exit_code))
+    if serving:
+        stdout.print("\nConsole: opening it now, with the sandbox CRM kept up (Ctrl-C stops "
+                     "both)", markup=False)
+    else:
+        stdout.print(f"\nConsole: {console_command(result)}   # runs, undo, schedules, funnel "
+                     "and contact lookup in the browser (`crmsync demo --serve` keeps the "
+                     "sandbox CRM up for undo and lookups)", markup=False)
 
 
 def console_command(result: DemoResult) -> str:
