@@ -30,9 +30,10 @@ STUCK_DAYS = {"lead": 90, "prospect": 45, "opportunity": 30}
 #: Each CRM's names for the fields the breakdowns use.
 FIELDS = {
     "hubspot": {"owner": "hubspot_owner_id", "source": "hs_analytics_source",
-                "since": "crmsync_status_since", "task_status": "hs_task_status"},
+                "since": "crmsync_status_since", "task_status": "hs_task_status",
+                "task_due": "hs_timestamp"},
     "salesforce": {"owner": "OwnerId", "source": "LeadSource", "since": "Crmsync_Status_Since__c",
-                   "task_status": "Status"},
+                   "task_status": "Status", "task_due": "ActivityDate"},
 }
 LATER = ANCHOR + timedelta(days=100)
 RULES = Path(__file__).resolve().parents[2] / "rules" / "default.json"
@@ -143,14 +144,24 @@ def test_sla_breaches_by_rep_list_real_opportunities(aged: Crm) -> None:
 
 def test_open_follow_up_tasks_by_rep_match_the_crms_tasks(aged: Crm) -> None:
     names = FIELDS[aged.crm]
-    expected = Counter(t.get(names["owner"]) or "(none)" for t in aged.tasks()
-                       if t.get(names["task_status"]) != aged.closed_task_status)
+    open_tasks = [t for t in aged.tasks()
+                  if t.get(names["task_status"]) != aged.closed_task_status]
+    expected = Counter(t.get(names["owner"]) or "(none)" for t in open_tasks)
+    # Overdue: the due date the CRM holds is before the report's day (tasks of the first run,
+    # 100 days earlier, are; those of the later run are not).
+    overdue = Counter(t.get(names["owner"]) or "(none)" for t in open_tasks
+                      if coerce(t.get(names["task_due"]), "datetime").date() < LATER.date())
     assert expected, "the scenario must leave open tasks"
+    assert 0 < sum(overdue.values()) < sum(expected.values()), "some overdue, some not"
     report = _report(aged, LATER)
     assert {t["owner_id"]: t["open"] for t in report["open_tasks"]} == dict(expected)
+    assert {t["owner_id"]: t["overdue"] for t in report["open_tasks"]
+            if t["overdue"]} == dict(overdue)
     for row in report["open_tasks"]:
         assert sum(row["by_purpose"].values()) == row["open"]
-    assert "Open follow-up tasks by rep" in render_html(report)
+    html = render_html(report)
+    assert "Open follow-up tasks by rep" in html
+    assert f"{sum(overdue.values())} overdue)" in html
 
 
 def test_stage_counts_over_time_have_a_point_per_run(aged: Crm) -> None:

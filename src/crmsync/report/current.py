@@ -41,18 +41,21 @@ def current_funnel(store: StateStore, runs: Sequence[RunRecord], now: datetime) 
     :func:`aggregate`'s, and ``open_tasks`` (:func:`open_tasks`).
     """
     current = aggregate(store.report_rows(), now)
-    current["open_tasks"] = open_tasks(store.open_tasks_by_owner())
+    current["open_tasks"] = open_tasks(store.open_tasks_by_owner(now.date()))
     current["new_contacts"] = store.contacts_first_seen([r.id for r in runs if counts_as_sync(r)])
     return current
 
 
-def open_tasks(rows: Iterable[tuple[str | None, str, int]]) -> list[dict[str, Any]]:
-    """crmsync's open follow-up tasks per rep: total and per purpose, the busiest rep first."""
+def open_tasks(rows: Iterable[tuple[str | None, str, int, int]]) -> list[dict[str, Any]]:
+    """crmsync's open follow-up tasks per rep: total, overdue (past the due date crmsync gave
+    them) and per purpose, the busiest rep first."""
     owners: dict[str, Counter[str]] = {}
-    for owner, purpose, n in rows:
+    late: Counter[str] = Counter()
+    for owner, purpose, n, overdue in rows:
         owners.setdefault(owner or NONE_LABEL, Counter())[purpose] += n
-    table = [{"owner_id": owner, "open": sum(by.values()), "by_purpose": dict(by.most_common())}
-             for owner, by in owners.items()]
+        late[owner or NONE_LABEL] += overdue
+    table = [{"owner_id": owner, "open": sum(by.values()), "overdue": late[owner],
+              "by_purpose": dict(by.most_common())} for owner, by in owners.items()]
     return sorted(table, key=lambda r: (-r["open"], r["owner_id"]))
 
 

@@ -222,12 +222,16 @@ def _sla(report: Mapping[str, Any]) -> str:
     tasks = report.get("open_tasks") or []
     if tasks:
         purposes = sorted({p for t in tasks for p in t["by_purpose"]})
-        out += [f"<h3>Open follow-up tasks by rep ({sum(t['open'] for t in tasks)})</h3>",
+        overdue = sum(t.get("overdue", 0) for t in tasks)
+        out += [f"<h3>Open follow-up tasks by rep ({sum(t['open'] for t in tasks)}, "
+                f"{overdue} overdue)</h3>",
                 _figure(charts.counts(tasks, "owner_id", "open", title="owner id"),
                         "crmsync's follow-up tasks still open, per rep (CRM user id)."),
-                _table(["owner id", "open", *purposes],
-                       [(t["owner_id"], t["open"], *(t["by_purpose"].get(p, 0)
-                                                     for p in purposes)) for t in tasks])]
+                "<p class='note'>Overdue: still open past the due date crmsync gave the task "
+                "when it created it (a rep who moved the date in the CRM is not seen).</p>",
+                _table(["owner id", "open", "overdue", *purposes],
+                       [(t["owner_id"], t["open"], t.get("overdue", 0),
+                         *(t["by_purpose"].get(p, 0) for p in purposes)) for t in tasks])]
     if sla.get("listed"):
         listed = sla["listed"]
         out.append(f"<details><summary>Breaching opportunities by CRM record id "

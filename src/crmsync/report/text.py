@@ -55,7 +55,8 @@ def _detail_lines(report: Mapping[str, Any]) -> list[str]:
                      f"becoming an opportunity): {shown}")
     tasks = report.get("open_tasks") or []
     if tasks:
-        shown = ", ".join(f"{t['owner_id']} {t['open']}" for t in tasks[:SHOWN])
+        shown = ", ".join(f"{t['owner_id']} {t['open']} ({t.get('overdue', 0)} overdue)"
+                          for t in tasks[:SHOWN])
         lines.append(f"open follow-up tasks by rep: {shown}")
     health = report.get("rule_health") or {}
     if health.get("dead"):

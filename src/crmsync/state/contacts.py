@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Dialect
 from crmsync.state.base import StoreBase
 from crmsync.state.bulk import Bulk, one_of
 from crmsync.state.records import ContactRow, ContactState
-from crmsync.state.schema import _contacts, _tasks
+from crmsync.state.schema import _contacts, _journal, _tasks
 
 #: Columns a new decision overwrites; ``first_run_id`` keeps the run that first saw the contact.
 _UPDATED = ("status", "miss_type", "score", "status_since", "ruleset_hash", "modified_at",
@@ -124,20 +124,29 @@ class ContactStates(StoreBase):
         with self._connect() as conn:
             return [ContactRow(self._unscoped(r[0]), *r[1:]) for r in conn.execute(query)]
 
-    def open_tasks_by_owner(self) -> list[tuple[str | None, str, int]]:
-        """Return ``(owner id, purpose, open tasks)``: crmsync's open follow-ups per rep.
+    def open_tasks_by_owner(
+            self, today: date | None = None) -> list[tuple[str | None, str, int, int]]:
+        """Return ``(owner id, purpose, open tasks, overdue)``: crmsync's open follow-ups per rep.
 
         The task's contact's owner (tasks are assigned to it); ``None`` when the contact has no
-        owner or no decision stored. One grouped query.
+        owner or no decision stored. A task is overdue when the due date crmsync gave it (kept
+        in its create's journal entry) is before ``today``; with no ``today``, none is. One
+        grouped query.
         """
         t, c = _tasks.c, _contacts.c
-        query = (sa.select(c.owner_id, t.purpose, sa.func.count())
+        # ISO dates compare as text; the journal keeps the due date the create was sent with.
+        due = _journal.c.after["due"].as_string()
+        overdue = (sa.func.sum(sa.case((due < today.isoformat(), 1), else_=0))
+                   if today is not None else sa.literal(0))
+        query = (sa.select(c.owner_id, t.purpose, sa.func.count(), overdue)
                  .select_from(_tasks.outerjoin(_contacts, sa.and_(
-                     c.stream == t.stream, c.record_id == t.record_id)))
+                     c.stream == t.stream, c.record_id == t.record_id))
+                     .outerjoin(_journal, _journal.c.id == t.journal_id))
                  .where(t.state == "open", self._in_scope(t.stream))
                  .group_by(c.owner_id, t.purpose))
         with self._connect() as conn:
-            return [(owner, purpose, int(n)) for owner, purpose, n in conn.execute(query)]
+            return [(owner, purpose, int(n), int(late or 0))
+                    for owner, purpose, n, late in conn.execute(query)]
 
     def contacts_first_seen(self, run_ids: Iterable[str]) -> int:
         """Return how many contacts were first decided by one of ``run_ids`` (new contacts)."""
