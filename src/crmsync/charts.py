@@ -23,7 +23,8 @@ figure.chart .dark{display:none}
 figure.chart figcaption{color:#666;font-size:.9em}
 @media (prefers-color-scheme: dark){figure.chart .light{display:none}
 figure.chart .dark{display:block}figure.chart figcaption{color:#aaa}}
-@media print{figure.chart .light{display:block!important}figure.chart .dark{display:none!important}}"""
+@media print{figure.chart .light{display:block!important}
+figure.chart .dark{display:none!important}}"""
 
 #: Stage and miss colours shared by every chart, so "prospect" is one colour everywhere.
 PALETTE = {"lead": "#7fa7d9", "prospect": "#4a7fc1", "opportunity": "#1f5aa6",

@@ -142,9 +142,7 @@ def test_retries_are_said_as_they_wait(crm: Crm) -> None:
 
 
 def test_the_progress_bar_shows_rate_and_says_when_it_paces(tmp_path: Path) -> None:
-    from sync.conftest import ANCHOR
 
-    from crmsync.sandbox.launch import build_sandbox
 
     # Several pages (full reads search 200 contacts a page), so the bar has a rate to show.
     with build_sandbox("hubspot", contacts=650, seed=7, anchor=ANCHOR) as server:

@@ -115,7 +115,8 @@ def test_every_page_loads_clean_with_charts_and_a_screenshot(
                 # itself at least, visible, with marks.
                 assert page.locator("h1", has_text="funnel").count() == 1
                 assert len(shown) >= 3, "the funnel page shows its charts"
-                assert page.locator("figure.chart[aria-label^='Contacts per stage'] svg").count() >= 1
+                funnel = page.locator("figure.chart[aria-label^='Contacts per stage'] svg")
+                assert funnel.count() >= 1
                 out = os.environ.get("CRMSYNC_CONSOLE_SCREENSHOT")
                 if out:
                     page.screenshot(path=out, full_page=False)

@@ -158,8 +158,8 @@ def test_a_worker_killed_mid_shard_duplicates_nothing_and_the_next_run_finishes_
         shards = _shards(config, summary.run_id)
         assert {s.status for s in shards} == {"done"}
         assert max(s.attempts for s in shards) >= 2, (
-            f"no shard was run again after the kill: {[(s.shard, s.attempts, s.worker) for s in shards]}"
-            f" (victim pid {victim.pid})")
+            "no shard was run again after the kill: "
+            f"{[(s.shard, s.attempts, s.worker) for s in shards]} (victim pid {victim.pid})")
         server.install_faults({"latency_ms": 0, "times": None})
         _assert_no_duplicate_tasks(crm)
         # Task creates the dead attempt had queued are intents without a task yet: the next

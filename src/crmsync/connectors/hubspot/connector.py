@@ -21,8 +21,8 @@ from crmsync.connectors.base import ApiLimits, Page, RecordUpdate, SetupReport, 
 from crmsync.connectors.fieldmap import FieldMap
 from crmsync.connectors.hubspot.client import HubSpotClient
 from crmsync.connectors.hubspot.reading import ContactReader
-from crmsync.connectors.hubspot.shards import KeyRange
 from crmsync.connectors.hubspot.setup import PropertySetup
+from crmsync.connectors.hubspot.shards import KeyRange
 from crmsync.connectors.hubspot.tasks import TaskWriter
 from crmsync.connectors.hubspot.wire import BATCH, SEARCH_PAGE
 from crmsync.connectors.hubspot.writing import FieldWriter

@@ -320,7 +320,7 @@ class Writer:
         found = self.store.get(target, ref)
         if found is None or found["IsDeleted"]:
             return SaveError(
-                "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id", [fdef.name]
+                "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [fdef.name]
             )
         return None
 
