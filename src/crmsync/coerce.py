@@ -43,7 +43,7 @@ _MAX_TEXT = 100  # longer "numbers" are junk, and int() of huge text is slow
 
 def to_str(value: Any) -> str | None:
     """Coerce ``value`` to a text fact (see the module docstring)."""
-    if isinstance(value, str):
+    if value.__class__ is str or isinstance(value, str):
         return value.strip() or None
     if isinstance(value, bool):
         return None
@@ -56,14 +56,11 @@ def to_str(value: Any) -> str | None:
 
 def to_number(value: Any) -> int | float | None:
     """Coerce ``value`` to a number fact (int or float), or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    # Text first: it is what HubSpot sends (bool, int and float are never str).
     if isinstance(value, str):
         text = value.strip()
+        if text.isdigit() and text.isascii() and len(text) <= _MAX_TEXT:
+            return int(text)  # the common case (HubSpot sends numbers as text), without regexes
         if not text or len(text) > _MAX_TEXT or not _NUMERIC.match(text):
             return None
         text = text.replace(",", "")
@@ -74,6 +71,12 @@ def to_number(value: Any) -> int | float | None:
         except ValueError:
             return None
         return number if math.isfinite(number) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     return None
 
 

@@ -1,0 +1,133 @@
+"""Where a sync's client CPU goes: one full first run, sampled by py-spy, shares by layer.
+
+Run on demand (not a test; needs ``pip install -e '.[bench]'`` for py-spy):
+
+    python benchmarks/sync_profile.py --crm hubspot --contacts 10000      # about a minute
+
+The sandbox runs in a child process (20 ms latency, HubSpot quotas raised as in
+``sync_bench.py``); this script re-runs itself under ``py-spy record`` (all threads, idle
+samples dropped, so samples are CPU), and each sample is charged to one layer: the innermost
+frame that belongs to a known package or crmsync module decides it. ``--raw FILE`` keeps the
+collapsed stacks for a flame graph.
+Samples of imports and of building and closing the parts are left out, as ``sync_bench.py``
+times only ``execute``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sync_bench import Sandbox  # noqa: E402
+
+# (layer, path fragments), innermost match wins; order matters only within one frame.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("state store (SQLAlchemy/SQLite)", ("crmsync/state/", "sqlalchemy/", "sqlite3/")),
+    ("rules", ("crmsync/rules/", "<generated", "crmsync/model.py", "re2")),
+    ("field map / coercion", ("crmsync/connectors/fieldmap", "crmsync/coerce.py")),
+    ("HubSpot SDK (models, (de)serialize)", ("hubspot/",)),
+    ("Salesforce SDK", ("simple_salesforce/",)),
+    ("HTTP (requests/urllib3/http)", ("requests/", "urllib3/", "http/client", "socket.py",
+                                      "ssl.py", "email/", "idna")),
+    ("JSON / CSV", ("json/", "orjson", "csv.py")),
+    ("connector (ours)", ("crmsync/connectors/",)),
+    ("pacing / retry", ("crmsync/retry.py",)),
+    ("sync loop (ours)", ("crmsync/sync/",)),
+    ("threads / queues", ("threading.py", "queue.py", "concurrent/")),
+]
+
+
+# Start-up, not the run: imports and building the parts (the benchmarks time ``execute``).
+SKIP = ("_find_and_load ", "load_parts ", "Parts.close ")
+
+
+def _layer(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for layer, fragments in LAYERS:
+            if any(fragment in frame for fragment in fragments):
+                return layer
+    return "other"
+
+
+def child(base_url: str, token: str, crm: str, workdir: Path) -> None:
+    """The profiled part: one full first sync (run under py-spy by ``main``)."""
+    from crmsync.config import load_settings
+    from crmsync.sync import SyncOptions, SyncRun
+    from crmsync.wiring import load_parts
+
+    parts = load_parts(load_settings(workdir / "crmsync.toml", env={}))
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        summary = SyncRun(parts.connector, parts.ruleset, parts.store,
+                          options=SyncOptions(full=True)).execute()
+        cpu = time.process_time() - cpu
+        print(f"run {summary.status}: client CPU {cpu:.2f} s, wall "
+              f"{time.perf_counter() - started:.2f} s", flush=True)
+    finally:
+        parts.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crm", choices=["hubspot", "salesforce"], default="hubspot")
+    parser.add_argument("--contacts", type=int, default=10000)
+    parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--raw", type=Path, help="keep the collapsed stacks here")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.child:
+        child(options.child[0], options.child[1], options.crm, Path(options.child[2]))
+        return
+    box = Sandbox(options.crm, options.contacts)
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix="crmsync-profile-"))
+        (workdir / "crmsync.toml").write_text(
+            f'[crm]\ntype = "{options.crm}"\nbase_url = "{box.base_url}"\n'
+            f'token = "{box.token}"\n[state]\nurl = "sqlite:///{workdir / "state.db"}"\n',
+            "utf-8")
+        from crmsync.config import load_settings
+        from crmsync.wiring import load_parts
+
+        parts = load_parts(load_settings(workdir / "crmsync.toml", env={}))
+        parts.connector.setup()
+        parts.close()
+        if options.crm == "hubspot":
+            box.admin("POST", "config", {"rate_limits": {
+                "per_10s": 1_000_000, "search_per_s": 10_000, "daily": 100_000_000}})
+        box.admin("POST", "reset")
+        box.admin("POST", "faults", {"latency_ms": options.latency_ms})
+        raw = options.raw or workdir / "stacks.txt"
+        subprocess.run(
+            ["py-spy", "record", "--format", "raw", "--threads", "--gil", "--rate", str(options.rate),
+             "--output", str(raw), "--", sys.executable, __file__, "--crm", options.crm,
+             "--child", box.base_url, box.token, str(workdir)],
+            check=True, env={**os.environ}, stderr=subprocess.DEVNULL)
+    finally:
+        box.close()
+    shares: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text("utf-8").splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [f for f in stack.split(";") if not f.startswith("thread (")]
+        if any(f.startswith(SKIP) for f in frames):
+            continue
+        shares[_layer(frames)] += int(count)
+    total = sum(shares.values())
+    seconds = total / options.rate
+    print(f"{options.crm}, {options.contacts} contacts: {total} samples, about {seconds:.1f} s "
+          f"of CPU, {seconds / options.contacts * 1e6:.0f} µs/contact")
+    for layer, count in shares.most_common():
+        print(f"  {layer:<38}{count / total:>6.1%}"
+              f"{count / options.rate / options.contacts * 1e6:>8.0f} µs/contact")
+
+
+if __name__ == "__main__":
+    main()
