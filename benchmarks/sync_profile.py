@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import cProfile
+import pstats
 import os
 import subprocess
 import sys
@@ -30,7 +32,7 @@ from sync_bench import Sandbox  # noqa: E402
 
 # (layer, path fragments), innermost match wins; order matters only within one frame.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("state store (SQLAlchemy/SQLite)", ("crmsync/state/", "sqlalchemy/", "sqlite3/")),
+    ("state store (SQLAlchemy/SQLite)", ("crmsync/state/", "sqlalchemy/", "sqlite3")),
     ("rules", ("crmsync/rules/", "<generated", "crmsync/model.py", "re2")),
     ("field map / coercion", ("crmsync/connectors/fieldmap", "crmsync/coerce.py")),
     ("HubSpot SDK (models, (de)serialize)", ("hubspot/",)),
@@ -57,17 +59,26 @@ def _layer(frames: list[str]) -> str:
     return "other"
 
 
-def child(base_url: str, token: str, crm: str, workdir: Path) -> None:
-    """The profiled part: one full first sync (run under py-spy by ``main``)."""
+def child(base_url: str, token: str, crm: str, workdir: Path, *,
+          cprofile: Path | None = None) -> None:
+    """The profiled part: one full first sync (run under py-spy by ``main``; or, with
+    ``cprofile``, under cProfile at concurrency 1, so every call is on this thread)."""
     from crmsync.config import load_settings
     from crmsync.sync import SyncOptions, SyncRun
     from crmsync.wiring import load_parts
 
     parts = load_parts(load_settings(workdir / "crmsync.toml", env={}))
     try:
+        options = SyncOptions(full=True, concurrency=1) if cprofile else SyncOptions(full=True)
+        run = SyncRun(parts.connector, parts.ruleset, parts.store, options=options)
+        profiler = cProfile.Profile() if cprofile else None
         started, cpu = time.perf_counter(), time.process_time()
-        summary = SyncRun(parts.connector, parts.ruleset, parts.store,
-                          options=SyncOptions(full=True)).execute()
+        if profiler is not None:
+            profiler.enable()
+        summary = run.execute()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(cprofile))
         cpu = time.process_time() - cpu
         print(f"run {summary.status}: client CPU {cpu:.2f} s, wall "
               f"{time.perf_counter() - started:.2f} s", flush=True)
@@ -82,6 +93,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--raw", type=Path, help="keep the collapsed stacks here")
+    parser.add_argument("--cprofile", action="store_true",
+                        help="cProfile at concurrency 1 instead of py-spy (deterministic, "
+                             "slower; tottime by layer and the top functions)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
@@ -105,6 +119,11 @@ def main() -> None:
                 "per_10s": 1_000_000, "search_per_s": 10_000, "daily": 100_000_000}})
         box.admin("POST", "reset")
         box.admin("POST", "faults", {"latency_ms": options.latency_ms})
+        if options.cprofile:
+            stats_file = workdir / "run.pstats"
+            child(box.base_url, box.token, options.crm, workdir, cprofile=stats_file)
+            _print_cprofile(stats_file, options.contacts)
+            return
         raw = options.raw or workdir / "stacks.txt"
         subprocess.run(
             ["py-spy", "record", "--format", "raw", "--threads", "--gil", "--rate", str(options.rate),
@@ -117,8 +136,8 @@ def main() -> None:
     for line in raw.read_text("utf-8").splitlines():
         stack, _, count = line.rpartition(" ")
         frames = [f for f in stack.split(";") if not f.startswith("thread (")]
-        if any(f.startswith(SKIP) for f in frames):
-            continue
+        if not frames or any(f.startswith(SKIP) for f in frames):
+            continue  # start-up, or a thread caught outside Python code
         shares[_layer(frames)] += int(count)
     total = sum(shares.values())
     seconds = total / options.rate
@@ -127,6 +146,21 @@ def main() -> None:
     for layer, count in shares.most_common():
         print(f"  {layer:<38}{count / total:>6.1%}"
               f"{count / options.rate / options.contacts * 1e6:>8.0f} µs/contact")
+
+
+def _print_cprofile(stats_file: Path, contacts: int) -> None:
+    """Own time (tottime) by layer, then the functions that cost the most."""
+    stats = pstats.Stats(str(stats_file))
+    table = stats.stats  # type: ignore[attr-defined]
+    shares: collections.Counter[str] = collections.Counter()
+    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in table.items():
+        shares[_layer([f"{_name} ({filename})"])] += tottime
+    total = sum(shares.values())
+    print(f"cProfile, concurrency 1: {total:.2f} s of profiled time, "
+          f"{total / contacts * 1e6:.0f} µs/contact (cProfile inflates small calls)")
+    for layer, seconds in shares.most_common():
+        print(f"  {layer:<38}{seconds / total:>6.1%}{seconds / contacts * 1e6:>8.0f} µs/contact")
+    stats.sort_stats("tottime").print_stats(30)
 
 
 if __name__ == "__main__":
