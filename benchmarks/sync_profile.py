@@ -1,16 +1,25 @@
-"""Where a sync's client CPU goes: one full first run, sampled by py-spy, shares by layer.
+"""Where a sync's client CPU goes: one full first run, its CPU charged to layers.
 
-Run on demand (not a test; needs ``pip install -e '.[bench]'`` for py-spy):
+Run on demand (not a test):
 
-    python benchmarks/sync_profile.py --crm hubspot --contacts 10000      # about a minute
+    python benchmarks/sync_profile.py --crm hubspot --contacts 10000 --cprofile   # ~1 minute
+    python benchmarks/sync_profile.py --crm hubspot --contacts 10000   # py-spy ('.[bench]')
 
 The sandbox runs in a child process (20 ms latency, HubSpot quotas raised as in
-``sync_bench.py``); this script re-runs itself under ``py-spy record`` (all threads, idle
-samples dropped, so samples are CPU), and each sample is charged to one layer: the innermost
-frame that belongs to a known package or crmsync module decides it. ``--raw FILE`` keeps the
-collapsed stacks for a flame graph.
-Samples of imports and of building and closing the parts are left out, as ``sync_bench.py``
-times only ``execute``.
+``sync_bench.py``). Each sample or function is charged to one layer: the innermost frame that
+belongs to a known package or crmsync module decides it (``LAYERS``).
+
+* ``--cprofile``: the run at concurrency 1 (every call on this thread) under cProfile.
+  Deterministic; it inflates code made of many small Python calls against code that runs in C,
+  so compare shares and before/after, not absolute µs. A built-in's time goes to its callers'
+  layers; socket waits, sleeps and lock waits are left out.
+* default: this script re-runs itself under ``py-spy record --gil`` (the thread holding the
+  GIL, 250 Hz) at the configured concurrency. Closer to a real run, but noisy on a loaded
+  machine: samples gather where the GIL changes hands. ``--raw FILE`` keeps the collapsed
+  stacks for a flame graph.
+
+Imports and building and closing the parts are left out, as ``sync_bench.py`` times only
+``execute``. Both modes print the run's user and system CPU.
 """
 
 from __future__ import annotations
@@ -18,9 +27,9 @@ from __future__ import annotations
 import argparse
 import collections
 import cProfile
+import os
 import pstats
 import resource
-import os
 import subprocess
 import sys
 import tempfile
@@ -130,7 +139,8 @@ def main() -> None:
             return
         raw = options.raw or workdir / "stacks.txt"
         subprocess.run(
-            ["py-spy", "record", "--format", "raw", "--threads", "--gil", "--rate", str(options.rate),
+            ["py-spy", "record", "--format", "raw", "--threads", "--gil",
+             "--rate", str(options.rate),
              "--output", str(raw), "--", sys.executable, __file__, "--crm", options.crm,
              "--child", box.base_url, box.token, str(workdir)],
             check=True, env={**os.environ}, stderr=subprocess.DEVNULL)
