@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from crmsync.connectors.fieldmap import FieldMap, coerce
 
@@ -54,10 +53,7 @@ def _iso(moment: datetime) -> str:
 def _json(response: Any) -> dict[str, Any]:
     """Parse a raw (``_preload_content=False``) SDK response body; read errors surface here."""
     raw = response.data
-    # orjson: a read page of 200 contacts parses several times faster than with json; its
-    # JSONDecodeError is json's, so a truncated body fails the call as before. (Integers past
-    # 64 bits would come back as floats: HubSpot sends none; its ids are text or 64-bit.)
-    parsed = orjson.loads(raw) if raw else {}
+    parsed = json.loads(raw) if raw else {}
     return parsed if isinstance(parsed, dict) else {}
 
 
