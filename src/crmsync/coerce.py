@@ -43,7 +43,7 @@ _MAX_TEXT = 100  # longer "numbers" are junk, and int() of huge text is slow
 
 def to_str(value: Any) -> str | None:
     """Coerce ``value`` to a text fact (see the module docstring)."""
-    if isinstance(value, str):
+    if value.__class__ is str or isinstance(value, str):
         return value.strip() or None
     if isinstance(value, bool):
         return None
@@ -56,14 +56,11 @@ def to_str(value: Any) -> str | None:
 
 def to_number(value: Any) -> int | float | None:
     """Coerce ``value`` to a number fact (int or float), or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    # Text first: it is what HubSpot sends (bool, int and float are never str).
     if isinstance(value, str):
         text = value.strip()
+        if text.isdigit() and text.isascii() and len(text) <= _MAX_TEXT:
+            return int(text)  # the common case (HubSpot sends numbers as text), without regexes
         if not text or len(text) > _MAX_TEXT or not _NUMERIC.match(text):
             return None
         text = text.replace(",", "")
@@ -74,6 +71,12 @@ def to_number(value: Any) -> int | float | None:
         except ValueError:
             return None
         return number if math.isfinite(number) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     return None
 
 
@@ -81,6 +84,10 @@ def to_int(value: Any) -> int | None:
     """Coerce ``value`` to an integer fact (truncating toward zero), or None."""
     if value.__class__ is int:
         return value  # type: ignore[no-any-return]
+    if value.__class__ is str:
+        text = value.strip()
+        if text.isdigit() and text.isascii() and len(text) <= _MAX_TEXT:
+            return int(text)  # what to_number gives digit text, one call sooner
     number = to_number(value)
     if number is None:
         return None
@@ -89,29 +96,24 @@ def to_int(value: Any) -> int | None:
 
 def to_bool(value: Any) -> bool | None:
     """Coerce ``value`` to a yes/no fact, or None."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
+    # Text first: it is what HubSpot sends (a str is never a bool or a number).
     if isinstance(value, str):
         text = value.strip().lower()
         if text in _TRUE:
             return True
         if text in _FALSE:
             return False
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
     return None
 
 
 def to_datetime(value: Any) -> datetime | None:
     """Coerce ``value`` to an aware UTC-comparable datetime fact, or None."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return _from_epoch_ms(value)
+    # Text first: what HubSpot sends (a str is never a datetime, date or number).
     if isinstance(value, str):
         text = value.strip()
         if not text or len(text) > _MAX_TEXT:
@@ -123,6 +125,14 @@ def to_datetime(value: Any) -> datetime | None:
         except ValueError:
             return None
         return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return _from_epoch_ms(value)
     return None
 
 

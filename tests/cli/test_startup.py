@@ -15,7 +15,8 @@ import pytest
 from crmsync.cli import COMMANDS, load_command
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("sqlalchemy", "simple_salesforce", "hubspot", "urllib3", "requests")
+HEAVY = ("sqlalchemy", "simple_salesforce", "hubspot", "urllib3", "requests",
+         "jsonschema")  # jsonschema only for a rule file with problems (schema_fast)
 
 _PROBE = """
 import json, sys

@@ -21,7 +21,7 @@ from typing import Any
 
 import jsonschema
 
-from crmsync.coerce import coerce
+from crmsync.coerce import COERCERS, coerce
 from crmsync.errors import Diagnostic, InvalidFileError
 from crmsync.model import CANONICAL_FACTS, OUTPUTS
 
@@ -220,16 +220,30 @@ class FieldMap:
         """
         facts: dict[str, Any] = {}
         sources = self.objects[object_name].sources
-        plain = [s for s in sources if s.derive_from is None]
-        for source in plain:
-            facts[source.fact] = source.read(record, facts)
+        plain = _readers(sources)
+        # The common source (one top-level field, coerced to its type) inline: the same
+        # coercion as FactSource.read without its calls, per fact of every contact read.
+        for fact, name, coercer, source in plain:
+            if source is not None:
+                facts[fact] = source.read(record, facts)
+                continue
+            raw = record.get(name)
+            if raw is None:
+                facts[fact] = None
+                continue
+            try:
+                facts[fact] = coercer(raw)
+            except Exception:  # noqa: BLE001 - as crmsync.coerce.coerce: junk is null
+                facts[fact] = None
         if self.companies is not None and company:
             for source in self.companies.sources:
                 if facts.get(source.fact) is None:
                     facts[source.fact] = source.read(company, facts)
         for source in sources[len(plain):]:
             facts[source.fact] = source.read(record, facts)
-        outputs = {name: t.decode(get_field(record, t.field)) for name, t in self.outputs.items()}
+        outputs = {name: t.decode(record.get(t.field) if "." not in t.field
+                                  else get_field(record, t.field))
+                   for name, t in self.outputs.items()}
         for fact, output in PREVIOUS_OUTPUT_FACTS.items():
             facts[fact] = outputs.get(output)
         if self.deals is not None:
@@ -310,6 +324,31 @@ def _read_quietly(path: str) -> str:
         return Path(path).read_text("utf-8")
     except OSError:
         return ""
+
+
+#: A non-derived source as ``to_contact_facts`` reads it: (fact, field, coercer, None) for a
+#: plain top-level field, (fact, "", coerce, source) for the rest (dotted, mapped, transformed).
+_Reader = tuple[str, str, Callable[[Any], Any], FactSource | None]
+#: id(sources) -> (sources, their readers); a process holds a few field maps.
+_READERS: dict[int, tuple[tuple[FactSource, ...], list[_Reader]]] = {}
+
+
+def _readers(sources: tuple[FactSource, ...]) -> list[_Reader]:
+    """The readers of an object's non-derived sources, in order (derived ones come last)."""
+    cached = _READERS.get(id(sources))
+    if cached is not None and cached[0] is sources:
+        return cached[1]
+    readers: list[_Reader] = []
+    for source in sources:
+        if source.derive_from is not None:
+            break  # _compile sorts derived sources last
+        if (source.transform or source.values is not None or source.field is None
+                or "." in source.field):
+            readers.append((source.fact, "", coerce, source))
+        else:
+            readers.append((source.fact, source.field, COERCERS[source.kind], None))
+    _READERS[id(sources)] = (sources, readers)
+    return readers
 
 
 def get_field(record: Mapping[str, Any], name: str | None) -> Any:

@@ -109,9 +109,12 @@ class SalesforceAuth:
         session, instance_url = salesforce_session(base, pool_size=pool_size)
         if on_response is not None:
             session.hooks["response"].append(on_response)
+        # object_pairs_hook=None (simple-salesforce's documented switch to plain dicts): its
+        # default builds an OrderedDict per JSON object in Python, twice the parse time of a
+        # 2,000-record query page; dicts keep their order anyway.
         if self.mode == "session":
             return Salesforce(instance_url=instance_url, session_id=self.session_id,
-                              session=session, version=api_version)
+                              session=session, version=api_version, object_pairs_hook=None)
         if urlsplit(base).scheme == "http":
             # The sandbox answers the login flows too: send the login host's traffic there.
             session.mount(f"https://{self.domain}.salesforce.com/",
@@ -119,10 +122,10 @@ class SalesforceAuth:
         if self.mode == "password":
             return Salesforce(username=self.username, password=self.password,
                               security_token=self.security_token, domain=self.domain,
-                              session=session, version=api_version)
+                              session=session, version=api_version, object_pairs_hook=None)
         return Salesforce(username=self.username, consumer_key=self.consumer_key,
                           privatekey_file=self.private_key_file, domain=self.domain,
-                          session=session, version=api_version)
+                          session=session, version=api_version, object_pairs_hook=None)
 
 
 def _check_base_url(url: str) -> None:
