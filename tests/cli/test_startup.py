@@ -16,7 +16,8 @@ from crmsync.cli import COMMANDS, load_command
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("sqlalchemy", "simple_salesforce", "hubspot", "urllib3", "requests",
-         "jsonschema")  # jsonschema only for a rule file with problems (schema_fast)
+         "jsonschema",  # only for a rule file with problems (schema_fast)
+         "crmsync.config", "tomlkit", "altair")  # settings: only commands that read crmsync.toml
 
 _PROBE = """
 import json, sys

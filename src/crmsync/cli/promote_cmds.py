@@ -31,8 +31,6 @@ from typing import Any
 import click
 
 from crmsync.cli.common import connection_option, emit_json, output_option, stdout
-from crmsync.config import load_settings
-from crmsync.config.settings import CONFIG_FILE, DEFAULT_CONNECTION, ENV_PREFIX
 from crmsync.errors import ConfigError
 
 
@@ -53,6 +51,10 @@ def promote(config_path: Path | None, connection: str, output_format: str) -> No
     The candidate must validate and pass its embedded tests (else exit 2, nothing changed).
     The config is backed up first; the next run re-evaluates every contact.
     """
+    # Deferred: the `rules` group (and `evaluate`) start without the settings layer.
+    from crmsync.config import load_settings
+    from crmsync.config.settings import CONFIG_FILE
+
     config = Path(config_path) if config_path is not None else Path(CONFIG_FILE)
     if not config.is_file():
         raise _refuse(f"config file {config} does not exist",
@@ -109,6 +111,8 @@ def _shown(path: Path) -> str:
 
 def _keys(connection: str) -> tuple[str, str]:
     """The config section a connection's rule files live in, and its production key."""
+    from crmsync.config.settings import DEFAULT_CONNECTION
+
     if connection == DEFAULT_CONNECTION:
         return "[rules]", "path"
     return f"[connections.{connection}]", "rules"
@@ -116,6 +120,8 @@ def _keys(connection: str) -> tuple[str, str]:
 
 def _env_vars(connection: str, path_key: str) -> list[str]:
     """The environment variables that would override the keys promotion rewrites."""
+    from crmsync.config.settings import DEFAULT_CONNECTION, ENV_PREFIX
+
     if connection == DEFAULT_CONNECTION:
         return [f"{ENV_PREFIX}RULES__PATH", f"{ENV_PREFIX}RULES__SHADOW"]
     prefix = f"{ENV_PREFIX}CONNECTIONS__{connection.upper()}__"
@@ -150,6 +156,8 @@ def _checked(candidate: Path, settings: Any) -> Any:
 
 def _rewrite(config: Path, connection: str, section: str, path_key: str) -> Path:
     """Point the production key at the candidate, drop ``shadow``; return the backup's path."""
+    from crmsync.config.settings import DEFAULT_CONNECTION
+
     import tomlkit
 
     doc = tomlkit.parse(config.read_text(encoding="utf-8"))
