@@ -116,3 +116,43 @@ def test_rejections_of_an_unknown_run_is_a_config_error(crm: Crm) -> None:
     assert result.exit_code == ExitCode.BAD_CONFIG
     assert result.stderr.strip() == ("crmsync: error: no run 'r-nope' in the state store; "
                                      "see `crmsync runs`")
+
+
+def test_runs_without_a_connection_lists_every_connections_store(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from crmsync.state import StateStore
+
+    shared = f"sqlite:///{(tmp_path / 'shared.db').as_posix()}"
+    own = f"sqlite:///{(tmp_path / 'own.db').as_posix()}"
+    config = tmp_path / "crmsync.toml"
+    config.write_text(f"""
+[state]
+url = "{shared}"
+[connections.hub]
+type = "hubspot"
+base_url = "http://127.0.0.1:9"
+[connections.sf]
+type = "salesforce"
+base_url = "http://127.0.0.1:9"
+state_url = "{own}"
+""", "utf-8")
+    start = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    made = {}
+    # Interleaved in time across the two stores: the listing must merge them by start.
+    for minute, (name, url) in enumerate([("hub", shared), ("sf", own), ("hub", shared)]):
+        with StateStore.open(url, connection=name) as store:
+            run_id = store.start_run("x", "run", started_at=start + timedelta(minutes=minute))
+            store.finish_run(run_id, "ok", 0, {"counts": {"read": minute}})
+        made[run_id] = name
+    result = CliRunner().invoke(main, ["runs", "--config", str(config), "--output", "json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert [(r["run_id"], r["connection"]) for r in listed] == [
+        (run_id, made[run_id]) for run_id in reversed(made)]
+    limited = CliRunner().invoke(main, ["runs", "--config", str(config), "--limit", "2",
+                                        "--output", "json"])
+    assert [r["run_id"] for r in json.loads(limited.stdout)] == list(reversed(made))[:2]
+    only_sf = CliRunner().invoke(main, ["runs", "--config", str(config), "--connection", "sf",
+                                        "--output", "json"])
+    assert [r["connection"] for r in json.loads(only_sf.stdout)] == ["sf"]

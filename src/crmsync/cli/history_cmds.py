@@ -52,6 +52,26 @@ def _store(config_path: Path | None, connection: str | None = None) -> Iterator[
         store.close()
 
 
+def _every_connections_runs(config_path: Path | None, limit: int) -> list[Any]:
+    """The latest ``limit`` runs of every connection, newest first, wherever each is stored.
+
+    Connections that share ``[state] url`` share one ledger; one with a ``state_url`` of its own
+    keeps its runs there, so each distinct store is read once and the lists merged.
+    """
+    from crmsync.config import load_settings
+    from crmsync.state import StateStore
+
+    settings = load_settings(config_path, require_crm=False, connection="default")
+    urls = {settings.state.url}
+    for name in settings.connection_names():
+        urls.add(load_settings(config_path, require_crm=False, connection=name).state.url)
+    found: dict[str, Any] = {}
+    for url in sorted(urls):
+        with StateStore.open(url) as store:
+            found.update((r.id, r) for r in store.runs(limit=limit, connection=None))
+    return sorted(found.values(), key=lambda r: r.started_at, reverse=True)[:limit]
+
+
 @click.command("runs")
 @config_option
 @connection_option(every_by_default=True)
@@ -61,8 +81,11 @@ def _store(config_path: Path | None, connection: str | None = None) -> Iterator[
 def runs(config_path: Path | None, connection: str | None, limit: int,
          output_format: str) -> None:
     """Run history, newest first."""
-    with _store(config_path, connection) as store:
-        records = store.runs(limit=limit, connection=connection)
+    if connection is None:
+        records = _every_connections_runs(config_path, limit)
+    else:
+        with _store(config_path, connection) as store:
+            records = store.runs(limit=limit, connection=connection)
     if output_format == "json":
         emit_json([run_json(r) for r in records])
         return
