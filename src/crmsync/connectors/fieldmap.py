@@ -329,8 +329,11 @@ def _read_quietly(path: str) -> str:
 #: A non-derived source as ``to_contact_facts`` reads it: (fact, field, coercer, None) for a
 #: plain top-level field, (fact, "", coerce, source) for the rest (dotted, mapped, transformed).
 _Reader = tuple[str, str, Callable[[Any], Any], FactSource | None]
-#: id(sources) -> (sources, their readers); a process holds a few field maps.
+#: id(sources) -> (sources, their readers); a process holds a few field maps at a time.
 _READERS: dict[int, tuple[tuple[FactSource, ...], list[_Reader]]] = {}
+#: Past this many entries the cache starts over: a scheduler or console loads a fresh field map
+#: for every run, and each entry keeps its sources alive.
+_READERS_MAX = 64
 
 
 def _readers(sources: tuple[FactSource, ...]) -> list[_Reader]:
@@ -347,6 +350,8 @@ def _readers(sources: tuple[FactSource, ...]) -> list[_Reader]:
             readers.append((source.fact, "", coerce, source))
         else:
             readers.append((source.fact, source.field, COERCERS[source.kind], None))
+    if len(_READERS) >= _READERS_MAX:
+        _READERS.clear()
     _READERS[id(sources)] = (sources, readers)
     return readers
 
