@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "Write a starter crmsync.toml, rules/default.json (with its schema) and the "
              "field maps."),
     "rules": ("crmsync.cli.rules_cmds", "rules",
-              "Check, test and export the schema of rule files."),
+              "Check, test, compare and promote rule files; export their schema."),
     "evaluate": ("crmsync.cli.rules_cmds", "evaluate",
                  "Decide every contact of a JSON Lines file; write one decision per line."),
     "explain": ("crmsync.cli.rules_cmds", "explain",

@@ -63,7 +63,7 @@ def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
 
 @click.group()
 def rules() -> None:
-    """Check, test and export the schema of rule files."""
+    """Check, test, compare and promote rule files; export their schema."""
 
 
 # `rules promote` rewrites the config: its own module, attached to the group here.
