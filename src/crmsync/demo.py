@@ -16,7 +16,8 @@ from typing import Any
 
 from crmsync.config import load_settings
 from crmsync.connectors.base import SetupReport
-from crmsync.report import build_report, current_funnel, load_runs, write_report
+from crmsync.funnel_source import live_report
+from crmsync.report import write_report
 from crmsync.sandbox.launch import build_sandbox
 from crmsync.sync import RunSummary, SyncOptions, SyncRun, minimum_api_calls
 from crmsync.wiring import load_parts
@@ -86,9 +87,8 @@ def run_demo(
             calls = server.call_counts()
             limits = parts.connector.limits
             rules_file = parts.ruleset.filename
-            runs = load_runs(parts.store, 20)
-            current = current_funnel(parts.store, runs, summary.started_at)
-            report_html, _ = write_report(build_report(runs, current), workdir / "report")
+            _, report = live_report(parts.store, 20, summary.started_at)
+            report_html, _ = write_report(report, workdir / "report")
         finally:
             parts.close()
         deals = sum(len(person.deals) for person in server.org.people) if server.org else 0

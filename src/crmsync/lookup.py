@@ -35,10 +35,9 @@ def explain_from_crm(
     """
     # Imported here: `crmsync explain --input` must start without the SDKs.
     from crmsync.connectors.fieldmap import load_fieldmap
-    from crmsync.wiring import default_path, make_connector
+    from crmsync.wiring import default_path, fieldmap_path, make_connector
 
-    fieldmap = load_fieldmap(settings.crm.field_map
-                             or default_path(f"connectors/{settings.crm.type}.json"))
+    fieldmap = load_fieldmap(fieldmap_path(settings))
     rules_path = rules_file or (Path(settings.rules.path) if settings.rules.path
                                 else default_path("rules/default.json"))
     ruleset = load_ruleset(rules_path, extra_facts=dict(fieldmap.custom_facts))

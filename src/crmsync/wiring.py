@@ -62,12 +62,20 @@ class Parts:
         self.store.close()
 
 
-def load_parts(settings: Settings, *, need_rules: bool = True) -> Parts:
-    """Assemble the parts of a run; every file is validated before any CRM is contacted."""
-    fieldmap = load_fieldmap(
-        Path(settings.crm.field_map) if settings.crm.field_map
-        else default_path(f"connectors/{settings.crm.type}.json")
-    )
+def fieldmap_path(settings: Settings) -> Path:
+    """The connection's field map file: its ``field_map``, or the packaged one for its CRM."""
+    return (Path(settings.crm.field_map) if settings.crm.field_map
+            else default_path(f"connectors/{settings.crm.type}.json"))
+
+
+def load_connection_fieldmap(settings: Settings) -> FieldMap:
+    """Load the connection's field map and check it is for the connection's CRM type.
+
+    Raises:
+        InvalidFileError: The field map has problems (located).
+        ConfigError: It maps another CRM than the connection's ``type``.
+    """
+    fieldmap = load_fieldmap(fieldmap_path(settings))
     if fieldmap.crm != settings.crm.type:
         where = ("[crm]" if settings.connection == "default"
                  else f"[connections.{settings.connection}]")
@@ -75,6 +83,12 @@ def load_parts(settings: Settings, *, need_rules: bool = True) -> Parts:
             f"field map {fieldmap.path} is for {fieldmap.crm}, but {where} type is "
             f"{settings.crm.type}"
         )
+    return fieldmap
+
+
+def load_parts(settings: Settings, *, need_rules: bool = True) -> Parts:
+    """Assemble the parts of a run; every file is validated before any CRM is contacted."""
+    fieldmap = load_connection_fieldmap(settings)
     rules_path = (Path(settings.rules.path) if settings.rules.path
                   else default_path("rules/default.json"))
     ruleset = load_ruleset(rules_path, extra_facts=dict(fieldmap.custom_facts))

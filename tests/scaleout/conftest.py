@@ -67,12 +67,14 @@ def state_url() -> Iterator[str]:
 
 def write_config(path: Path, *, crm: str, base_url: str, token: str, state_url: str,
                  broker_url: str, queue: str, shards: int = 8, redis_url: str = "",
-                 concurrency: int = 1) -> Path:
-    """Write a crmsync.toml for a sandbox, a shared store and the workers."""
+                 concurrency: int = 1, shadow: Path | None = None) -> Path:
+    """Write a crmsync.toml for a sandbox, a shared store and the workers (``shadow``: a
+    candidate rule file for ``[rules] shadow``)."""
     redis_line = f'redis_url = "{redis_url}"\n' if redis_url else ""
+    shadow_line = f'shadow = "{shadow.as_posix()}"\n' if shadow else ""
     path.write_text(
         f'[crm]\ntype = "{crm}"\nbase_url = "{base_url}"\ntoken = "{token}"\n'
-        f'[rules]\npath = "{(ROOT / "rules/default.json").as_posix()}"\n'
+        f'[rules]\npath = "{(ROOT / "rules/default.json").as_posix()}"\n{shadow_line}'
         f'[state]\nurl = "{state_url}"\n'
         f'[workers]\nbroker_url = "{broker_url}"\nqueue = "{queue}"\nshards = {shards}\n'
         f"concurrency = {concurrency}\nstart_timeout_s = 60\n{redis_line}",

@@ -44,10 +44,7 @@ def test_a_sharded_run_shadows_on_every_shard_and_writes_as_without(
         crm.setup()
         config = write_config(tmp_path / "workers.toml", crm="hubspot", base_url=server.base_url,
                               token=server.token, state_url=state_url, broker_url=broker_url,
-                              queue=queue, shards=4)
-        text = config.read_text("utf-8")
-        config.write_text(text.replace("[state]", f'shadow = "{candidate_file.as_posix()}"\n'
-                                                  "[state]"), "utf-8")
+                              queue=queue, shards=4, shadow=candidate_file)
         crm.config = config
         expected = independent_count(crm, load_ruleset(ROOT / "rules/default.json"),
                                      load_ruleset(candidate_file))

@@ -54,7 +54,7 @@ def test_each_connection_sees_only_its_own_state(store: StateStore) -> None:
     assert emea.contact_states(STREAM, ["1"])["1"].stream == STREAM
     assert dict(default.status_counts()) == {"lead": 1}
     assert dict(emea.status_counts()) == {"prospect": 1} and dict(us.status_counts()) == {}
-    assert [s for s, _ in emea.status_since_by_status()] == ["prospect"]
+    assert [r.status for r in emea.report_rows()] == ["prospect"]
     assert emea.rejected_ids(STREAM) == ["1"] == default.rejected_ids(STREAM)
     assert us.rejected_ids(STREAM) == []
     pending = emea.pending_entries(STREAM)  # its field write and its task create

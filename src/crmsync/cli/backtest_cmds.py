@@ -23,25 +23,13 @@ from crmsync.cli.common import (
     stdout,
 )
 from crmsync.cli.failures import fail
-from crmsync.config import Settings, load_settings
-from crmsync.connectors.fieldmap import FieldMap, load_fieldmap
-from crmsync.errors import ConfigError, ExitCode
+from crmsync.config import load_settings
+from crmsync.errors import ExitCode
 from crmsync.rules import load_ruleset
 from crmsync.workbench.backtest import Backtest, LiftRow, run_backtest
 
 #: The window when ``--since`` is not given: this many days before ``--until``.
 DEFAULT_DAYS = 365
-
-
-def _fieldmap(settings: Settings) -> FieldMap:
-    from crmsync.wiring import default_path
-
-    fieldmap = load_fieldmap(Path(settings.crm.field_map) if settings.crm.field_map
-                             else default_path(f"connectors/{settings.crm.type}.json"))
-    if fieldmap.crm != settings.crm.type:
-        raise ConfigError(f"field map {fieldmap.path} is for {fieldmap.crm}, but the connection's "
-                          f"type is {settings.crm.type}")
-    return fieldmap
 
 
 def _day(value: datetime | None) -> datetime | None:
@@ -67,7 +55,9 @@ def backtest(rules_path: Path | None, config_path: Path | None, connection: str,
              output_format: str) -> None:
     """Judge a rule file against closed deals: win rate per status and score band, lift."""
     settings = load_settings(config_path, connection=connection)
-    fieldmap = _fieldmap(settings)
+    from crmsync.wiring import load_connection_fieldmap
+
+    fieldmap = load_connection_fieldmap(settings)
     path = rules_path or (Path(settings.rules.path) if settings.rules.path else None)
     if path is None:
         from crmsync.wiring import default_path

@@ -23,17 +23,10 @@ if TYPE_CHECKING:
 def crm_settings(config_path: Path | None, connection: str) -> tuple[Settings, FieldMap]:
     """The connection's settings and its checked field map (no CRM contacted yet)."""
     from crmsync.config import load_settings
-    from crmsync.connectors.fieldmap import load_fieldmap
-    from crmsync.errors import ConfigError
-    from crmsync.wiring import default_path
+    from crmsync.wiring import load_connection_fieldmap
 
     settings = load_settings(config_path, connection=connection)
-    fieldmap = load_fieldmap(Path(settings.crm.field_map) if settings.crm.field_map
-                             else default_path(f"connectors/{settings.crm.type}.json"))
-    if fieldmap.crm != settings.crm.type:
-        raise ConfigError(f"field map {fieldmap.path} is for {fieldmap.crm}, but the "
-                          f"connection's type is {settings.crm.type}")
-    return settings, fieldmap
+    return settings, load_connection_fieldmap(settings)
 
 
 def _field_list(_ctx: click.Context, _param: click.Parameter,

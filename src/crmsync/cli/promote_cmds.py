@@ -138,12 +138,11 @@ def _checked(candidate: Path, settings: Any) -> Any:
     from crmsync.connectors.fieldmap import load_fieldmap
     from crmsync.rules import load_ruleset
     from crmsync.rules.selftest import run_tests
-    from crmsync.wiring import default_path
+    from crmsync.wiring import fieldmap_path
 
     extra: dict[str, str] = {}
     if settings.crm.type or settings.crm.field_map:
-        fieldmap = load_fieldmap(Path(settings.crm.field_map) if settings.crm.field_map
-                                 else default_path(f"connectors/{settings.crm.type}.json"))
+        fieldmap = load_fieldmap(fieldmap_path(settings))
         extra = dict(fieldmap.custom_facts)
     ruleset = load_ruleset(candidate, extra_facts=extra)  # InvalidFileError: located problems
     failed = run_tests(ruleset).failed
@@ -156,9 +155,9 @@ def _checked(candidate: Path, settings: Any) -> Any:
 
 def _rewrite(config: Path, connection: str, section: str, path_key: str) -> Path:
     """Point the production key at the candidate, drop ``shadow``; return the backup's path."""
-    from crmsync.config.settings import DEFAULT_CONNECTION
-
     import tomlkit
+
+    from crmsync.config.settings import DEFAULT_CONNECTION
 
     doc = tomlkit.parse(config.read_text(encoding="utf-8"))
     table: Any = (doc.get("rules") if connection == DEFAULT_CONNECTION

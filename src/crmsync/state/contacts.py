@@ -106,13 +106,6 @@ class ContactStates(StoreBase):
         """Return how many contacts hold each miss type now (one stream, or all)."""
         return self._count(_contacts.c.miss_type, stream)
 
-    def status_since_by_status(self) -> list[tuple[str, datetime | None]]:
-        """Return ``(status, status_since)`` of every contact (time in stage, stuck contacts)."""
-        with self._connect() as conn:
-            return [(r[0], r[1]) for r in conn.execute(
-                sa.select(_contacts.c.status, _contacts.c.status_since)
-                .where(self._in_scope(_contacts.c.stream)))]
-
     def report_rows(self) -> list[ContactRow]:
         """Return every contact's current decision with its owner and lead source (the report).
 
