@@ -24,6 +24,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from crmsync import stopping
 from crmsync.errors import TransientError
 
 log = logging.getLogger("crmsync.retry")
@@ -54,7 +55,7 @@ def _server_wait(state: RetryCallState) -> float:
 def retrying(
     policy: RetryPolicy = RetryPolicy(),
     *,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = stopping.sleep,
     on_retry: Callable[[TransientError, float], None] | None = None,
 ) -> Retrying:
     """Return a tenacity ``Retrying`` that implements ``policy``.

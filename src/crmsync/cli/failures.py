@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from crmsync import stopping
 from crmsync.cli.common import emit_json, stderr, wants_json
 from crmsync.errors import CrmsyncError, ExitCode, InvalidFileError
 from crmsync.redact import redact_text
@@ -134,25 +135,43 @@ def report_stop(error: BaseException) -> int:
     return code
 
 
-def _raise_terminated(signum: int, _frame: FrameType | None) -> None:
+def _stop_terminated(signum: int, _frame: FrameType | None) -> None:
     # Once is enough: a second SIGTERM must not cut short the clean-up the first one started
     # (recording the run as aborted, releasing the lease).
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SIGTERM(signum)
+    stop = SIGTERM(signum)
+    # In a sync run the stop waits for the run's next safe point (see crmsync.stopping).
+    if not stopping.request(stop):
+        raise stop
+
+
+def _stop_interrupted(signum: int, frame: FrameType | None) -> None:
+    # The first Ctrl-C of a sync run waits for a safe point; a second one stops at once.
+    stop = KeyboardInterrupt()
+    if not stopping.request(stop):
+        raise stop
 
 
 @contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only)."""
+    """Turn SIGTERM into :class:`Terminated`, Ctrl-C into ``KeyboardInterrupt``, while a
+    command runs (main thread only); a sync run defers both to its next safe point."""
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous = signal.signal(signal.SIGTERM, _stop_terminated)
     except ValueError:  # not the main thread (e.g. an embedding test runner): leave it
         yield
         return
+    previous_int = signal.getsignal(signal.SIGINT)
+    # Only Python's own Ctrl-C handler is replaced (not one an embedding program installed).
+    replace_int = previous_int is signal.default_int_handler
+    if replace_int:
+        signal.signal(signal.SIGINT, _stop_interrupted)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if replace_int:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 __all__ = [

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from crmsync import stopping
 from crmsync.errors import QuotaExhausted
 
 log = logging.getLogger("crmsync.connectors.pacing")
@@ -97,7 +98,7 @@ class LocalPacer:
         reserve_daily_percent: float = 0.0,
         window_reserve: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = stopping.sleep,
     ) -> None:
         if not 0 <= reserve_daily_percent < 100:
             raise ValueError("reserve_daily_percent must be at least 0 and below 100")

@@ -20,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from crmsync import stopping
 from crmsync.model import Cursor
 
 log = logging.getLogger("crmsync.sync")
@@ -64,7 +65,7 @@ class InFlight:
             self.on_settled(pages)
             return
         while len(self._batches) >= self.concurrency:
-            self._settle_one(block=True)
+            self._settle_one(block=True, stoppable=True)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="crmsync-write")
         self._batches.append(_Batch(self._pool.submit(call), settle, pages))
@@ -79,11 +80,15 @@ class InFlight:
     def settle_all(self) -> None:
         """Wait for every call in flight and settle it; then raise the first error, if any."""
         while self._batches:
-            self._settle_one(block=True)
+            self._settle_one(block=True, stoppable=True)
         self._raise_first_error()
 
     def close(self) -> None:
-        """Settle what is still in flight (errors already reported are not raised again)."""
+        """Settle what is still in flight (errors already reported are not raised again).
+
+        A pending stop request does not cut this short: the writes happened, and the journal
+        must say so before the run records itself as aborted.
+        """
         try:
             while self._batches:
                 self._settle_one(block=True)
@@ -92,9 +97,13 @@ class InFlight:
                 self._pool.shutdown(wait=True)
                 self._pool = None
 
-    def _settle_one(self, *, block: bool) -> None:
+    def _settle_one(self, *, block: bool, stoppable: bool = False) -> None:
         if block:
-            wait([b.future for b in self._batches], return_when=FIRST_COMPLETED)
+            futures = [b.future for b in self._batches]
+            # With ``stoppable`` the wait polls for a stop request (SIGTERM) between steps.
+            timeout = stopping.POLL_S if stoppable else None
+            while not wait(futures, timeout=timeout, return_when=FIRST_COMPLETED).done:
+                stopping.check()
         done = next((b for b in self._batches if b.future.done()), None)
         if done is None:
             return

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Iterator
 from typing import TypeVar
 
+from crmsync import stopping
+
 T = TypeVar("T")
 
 _DONE = object()
@@ -53,7 +55,11 @@ def read_ahead(pages: Iterator[T], depth: int = 1) -> Iterator[T]:
     reader.start()
     try:
         while True:
-            item = slots.get()
+            try:
+                item = slots.get(timeout=stopping.POLL_S)
+            except queue.Empty:
+                stopping.check()  # a SIGTERM while the CRM is slow stops here, not mid-call
+                continue
             if item is _DONE:
                 return
             if isinstance(item, _Failed):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from crmsync import stopping
 from crmsync.connectors.base import Connector, Page
 from crmsync.errors import (
     AuthError,
@@ -146,8 +147,15 @@ class SyncRun(Writer):
         """Run every stream of the connector; never raises a CrmsyncError (the summary says).
 
         A state store that fails mid-run is the exception: the ledger cannot record anything,
-        so its :class:`~crmsync.state.StateError` is raised once the run has stopped.
+        so its :class:`~crmsync.state.StateError` is raised once the run has stopped. A
+        SIGTERM or Ctrl-C stops the run at its next safe point (between pages, or while it
+        waits for the CRM), never half-way through a store transaction or a thread join; the
+        run is recorded as aborted and the stop re-raised.
         """
+        with stopping.safe_points():
+            return self._execute()
+
+    def _execute(self) -> RunSummary:
         run_id = self.store.start_run(
             crm=self.connector.crm,
             mode=self.mode,
@@ -339,6 +347,7 @@ class SyncRun(Writer):
             pages = read_ahead(pages)
         try:
             for page in pages:
+                stopping.check()
                 self._page = self._gate.open_page()
                 contacts = [
                     c for c in page.contacts

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
+from crmsync import stopping
 from crmsync.connectors.hubspot.errors import _RateLimited, _Rejected, _Unsure, translate
 from crmsync.connectors.hubspot.wire import SEARCH_PER_SECOND, WINDOW_RESERVE, _json
 from crmsync.connectors.pacing import LocalPacer, Pacer
@@ -51,7 +52,7 @@ SEARCH = "search"
 
 def hubspot_pacer(
     *, reserve_daily_percent: float = 0.0, window_reserve: int = WINDOW_RESERVE,
-    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = stopping.sleep,
 ) -> LocalPacer:
     """Return a :class:`LocalPacer` for one HubSpot portal, to share between its connectors.
 
@@ -90,7 +91,7 @@ class HubSpotClient:
         token: str,
         base_url: str | None,
         policy: RetryPolicy,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = stopping.sleep,
         clock: Callable[[], float] = time.monotonic,
         timeout: tuple[float, float] = (10.0, 120.0),
         on_retry: Callable[[TransientError, float], None] | None = None,
@@ -183,6 +184,7 @@ class HubSpotClient:
         bucket = SEARCH if search else BURST
 
         def attempt() -> dict[str, Any]:
+            stopping.check()  # every call is a safe point for a SIGTERM to stop a run
             try:
                 self.pacer.acquire(bucket)
             except QuotaExhausted as exc:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
+from crmsync import stopping
 from crmsync.connectors.asof import OutcomeRecord
 from crmsync.connectors.base import ApiLimits, Page, RecordUpdate, SetupReport, WriteResult
 from crmsync.connectors.fieldmap import FieldMap
@@ -71,7 +72,7 @@ class HubSpotConnector:
         token: str,
         base_url: str | None = None,
         policy: RetryPolicy = _DEFAULT_POLICY,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = stopping.sleep,
         owner_fallback: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         timeout: tuple[float, float] = (10.0, 120.0),

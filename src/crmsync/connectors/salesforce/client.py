@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote_plus
@@ -28,6 +27,7 @@ from urllib.parse import quote_plus
 import requests
 from simple_salesforce import Salesforce
 
+from crmsync import stopping
 from crmsync.connectors.pacing import LocalPacer, Pacer
 from crmsync.connectors.salesforce.auth import SalesforceAuth
 from crmsync.connectors.salesforce.soql import chunk_in_clauses, soql_string
@@ -83,7 +83,7 @@ class SalesforceClient:
         *,
         api_version: str = "59.0",
         policy: RetryPolicy = DEFAULT_POLICY,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = stopping.sleep,
         quota_reserve: float = 0.02,
         timeout: tuple[float, float] = (10.0, 120.0),
         pacer: Pacer | None = None,
@@ -161,6 +161,7 @@ class SalesforceClient:
         self.sf()
 
         def attempt() -> T:
+            stopping.check()  # every call is a safe point for a SIGTERM to stop a run
             sf = self.sf()
             for fresh in (False, True):
                 try:

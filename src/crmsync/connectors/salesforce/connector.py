@@ -12,10 +12,10 @@ locked counter, one login under a lock; see :mod:`.client`), and every call goes
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
+from crmsync import stopping
 from crmsync.connectors.asof import OutcomeRecord
 from crmsync.connectors.base import ApiLimits
 from crmsync.connectors.fieldmap import FieldMap
@@ -68,7 +68,7 @@ class SalesforceConnector(ReadingMixin, TasksMixin, SetupMixin):
         objects: Sequence[str] | None = None,
         api_version: str = "59.0",
         policy: RetryPolicy = DEFAULT_POLICY,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = stopping.sleep,
         bulk_threshold: int | None = None,
         quota_reserve: float = 0.02,
         timeout: tuple[float, float] = (10.0, 120.0),
