@@ -6,10 +6,10 @@ later fail its own ``assert``), half-way through a SQLAlchemy transaction, or in
 shutdown. A run stopped that way can end in an ``AssertionError`` instead of a clean "aborted".
 
 So while a run is in progress (:func:`safe_points`), the CLI's SIGTERM/Ctrl-C handler only
-*records* the stop (:func:`request`), and the run raises it where stopping is safe: between
-pages and while it waits for a page or a write (:func:`check`, polled every :data:`POLL_S`), and in the
-connectors' pacing and retry sleeps (:func:`sleep`). Outside a run nothing is deferred: the
-handler raises at once, as before.
+*records* the stop (:func:`request`), and the run raises it where stopping is safe
+(:func:`check`): between pages, before each CRM call, every :data:`POLL_S` while it waits for a
+page or a write, and in the connectors' pacing and retry sleeps (:func:`sleep`). Outside a run
+nothing is deferred: the handler raises at once, as before.
 """
 
 from __future__ import annotations
