@@ -12,7 +12,6 @@ The machine is shared and noisy: compare ratios between rows of one run, and run
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import threading
@@ -21,14 +20,8 @@ from pathlib import Path
 
 import requests
 
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process, or None where /proc is unavailable."""
-    stat = Path(f"/proc/{pid}/stat")
-    if not stat.exists():
-        return None
-    fields = stat.read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sync_bench import process_cpu_seconds  # noqa: E402 - shared /proc reader
 
 
 class Server:
@@ -75,14 +68,14 @@ def measure(
     per_thread = calls // threads
     workers = [threading.Thread(target=_loop, args=(server, kind, per_thread, ids, errors))
                for _ in range(threads)]
-    cpu0 = _cpu_seconds(server.process.pid)
+    cpu0 = process_cpu_seconds(server.process.pid)
     start = time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     wall = time.perf_counter() - start
-    cpu1 = _cpu_seconds(server.process.pid)
+    cpu1 = process_cpu_seconds(server.process.pid)
     if errors:
         raise SystemExit(f"{len(errors)} failed calls, first: {errors[0]}")
     done = per_thread * threads

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,15 @@ from crmsync.sync import SyncOptions, SyncRun, minimum_api_calls
 from crmsync.wiring import load_parts
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process, or None where /proc is unavailable (Linux)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        return None
+    fields = stat.read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Sandbox:
@@ -53,6 +63,10 @@ class Sandbox:
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read() or b"null")
+
+    def cpu_seconds(self) -> float:
+        """The emulator's own CPU so far (0.0 where /proc is unavailable)."""
+        return process_cpu_seconds(self.process.pid) or 0.0
 
     def close(self) -> None:
         self.process.terminate()
@@ -105,7 +119,9 @@ def measure(crm: str, contacts: int, latency_ms: int, concurrency: int = 4) -> d
                 "per_10s": 1_000_000, "search_per_s": 10_000, "daily": 100_000_000}})
         box.admin("POST", "reset")
         box.admin("POST", "faults", {"latency_ms": latency_ms})
+        server_before = box.cpu_seconds()
         first, seconds, _, cpu = _run(config, full=True, concurrency=concurrency)
+        server_cpu = box.cpu_seconds() - server_before
         calls = box.admin("GET", "calls")
         # The same seed and day give the same org in this process as in the sandbox's.
         org = generate_org(contacts, 1, seed_anchor())
@@ -125,7 +141,11 @@ def measure(crm: str, contacts: int, latency_ms: int, concurrency: int = 4) -> d
             "calls": calls["total"], "minimum": minimum,
             "ratio": calls["total"] / max(1, minimum), "repeat_writes": repeat_writes,
             "seconds": seconds, "ideal_s": ideal_s, "time_ratio": seconds / max(1e-9, ideal_s),
-            "peak_mib": peak / 2**20, "cpu_s": cpu, "status": first.status,
+            "peak_mib": peak / 2**20, "cpu_s": cpu, "server_cpu_s": server_cpu,
+            # Share of the machine's cores busy with the client and the emulator together:
+            # near 1.0, the run is CPU-bound and latency is not what sets the wall time.
+            "busy": (cpu + server_cpu) / max(1e-9, seconds * (os.cpu_count() or 1)),
+            "status": first.status,
             "repeat_status": again.status,
         }
     finally:
@@ -143,8 +163,8 @@ def main() -> None:
     crms = ["hubspot", "salesforce"] if args.crm == "both" else [args.crm]
     print(f"{'crm':<11}{'contacts':>9}{'conc':>5}{'calls':>7}{'min':>6}{'x min':>7}"
           f"{'rerun writes':>13}"
-          f"{'wall s':>8}{'client cpu s':>13}{'cpu µs/c':>9}{'floor s':>9}{'x':>6}"
-          f"{'peak MiB':>10}")
+          f"{'wall s':>8}{'client cpu s':>13}{'cpu µs/c':>9}{'server cpu s':>13}{'busy':>6}"
+          f"{'floor s':>9}{'x':>6}{'peak MiB':>10}")
     runs = [(crm, int(size), int(concurrency)) for crm in crms
             for size in args.sizes.split(",") for concurrency in args.concurrency.split(",")]
     for crm, size, concurrency in runs:
@@ -152,6 +172,7 @@ def main() -> None:
         print(f"{r['crm']:<11}{r['contacts']:>9}{r['concurrency']:>5}{r['calls']:>7}"
               f"{r['minimum']:>6}{r['ratio']:>7.2f}{r['repeat_writes']:>13}{r['seconds']:>8.1f}"
               f"{r['cpu_s']:>13.1f}{r['cpu_s'] / r['contacts'] * 1e6:>9.0f}"
+              f"{r['server_cpu_s']:>13.1f}{r['busy']:>6.2f}"
               f"{r['ideal_s']:>9.1f}{r['time_ratio']:>6.2f}{r['peak_mib']:>10.1f}", flush=True)
 
 if __name__ == "__main__":
