@@ -2,11 +2,11 @@
 
 A page costs one read (:meth:`Pages.page_context`: its contacts' states, open tasks and closed
 task counts), one journal write for its planned field writes and task creates together
-(:meth:`Pages.journal_page`), and a write batch one settle (:meth:`Pages.settle_fields`: journal, rejections and
-contact states together), instead of three connections and three to five commits. Settling in
-one transaction is also the stronger guarantee: a batch's journal rows, rejections and saved
-decisions are either all recorded or none are (a run stopped in between leaves the journal
-``pending``, which the next run re-reads).
+(:meth:`Pages.journal_page`), and a write batch one settle (:meth:`Pages.settle_fields`:
+journal, rejections and contact states together), instead of three connections and three to
+five commits. Settling in one transaction is also the stronger guarantee: a batch's journal
+rows, rejections and saved decisions are either all recorded or none are (a run stopped in
+between leaves the journal ``pending``, which the next run re-reads).
 
 Streams and record ids are given bare, as everywhere in the store: the helpers these calls share
 with the single-purpose methods store streams and task keys scoped to the store's connection and
@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from crmsync.state.contacts import ContactStates
 from crmsync.model import TaskCreate
+from crmsync.state.contacts import ContactStates
 from crmsync.state.records import PageContext, TaskRecord
 from crmsync.state.rejections import Rejections
 from crmsync.state.tasks import TaskRegistry
