@@ -124,16 +124,23 @@ def replay(store: StateStore, shape: Shape, scenario: Scenario, n: int, ruleset:
                               TaskSpec("follow_up", "Call about pricing", "Call them",
                                        date(2026, 12, 9)))
                    for rid in ids if every_task and int(rid[1:]) % every_task == 0]
+        writes = [(rid, "contact", {}, out) for rid, out in updates]
+        # As crmsync.sync's _apply: one journal write for both (a tree from before
+        # journal_page, run through PYTHONPATH for a before/after pair, makes two).
+        if updates and creates and hasattr(store, "journal_page"):
+            journal_ids, _ = store.journal_page(run_id, stream, writes, creates)
+        else:
+            if updates:
+                journal_ids = store.journal_fields(run_id, stream, writes)
+            if creates:
+                store.task_intents(run_id, stream, creates)
         if updates:
-            journal_ids = store.journal_fields(
-                run_id, stream, [(rid, "contact", {}, out) for rid, out in updates])
             queued_updates.extend((rid, out, jid)
                                   for (rid, out), jid in zip(updates, journal_ids, strict=True))
             while len(queued_updates) >= shape.write_batch:
                 send_updates(queued_updates[:shape.write_batch])
                 del queued_updates[:shape.write_batch]
         if creates:
-            store.task_intents(run_id, stream, creates)
             queued_tasks.extend(creates)
             while len(queued_tasks) >= shape.task_batch:
                 create_tasks(queued_tasks[:shape.task_batch])

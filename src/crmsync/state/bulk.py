@@ -81,6 +81,12 @@ class Bulk:
             else:
                 converted.append((len(plain) + len(converted), slot, process))
         params: list[Any] = []
+        append = params.append
+        if self._named:
+            columns = self.columns
+            build: Any = lambda full: dict(zip(columns, full, strict=True))  # noqa: E731
+        else:
+            build = tuple
         for row in rows:
             full = template.copy()
             for index, slot in plain:
@@ -88,14 +94,10 @@ class Bulk:
             for index, slot, process in converted:
                 # Every value, None too: a JSON column stores None as JSON null, as Core does.
                 full[slot] = process(row[index])
-            params.append(full)
-        if not params:
-            return
-        if self._named:
-            columns = self.columns
-            conn.exec_driver_sql(self.sql, [dict(zip(columns, p, strict=True)) for p in params])
-        else:
-            conn.exec_driver_sql(self.sql, [tuple(p) for p in params])
+            # Built once, in the driver's own form (no second pass over the rows).
+            append(build(full))
+        if params:
+            conn.exec_driver_sql(self.sql, params)
 
 
 def one_of(dialect: Dialect, column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:

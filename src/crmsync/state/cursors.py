@@ -6,10 +6,14 @@ decision; the stream's *stamp* (the rule set and field map of its last complete 
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from crmsync.model import Cursor
 from crmsync.state.base import StoreBase
 from crmsync.state.records import StreamStamp
 from crmsync.state.schema import _cursors, _stream_stamps
+
+_UPDATE_CURSOR = _cursors.update().where(_cursors.c.stream == sa.bindparam("b_stream"))
 
 
 class Cursors(StoreBase):
@@ -26,16 +30,15 @@ class Cursors(StoreBase):
 
     def commit_cursor(self, cursor: Cursor) -> None:
         """Durably store a stream's cursor, in its own transaction."""
+        # Statements built once, values as parameters: a sync commits a cursor after every
+        # page, and a fresh ``.values(...)`` statement costs a cache-key walk each time.
         values = {"value": cursor.value, "ids_at_value": sorted(cursor.ids_at_value),
                   "updated_at": self._clock()}
+        stream = self._scoped(cursor.stream)
         with self._begin() as conn:
-            done = conn.execute(
-                _cursors.update().where(_cursors.c.stream == self._scoped(cursor.stream))
-                .values(**values)
-            )
+            done = conn.execute(_UPDATE_CURSOR, {"b_stream": stream, **values})
             if done.rowcount == 0:
-                conn.execute(_cursors.insert().values(stream=self._scoped(cursor.stream),
-                                                      **values))
+                conn.execute(_cursors.insert(), {"stream": stream, **values})
 
     def stream_stamp(self, stream: str) -> StreamStamp | None:
         """Return the rule set and field map that last decided every contact of ``stream``."""

@@ -86,14 +86,21 @@ class Journal(StoreBase):
         """
         if not writes:
             return []
+        rows = self._field_rows(stream, writes)
+        with self._begin() as conn:
+            return self._insert_rows(conn, run_id, rows, self._clock())
+
+    def _field_rows(
+        self, stream: str, writes: Sequence[tuple[str, str, Mapping[str, Any], Mapping[str, Any]]]
+    ) -> list[tuple[Any, ...]]:
+        """The journal rows of :meth:`journal_fields`' writes (as :meth:`_insert_rows` takes)."""
         stream = self._scoped(stream)
         rows = []
         for record_id, object_type, before, after in writes:
             names = sorted(after)
             rows.append((stream, object_type, record_id, "fields", ",".join(names),
                          {k: before.get(k) for k in after}, dict(after), None, None))
-        with self._begin() as conn:
-            return self._insert_rows(conn, run_id, rows, self._clock())
+        return rows
 
     def journal_applied(
         self, ids: Iterable[int], *, task_ids: Mapping[int, str] | None = None

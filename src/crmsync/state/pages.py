@@ -1,11 +1,12 @@
 """The calls a sync run makes for every page and every write batch, one transaction each.
 
 A page costs one read (:meth:`Pages.page_context`: its contacts' states, open tasks and closed
-task counts) and a write batch one settle (:meth:`Pages.settle_fields`: journal, rejections and
-contact states together), instead of three connections and three to five commits. Settling in
-one transaction is also the stronger guarantee: a batch's journal rows, rejections and saved
-decisions are either all recorded or none are (a run stopped in between leaves the journal
-``pending``, which the next run re-reads).
+task counts), one journal write for its planned field writes and task creates together
+(:meth:`Pages.journal_page`), and a write batch one settle (:meth:`Pages.settle_fields`:
+journal, rejections and contact states together), instead of three connections and three to
+five commits. Settling in one transaction is also the stronger guarantee: a batch's journal
+rows, rejections and saved decisions are either all recorded or none are (a run stopped in
+between leaves the journal ``pending``, which the next run re-reads).
 
 Streams and record ids are given bare, as everywhere in the store: the helpers these calls share
 with the single-purpose methods store streams and task keys scoped to the store's connection and
@@ -17,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from crmsync.model import TaskCreate
 from crmsync.state.contacts import ContactStates
-from crmsync.state.records import PageContext
+from crmsync.state.records import PageContext, TaskRecord
 from crmsync.state.rejections import Rejections
 from crmsync.state.tasks import TaskRegistry
 
@@ -42,6 +44,30 @@ class Pages(TaskRegistry, Rejections, ContactStates):
         with self._connect() as conn:
             return PageContext(self._states(conn, stream, ids), self._open(conn, ids),
                                self._closed_counts(conn, ids))
+
+    def journal_page(
+        self,
+        run_id: str,
+        stream: str,
+        writes: Sequence[tuple[str, str, Mapping[str, Any], Mapping[str, Any]]],
+        creates: Sequence[TaskCreate],
+    ) -> tuple[list[int], list[TaskRecord]]:
+        """Journal a page's field writes and record its task intents, in one transaction.
+
+        The same as :meth:`journal_fields` of ``writes`` then :meth:`task_intents` of
+        ``creates`` (same rows, same journal order), with one commit and one journal insert
+        instead of two of each. Both are committed before this returns, so before any of them
+        is sent; a run stopped later leaves pending rows and intents that recovery settles,
+        as it does when the two are committed one after the other.
+
+        Returns:
+            The field writes' journal ids, in order, and the creates' task records.
+        """
+        if not writes and not creates:
+            return [], []
+        rows = self._field_rows(stream, writes)
+        with self._begin() as conn:
+            return self._intents(conn, run_id, stream, creates, self._clock(), rows)
 
     def settle_fields(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -129,41 +130,59 @@ class TaskRegistry(Journal):
         """
         if not creates:
             return []
-        keys = [self._scoped(c.key) for c in creates]
-        stored_stream = self._scoped(stream)
-        now = self._clock()
         # One transaction: an intent never exists without its journal entry, nor the reverse.
         with self._begin() as conn:
+            return self._intents(conn, run_id, stream, creates, self._clock())[1]
+
+    def _intents(
+        self,
+        conn: sa.Connection,
+        run_id: str,
+        stream: str,
+        creates: Sequence[TaskCreate],
+        now: datetime,
+        journal_first: Sequence[tuple[Any, ...]] = (),
+    ) -> tuple[list[int], list[TaskRecord]]:
+        """Record task intents in ``conn`` (see :meth:`task_intents`).
+
+        ``journal_first``: other journal rows (as :meth:`_insert_rows` takes) to journal in the
+        same statement, ahead of the creates. Returns their ids and the creates' records.
+        """
+        keys = [self._scoped(c.key) for c in creates]
+        stored_stream = self._scoped(stream)
+        existing: dict[str, TaskRecord] = {}
+        if keys:
             rows = conn.execute(self._query("tasks.by_keys", _q_by_keys), {"keys": keys})
             existing = {row.key: self._task(row) for row in rows}  # by stored key
-            fresh = [(key, create) for key, create in zip(keys, creates, strict=True)
-                     if key not in existing or not existing[key].is_open]
-            journal_ids = self._insert_rows(conn, run_id, [
-                (stored_stream, c.object_type, c.contact_id, "task_create", c.spec.purpose,
-                 None, {"subject": c.spec.subject, "due": c.spec.due,
-                        "priority": c.spec.priority}, key, None)
-                for key, c in fresh
-            ], now)
-            constants = {"stream": stored_stream, "state": "intent", "task_id": None,
-                         "run_id": run_id, "updated_at": now}
-            inserts, renewals = [], []
-            for (key, create), journal_id in zip(fresh, journal_ids, strict=True):
-                row = (create.contact_id, create.spec.purpose, journal_id)
-                if key in existing:  # closed or failed before
-                    renewals.append((*row, key))
-                else:
-                    inserts.append((key, *row))
-            if inserts:
-                self._bulk("tasks.insert", _insert).execute(conn, inserts, constants)
-            if renewals:
-                self._bulk("tasks.renew", _renew).execute(conn, renewals, constants)
+        fresh = [(key, create) for key, create in zip(keys, creates, strict=True)
+                 if key not in existing or not existing[key].is_open]
+        journal_ids = self._insert_rows(conn, run_id, [*journal_first, *(
+            (stored_stream, c.object_type, c.contact_id, "task_create", c.spec.purpose,
+             None, {"subject": c.spec.subject, "due": c.spec.due,
+                    "priority": c.spec.priority}, key, None)
+            for key, c in fresh
+        )], now)
+        first_ids, journal_ids = journal_ids[:len(journal_first)], journal_ids[len(journal_first):]
+        constants = {"stream": stored_stream, "state": "intent", "task_id": None,
+                     "run_id": run_id, "updated_at": now}
+        inserts, renewals = [], []
+        for (key, create), journal_id in zip(fresh, journal_ids, strict=True):
+            row = (create.contact_id, create.spec.purpose, journal_id)
+            if key in existing:  # closed or failed before
+                renewals.append((*row, key))
+            else:
+                inserts.append((key, *row))
+        if inserts:
+            self._bulk("tasks.insert", _insert).execute(conn, inserts, constants)
+        if renewals:
+            self._bulk("tasks.renew", _renew).execute(conn, renewals, constants)
         # What was written is known: no need to read it back.
         for key, create in fresh:
             existing[key] = TaskRecord(
                 key=create.key, record_id=create.contact_id, stream=stream,
                 purpose=create.spec.purpose, state="intent", task_id=None, run_id=run_id,
                 updated_at=now)
-        return [existing[k] for k in keys]
+        return first_ids, [existing[k] for k in keys]
 
     def task_created(self, key: str, task_id: str) -> None:
         """Record the CRM's id of a created task: the task is now open; its journal applied."""

@@ -18,7 +18,7 @@ from typing import TypeVar
 from crmsync.connectors.base import Connector, RecordUpdate, WriteResult
 from crmsync.model import TaskClose, TaskCreate
 from crmsync.plan import ContactPlan
-from crmsync.state import StateStore
+from crmsync.state import StateStore, TaskRecord
 from crmsync.sync.inflight import CursorGate, InFlight
 from crmsync.sync.summary import MAX_LISTED_REJECTIONS, RunSummary, SyncOptions
 
@@ -58,10 +58,16 @@ class Writer:
 
     def _apply(self, stream: str, plans: Sequence[ContactPlan]) -> None:
         updates = [p for p in plans if p.updates]
-        if updates:
-            self._queue_updates(stream, updates)
         creates = [c for p in plans for c in p.task_creates]
-        if creates:
+        if updates and creates:
+            # Both journaled in one transaction, before either is sent (one commit, not two).
+            journal_ids, records = self.store.journal_page(
+                self._current.run_id, stream, self._field_writes(updates), creates)
+            self._queue_updates(stream, updates, journal_ids)
+            self._queue_tasks(stream, creates, records)
+        elif updates:
+            self._queue_updates(stream, updates)
+        elif creates:
             self._queue_tasks(stream, creates)
         closes = [c for p in plans for c in p.task_closes if c.task_id]
         if closes:
@@ -74,7 +80,16 @@ class Writer:
             return 0
         return self.options.bulk_threshold
 
-    def _queue_updates(self, stream: str, plans: Sequence[ContactPlan]) -> None:
+    @staticmethod
+    def _field_writes(
+        plans: Sequence[ContactPlan],
+    ) -> list[tuple[str, str, dict[str, object], dict[str, object]]]:
+        """The journal's ``(record id, object type, before, after)`` of plans' field updates."""
+        return [(p.contact.id, p.contact.object_type, dict(p.previous), dict(p.updates))
+                for p in plans]
+
+    def _queue_updates(self, stream: str, plans: Sequence[ContactPlan],
+                       journal_ids: Sequence[int] | None = None) -> None:
         """Journal field writes now; send them in full batches, possibly pages later.
 
         A rule change moves a few contacts on each of many pages: sent page by page, 34 updates
@@ -84,12 +99,11 @@ class Writer:
 
         Where the CRM has a bulk path, updates wait until it is clear which path is cheaper:
         ``bulk_threshold`` of them go as one bulk job; fewer, at the stream's end, as batches.
+        ``journal_ids``: the plans were journaled already (with the page's task intents).
         """
-        journal_ids = self.store.journal_fields(
-            self._current.run_id, stream,
-            [(p.contact.id, p.contact.object_type, dict(p.previous), dict(p.updates))
-             for p in plans],
-        )
+        if journal_ids is None:
+            journal_ids = self.store.journal_fields(self._current.run_id, stream,
+                                                    self._field_writes(plans))
         self._gate.planned(self._page, len(plans))
         self._queued_updates.extend(
             (plan, jid, self._page) for plan, jid in zip(plans, journal_ids, strict=True))
@@ -225,7 +239,8 @@ class Writer:
                                        "fields": list(fields), "code": code,
                                        "message": message[:300]})
 
-    def _queue_tasks(self, stream: str, creates: Sequence[TaskCreate]) -> None:
+    def _queue_tasks(self, stream: str, creates: Sequence[TaskCreate],
+                     records: Sequence[TaskRecord] | None = None) -> None:
         """Record task intents now; create them in full batches, possibly pages later.
 
         Pages can be smaller than a task batch (HubSpot lists 100 contacts, creates 100 tasks
@@ -234,7 +249,8 @@ class Writer:
         leaves intents, which the next run's recovery finds or re-plans.
         """
         summary = self._current
-        records = self.store.task_intents(summary.run_id, stream, creates)
+        if records is None:  # else recorded already, with the page's field writes
+            records = self.store.task_intents(summary.run_id, stream, creates)
         # A key that is already open, or left as an unsettled intent by another run, is never
         # created again here: recovery settles it first.
         fresh = {r.key for r in records if r.state == "intent" and r.run_id == summary.run_id}
