@@ -83,7 +83,7 @@ def encode_value(fieldmap: FieldMap, output: str, value: Any) -> str:
     """
     target = fieldmap.outputs.get(output)
     if target is None:
-        raise ConfigError(f"output {output!r} has no HubSpot property in {fieldmap.path}")
+        raise _unmapped(fieldmap, output)
     if value is None:
         return ""  # HubSpot clears a property written as ""
     if isinstance(value, date) and not isinstance(value, datetime):
@@ -96,6 +96,10 @@ def encode_value(fieldmap: FieldMap, output: str, value: Any) -> str:
     return str(encoded)
 
 
+def _unmapped(fieldmap: FieldMap, output: str) -> ConfigError:
+    return ConfigError(f"output {output!r} has no HubSpot property in {fieldmap.path}")
+
+
 def encode_updates(fieldmap: FieldMap, updates: Sequence[RecordUpdate]) -> list[dict[str, Any]]:
     """Return the ``batch/update`` inputs for ``updates``: one per record, values as text.
 
@@ -106,8 +110,7 @@ def encode_updates(fieldmap: FieldMap, updates: Sequence[RecordUpdate]) -> list[
     ``tests/connectors/test_hubspot_encode.py`` holds the two spellings equal.
     """
     outputs = fieldmap.outputs
-    # output -> (HubSpot property, its value map or None), looked up on first use, so an
-    # output without a property raises ConfigError where encode_value does.
+    # output -> (HubSpot property, its value map or None), looked up on first use.
     targets: dict[str, tuple[str, Any]] = {}
     # A run stamps every contact with the same evaluated_at: spell each instant once.
     spelled: dict[datetime, str] = {}
@@ -121,8 +124,7 @@ def encode_updates(fieldmap: FieldMap, updates: Sequence[RecordUpdate]) -> list[
             if target is None:
                 found = outputs.get(output)
                 if found is None:
-                    encode_value(fieldmap, output, value)  # raises the ConfigError
-                    raise AssertionError("unreachable")
+                    raise _unmapped(fieldmap, output)
                 target = targets[output] = (found.field, found.values)
             field, mapped = target
             cls = value.__class__
