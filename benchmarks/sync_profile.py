@@ -45,7 +45,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("state store (SQLAlchemy/SQLite)", ("crmsync/state/", "sqlalchemy/", "sqlite3")),
     ("rules", ("crmsync/rules/", "<crmsync rules", "crmsync/model.py", "re2")),
     ("field map / coercion", ("crmsync/connectors/fieldmap", "crmsync/coerce.py")),
-    ("HubSpot SDK (models, (de)serialize)", ("hubspot/", "six.py")),
+    # The installed SDK only: a bare "hubspot/" also matches crmsync's own connector and any
+    # checkout whose directory ends in "hubspot" (a worktree named wt-hubspot, say).
+    ("HubSpot SDK (models, (de)serialize)", ("-packages/hubspot/", "six.py")),
     ("Salesforce SDK", ("simple_salesforce/",)),
     ("HTTP (requests/urllib3/http)", ("requests/", "urllib3/", "http/client", "socket.py",
                                       "ssl.py", "email/", "idna")),

@@ -35,6 +35,8 @@ from typing import Any
 
 _TRUE = frozenset({"true", "t", "yes", "y", "on", "1", "checked"})
 _FALSE = frozenset({"false", "f", "no", "n", "off", "0", "unchecked"})
+#: Yes/no text -> its value (one lookup instead of two set tests).
+_BOOLS = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
 _NUMERIC = re.compile(r"^[+-]?(\d[\d,]*)?(\.\d+)?([eE][+-]?\d+)?$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _DIGITS = re.compile(r"^-?\d{1,16}$")
@@ -97,13 +99,12 @@ def to_int(value: Any) -> int | None:
 def to_bool(value: Any) -> bool | None:
     """Coerce ``value`` to a yes/no fact, or None."""
     # Text first: it is what HubSpot sends (a str is never a bool or a number).
+    if value.__class__ is str:
+        known = _BOOLS.get(value)  # "true"/"false" as HubSpot sends them: no strip or lower
+        if known is not None:
+            return known
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        return None
+        return _BOOLS.get(value.strip().lower())
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float) and value in (0, 1):
@@ -118,7 +119,12 @@ def to_datetime(value: Any) -> datetime | None:
         text = value.strip()
         if not text or len(text) > _MAX_TEXT:
             return None
-        if _DIGITS.match(text):
+        if text.isascii():
+            # _DIGITS for ASCII text, without the regex: HubSpot's ISO dates fail at once.
+            digits = text[1:] if text[0] == "-" else text
+            if digits.isdigit() and len(digits) <= 16:
+                return _from_epoch_ms(int(text))
+        elif _DIGITS.match(text):
             return _from_epoch_ms(int(text))
         try:
             parsed = datetime.fromisoformat(text)

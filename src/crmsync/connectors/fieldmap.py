@@ -241,13 +241,24 @@ class FieldMap:
                     facts[source.fact] = source.read(company, facts)
         for source in sources[len(plain):]:
             facts[source.fact] = source.read(record, facts)
-        outputs = {name: t.decode(record.get(t.field) if "." not in t.field
-                                  else get_field(record, t.field))
-                   for name, t in self.outputs.items()}
+        outputs: dict[str, Any] = {}
+        # As OutputTarget.decode, with a plain target's coercer looked up once per map.
+        for output, name, coercer, target in _output_readers(self.outputs):
+            if target is not None:
+                outputs[output] = target.decode(get_field(record, target.field))
+                continue
+            raw = record.get(name)
+            if raw is None:
+                outputs[output] = None
+                continue
+            try:
+                outputs[output] = coercer(raw)
+            except Exception:  # noqa: BLE001 - as crmsync.coerce.coerce: junk is null
+                outputs[output] = None
         for fact, output in PREVIOUS_OUTPUT_FACTS.items():
             facts[fact] = outputs.get(output)
         if self.deals is not None:
-            facts.update(rollup_deals(self.deals, deals))
+            facts.update(rollup_deals(self.deals, deals) if deals else _NO_DEALS)
         return facts, outputs
 
 
@@ -345,14 +356,56 @@ def _readers(sources: tuple[FactSource, ...]) -> list[_Reader]:
     for source in sources:
         if source.derive_from is not None:
             break  # _compile sorts derived sources last
-        if (source.transform or source.values is not None or source.field is None
-                or "." in source.field):
+        if source.field is None or "." in source.field or source.values is not None:
             readers.append((source.fact, "", coerce, source))
+        elif source.transform:
+            readers.append((source.fact, source.field,
+                            _transformed(_TRANSFORMS[source.transform], source.kind), None))
         else:
             readers.append((source.fact, source.field, COERCERS[source.kind], None))
     if len(_READERS) >= _READERS_MAX:
         _READERS.clear()
     _READERS[id(sources)] = (sources, readers)
+    return readers
+
+
+def _transformed(transform: Callable[[str], str | None], kind: str) -> Callable[[Any], Any]:
+    """``FactSource.read`` of a top-level field with a transform and no value map, for a
+    value that is not None: lookup text, transform, coerce (``email``, ``country``)."""
+
+    def read(raw: Any) -> Any:
+        if raw.__class__ is str:
+            text = raw.strip() or None  # _lookup_text of text, without its two calls
+        else:
+            text = _lookup_text(raw)
+        if text is None:
+            return None
+        return coerce(transform(text), kind)
+
+    return read
+
+
+#: A crmsync output as ``to_contact_facts`` decodes it: (output, field, coercer, None) for a
+#: plain top-level field without a value map, (output, "", coerce, target) for the rest.
+_OutputReader = tuple[str, str, Callable[[Any], Any], OutputTarget | None]
+#: id(outputs) -> (outputs, their readers); bounded as _READERS is.
+_OUTPUT_READERS: dict[int, tuple[Mapping[str, OutputTarget], list[_OutputReader]]] = {}
+
+
+def _output_readers(outputs: Mapping[str, OutputTarget]) -> list[_OutputReader]:
+    """The readers of a map's output fields, in the map's order."""
+    cached = _OUTPUT_READERS.get(id(outputs))
+    if cached is not None and cached[0] is outputs:
+        return cached[1]
+    readers: list[_OutputReader] = []
+    for name, target in outputs.items():
+        if target.values is not None or "." in target.field:
+            readers.append((name, "", coerce, target))
+        else:
+            readers.append((name, target.field, COERCERS[target.kind], None))
+    if len(_OUTPUT_READERS) >= _READERS_MAX:
+        _OUTPUT_READERS.clear()
+    _OUTPUT_READERS[id(outputs)] = (outputs, readers)
     return readers
 
 
@@ -370,12 +423,20 @@ def get_field(record: Mapping[str, Any], name: str | None) -> Any:
     return value
 
 
+#: The deal facts of a contact without deals (most contacts of a run).
+_NO_DEALS: Mapping[str, Any] = {
+    "open_deals": 0, "won_deals": 0, "lost_deals": 0, "deal_stage": None, "deal_amount": None,
+    "closed_lost_reason": None, "closed_lost_at": None, "competitor": None}
+
+
 def rollup_deals(deal_map: DealMap, deals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Roll related deal records up into the canonical deal facts.
 
     The most recently closed lost deal supplies ``closed_lost_reason``/``closed_lost_at`` and a
     recorded ``competitor``; the most recent deal overall supplies ``deal_stage``/``deal_amount``.
     """
+    if not deals:
+        return dict(_NO_DEALS)
     f = deal_map.fields
     rows = []
     for deal in deals:
@@ -392,9 +453,7 @@ def rollup_deals(deal_map: DealMap, deals: Sequence[Mapping[str, Any]]) -> dict[
             }
         )
     if not rows:
-        return {"open_deals": 0, "won_deals": 0, "lost_deals": 0, "deal_stage": None,
-                "deal_amount": None, "closed_lost_reason": None, "closed_lost_at": None,
-                "competitor": None}
+        return dict(_NO_DEALS)
     epoch = datetime.min.replace(tzinfo=UTC)
     latest = max(rows, key=lambda r: r["closed_at"] or epoch)
     lost = [r for r in rows if r["lost"]]

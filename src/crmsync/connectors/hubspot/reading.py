@@ -402,8 +402,12 @@ class ContactReader:
         employers = self._companies(item.records)
         for record in item.records:
             record_id = str(record["id"])
-            props = _props(record)
-            props.setdefault("hs_object_id", record_id)
+            props = record.get("properties")
+            # The parsed properties as they are (read only from here on): a copy only when
+            # hs_object_id must be added (HubSpot always sends it) or they are not a dict.
+            if props.__class__ is not dict or "hs_object_id" not in props:
+                props = _props(record)
+                props.setdefault("hs_object_id", record_id)
             related = [deals[d] for d in item.links.get(record_id, ()) if deals.get(d)]
             facts, outputs = self.fieldmap.to_contact_facts("contacts", props, related,
                                                             employers.get(record_id))

@@ -71,7 +71,10 @@ def _next_after(page: Mapping[str, Any]) -> str | None:
 
 
 def _modified_ms(obj: Any, name: str) -> int | None:
-    moment = coerce(_props(obj).get(name), "datetime") or coerce(obj.get("updatedAt"), "datetime")
+    props = obj.get("properties")
+    if props.__class__ is not dict:  # parsed JSON is; one value is read, so no copy then
+        props = _props(obj)
+    moment = coerce(props.get(name), "datetime") or coerce(obj.get("updatedAt"), "datetime")
     return _ms(moment) if isinstance(moment, datetime) else None
 
 
