@@ -349,11 +349,14 @@ class SyncRun(Writer):
             for page in pages:
                 stopping.check()
                 self._page = self._gate.open_page()
-                contacts = [
-                    c for c in page.contacts
-                    if c.id not in stream_pass.retried
-                    and not _already_processed(c, stream_pass.cursor)
-                ]
+                if stream_pass.cursor.value is None and not stream_pass.retried:
+                    contacts = list(page.contacts)  # a full read with no retries: all fresh
+                else:
+                    contacts = [
+                        c for c in page.contacts
+                        if c.id not in stream_pass.retried
+                        and not _already_processed(c, stream_pass.cursor)
+                    ]
                 self._process(stream, contacts, dedupe=True, explicit_full=self.options.full)
                 self._hold_lease()
                 if page.related or self.options.dry_run:
