@@ -170,22 +170,10 @@ class ReadingMixin:
         if rollups is None and self._has_deals(obj):
             rollups = self._rollups_for([str(r["Id"]) for r in records])
         empty = self._empty_rollup() if rollups is not None else None
-        # _to_contact's work, with what is the same for every record looked up once a page.
-        to_facts = self.fieldmap.to_contact_facts
-        mapped = self.fieldmap.objects[obj]
-        modified_field, owner_field = mapped.modified_field, mapped.owner_field
-        out = []
-        for record in records:
-            record_id = str(record["Id"])
-            facts, outputs = to_facts(obj, record)
-            if rollups is not None:
-                deals = rollups.get(record_id, empty)
-                if deals is not None:
-                    facts.update(deals)
-            out.append(Contact(record_id, facts, outputs, obj,
-                               coerce(get_field(record, modified_field), "datetime"),
-                               coerce(get_field(record, owner_field), "str")))
-        return out
+        return [
+            self._to_contact(obj, r, None if rollups is None else rollups.get(str(r["Id"]), empty))
+            for r in records
+        ]
 
     # -- Connector protocol: reads -----------------------------------------------------------
 
