@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from crmsync.model import Contact, Decision, TaskClose, TaskCreate
+from crmsync.model import Contact, Decision, TaskClose, TaskCreate, slot_init
 
 #: Outputs whose change is a real change; ``evaluated_at`` and ``status_since`` only follow them.
 #: A rule file's declared outputs (``Decision.extra``) are compared too.
@@ -44,6 +44,7 @@ class OpenTask:
     task_id: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ContactPlan:
     """Everything one contact needs written, and how its status moved.
@@ -119,42 +120,63 @@ def plan_contact(
         closed_counts: Tasks already closed per purpose (the generation of a new one).
         options: Planning knobs.
     """
-    options = options or PlanOptions()
-    open_tasks = open_tasks or {}
-    wanted = {
-        "status": decision.status,
-        "miss_type": decision.miss_type,
-        "score": decision.score,
-        "reason": decision.reason[:REASON_MAX],
-        "ruleset": decision.ruleset_version or decision.ruleset_hash[:12],
-    }
-    if decision.extra:
-        # The rule file's declared outputs: the same minimal diff, journal and undo.
-        wanted.update(decision.extra)
+    options = options or _DEFAULT_OPTIONS
     stored = contact.outputs
-    updates = {name: value for name, value in wanted.items() if not same_value(stored.get(name), value)}
-    if not options.restamp and set(updates) == {"ruleset"}:
+    get = stored.get
+    reason = decision.reason
+    wanted = (decision.status, decision.miss_type, decision.score,
+              reason if len(reason) <= REASON_MAX else reason[:REASON_MAX],
+              decision.ruleset_version or decision.ruleset_hash[:12])
+    extra = decision.extra
+    if extra and not extra.keys().isdisjoint(COMPARED_OUTPUTS):
+        # A declared output named like a built-in one replaces its value in place (the
+        # general merge below keeps that order); rule files do not do this, but it stays exact.
+        merged = dict(zip(COMPARED_OUTPUTS, wanted, strict=True))
+        merged.update(extra)
+        pairs: Any = merged.items()
+        extra = None
+    else:
+        pairs = zip(COMPARED_OUTPUTS, wanted, strict=True)
+    updates: dict[str, Any] = {}
+    for pairs_now in (pairs, extra.items() if extra else ()):
+        for name, value in pairs_now:
+            old = get(name)
+            if old is None:
+                # Nothing stored (a first run): only an empty decision matches.
+                if value is not None and value != "":
+                    updates[name] = value
+            elif old.__class__ is value.__class__ and old.__class__ in _EXACT and old == value:
+                continue  # the common re-run case, without same_value's conversions
+            elif not same_value(old, value):
+                updates[name] = value
+    if not options.restamp and len(updates) == 1 and "ruleset" in updates:
         # Only the stamp differs: the decision is what the CRM already shows.
         updates = {}
+    stamp = None
     if updates:
-        updates["evaluated_at"] = now.astimezone(UTC)
-    if "status" in updates or (stored.get("status_since") is None and decision.status):
-        updates["status_since"] = now.astimezone(UTC)
-        updates.setdefault("evaluated_at", now.astimezone(UTC))
-    previous = {name: stored.get(name) for name in updates}
+        updates["evaluated_at"] = stamp = now.astimezone(UTC)
+    if "status" in updates or (get("status_since") is None and decision.status):
+        updates["status_since"] = stamp = stamp or now.astimezone(UTC)
+        updates.setdefault("evaluated_at", stamp)
+    previous = {name: get(name) for name in updates} if updates else {}
 
+    specs = decision.tasks
+    if not specs and not open_tasks:
+        # Most contacts: no task wanted and none open.
+        return ContactPlan(contact, decision, updates, previous)
+    open_tasks = open_tasks or {}
     closed_counts = closed_counts or {}
     open_purposes = {task.purpose for task in open_tasks.values()}
-    wanted_purposes = {spec.purpose for spec in decision.tasks}
+    wanted_purposes = {spec.purpose for spec in specs}
     creates = [
         TaskCreate(contact.id, contact.object_type,
                    task_key(contact.id, spec.purpose, closed_counts.get(spec.purpose, 0)),
                    spec, contact.owner_id)
-        for spec in decision.tasks
+        for spec in specs
         if spec.purpose not in open_purposes
     ]
     closes = []
-    if options.close_obsolete_tasks:
+    if options.close_obsolete_tasks and open_tasks:
         closes = [
             TaskClose(contact.id, contact.object_type, key, task.task_id)
             for key, task in sorted(open_tasks.items())
@@ -162,6 +184,12 @@ def plan_contact(
             and task.purpose not in options.keep_open_purposes
         ]
     return ContactPlan(contact, decision, updates, previous, tuple(creates), tuple(closes))
+
+
+#: Types whose equal values of the same type ``same_value`` always finds the same (its text and
+#: float conversions agree with ``==`` on them), so ``plan_contact`` can skip it for them.
+_EXACT = frozenset({str, int, float, bool})
+_DEFAULT_OPTIONS = PlanOptions()
 
 
 def same_value(stored: Any, wanted: Any) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from crmsync.model import Contact, TaskClose, TaskCreate
+from crmsync.model import Contact, TaskClose, TaskCreate, slot_init
 
 T = TypeVar("T")
 
@@ -23,6 +23,7 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Page:
     """One page of contacts read from a stream, in ascending ``modified_at`` order.
@@ -43,6 +44,7 @@ class Page:
     ordered: bool = True
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class RecordUpdate:
     """New values for crmsync's output fields on one record, by canonical output name."""
@@ -52,6 +54,7 @@ class RecordUpdate:
     values: Mapping[str, Any]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     """What the CRM said about one record of a batched write.

@@ -349,11 +349,14 @@ class SyncRun(Writer):
             for page in pages:
                 stopping.check()
                 self._page = self._gate.open_page()
-                contacts = [
-                    c for c in page.contacts
-                    if c.id not in stream_pass.retried
-                    and not _already_processed(c, stream_pass.cursor)
-                ]
+                if stream_pass.cursor.value is None and not stream_pass.retried:
+                    contacts = list(page.contacts)  # a full read with no retries: all fresh
+                else:
+                    contacts = [
+                        c for c in page.contacts
+                        if c.id not in stream_pass.retried
+                        and not _already_processed(c, stream_pass.cursor)
+                    ]
                 self._process(stream, contacts, dedupe=True, explicit_full=self.options.full)
                 self._hold_lease()
                 if page.related or self.options.dry_run:
@@ -421,21 +424,24 @@ class SyncRun(Writer):
             closed.setdefault(record_id, {})[purpose] = count
         plans = []
         assert self._tally is not None
+        # Bound once a page, not per contact (the loop below runs for every contact read).
+        evaluate, shadow, add = self.ruleset.evaluate, self._shadow, self._tally.add
+        now, plan_options, rules_hash = self.now, self.plan_options, self._rules_hash
+        open_for, closed_for, state_of = open_tasks.get, closed.get, states.get
         for contact in fresh:
+            contact_id = contact.id
             # Facts come through the field map, already coerced to their types.
-            decision = self.ruleset.evaluate(contact.facts, now=self.now, contact_id=contact.id,
-                                             coerced=True)
-            if self._shadow is not None:
-                self._shadow.add(contact, decision, now=self.now, coerced=True)
-            plan = plan_contact(contact, decision, now=self.now,
-                                open_tasks=open_tasks.get(contact.id),
-                                closed_counts=closed.get(contact.id), options=self.plan_options)
+            decision = evaluate(contact.facts, now=now, contact_id=contact_id, coerced=True)
+            if shadow is not None:
+                shadow.add(contact, decision, now=now, coerced=True)
+            plan = plan_contact(contact, decision, now=now, open_tasks=open_for(contact_id),
+                                closed_counts=closed_for(contact_id), options=plan_options)
             plans.append(plan)
-            state = states.get(contact.id)
+            state = state_of(contact_id)
             by_rules = (state is not None and state.modified_at is not None
                         and state.modified_at == contact.modified_at
-                        and state.ruleset_hash != self._rules_hash)
-            self._tally.add(stream, plan, by_rules=by_rules)
+                        and state.ruleset_hash != rules_hash)
+            add(stream, plan, by_rules=by_rules)
         summary.counts["read"] += len(fresh)
         summary.read_by_stream[stream] += len(fresh)
         summary.counts["evaluated"] += len(fresh)
@@ -477,19 +483,22 @@ class SyncRun(Writer):
     def _state_rows(self, plans: Sequence[ContactPlan]) -> list[dict[str, object]]:
         """The decisions of ``plans`` to save (not those the CRM refused just now)."""
         rows = []
+        rejected, rules_hash = self._rejected_now, self._rules_hash
         for plan in plans:
-            if plan.contact.id in self._rejected_now:
+            contact = plan.contact
+            if contact.id in rejected:
                 continue  # the CRM does not hold this decision; the retry will save it
-            decision, stored = plan.decision, plan.contact.outputs
-            since = plan.updates.get("status_since", stored.get("status_since"))
+            decision = plan.decision
+            since = plan.updates.get("status_since", contact.outputs.get("status_since"))
+            source = contact.facts.get("lead_source")
             rows.append({
-                "record_id": plan.contact.id, "status": decision.status,
+                "record_id": contact.id, "status": decision.status,
                 "miss_type": decision.miss_type, "score": float(decision.score),
                 "status_since": since if isinstance(since, datetime) else None,
-                "ruleset_hash": self._rules_hash, "modified_at": plan.contact.modified_at,
+                "ruleset_hash": rules_hash, "modified_at": contact.modified_at,
                 # The report's breakdowns: already on the contact, so saving them is free.
-                "owner_id": plan.contact.owner_id,
-                "lead_source": _category(plan.contact.facts.get("lead_source")),
+                "owner_id": contact.owner_id,
+                "lead_source": None if source is None else _category(source),
             })
         return rows
 

@@ -96,13 +96,14 @@ class BulkIngest:
     ) -> Iterator[tuple[str, list[str], list[str]]]:
         fields = sorted({name for values in rows.values() for name in values})
         header = _csv_line(["Id", *fields])
+        line_of = _CsvLines()  # one writer for every line, not one per line
         lines: list[str] = []
         ids: list[str] = []
         size = len(header.encode("utf-8"))
         for record_id, values in rows.items():
             # A field this record does not update stays empty: "leave unchanged".
-            line = _csv_line([record_id, *(csv_cell(values[f]) if f in values else ""
-                                           for f in fields)])
+            line = line_of([record_id, *(csv_cell(values[f]) if f in values else ""
+                                         for f in fields)])
             if lines and size + len(line) > MAX_UPLOAD_BYTES:
                 yield header, lines, ids
                 lines, ids, size = [], [], len(header.encode("utf-8"))
@@ -302,6 +303,21 @@ def _csv_line(cells: Sequence[str]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(cells)
     return buffer.getvalue()
+
+
+class _CsvLines:
+    """:func:`_csv_line` for many lines: one buffer and writer, emptied before each line."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+
+    def __call__(self, cells: Sequence[str]) -> str:
+        buffer = self._buffer
+        buffer.seek(0)
+        buffer.truncate()
+        self._writer.writerow(cells)
+        return buffer.getvalue()
 
 
 def _failure(error: str) -> BulkOutcome:
