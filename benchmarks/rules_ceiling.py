@@ -262,9 +262,24 @@ def make_handwritten(
             elif qualified:
                 status, headline = "prospect", "Prospect (qualified, not yet an opportunity)"
                 add("prospect_qualified")
+            elif country is None or employees is None:
+                status = "lead"
+                headline = "Lead: ICP fit unknown until country and company size are recorded"
+                add("lead_fit_unknown")
+            elif icp_fit and not budget and not (dm or inbound):
+                status, headline = "lead", "Lead: needs a confirmed budget and a decision maker"
+                add("lead_needs_budget_and_authority")
+            elif icp_fit and not budget:
+                status, headline = "lead", "Lead: needs a confirmed budget"
+                add("lead_needs_budget")
+            elif icp_fit:
+                status = "lead"
+                headline = "Lead: needs a decision maker (director level or above)"
+                add("lead_needs_authority")
             else:
                 status = "lead"
-                headline = "Lead: not yet qualified (needs ICP fit, budget and a decision maker)"
+                headline = ("Lead: not yet qualified (needs ICP fit, a confirmed budget and a "
+                            "decision maker)")
 
         # score
         score = 0

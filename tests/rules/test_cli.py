@@ -24,7 +24,7 @@ def run(*args: str, input: str | None = None):
 def test_validate_ok() -> None:
     result = run("rules", "validate", str(DEFAULT_RULES))
     assert result.exit_code == 0, result.output
-    assert "ok (version default-2026.11" in result.output
+    assert "ok (version default-2026.12" in result.output
 
 
 def test_validate_reports_every_file_and_exits_2(tmp_path: Path) -> None:

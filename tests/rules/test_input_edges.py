@@ -77,7 +77,7 @@ def test_a_file_at_the_limit_is_read(tmp_path: Path) -> None:
     path = tmp_path / "padded.json"
     path.write_text(text + " " * (MAX_RULE_FILE_BYTES - len(text.encode("utf-8"))), "utf-8")
     assert path.stat().st_size == MAX_RULE_FILE_BYTES
-    assert load_ruleset(path).version == "default-2026.11"
+    assert load_ruleset(path).version == "default-2026.12"
 
 
 def test_a_byte_order_mark_is_accepted_in_rule_files_and_json_lines_alike(tmp_path: Path) -> None:
