@@ -415,6 +415,30 @@ def test_an_open_task_already_in_the_crm_is_reported_not_created_again(
                            "POST /crm/v3/objects/tasks/batch/create": 1}
 
 
+def test_one_key_search_covers_five_create_batches(
+    hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
+) -> None:
+    """Searches are HubSpot's scarcest calls (5 a second): 500 keys go in one search, 100 in
+    each of its five filter groups, and open tasks found in any group are not created again."""
+    ids = sorted(_records(hubspot_admin, "contacts"), key=int)
+    keys = [f"k-{n:03}" for n in range(520)]
+    # Already open in the CRM: a key in the first group, one in the last, one past the 500th.
+    earlier = hubspot_connector.create_tasks(
+        [_task(ids[0], keys[3]), _task(ids[1], keys[499]), _task(ids[2], keys[510])])
+    hubspot_server.reset()
+    results = hubspot_connector.create_tasks(
+        [_task(ids[n % len(ids)], key) for n, key in enumerate(keys)])
+    assert [r.key for r in results] == keys and all(r.ok for r in results)
+    assert [results[n].task_id for n in (3, 499, 510)] == [r.task_id for r in earlier]
+    by_endpoint = hubspot_server.call_counts()["by_endpoint"]
+    # Two searches (500 keys, then 20), six creates (100 x 4 + 98, then 19): 517 new tasks.
+    assert by_endpoint == {"POST /crm/v3/objects/tasks/search": 2,
+                           "POST /crm/v3/objects/tasks/batch/create": 6}
+    stored = [t["properties"].get("crmsync_task_key")
+              for t in _records(hubspot_admin, "tasks").values()]
+    assert sorted(k for k in stored if k) == keys
+
+
 def test_tasks_of_older_versions_are_found_by_the_key_in_their_body(
     hubspot_connector: HubSpotConnector, hubspot_server: SandboxServer, hubspot_admin: HubSpotAdmin,
 ) -> None:

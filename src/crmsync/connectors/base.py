@@ -93,8 +93,11 @@ class ApiLimits:
     read_page: int
     write_batch: int
     task_batch: int
-    #: Calls one batch of task creates costs (HubSpot looks up open tasks by key first).
-    calls_per_task_create_batch: int = 1
+    #: Task keys one lookup call checks before their tasks are created (HubSpot: a search for
+    #: open tasks carrying the keys, 500 a call); 0: the connector creates without a lookup.
+    #: The run hands the connector this many queued creates at once, so one lookup covers
+    #: several create calls.
+    task_lookup_batch: int = 0
     #: Whether the connector also writes large volumes as one asynchronous job
     #: (:class:`BulkWriter`: Salesforce Bulk API 2.0).
     bulk_write: bool = False

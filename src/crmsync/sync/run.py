@@ -524,7 +524,8 @@ def estimate_write_calls(summary: RunSummary, connector: Connector) -> int:
     return sum(
         math.ceil(planned["updates"] / limits.write_batch)
         + math.ceil(planned["task_creates"] / limits.task_batch)
-        * limits.calls_per_task_create_batch
+        + (math.ceil(planned["task_creates"] / limits.task_lookup_batch)
+           if limits.task_lookup_batch else 0)
         + math.ceil(planned["task_closes"] / limits.task_batch)
         for planned in summary.planned_writes.values()
     )

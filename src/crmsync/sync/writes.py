@@ -257,13 +257,19 @@ class Writer:
         queued = [(c, self._page) for c in creates if c.key in fresh]
         self._gate.planned(self._page, len(queued))
         self._queued_tasks.extend(queued)
-        drain(self._queued_tasks, self.connector.limits.task_batch,
+        drain(self._queued_tasks, self._task_send_size(),
               lambda batch: self._create_tasks(stream, batch))
 
     def _flush_tasks(self, stream: str) -> None:
         """Create whatever task creates are still queued for ``stream``."""
-        drain(self._queued_tasks, self.connector.limits.task_batch,
+        drain(self._queued_tasks, self._task_send_size(),
               lambda batch: self._create_tasks(stream, batch), everything=True)
+
+    def _task_send_size(self) -> int:
+        """Task creates handed to the connector at once: what one key lookup covers (HubSpot
+        checks 500 keys in one search, then creates them 100 a call), else one create batch."""
+        limits = self.connector.limits
+        return max(limits.task_batch, limits.task_lookup_batch)
 
     def _create_tasks(self, stream: str, batch: Sequence[tuple[TaskCreate, int]]) -> None:
         creates = [create for create, _ in batch]

@@ -21,6 +21,8 @@ from crmsync.connectors.hubspot.errors import _Rejected, _Unsure
 from crmsync.connectors.hubspot.reading import ContactReader
 from crmsync.connectors.hubspot.wire import (
     BATCH,
+    IN_VALUES,
+    KEY_LOOKUP,
     KEY_MARK,
     RETRYABLE,
     SEARCH_PAGE,
@@ -85,44 +87,48 @@ class TaskWriter:
     def create_tasks(self, creates: Sequence[TaskCreate]) -> list[WriteResult]:
         """Create tasks with ``batch/create`` (100 a call), associated with their contacts.
 
-        The CRM has the last word, whatever the local state store says: before each batch one
-        search looks for OPEN tasks already carrying the batch's keys (a lost or separate state
+        The CRM has the last word, whatever the local state store says: before creating, one
+        search per 500 keys looks for OPEN tasks already carrying them (a lost or separate state
         store, another host), and a task found is reported as created, with its id, instead of
         being created again. After a failure that may have created them (5xx, timeout, dropped
         connection) the connector looks the keys up and re-creates only the missing ones.
         """
         results: list[WriteResult] = []
         unique = list({c.key: c for c in creates}.values())
-        for chunk in chunks(unique, BATCH):
-            existing = self.open_tasks_by_key([c.key for c in chunk])
+        for group in chunks(unique, KEY_LOOKUP):
+            existing = self.open_tasks_by_key([c.key for c in group])
             results.extend(WriteResult(c.contact_id, True, task_id=existing[c.key], key=c.key)
-                           for c in chunk if c.key in existing)
-            missing = [c for c in chunk if c.key not in existing]
-            results.extend(self._create(missing, self._http.policy.attempts))
+                           for c in group if c.key in existing)
+            missing = [c for c in group if c.key not in existing]
+            for chunk in chunks(missing, BATCH):
+                results.extend(self._create(chunk, self._http.policy.attempts))
         by_key = {r.key: r for r in results}
         return [by_key[c.key] for c in creates]
 
     def open_tasks_by_key(self, keys: Sequence[str]) -> dict[str, str]:
         """Return ``{key: task id}`` of OPEN tasks whose key property is one of ``keys``.
 
-        One search per 100 keys (``key IN [...]`` and status not closed). A search, not the
-        contacts' task associations: it costs one call per create batch whatever the contacts'
-        history, where associations cost a v4 read plus a batch read per 100 of *all* their
-        tasks (reps' own and closed ones included). Search is eventually consistent (seconds);
-        within a run the state store already guards against a second create.
+        One search per 500 keys: five filter groups (ORed), each ``key IN [100 keys]`` and
+        status not closed. A search, not the contacts' task associations: it costs one call per
+        five create batches whatever the contacts' history, where associations cost a v4 read
+        plus a batch read per 100 of *all* their tasks (reps' own and closed ones included).
+        Searches are also HubSpot's scarcest calls (5 a second), which is why the keys are
+        packed. Search is eventually consistent (seconds); within a run the state store already
+        guards against a second create.
         """
         f = self.fieldmap.tasks.fields
         status_field = f.get("status", "hs_task_status")
+        not_closed = {"propertyName": status_field, "operator": "NEQ",
+                      "value": self.fieldmap.tasks.closed_status}
         found: dict[str, str] = {}
-        for chunk in chunks(list(dict.fromkeys(keys)), BATCH):
-            filters = [
-                {"propertyName": self.key_field, "operator": "IN", "values": list(chunk)},
-                {"propertyName": status_field, "operator": "NEQ",
-                 "value": self.fieldmap.tasks.closed_status},
-            ]
+        for chunk in chunks(list(dict.fromkeys(keys)), KEY_LOOKUP):
+            wanted = set(chunk)
+            groups = [{"filters": [{"propertyName": self.key_field, "operator": "IN",
+                                    "values": list(values)}, not_closed]}
+                      for values in chunks(chunk, IN_VALUES)]
             offset = 0
             while True:
-                body = {"filterGroups": [{"filters": filters}],
+                body = {"filterGroups": groups,
                         "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
                         "properties": [self.key_field, status_field],
                         "limit": SEARCH_PAGE, "after": str(offset)}
@@ -133,7 +139,7 @@ class TaskWriter:
                 results = _results(page)
                 for task in results:
                     key = _props(task).get(self.key_field)
-                    if key in chunk:
+                    if key in wanted:
                         _keep_oldest(found, str(key), str(task["id"]))
                 # More than a page only when duplicates exist (one open task per key).
                 if not _next_after(page) or not results:

@@ -16,6 +16,12 @@ BATCH = 100
 SEARCH_PAGE = 200
 #: Search results HubSpot serves for one query (``after + limit`` beyond it is a 400).
 SEARCH_CAP = 10_000
+#: Values one ``IN`` search filter carries, and filter groups per search (the documented cap
+#: is 5 groups, 6 filters each, 18 in all): a task-key lookup puts 100 keys in each of 5
+#: groups, so one search checks the keys of five create batches.
+IN_VALUES, SEARCH_GROUPS = 100, 5
+#: Task keys one lookup search checks.
+KEY_LOOKUP = IN_VALUES * SEARCH_GROUPS
 #: Inputs per v4 association batch read.
 ASSOCIATION_BATCH = 1000
 #: Search requests per second (a separate bucket from the 10-second one).
