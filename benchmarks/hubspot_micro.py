@@ -75,8 +75,9 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=9)
     options = parser.parse_args()
-    from crmsync.connectors.hubspot.writing import FieldWriter
     from hubspot.crm.contacts.api_client import ApiClient
+
+    from crmsync.connectors.hubspot.writing import FieldWriter
 
     fieldmap = load_fieldmap(ROOT / "connectors" / "hubspot.json")
     records = _records(options.contacts)

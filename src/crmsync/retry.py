@@ -10,7 +10,6 @@ create after a timeout could duplicate a record.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta

@@ -93,6 +93,13 @@ class ApiLimits:
     read_page: int
     write_batch: int
     task_batch: int
+    #: Related records (deals) one read call returns; 0: ``read_page`` (HubSpot's deal batch
+    #: read takes 100 ids where its contact search pages 200).
+    related_batch: int = 0
+    #: Contacts whose related-record links one call returns, where the contact read does not
+    #: carry them (HubSpot search: a v4 association batch read per 1,000 contacts); 0: the
+    #: read carries them.
+    links_batch: int = 0
     #: Task keys one lookup call checks before their tasks are created (HubSpot: a search for
     #: open tasks carrying the keys, 500 a call); 0: the connector creates without a lookup.
     #: The run hands the connector this many queued creates at once, so one lookup covers

@@ -195,12 +195,17 @@ class RunSummary:
 def minimum_api_calls(summary: RunSummary, limits: ApiLimits, *, related_records: int = 0) -> int:
     """Return the fewest API calls the CRM allows for what a run read and wrote.
 
-    Reads: each stream's contacts at the largest page size, plus ``related_records`` (deals)
-    at the same page size. Writes: field updates at the largest batch, tasks likewise. A dry
-    run is charged its reads only.
+    Reads: each stream's contacts at the largest page size; where the read does not carry the
+    links to related records (HubSpot search), one link lookup per ``limits.links_batch``
+    contacts; ``related_records`` (deals) at the largest related read. Writes: field updates at
+    the largest batch, tasks likewise. A dry run is charged its reads only. Calls made to be
+    safe rather than for the data (the pre-flight check, task-key lookups) are not counted.
     """
-    pages = sum(math.ceil(n / limits.read_page) for n in summary.read_by_stream.values())
-    pages += math.ceil(related_records / limits.read_page)
+    read = summary.read_by_stream.values()
+    pages = sum(math.ceil(n / limits.read_page) for n in read)
+    if limits.links_batch:
+        pages += sum(math.ceil(n / limits.links_batch) for n in read)
+    pages += math.ceil(related_records / (limits.related_batch or limits.read_page))
     if summary.mode == "plan":
         return pages
     counts = summary.counts

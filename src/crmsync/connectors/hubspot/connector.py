@@ -25,7 +25,7 @@ from crmsync.connectors.hubspot.reading import ContactReader
 from crmsync.connectors.hubspot.setup import PropertySetup
 from crmsync.connectors.hubspot.shards import KeyRange
 from crmsync.connectors.hubspot.tasks import TaskWriter
-from crmsync.connectors.hubspot.wire import BATCH, KEY_LOOKUP, SEARCH_PAGE
+from crmsync.connectors.hubspot.wire import ASSOCIATION_BATCH, BATCH, KEY_LOOKUP, SEARCH_PAGE
 from crmsync.connectors.hubspot.writing import FieldWriter
 from crmsync.connectors.pacing import Pacer
 from crmsync.errors import ConfigError, TransientError
@@ -63,6 +63,7 @@ class HubSpotConnector:
 
     crm = "hubspot"
     limits = ApiLimits(read_page=SEARCH_PAGE, write_batch=BATCH, task_batch=BATCH,
+                       related_batch=BATCH, links_batch=ASSOCIATION_BATCH,
                        task_lookup_batch=KEY_LOOKUP)  # one key search per five create calls
 
     def __init__(

@@ -8,11 +8,11 @@ from crmsync.sandbox.hubspot.crm import HubSpotCrm
 from crmsync.sandbox.hubspot.errors import fail
 from crmsync.sandbox.hubspot.objects import (
     batch_response,
-    parse_limit,
-    json_object,
     decode_cursor,
     encode_cursor,
     flag,
+    json_object,
+    parse_limit,
 )
 from crmsync.sandbox.hubspot.schema import DEFAULT_ASSOCIATION, ObjectType
 from crmsync.sandbox.server import Request, Response
@@ -243,7 +243,7 @@ class MetaApi:
         if operation == "read":
             results, errors = [], []
             for item in inputs:
-                from_id = str((item.get("id") or ""))
+                from_id = str(item.get("id") or "")
                 links = self.crm.associations.of(source.name, from_id, target.name)
                 if links:
                     results.append({"from": {"id": from_id},
