@@ -231,7 +231,9 @@ class SalesforceEmulator:
             nxt = segs[i + 1] if i + 1 < len(segs) else ""
             if prev in ("query", "queryAll") and seg.startswith("0r8"):
                 folded[i] = "{locator}"
-            elif prev in ("query", "ingest") and prev2 == "jobs" and seg or seg and looks_like_id(seg) and prev not in ("sobjects", "composite"):
+            elif prev in ("query", "ingest") and prev2 == "jobs" and seg:
+                folded[i] = "{id}"
+            elif seg and looks_like_id(seg) and prev not in ("sobjects", "composite"):
                 folded[i] = "{id}"
             elif prev2 == "sobjects" and prev and seg not in _SOBJECT_LEAVES and nxt:
                 folded[i + 1] = "{value}"  # /sobjects/Task/Ext__c/<value>
