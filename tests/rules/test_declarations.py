@@ -106,6 +106,10 @@ def test_a_long_collected_list_keeps_whole_items_within_the_field() -> None:
      "output 'next_step' is declared but no decision decides it", "add a decision"),
     (lambda d: d["outputs"].update(score={"type": "int"}), "/outputs/score",
      "'score' is one of crmsync's own outputs", None),
+    (lambda d: d["outputs"].update(tasks_created={"type": "int"}), "/outputs/tasks_created",
+     "'tasks_created' is reserved", None),
+    (lambda d: d["outputs"].update(fired={"type": "list"}), "/outputs/fired",
+     "'fired' is reserved", None),
     (lambda d: d["outputs"].update(title={"type": "str"}), "/outputs/title",
      "output 'title' has the name of a fact", None),
     (lambda d: d["outputs"]["signals"].update(type="bool"), "/decisions/2/hit",
@@ -122,7 +126,7 @@ def test_a_long_collected_list_keeps_whole_items_within_the_field() -> None:
      "'icp_tier' is a whole number; it cannot be compared with text", None),
     (lambda d: d["facts"].update(employees="str"), "/facts/employees",
      "fact 'employees' is a whole number; it cannot be declared as text", 'declare it as "int"'),
-], ids=["undecided", "builtin-name", "fact-name", "wrong-hit", "bad-value", "bad-default",
+], ids=["undecided", "builtin-name", "run-count-name", "test-key-name", "fact-name", "wrong-hit", "bad-value", "bad-default",
         "fact-into-values", "list-value", "values-on-int", "fact-retyped"])
 def test_declaration_errors_are_located_with_a_suggestion(change: Any, pointer: str, fragment: str, hint: str | None) -> None:
     doc = _doc(TIER, SIGNALS, facts={"nps": "number"}, outputs=DECLARED)

@@ -15,13 +15,18 @@ from typing import Any
 from crmsync.model import OUTPUTS
 from crmsync.rules.jsonpos import escape_pointer_token
 from crmsync.rules.tree import OutputSpec
-from crmsync.rules.validate_base import CheckerBase, _dict, did_you_mean, kind_word
+from crmsync.rules.validate_base import _EXPECT_EXTRAS, CheckerBase, _dict, did_you_mean, kind_word
 
 #: Hit policies that can decide a declared output of each type.
 HITS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "str": ("first",), "number": ("first",), "bool": ("first",), "int": ("first", "sum"),
     "list": ("collect",),
 }
+#: Names a declared output cannot take besides crmsync's own outputs: a run counts task creates
+#: and closes beside the outputs that changed (``RunSummary.changes``), and a rule test's
+#: ``expect`` has keys of its own for tasks and fired rules.
+RESERVED_NAMES: tuple[str, ...] = ("tasks_created", "tasks_closed",
+                                   *(k for k in _EXPECT_EXTRAS if k not in OUTPUTS))
 _TYPE_WORDS = {**{k: kind_word(k) for k in ("str", "int", "number", "bool")},
                "list": "a collected list"}
 
@@ -57,6 +62,11 @@ class OutputChecks(CheckerBase):
                 self.error(pointer, f"'{name}' is one of crmsync's own outputs "
                                     f"({', '.join(OUTPUTS)}); a declared output needs another "
                                     "name", key=True)
+                continue
+            if name in RESERVED_NAMES:
+                self.error(pointer, f"'{name}' is reserved ({', '.join(RESERVED_NAMES)}: run "
+                                    "counts and rule-test keys); a declared output needs "
+                                    "another name", key=True)
                 continue
             if name in self.facts:
                 self.error(pointer, f"output '{name}' has the name of a fact; give it another "
