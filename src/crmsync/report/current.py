@@ -29,7 +29,8 @@ MAX_LISTED_STUCK = 200
 #: Width of a score distribution bin, in points.
 SCORE_BIN = 10
 #: The label of contacts with no owner or no lead source: none in the CRM, or decided before
-#: the store kept them (schema 3; the next run that decides such a contact fills them in).
+#: the store kept them (schema 3; the first run after the upgrade decides every contact again
+#: and fills them in).
 NONE_LABEL = "(none)"
 
 

@@ -27,7 +27,7 @@ from crmsync.state.records import (
     StreamStamp,
     TaskRecord,
 )
-from crmsync.state.schema import SCHEMA_VERSION
+from crmsync.state.schema import REDECIDE_AFTER_UPGRADE, SCHEMA_VERSION
 from crmsync.state.shadow import RUN_PART, ShadowRecord
 from crmsync.state.shards import ShardRecord
 from crmsync.state.store import StateStore
@@ -38,6 +38,7 @@ __all__ = [
     "JournalEntry",
     "PageContext",
     "PendingWrite",
+    "REDECIDE_AFTER_UPGRADE",
     "RunRecord",
     "RUN_PART",
     "SCHEMA_VERSION",

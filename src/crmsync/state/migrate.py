@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from crmsync.state.schema import SCHEMA_VERSION, _contacts, _runs, _schema_version
+from crmsync.state.schema import (
+    REDECIDE_AFTER_UPGRADE,
+    SCHEMA_VERSION,
+    _contacts,
+    _runs,
+    _schema_version,
+    _stream_stamps,
+)
 
 
 def upgrade(engine: Engine, version: int) -> int:
@@ -19,8 +26,11 @@ def upgrade(engine: Engine, version: int) -> int:
     if version < 2:
         _add_columns(engine, _runs, ("connection", "trigger"))
     if version < 3:
-        # Rows saved before stay NULL ("unknown" in the report) until a run decides them again.
+        # Rows saved before hold no owner or lead source: have the next run decide every
+        # contact again (it reads them whole and saves both, writing to the CRM only what
+        # changed), so the report's breakdowns do not wait for each contact to change.
         _add_columns(engine, _contacts, ("owner_id", "lead_source"))
+        _redecide_everything(engine)
         # Shadow comparisons (``[rules] shadow``) and schedule pauses. ``create_all`` on open
         # has usually made the tables already; this step says so, and is a no-op then.
         from crmsync.state.shadow import _shadow
@@ -35,6 +45,19 @@ def upgrade(engine: Engine, version: int) -> int:
         except IntegrityError:
             pass  # another process recorded the same upgrade
     return SCHEMA_VERSION
+
+
+def _redecide_everything(engine: Engine) -> None:
+    """Make the next run of every stream read and decide all of its contacts once.
+
+    A contact is skipped when its saved decision has the run's rules and its CRM stamp; with
+    the rules forgotten (``ruleset_hash`` empty) none is, and a stream stamped
+    :data:`REDECIDE_AFTER_UPGRADE` is read whole, saying why.
+    """
+    with engine.begin() as conn:
+        conn.execute(_contacts.update().values(ruleset_hash=""))
+        conn.execute(_stream_stamps.update().values(ruleset_version=REDECIDE_AFTER_UPGRADE,
+                                                    ruleset_hash=""))
 
 
 def _add_columns(engine: Engine, table: sa.Table, names: tuple[str, ...]) -> None:

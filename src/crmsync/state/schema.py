@@ -21,6 +21,10 @@ from sqlalchemy.engine import Dialect, Engine
 #: schedules, off the store) and crmsync_contacts.owner_id and .lead_source.
 SCHEMA_VERSION = 3
 
+#: The ``ruleset_version`` an upgrade stamps on every stream whose contacts must be decided
+#: again once, whatever changed: the next run reads them whole (state/migrate.py).
+REDECIDE_AFTER_UPGRADE = "(store upgraded)"
+
 RUN_MODES = ("plan", "run", "full", "undo", "demo")
 #: ``skipped``: the run found another run holding the CRM's lease and did nothing.
 RUN_STATUSES = ("running", "ok", "partial", "failed", "aborted", "skipped")

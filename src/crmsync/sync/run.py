@@ -24,7 +24,14 @@ from crmsync.errors import (
 from crmsync.model import Contact, Cursor
 from crmsync.plan import ContactPlan, OpenTask, PlanOptions, plan_contact
 from crmsync.rules import RuleSet
-from crmsync.state import RUN_PART, ContactState, StateError, StateStore, TaskRecord
+from crmsync.state import (
+    REDECIDE_AFTER_UPGRADE,
+    RUN_PART,
+    ContactState,
+    StateError,
+    StateStore,
+    TaskRecord,
+)
 from crmsync.sync.inflight import CursorGate, InFlight
 from crmsync.sync.readahead import read_ahead
 from crmsync.sync.shadow import ShadowTally
@@ -286,6 +293,9 @@ class SyncRun(Writer):
         stamp = self.store.stream_stamp(stream)
         if stamp is None:
             return "rules changed (no record of the rules that decided): re-evaluating all contacts"
+        if stamp.ruleset_version == REDECIDE_AFTER_UPGRADE:
+            return ("store upgraded (owner and lead source are now recorded): re-evaluating "
+                    "all contacts once")
         if stamp.ruleset_hash != self.ruleset.content_hash:
             return (f"rules changed ({stamp.ruleset_version or stamp.ruleset_hash[:12]} → "
                     f"{self.ruleset.version or self.ruleset.content_hash[:12]}): "
@@ -315,7 +325,7 @@ class SyncRun(Writer):
         reason = self._full_reason(stream, cursor)
         full = reason is not None
         since = None if full else cursor.value - self.options.overlap  # type: ignore[operator]
-        if reason and reason.startswith(("rules changed", "field map changed")):
+        if reason and reason.startswith(("rules changed", "field map changed", "store upgraded")):
             log.warning("%s: %s", stream, reason)
         summary.scope[stream] = (
             f"full: {reason}" if full else
