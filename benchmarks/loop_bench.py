@@ -69,7 +69,8 @@ def main() -> None:
                 tally.add("salesforce:Contact", plan, by_rules=False)
             best_both = min(best_both, time.process_time() - start)
         per = 1e6 / len(pairs)
-        print(f"{name:<8} plan_contact {best_plan * per:6.2f} µs   Tally.add {best_both * per:6.2f} µs")
+        print(f"{name:<8} plan_contact {best_plan * per:6.2f} µs   "
+              f"Tally.add {best_both * per:6.2f} µs")
 
 
 if __name__ == "__main__":

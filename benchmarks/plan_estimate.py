@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def measure(crm: str, contacts: int) -> dict[str, float]:
     """Plan, run and re-run one fresh sandbox; return the figures."""
-    server = build_sandbox(crm, contacts=contacts, seed=3, anchor=datetime(2026, 11, 23, tzinfo=UTC))
+    server = build_sandbox(crm, contacts=contacts, seed=3,
+                           anchor=datetime(2026, 11, 23, tzinfo=UTC))
     with server, tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "crmsync.toml"
         config.write_text(

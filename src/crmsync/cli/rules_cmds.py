@@ -342,7 +342,8 @@ def evaluate(rules_file: str, input_file: str, now_text: str | None, output_file
 @click.option("--now", "now_text", help="The evaluation clock, ISO 8601 (default: now, UTC).")
 @click.option("--field-map", type=click.Path(dir_okay=False), help=_FIELD_MAP_HELP)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Settings file for reading --contact ids from the CRM (default: ./crmsync.toml).")
+              help="Settings file for reading --contact ids from the CRM "
+                   "(default: ./crmsync.toml).")
 @connection_option
 @output_option
 def explain(rules_file: str, input_file: str | None, contact_ids: tuple[str, ...],

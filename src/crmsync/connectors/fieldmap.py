@@ -1,8 +1,8 @@
 """Field maps: how a CRM's fields become canonical facts, and where crmsync's outputs go.
 
-A field map is a JSON file admins edit (``connectors/hubspot.json``, ``connectors/salesforce.json``).
-It is validated by a JSON Schema shipped with the package, then compiled into small per-object
-readers. Normalisation is here, once, for both CRMs: HubSpot sends every value as a string and
+A field map is a JSON file admins edit (``connectors/hubspot.json``,
+``connectors/salesforce.json``). It is validated by a JSON Schema shipped with the package,
+then compiled into small per-object readers. Normalisation is here, once, for both CRMs: HubSpot sends every value as a string and
 datetimes as ISO or epoch-ms strings; Salesforce uses typed JSON, ``+0000`` offsets and dotted
 parent fields (``Account.Name``). An odd value (``"n/a"`` for a number, a junk date) becomes
 ``None`` (missing), never an exception: one bad record must not stop a run.
@@ -543,7 +543,8 @@ def _compile(doc: Mapping[str, Any], filename: str, text: str) -> FieldMap:
         for fact, raw in spec["facts"].items():
             pointer = f"/objects/{object_name}/facts/{fact}"
             if fact not in known:
-                problems.append(_unknown(filename, text, pointer, f"unknown fact {fact!r}", fact, known))
+                problems.append(_unknown(filename, text, pointer, f"unknown fact {fact!r}", fact,
+                                         known))
                 continue
             if fact in DEAL_FACTS or fact in PREVIOUS_OUTPUT_FACTS:
                 problems.append(_diagnostic(

@@ -89,7 +89,8 @@ def _cause_chain(exc: BaseException) -> list[BaseException]:
 
 def _where(chain: list[BaseException], url: str | None) -> str:
     for error in chain:
-        pool = getattr(error, "conn", None) or getattr(error, "_pool", None) or error.__dict__.get("pool")
+        pool = (getattr(error, "conn", None) or getattr(error, "_pool", None)
+                or error.__dict__.get("pool"))
         host, port = getattr(pool, "host", None), getattr(pool, "port", None)
         if isinstance(host, str) and host:
             return f"{host}:{port}" if port else host

@@ -16,7 +16,8 @@ from typing import Any
 FAULT_KINDS = frozenset(
     {
         "status",  # plain HTTP status with the CRM's error body (429, 500, 503...)
-        "rate_limit",  # 429 in the CRM's rate-limit shape (HubSpot body / Salesforce 403 concurrency)
+        # 429 in the CRM's rate-limit shape (HubSpot body / Salesforce 403 concurrency)
+        "rate_limit",
         "session_expired",  # 401 INVALID_SESSION_ID / EXPIRED_AUTHENTICATION
         "daily_limit",  # Salesforce 403 REQUEST_LIMIT_EXCEEDED / HubSpot 429 DAILY
         "disconnect",  # close the connection mid-response (nothing applied)

@@ -194,7 +194,8 @@ def generate_org(contacts: int, seed: int, anchor: datetime, owners: int = 8) ->
     """
     rng = random.Random(seed)
     reps = [
-        Owner(i, rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES), f"rep{i + 1}@crmsync-demo.example")
+        Owner(i, rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES),
+              f"rep{i + 1}@crmsync-demo.example")
         for i in range(owners)
     ]
     people = [_person(rng, i, anchor, owners, _jitter(seed, i)) for i in range(contacts)]
@@ -315,7 +316,8 @@ def _person(
         country=country,
         industry=industry,
         employees=employees,
-        annual_revenue=None if employees is None else round(employees * rng.uniform(60e3, 250e3), -3),
+        annual_revenue=(None if employees is None
+                        else round(employees * rng.uniform(60e3, 250e3), -3)),
         created_at=created,
         modified_at=created,
         last_activity_at=last_activity,
@@ -334,7 +336,8 @@ def _person(
         demo_requested=hot and rng.random() < 0.4,
         case_study_requested=hot and rng.random() < 0.25,
         inbound_from_decision_maker=hot and rng.random() < 0.15,
-        budget_confirmed=(rng.random() < 0.55) if engaged else (None if rng.random() < 0.7 else False),
+        budget_confirmed=((rng.random() < 0.55) if engaged
+                          else (None if rng.random() < 0.7 else False)),
         decision_maker=None if rng.random() < 0.6 else rng.random() < 0.5,
         not_a_fit=rng.random() < 0.02,
         lifecycle_stage=rng.choice(LIFECYCLE_STAGES),
@@ -373,12 +376,14 @@ def _deals(
         deals.append(
             Deal(
                 index=person.index * 4 + n,
-                name=f"{person.company or 'New'} - {rng.choice(('Starter', 'Growth', 'Enterprise'))}",
+                name=(f"{person.company or 'New'} - "
+                      f"{rng.choice(('Starter', 'Growth', 'Enterprise'))}"),
                 outcome=outcome,
                 stage=stage,
                 amount=float(rng.choice((4800, 12000, 24000, 60000, 150000))),
                 created_at=created,
-                close_date=close if outcome != "open" else anchor + timedelta(days=rng.randint(5, 90)),
+                close_date=(close if outcome != "open"
+                            else anchor + timedelta(days=rng.randint(5, 90))),
                 loss_reason=reason,
                 competitor=competitor,
             )

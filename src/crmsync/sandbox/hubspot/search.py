@@ -17,13 +17,13 @@ from typing import Any
 from crmsync.sandbox.hubspot.errors import fail
 from crmsync.sandbox.hubspot.properties import PropertyDef, PropertyRegistry, parse_instant
 from crmsync.sandbox.hubspot.schema import OBJECT_TYPES, ObjectType
+from crmsync.sandbox.hubspot.store import Associations, ObjectStore, Record
 
 #: Names an ``associations.<type>`` filter may use for the linked object type.
 TYPE_ALIASES = {
     **{t.singular: t.name for t in OBJECT_TYPES.values()},
     **{t.name: t.name for t in OBJECT_TYPES.values()},
 }
-from crmsync.sandbox.hubspot.store import Associations, ObjectStore, Record
 
 MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 6, 18
 MAX_LIMIT, RESULT_CAP = 200, 10_000
