@@ -42,6 +42,10 @@ def run_once(src: Path, argv: list[str]) -> tuple[float, float]:
     """Wall and CPU (user + system) seconds of one fresh ``python -m crmsync ARGV`` process
     using the tree ``src``. CPU time is the steadier figure on a loaded machine."""
     env = {**os.environ, "PYTHONPATH": str(src.resolve())}
+    # What users get: the warm-up writes .pyc files and every later start reads them. Some
+    # machines set PYTHONDONTWRITEBYTECODE, and then every start compiles every module again
+    # (about 70 ms of ``crmsync evaluate``'s start here).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "crmsync", *argv], env=env, capture_output=True,
