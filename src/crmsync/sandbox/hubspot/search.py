@@ -12,6 +12,7 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from crmsync.sandbox.hubspot.errors import fail
@@ -135,12 +136,21 @@ class Searcher:
         if len(query) > 3000:
             fail(400, "query is limited to 3000 characters")
 
+        # Filters run once per stored record per search: one closure per group and no
+        # generator per record (a sync's window search filters every contact, every page).
+        alternatives = [_all_of(group) for group in compiled]
+        if not alternatives:
+            where = _all_of([])
+        elif len(alternatives) == 1:
+            where = alternatives[0]
+        else:
+            def where(record: Record) -> bool:
+                return any(alternative(record) for alternative in alternatives)
+        if not words:
+            return where
+
         def matches(record: Record) -> bool:
-            if words and not self._text_match(record, words):
-                return False
-            if not compiled:
-                return True
-            return any(all(p(record) for p in group) for group in compiled)
+            return self._text_match(record, words) and where(record)
 
         return matches
 
@@ -300,9 +310,21 @@ class Searcher:
         keyed = [(get(r), int(r.id), r) for r in records]
         present = [k for k in keyed if k[0] is not None]
         missing = [k for k in keyed if k[0] is None]
-        present.sort(key=lambda k: (k[0], k[1]), reverse=direction == "DESCENDING")
-        missing.sort(key=lambda k: k[1])
+        present.sort(key=itemgetter(0, 1), reverse=direction == "DESCENDING")
+        missing.sort(key=itemgetter(1))
         return [k[2] for k in present + missing]
+
+
+def _all_of(predicates: list[Predicate]) -> Predicate:
+    """One predicate for the AND of ``predicates`` (an empty AND matches everything)."""
+    if not predicates:
+        return lambda record: True
+    if len(predicates) == 1:
+        return predicates[0]
+    if len(predicates) == 2:
+        first, second = predicates
+        return lambda record: first(record) and second(record)
+    return lambda record: all(p(record) for p in predicates)
 
 
 class _BadValue(ValueError):
