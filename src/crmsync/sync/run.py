@@ -76,6 +76,9 @@ def file_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+#: Why a stream is read whole when that is expected (everything else is worth a warning).
+FULL_REQUESTED, FIRST_READ = "full re-scan requested", "first read"
+
 class SyncRun(Writer):
     """Execute one run of one connector against one rule set, recording it in the state store.
 
@@ -287,9 +290,9 @@ class SyncRun(Writer):
     def _full_reason(self, stream: str, cursor: Cursor) -> str | None:
         """Why this stream must be read whole this time, or None for an incremental read."""
         if self.options.full:
-            return "full re-scan requested"
+            return FULL_REQUESTED
         if cursor.value is None:
-            return "first read"
+            return FIRST_READ
         stamp = self.store.stream_stamp(stream)
         if stamp is None:
             return "rules changed (no record of the rules that decided): re-evaluating all contacts"
@@ -325,7 +328,8 @@ class SyncRun(Writer):
         reason = self._full_reason(stream, cursor)
         full = reason is not None
         since = None if full else cursor.value - self.options.overlap  # type: ignore[operator]
-        if reason and reason.startswith(("rules changed", "field map changed", "store upgraded")):
+        # A full read nobody asked for (rules, field map or store changed) is worth a warning.
+        if reason and reason not in (FULL_REQUESTED, FIRST_READ):
             log.warning("%s: %s", stream, reason)
         summary.scope[stream] = (
             f"full: {reason}" if full else
