@@ -79,6 +79,7 @@ def file_hash(path: str | Path) -> str:
 #: Why a stream is read whole when that is expected (everything else is worth a warning).
 FULL_REQUESTED, FIRST_READ = "full re-scan requested", "first read"
 
+
 class SyncRun(Writer):
     """Execute one run of one connector against one rule set, recording it in the state store.
 
