@@ -16,12 +16,18 @@ The loop is the same for ``crmsync plan`` (dry run: nothing written, nothing com
 * clean stops: a used-up daily quota or refused credentials end the run with the cursor where
   the last fully written page left it; a run that finds the lease held does nothing (exit 5).
 
-Modules: ``summary`` (options and what a run reports), ``tally`` (counting decisions),
-``writes`` (journaled writes and task recovery), ``run`` (the loop).
+Modules: ``summary`` (options, what a run reports, its call estimates), ``tally`` (counting
+decisions), ``writes`` (journaled writes and task recovery), ``cursoring`` (how a cursor moves
+over pages), ``collector`` (garbage collection during a run), ``run`` (the loop).
 """
 
-from crmsync.sync.run import LEASE_TTL, SyncRun, estimate_write_calls, file_hash
-from crmsync.sync.summary import RunSummary, SyncOptions, minimum_api_calls
+from crmsync.sync.run import LEASE_TTL, SyncRun, file_hash
+from crmsync.sync.summary import (
+    RunSummary,
+    SyncOptions,
+    estimate_write_calls,
+    minimum_api_calls,
+)
 from crmsync.sync.tally import SLA_FIRST_TOUCH, STUCK_AFTER
 
 __all__ = [

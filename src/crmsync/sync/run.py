@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,10 +31,12 @@ from crmsync.state import (
     StateStore,
     TaskRecord,
 )
+from crmsync.sync.collector import tuned_for_run
+from crmsync.sync.cursoring import advance, already_processed
 from crmsync.sync.inflight import CursorGate, InFlight
 from crmsync.sync.readahead import read_ahead
 from crmsync.sync.shadow import ShadowTally
-from crmsync.sync.summary import RunSummary, SyncOptions
+from crmsync.sync.summary import RunSummary, SyncOptions, estimate_write_calls
 from crmsync.sync.tally import Tally, miss_rule_ids, rule_ids
 from crmsync.sync.writes import Writer
 
@@ -161,9 +162,10 @@ class SyncRun(Writer):
         so its :class:`~crmsync.state.StateError` is raised once the run has stopped. A
         SIGTERM or Ctrl-C stops the run at its next safe point (between pages, or while it
         waits for the CRM), never half-way through a store transaction or a thread join; the
-        run is recorded as aborted and the stop re-raised.
+        run is recorded as aborted and the stop re-raised. The garbage collector runs less
+        often meanwhile (:mod:`crmsync.sync.collector`).
         """
-        with stopping.safe_points():
+        with stopping.safe_points(), tuned_for_run():
             return self._execute()
 
     def _execute(self) -> RunSummary:
@@ -370,7 +372,7 @@ class SyncRun(Writer):
                     contacts = [
                         c for c in page.contacts
                         if c.id not in stream_pass.retried
-                        and not _already_processed(c, stream_pass.cursor)
+                        and not already_processed(c, stream_pass.cursor)
                     ]
                 self._process(stream, contacts, dedupe=True, explicit_full=self.options.full)
                 self._hold_lease()
@@ -379,7 +381,7 @@ class SyncRun(Writer):
                 if not page.ordered:
                     stream_pass.scanned_unordered = True
                 elif commit_cursors:
-                    stream_pass.new_cursor = _advance(stream_pass.new_cursor, page.contacts,
+                    stream_pass.new_cursor = advance(stream_pass.new_cursor, page.contacts,
                                                       cap=self.now)
                     self._gate.page_read(self._page, stream_pass.new_cursor)
                 # The cursor moves once every write planned from its page (and before) settled.
@@ -528,24 +530,6 @@ class SyncRun(Writer):
         return by_contact
 
 
-def estimate_write_calls(summary: RunSummary, connector: Connector) -> int:
-    """Return the write calls a run would make for what a dry run planned.
-
-    Field updates at the CRM's largest batch; task creates and closes likewise. Counted per
-    stream, as the run batches them (a batch never mixes objects; task creates wait for a full
-    batch across the pages of one stream).
-    """
-    limits = connector.limits
-    return sum(
-        math.ceil(planned["updates"] / limits.write_batch)
-        + math.ceil(planned["task_creates"] / limits.task_batch)
-        + (math.ceil(planned["task_creates"] / limits.task_lookup_batch)
-           if limits.task_lookup_batch else 0)
-        + math.ceil(planned["task_closes"] / limits.task_batch)
-        for planned in summary.planned_writes.values()
-    )
-
-
 def _category(value: object) -> str | None:
     """A picklist value to store (lead source): text, cut to the column's 120 characters."""
     return None if value is None else str(value)[:120]
@@ -571,32 +555,3 @@ def _plan_options(policy: str, ruleset: RuleSet, *, restamp: bool) -> PlanOption
     # more (the rule was deleted) is closed.
     keep = frozenset(t.purpose for t in ruleset.tree.tasks if not t.close_when_obsolete)
     return PlanOptions(close_obsolete_tasks=True, keep_open_purposes=keep, restamp=restamp)
-
-
-def _advance(cursor: Cursor, contacts: Iterable[Contact], *, cap: datetime) -> Cursor:
-    """Move a cursor past a page of contacts, never beyond the run's start ``cap``.
-
-    ``ids_at_value`` keeps the ids processed within the cursor's last second, so the next read
-    (which starts at that second) skips them unless they changed again.
-    """
-    stamped = [c for c in contacts if c.modified_at is not None]
-    if not stamped:
-        return cursor
-    top = min(max(c.modified_at for c in stamped), cap)  # type: ignore[type-var]
-    if cursor.value is not None and top < cursor.value:
-        return cursor
-    floor = top.replace(microsecond=0)
-    ids = frozenset(c.id for c in stamped if floor <= c.modified_at <= top)  # type: ignore[operator]
-    if cursor.value is not None and cursor.value.replace(microsecond=0) == floor:
-        ids |= cursor.ids_at_value
-    return Cursor(cursor.stream, top, ids)
-
-
-def _already_processed(contact: Contact, cursor: Cursor) -> bool:
-    """Whether an incremental read met a record the previous run processed in this state."""
-    return (
-        cursor.value is not None
-        and contact.id in cursor.ids_at_value
-        and contact.modified_at is not None
-        and contact.modified_at <= cursor.value
-    )

@@ -16,6 +16,7 @@ from typing import Any
 
 from crmsync.errors import RunInProgress
 from crmsync.model import Cursor
+from crmsync.sync.collector import tuned_for_run
 from crmsync.sync.inflight import CursorGate
 from crmsync.sync.run import StreamPass, SyncRun
 from crmsync.sync.shadow import ShadowTally
@@ -99,6 +100,10 @@ class ShardRun(SyncRun):
         Raises :class:`~crmsync.errors.CrmsyncError` (quota, credentials, transient failures)
         for the worker to record; writes already sent are settled first.
         """
+        with tuned_for_run():
+            return self._execute_shard(spec)
+
+    def _execute_shard(self, spec: ShardSpec) -> RunSummary:
         self._spec = spec
         summary = RunSummary(spec.run_id, self.connector.crm, spec.mode, self.now,
                              ruleset_version=self.ruleset.version)
