@@ -15,6 +15,7 @@ import pytest
 from crmsync.connectors.base import BulkWriter, RecordUpdate
 from crmsync.connectors.hubspot import HubSpotConnector
 from crmsync.connectors.salesforce import SalesforceAuth, SalesforceConnector
+from crmsync.connectors.salesforce.bulk import csv_records
 from crmsync.errors import ConfigError, CrmRequestError
 from crmsync.retry import RetryPolicy
 
@@ -259,3 +260,23 @@ def test_incremental_and_small_full_reads_stay_on_rest(
     assert pages and all(p.ordered for p in pages)
     assert "POST /services/data/v59.0/jobs/query" not in salesforce_server.call_counts()[
         "by_endpoint"]
+
+
+def test_query_csv_becomes_rest_shaped_records() -> None:
+    # Quoted commas and line breaks, an empty cell, a parent with one field set, a parent with
+    # every field empty, a two-level parent, a short row and a blank line.
+    text = (
+        'Id,Name,Account.Name,Account.Industry,Account.Owner.Name,Title\n'
+        '003A,"Ng, Ada","Acme, Inc",,Sam,"VP\nSales"\n'
+        '003B,Bo,,,,\n'
+        '\n'
+        '003C,Cy\n'
+    )
+    assert csv_records(text) == [
+        {"Id": "003A", "Name": "Ng, Ada", "Title": "VP\nSales",
+         "Account": {"Name": "Acme, Inc", "Industry": None, "Owner": {"Name": "Sam"}}},
+        {"Id": "003B", "Name": "Bo", "Title": None, "Account": None},
+        {"Id": "003C", "Name": "Cy", "Title": None, "Account": None},
+    ]
+    assert csv_records("") == []
+    assert csv_records("Id,Name\n") == []

@@ -240,7 +240,7 @@ class BulkQuery:
         while True:
             text, locator = client.call(f"{op} (results)", lambda sf, at=locator: _query_results(
                 sf, job_id, at, self.page_size, client.timeout))
-            records = [_nested(row) for row in csv.DictReader(io.StringIO(text))]
+            records = csv_records(text)
             if records:
                 yield records
             if not locator or locator == "null":
@@ -260,28 +260,48 @@ def _query_results(
     return result.content.decode("utf-8-sig"), result.headers.get("Sforce-Locator") or ""
 
 
-def _nested(row: Mapping[str, str]) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    for name, cell in row.items():
-        value = cell if cell != "" else None
-        if "." not in name:
-            record[name] = value
-            continue
-        *parents, leaf = name.split(".")
-        holder = record
-        for parent in parents:
-            holder = holder.setdefault(parent, {})
-        holder[leaf] = value
-    return _drop_empty_parents(record)
+def csv_records(text: str) -> list[dict[str, Any]]:
+    """Turn a Bulk 2.0 query result (CSV with a header) into REST-shaped records.
 
-
-def _drop_empty_parents(record: dict[str, Any]) -> dict[str, Any]:
-    """A parent whose every field is empty is no parent at all (REST sends ``null``)."""
-    for name, value in list(record.items()):
-        if isinstance(value, dict):
-            inner = _drop_empty_parents(value)
-            record[name] = None if all(v is None for v in inner.values()) else inner
-    return record
+    ``Account.Name`` becomes ``{"Account": {"Name": ...}}``, a parent whose every field is empty
+    becomes ``None`` (as REST sends it), an empty cell ``None``. The header is read once and
+    each row is built by position (``csv.DictReader`` builds a dict per row only for it to be
+    rebuilt here). A short row's missing cells are empty; cells past the header are ignored.
+    """
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        return []
+    width = len(header)
+    plain = [(i, name) for i, name in enumerate(header) if "." not in name]
+    dotted = [(i, name.split(".")) for i, name in enumerate(header) if "." in name]
+    # Every parent path of the dotted columns, deepest first (Account.Owner before Account).
+    parent_paths = sorted({tuple(parts[:depth]) for _, parts in dotted
+                           for depth in range(1, len(parts))}, key=len, reverse=True)
+    padding = [""] * width
+    records = []
+    for row in reader:
+        if len(row) < width:
+            if not row:
+                continue  # a blank line is no record (as DictReader skips it)
+            row = row + padding[len(row):]
+        record: dict[str, Any] = {name: row[i] or None for i, name in plain}
+        if dotted:
+            for i, (*parents, leaf) in dotted:
+                holder = record
+                for parent in parents:
+                    holder = holder.setdefault(parent, {})
+                holder[leaf] = row[i] or None
+            # A parent whose every field is empty is no parent at all (REST sends null);
+            # the deepest first, so an empty grandchild empties its parent too.
+            for *path, name in parent_paths:
+                holder = record
+                for parent in path:
+                    holder = holder[parent]
+                if not any(value is not None for value in holder[name].values()):
+                    holder[name] = None
+        records.append(record)
+    return records
 
 
 def _upload(sf: Salesforce, job_id: str, payload: bytes, timeout: Any) -> None:
