@@ -97,9 +97,12 @@ class Journal(StoreBase):
         stream = self._scoped(stream)
         rows = []
         for record_id, object_type, before, after in writes:
-            names = sorted(after)
-            rows.append((stream, object_type, record_id, "fields", ",".join(names),
-                         {k: before.get(k) for k in after}, dict(after), None, None))
+            # What a plan gives has the same names before and after: kept as it is (the row
+            # is serialised before this transaction ends, never held).
+            if before.keys() != after.keys():
+                before = {k: before.get(k) for k in after}
+            rows.append((stream, object_type, record_id, "fields", ",".join(sorted(after)),
+                         before, after, None, None))
         return rows
 
     def journal_applied(

@@ -84,9 +84,11 @@ class Writer:
     def _field_writes(
         plans: Sequence[ContactPlan],
     ) -> list[tuple[str, str, dict[str, object], dict[str, object]]]:
-        """The journal's ``(record id, object type, before, after)`` of plans' field updates."""
-        return [(p.contact.id, p.contact.object_type, dict(p.previous), dict(p.updates))
-                for p in plans]
+        """The journal's ``(record id, object type, before, after)`` of plans' field updates.
+
+        The plans' own dicts, not copies: the journal serialises them before it returns.
+        """
+        return [(p.contact.id, p.contact.object_type, p.previous, p.updates) for p in plans]
 
     def _queue_updates(self, stream: str, plans: Sequence[ContactPlan],
                        journal_ids: Sequence[int] | None = None) -> None:

@@ -128,9 +128,7 @@ class WritingMixin:
         by_type: dict[str, dict[str, dict[str, Any]]] = {}
         for update in updates:
             fields = by_type.setdefault(update.object_type, {}).setdefault(update.record_id, {})
-            for name, value in self._update_record(update).items():
-                if name not in ("attributes", "id"):
-                    fields[name] = value
+            self._encode_into(fields, update)
         outcomes = {obj: BulkIngest(self.client).update(obj, rows)
                     for obj, rows in by_type.items()}
         out = []
@@ -143,11 +141,17 @@ class WritingMixin:
         return out
 
     def _update_record(self, update: RecordUpdate) -> dict[str, Any]:
+        """The sObject Collections record of an update: its type, id and encoded fields."""
         record: dict[str, Any] = {"attributes": {"type": update.object_type},
                                   "id": update.record_id}
+        self._encode_into(record, update)
+        return record
+
+    def _encode_into(self, fields: dict[str, Any], update: RecordUpdate) -> None:
+        """Put an update's values into ``fields`` under their CRM field names, encoded."""
+        outputs = self.fieldmap.outputs
         for output, value in update.values.items():
-            target = self.fieldmap.outputs.get(output)
+            target = outputs.get(output)
             if target is None:
                 raise ConfigError(f"output {output!r} has no field in {self.fieldmap.path}")
-            record[target.field] = target.encode(value)
-        return record
+            fields[target.field] = target.encode(value)
