@@ -44,8 +44,11 @@ log = logging.getLogger("crmsync.sync")
 
 ProgressCallback = Callable[[str, int], None]
 
-#: How long a run's lease lasts without a heartbeat (renewed after every page).
+#: How long a run's lease lasts without a heartbeat.
 LEASE_TTL = timedelta(minutes=15)
+#: A run renews its lease after a page once this many seconds passed since it last did: far
+#: inside ``LEASE_TTL``, and one store transaction every few seconds instead of one a page.
+LEASE_HEARTBEAT_S = 5.0
 
 
 @dataclass
@@ -130,6 +133,7 @@ class SyncRun(Writer):
         self._queued_closes = []
         self._rejected_now = set()
         self._seen: set[str] = set()  # dry runs only: they record no contact states
+        self._lease_renewed = float("-inf")  # time.monotonic() of the last lease renewal
         self._tally: Tally | None = None
         self._gate = CursorGate()
         self._page = self._gate.open_page()
@@ -223,14 +227,20 @@ class SyncRun(Writer):
         if self.options.dry_run:
             return
         dead = self.store.acquire_lease(self._lease_name, self._current.run_id, LEASE_TTL)
+        self._lease_renewed = time.monotonic()
         # Its unsettled writes are re-read and re-planned stream by stream (recovery).
         if dead and self.store.abort_run(dead, "stopped without finishing (lease taken over)"):
             log.warning("run %s stopped without finishing; this run finishes its work", dead)
 
     def _hold_lease(self) -> None:
-        """Extend the lease (a heartbeat after every page); two writers could duplicate tasks."""
-        if not self.options.dry_run:
-            self.store.acquire_lease(self._lease_name, self._current.run_id, LEASE_TTL)
+        """Extend the lease (after a page, every few seconds); two writers could duplicate tasks."""
+        if self.options.dry_run:
+            return
+        moment = time.monotonic()
+        if moment - self._lease_renewed < LEASE_HEARTBEAT_S:
+            return
+        self.store.acquire_lease(self._lease_name, self._current.run_id, LEASE_TTL)
+        self._lease_renewed = moment
 
     @property
     def _lease_name(self) -> str:
