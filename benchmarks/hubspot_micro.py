@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from crmsync.connectors.base import RecordUpdate
-from crmsync.connectors.fieldmap import load_fieldmap
+from crmsync.connectors.fieldmap_load import load_fieldmap
 from crmsync.sandbox.hubspot.emulator import HubSpotEmulator
 from crmsync.sandbox.seed import generate_org
 

@@ -17,7 +17,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from crmsync.connectors.fieldmap import load_fieldmap
+from crmsync.connectors.fieldmap_load import load_fieldmap
 from crmsync.connectors.hubspot import HubSpotConnector
 from crmsync.sandbox.hubspot import HubSpotEmulator
 from crmsync.sandbox.hubspot.ratelimit import RateLimits

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from crmsync.connectors.base import RecordUpdate
-from crmsync.connectors.fieldmap import load_fieldmap
+from crmsync.connectors.fieldmap_load import load_fieldmap
 from crmsync.connectors.salesforce import SalesforceAuth, SalesforceConnector
 from crmsync.sandbox.launch import build_sandbox
 

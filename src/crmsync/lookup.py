@@ -34,7 +34,7 @@ def explain_from_crm(
         ConfigError: None of the ids is in the CRM.
     """
     # Imported here: `crmsync explain --input` must start without the SDKs.
-    from crmsync.connectors.fieldmap import load_fieldmap
+    from crmsync.connectors.fieldmap_load import load_fieldmap
     from crmsync.wiring import default_path, fieldmap_path, make_connector
 
     fieldmap = load_fieldmap(fieldmap_path(settings))

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from crmsync.config import Settings
 from crmsync.connectors.base import Connector
-from crmsync.connectors.fieldmap import FieldMap, bind_rules, load_fieldmap
+from crmsync.connectors.fieldmap import FieldMap
+from crmsync.connectors.fieldmap_load import bind_rules, load_fieldmap
 from crmsync.connectors.pacing import Pacer
 from crmsync.errors import ConfigError
 from crmsync.retry import RetryPolicy

@@ -65,7 +65,7 @@ def salesforce_login() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def salesforce_fieldmap() -> Any:
     """The shipped Salesforce field map."""
-    from crmsync.connectors.fieldmap import load_fieldmap
+    from crmsync.connectors.fieldmap_load import load_fieldmap
 
     return load_fieldmap(ROOT / "connectors" / "salesforce.json")
 
@@ -206,7 +206,7 @@ def hubspot_org() -> Org:
 @pytest.fixture(scope="session")
 def hubspot_fieldmap() -> Any:
     """The shipped HubSpot field map."""
-    from crmsync.connectors.fieldmap import load_fieldmap
+    from crmsync.connectors.fieldmap_load import load_fieldmap
 
     return load_fieldmap(ROOT / "connectors" / "hubspot.json")
 

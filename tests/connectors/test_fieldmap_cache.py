@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crmsync.connectors import fieldmap
-from crmsync.connectors.fieldmap import load_fieldmap
+from crmsync.connectors.fieldmap_load import load_fieldmap
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from crmsync.connectors.fieldmap import bind_rules, load_fieldmap
+from crmsync.connectors.fieldmap_load import bind_rules, load_fieldmap
 from crmsync.errors import InvalidFileError
 from crmsync.rules.tree import OutputSpec
 

@@ -19,9 +19,9 @@ from crmsync.connectors.fieldmap import (
     FieldMap,
     OutputTarget,
     get_field,
-    load_fieldmap,
     rollup_deals,
 )
+from crmsync.connectors.fieldmap_load import load_fieldmap
 
 ROOT = Path(__file__).resolve().parents[2]
 _TEXT = ["", " ", "120", " 1,200 ", "5.5", "-3", "１２", "²", "1e3", "n/a", "true", " Yes ",

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from crmsync.connectors.fieldmap import load_fieldmap, parse_fieldmap
+from crmsync.connectors.fieldmap_load import load_fieldmap, parse_fieldmap
 from crmsync.connectors.hubspot import HubSpotConnector
 from crmsync.errors import InvalidFileError
 from crmsync.sandbox.seed import Org

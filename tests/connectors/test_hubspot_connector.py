@@ -93,7 +93,7 @@ def test_connector_satisfies_the_protocol(hubspot_connector: HubSpotConnector) -
 
 
 def test_wrong_field_map_or_empty_token_is_a_config_error(hubspot_fieldmap: Any) -> None:
-    from crmsync.connectors.fieldmap import load_fieldmap
+    from crmsync.connectors.fieldmap_load import load_fieldmap
 
     with pytest.raises(ConfigError, match="not hubspot"):
         HubSpotConnector(load_fieldmap(ROOT / "connectors" / "salesforce.json"), token="t")

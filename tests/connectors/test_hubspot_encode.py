@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from crmsync.connectors.base import RecordUpdate
-from crmsync.connectors.fieldmap import OutputTarget, load_fieldmap
+from crmsync.connectors.fieldmap import OutputTarget
+from crmsync.connectors.fieldmap_load import load_fieldmap
 from crmsync.connectors.hubspot.writing import encode_updates, encode_value
 from crmsync.errors import ConfigError
 

@@ -135,7 +135,7 @@ def _checked(candidate: Path, settings: Any) -> Any:
         InvalidFileError: It does not validate (located problems, exit 2).
         ConfigError: An embedded test fails (exit 2).
     """
-    from crmsync.connectors.fieldmap import load_fieldmap
+    from crmsync.connectors.fieldmap_load import load_fieldmap
     from crmsync.rules import load_ruleset
     from crmsync.rules.selftest import run_tests
     from crmsync.wiring import fieldmap_path

@@ -40,7 +40,7 @@ def register(group: click.Group) -> None:
 def _extra_facts(field_map: str | None) -> dict[str, str] | None:
     if not field_map:
         return None
-    from crmsync.connectors.fieldmap import load_fieldmap
+    from crmsync.connectors.fieldmap_load import load_fieldmap
 
     return dict(load_fieldmap(field_map).custom_facts)
 
@@ -48,7 +48,7 @@ def _extra_facts(field_map: str | None) -> dict[str, str] | None:
 def _check_against_field_map(ruleset: RuleSet, field_map: str) -> None:
     """What a run checks at its start: the map provides the rule file's declared outputs and
     facts (raises InvalidFileError, located in the field map)."""
-    from crmsync.connectors.fieldmap import bind_rules, load_fieldmap
+    from crmsync.connectors.fieldmap_load import bind_rules, load_fieldmap
 
     bind_rules(load_fieldmap(field_map), ruleset.declared_outputs, ruleset.declared_facts)
 
