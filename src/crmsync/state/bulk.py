@@ -12,7 +12,7 @@ driver's ``executemany`` through ``exec_driver_sql`` (database errors are still 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,6 +57,8 @@ class Bulk:
         # Where each column goes in the driver's parameters.
         self._slots = tuple(range(len(self.columns))) if order is None else tuple(
             order.index(name) for name in self.columns)
+        # Row builders by the set of columns given as constants (see _builder_factory).
+        self._builders: dict[frozenset[str], Callable[..., Any]] = {}
 
     def execute(self, conn: sa.Connection, rows: Iterable[Sequence[Any]],
                 constants: Mapping[str, Any] | None = None) -> None:
@@ -68,36 +70,50 @@ class Bulk:
             constants: Values shared by every row, converted once.
         """
         constants = constants or {}
-        template: list[Any] = [None] * len(self.columns)
-        plain: list[tuple[int, int]] = []  # (row index, parameter slot): no conversion
-        converted: list[tuple[int, int, Any]] = []  # (row index, slot, processor)
-        for name, slot, process in zip(self.columns, self._slots, self._processors,
-                                        strict=True):
-            if name in constants:
-                value = constants[name]
-                template[slot] = value if process is None else process(value)
-            elif process is None:
-                plain.append((len(plain) + len(converted), slot))
-            else:
-                converted.append((len(plain) + len(converted), slot, process))
-        params: list[Any] = []
-        append = params.append
-        if self._named:
-            columns = self.columns
-            build: Any = lambda full: dict(zip(columns, full, strict=True))  # noqa: E731
-        else:
-            build = tuple
-        for row in rows:
-            full = template.copy()
-            for index, slot in plain:
-                full[slot] = row[index]
-            for index, slot, process in converted:
-                # Every value, None too: a JSON column stores None as JSON null, as Core does.
-                full[slot] = process(row[index])
-            # Built once, in the driver's own form (no second pass over the rows).
-            append(build(full))
+        names = frozenset(constants)
+        factory = self._builders.get(names)
+        if factory is None:
+            factory = self._builders[names] = self._builder_factory(names)
+        shared = [constants[name] if process is None else process(constants[name])
+                  for name, process in zip(self.columns, self._processors, strict=True)
+                  if name in names]
+        params = list(map(factory(*shared), rows))
         if params:
             conn.exec_driver_sql(self.sql, params)
+
+    def _builder_factory(self, constant_names: frozenset[str]) -> Callable[..., Any]:
+        """Return ``factory(*constant values) -> build(row) -> driver parameters``.
+
+        The row builder is generated once per set of constant columns: one tuple (or dict, for
+        named-parameter drivers) display per row, each value converted by the processor
+        SQLAlchemy would use, instead of a loop over the columns per row. Only generated
+        names (``r``, ``c3``, ``p5``) and slot numbers go into the source; values and
+        processors are bound as arguments.
+        """
+        cells: list[str] = [""] * len(self.columns)
+        namespace: dict[str, Any] = {}
+        constant_args, index = [], 0
+        for position, (name, slot, process) in enumerate(
+                zip(self.columns, self._slots, self._processors, strict=True)):
+            if name in constant_names:
+                constant_args.append(f"c{position}")
+                cells[slot] = f"c{position}"
+                continue
+            if process is None:
+                cells[slot] = f"r[{index}]"
+            else:
+                # Every value, None too: a JSON column stores None as JSON null, as Core does.
+                namespace[f"p{position}"] = process
+                cells[slot] = f"p{position}(r[{index}])"
+            index += 1
+        if self._named:
+            body = "{" + ", ".join(f"{name!r}: {cells[slot]}" for name, slot in
+                                   zip(self.columns, self._slots, strict=True)) + "}"
+        else:
+            body = "(" + "".join(f"{cell}, " for cell in cells) + ")"
+        source = f"lambda {', '.join(constant_args)}: lambda r: {body}"
+        factory: Callable[..., Any] = eval(source, namespace)  # noqa: S307 - generated names only
+        return factory
 
 
 def one_of(dialect: Dialect, column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
