@@ -1,4 +1,4 @@
-"""Response bodies parse the same whichever JSON parser takes them (connectors.hubspot.wire)."""
+"""HubSpot response bodies as the connector parses them (connectors.hubspot.wire._json)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_bodies_parse_as_json_parses_them(text: str) -> None:
     assert _json(Body(text.encode())) == json.loads(text)
 
 
-def test_what_only_the_standard_parser_takes_still_parses() -> None:
+def test_what_python_json_takes_and_stricter_parsers_refuse_still_parses() -> None:
     assert math.isnan(_json(Body(b'{"score": NaN}'))["score"])
     assert _json(Body(b'{"name": "\\ud800"}')) == {"name": "\ud800"}
 
