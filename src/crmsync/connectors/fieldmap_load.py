@@ -178,15 +178,12 @@ def _compile(doc: Mapping[str, Any], filename: str, text: str) -> FieldMap:
         sources = []
         for fact, raw in spec["facts"].items():
             pointer = f"/objects/{object_name}/facts/{fact}"
-            if fact not in known:
-                problems.append(_unknown(filename, text, pointer, f"unknown fact {fact!r}", fact,
-                                         known))
-                continue
-            if fact in DEAL_FACTS or fact in PREVIOUS_OUTPUT_FACTS:
-                problems.append(_diagnostic(
-                    filename, text, pointer, f"fact {fact!r} is computed by crmsync, not read",
-                    "remove it: deal facts come from the 'deals' section, previous outputs "
-                    "from 'outputs'"))
+            problem = _unreadable_fact(
+                filename, text, pointer, fact, known,
+                "remove it: deal facts come from the 'deals' section, previous outputs from "
+                "'outputs'")
+            if problem is not None:
+                problems.append(problem)
                 continue
             raw = {"field": raw} if isinstance(raw, str) else raw
             derive = raw.get("derive_from")
@@ -222,13 +219,9 @@ def _compile(doc: Mapping[str, Any], filename: str, text: str) -> FieldMap:
         company_sources = []
         for fact, raw in doc["companies"]["facts"].items():
             pointer = f"/companies/facts/{fact}"
-            if fact not in known:
-                problems.append(_unknown(filename, text, pointer, f"unknown fact {fact!r}", fact,
-                                         known))
-                continue
-            if fact in DEAL_FACTS or fact in PREVIOUS_OUTPUT_FACTS:
-                problems.append(_diagnostic(filename, text, pointer,
-                                            f"fact {fact!r} is computed by crmsync, not read"))
+            problem = _unreadable_fact(filename, text, pointer, fact, known)
+            if problem is not None:
+                problems.append(problem)
                 continue
             raw = {"field": raw} if isinstance(raw, str) else raw
             company_sources.append(FactSource(fact=fact, kind=known[fact], field=raw["field"],
@@ -246,6 +239,17 @@ def _compile(doc: Mapping[str, Any], filename: str, text: str) -> FieldMap:
     tasks = TaskMap(t["object"], t["fields"], t["priority_values"], t["open_status"],
                     t["closed_status"], t.get("key_field"))
     return FieldMap(doc["crm"], filename, objects, outputs, deals, tasks, custom, companies)
+
+
+def _unreadable_fact(filename: str, text: str, pointer: str, fact: str,
+                     known: Mapping[str, Any], hint: str | None = None) -> Diagnostic | None:
+    """The problem with reading ``fact`` from a field (unknown, or computed by crmsync), if any."""
+    if fact not in known:
+        return _unknown(filename, text, pointer, f"unknown fact {fact!r}", fact, known)
+    if fact in DEAL_FACTS or fact in PREVIOUS_OUTPUT_FACTS:
+        return _diagnostic(filename, text, pointer,
+                           f"fact {fact!r} is computed by crmsync, not read", hint)
+    return None
 
 
 def _unknown(
