@@ -18,7 +18,7 @@ SLA_FIRST_TOUCH = timedelta(days=2)
 #: Outputs every write carries that are not counted as changes (a rule file cannot declare them).
 _STAMPS = frozenset({"evaluated_at", "status_since"})
 #: Fired rule ids gathered before they are counted (bounds the list, not the result).
-_FIRED_FLUSH = 50_000
+_FIRED_FLUSH = 10_000
 
 
 class Tally:

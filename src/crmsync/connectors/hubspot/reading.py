@@ -87,7 +87,6 @@ class ContactReader:
         """
         self._check_stream(stream)
         id_filters = range_filters(key_range)
-        yielded: set[str] = set()
         deals = self.fieldmap.deals
         since_ms = _ms(since) if since is not None else 0
 
@@ -96,21 +95,21 @@ class ContactReader:
                                          since_ms, self._properties,
                                          _ms(until) if until is not None else None,
                                          extra_filters=id_filters)
+            # The ids read here are not remembered: the deal-driven re-reads come first and are
+            # done by now (a set of every id read grew the run's memory with the portal).
             if deals is None:
                 for records in pages:
-                    yielded.update(str(r["id"]) for r in records)
                     yield _Pending(records, {}, False, True)
                 return
             # Search results carry no associations: v4 reads find the deals.
             for records, links in self._linked(pages, "contacts", deals.object):
-                yielded.update(str(r["id"]) for r in records)
                 yield _Pending(records, links, False, True)
 
         if deals is not None and since is not None:
             # Deal-driven re-reads come first: they never move the cursor, so a run stopped
             # half-way re-checks them next time instead of losing them behind a moved cursor.
             # (A full read reads every contact anyway.)
-            yield from self._with_deals(stream, self._related(since, yielded, key_range))
+            yield from self._with_deals(stream, self._related(since, key_range))
         yield from self._with_deals(stream, searched())
 
     def shard_ranges(self, stream: str, count: int) -> list[KeyRange]:
@@ -294,9 +293,10 @@ class ContactReader:
                      if self.fieldmap.deals is not None else {})
             yield _Pending(records, links, related, True)
 
-    def _related(self, since: datetime, yielded: set[str],
+    def _related(self, since: datetime,
                  key_range: KeyRange | None = None) -> Iterator[_Pending]:
-        """Contacts (not yet yielded, within ``key_range``) whose deals changed since ``since``."""
+        """Contacts (within ``key_range``, each once) whose deals changed since ``since``."""
+        yielded: set[str] = set()
         deals = self.fieldmap.deals
         assert deals is not None
         field = deals.fields.get("modified", "hs_lastmodifieddate")
