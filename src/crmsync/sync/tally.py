@@ -51,9 +51,9 @@ class Tally:
         """Count one contact's plan; ``by_rules``: its data did not change, the rules did.
 
         A contact adds one to the count of its *shape* (stream, statuses and miss types
-        before and after, which outputs change, how many tasks): a run of 40,000 contacts has
-        a few hundred shapes, and :meth:`finish` turns them into the summary's counters at
-        once instead of updating a dozen counters per contact.
+        before and after, which outputs change, how many tasks): a first run of 40,000
+        Salesforce records has 21, and :meth:`finish` turns them into the summary's counters
+        at once instead of updating a dozen counters per contact.
         """
         decision, updates = plan.decision, plan.updates
         creates, closes, stored = plan.task_creates, plan.task_closes, plan.contact.outputs
