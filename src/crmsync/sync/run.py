@@ -260,7 +260,7 @@ class SyncRun(Writer):
         summary.api_calls = self.connector.api_calls() - calls_before
         summary.finished_at = summary.started_at + timedelta(seconds=time.monotonic() - started)
         if self.options.dry_run:
-            summary.estimated_write_calls = estimate_write_calls(summary, self.connector)
+            summary.estimated_write_calls = estimate_write_calls(summary, self.connector.limits)
         try:
             if not store_failed:
                 self._record_shadow(summary)
@@ -392,7 +392,7 @@ class SyncRun(Writer):
                     stream_pass.scanned_unordered = True
                 elif commit_cursors:
                     stream_pass.new_cursor = advance(stream_pass.new_cursor, page.contacts,
-                                                      cap=self.now)
+                                                     cap=self.now)
                     self._gate.page_read(self._page, stream_pass.new_cursor)
                 # The cursor moves once every write planned from its page (and before) settled.
                 self._inflight.settle_ready()

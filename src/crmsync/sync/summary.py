@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from crmsync.connectors.base import ApiLimits, Connector
+from crmsync.connectors.base import ApiLimits
 from crmsync.errors import ExitCode
 
 #: Outputs whose changes a summary counts one by one ("206 status changes" among 5,000 writes).
@@ -214,14 +214,13 @@ def minimum_api_calls(summary: RunSummary, limits: ApiLimits, *, related_records
             + math.ceil(counts.get("tasks_closed", 0) / limits.task_batch))
 
 
-def estimate_write_calls(summary: RunSummary, connector: Connector) -> int:
+def estimate_write_calls(summary: RunSummary, limits: ApiLimits) -> int:
     """Return the write calls a run would make for what a dry run planned.
 
     Field updates at the CRM's largest batch; task creates and closes likewise. Counted per
     stream, as the run batches them (a batch never mixes objects; task creates wait for a full
     batch across the pages of one stream).
     """
-    limits = connector.limits
     return sum(
         math.ceil(planned["updates"] / limits.write_batch)
         + math.ceil(planned["task_creates"] / limits.task_batch)
