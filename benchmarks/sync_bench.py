@@ -72,6 +72,8 @@ class Sandbox:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def _run(config: Path, *, trace_memory: bool = False,
