@@ -27,8 +27,9 @@ def plain_sync():  # type: ignore[no-untyped-def]
 
 
 def test_the_plain_sync_decides_every_contact_as_crmsync_does(plain_sync) -> None:  # type: ignore[no-untyped-def]
-    _, crmsync_calls, mine = plain_sync.measure_crmsync(600)
-    _, plain_calls, plain = plain_sync.measure_plain(600)
+    now = plain_sync.run_clock()
+    _, crmsync_calls, mine = plain_sync.measure_crmsync(600, now)
+    _, plain_calls, plain = plain_sync.measure_plain(600, now)
 
     assert len(mine) == len(plain) == 601  # 600 decisions and the count of open tasks
     assert {k: v for k, v in mine.items() if plain.get(k) != v} == {}
