@@ -46,7 +46,6 @@ import argparse
 import json
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing
@@ -60,7 +59,7 @@ import urllib3
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rules_ceiling import make_handwritten  # noqa: E402
-from sync_bench import Sandbox  # noqa: E402
+from sync_bench import Sandbox, set_up  # noqa: E402
 
 from crmsync.plan import task_key  # noqa: E402
 from crmsync.rules import load_ruleset  # noqa: E402
@@ -453,23 +452,9 @@ class PlainSync:
 
 
 def _prepare(contacts: int) -> tuple[Sandbox, Path]:
-    """A seeded sandbox with crmsync's properties created and quotas lifted."""
-    from crmsync.config import load_settings
-    from crmsync.wiring import load_parts
-
+    """A seeded sandbox with crmsync's properties created, quotas lifted, 20 ms latency."""
     box = Sandbox("hubspot", contacts)
-    workdir = Path(tempfile.mkdtemp(prefix="crmsync-plain-"))
-    config = workdir / "crmsync.toml"
-    config.write_text(
-        f'[crm]\ntype = "hubspot"\nbase_url = "{box.base_url}"\ntoken = "{box.token}"\n'
-        f'[state]\nurl = "sqlite:///{workdir / "state.db"}"\n', "utf-8")
-    parts = load_parts(load_settings(config, env={}))
-    parts.connector.setup()
-    parts.close()
-    box.admin("POST", "config", {"rate_limits": {
-        "per_10s": 1_000_000, "search_per_s": 10_000, "daily": 100_000_000}})
-    box.admin("POST", "reset")
-    box.admin("POST", "faults", {"latency_ms": 20})
+    config, _limits = set_up(box, "hubspot", latency_ms=20)
     return box, config
 
 

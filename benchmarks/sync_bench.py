@@ -76,6 +76,32 @@ class Sandbox:
             self.process.stdout.close()
 
 
+def set_up(box: Sandbox, crm: str, latency_ms: int) -> tuple[Path, Any]:
+    """Point a fresh crmsync (config, SQLite store) at ``box``, create its fields, lift the
+    quotas, zero the call counts and add ``latency_ms`` to every call.
+
+    Returns the config file and the connector's ``ApiLimits``.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
+    config = workdir / "crmsync.toml"
+    config.write_text(
+        f'[crm]\ntype = "{crm}"\nbase_url = "{box.base_url}"\ntoken = "{box.token}"\n'
+        f'[state]\nurl = "sqlite:///{workdir / "state.db"}"\n', "utf-8")
+    parts = load_parts(load_settings(config, env={}))
+    parts.connector.setup()
+    limits = parts.connector.limits
+    parts.close()
+    # Rate limits would make the first run's wall time measure the CRM's quota, not us.
+    if crm == "hubspot":
+        # Lift the quota rather than switch it off: the rate-limit headers keep coming and
+        # crmsync paces itself by them, as it would against a generous real account.
+        box.admin("POST", "config", {"rate_limits": {
+            "per_10s": 1_000_000, "search_per_s": 10_000, "daily": 100_000_000}})
+    box.admin("POST", "reset")
+    box.admin("POST", "faults", {"latency_ms": latency_ms})
+    return config, limits
+
+
 def _run(config: Path, *, trace_memory: bool = False,
          **options: Any) -> tuple[Any, float, int, float]:
     """One run; returns (summary, wall seconds, peak traced bytes, client CPU seconds).
@@ -105,23 +131,7 @@ def measure(crm: str, contacts: int, latency_ms: int, concurrency: int = 4) -> d
     """Measure one CRM at one size and ``[sync] concurrency``; returns the results row."""
     box = Sandbox(crm, contacts)
     try:
-        workdir = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
-        config = workdir / "crmsync.toml"
-        config.write_text(
-            f'[crm]\ntype = "{crm}"\nbase_url = "{box.base_url}"\ntoken = "{box.token}"\n'
-            f'[state]\nurl = "sqlite:///{workdir / "state.db"}"\n', "utf-8")
-        parts = load_parts(load_settings(config, env={}))
-        parts.connector.setup()
-        limits = parts.connector.limits
-        parts.close()
-        # Rate limits would make the first run's wall time measure the CRM's quota, not us.
-        if crm == "hubspot":
-            # Lift the quota rather than switch it off: the rate-limit headers keep coming and
-            # crmsync paces itself by them, as it would against a generous real account.
-            box.admin("POST", "config", {"rate_limits": {
-                "per_10s": 1_000_000, "search_per_s": 10_000, "daily": 100_000_000}})
-        box.admin("POST", "reset")
-        box.admin("POST", "faults", {"latency_ms": latency_ms})
+        config, limits = set_up(box, crm, latency_ms)
         server_before = box.cpu_seconds()
         first, seconds, _, cpu = _run(config, full=True, concurrency=concurrency)
         server_cpu = box.cpu_seconds() - server_before

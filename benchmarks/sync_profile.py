@@ -32,13 +32,12 @@ import pstats
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sync_bench import Sandbox  # noqa: E402
+from sync_bench import Sandbox, set_up  # noqa: E402
 
 # (layer, path fragments), innermost match wins; order matters only within one frame.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
@@ -118,22 +117,8 @@ def main() -> None:
         return
     box = Sandbox(options.crm, options.contacts)
     try:
-        workdir = Path(tempfile.mkdtemp(prefix="crmsync-profile-"))
-        (workdir / "crmsync.toml").write_text(
-            f'[crm]\ntype = "{options.crm}"\nbase_url = "{box.base_url}"\n'
-            f'token = "{box.token}"\n[state]\nurl = "sqlite:///{workdir / "state.db"}"\n',
-            "utf-8")
-        from crmsync.config import load_settings
-        from crmsync.wiring import load_parts
-
-        parts = load_parts(load_settings(workdir / "crmsync.toml", env={}))
-        parts.connector.setup()
-        parts.close()
-        if options.crm == "hubspot":
-            box.admin("POST", "config", {"rate_limits": {
-                "per_10s": 1_000_000, "search_per_s": 10_000, "daily": 100_000_000}})
-        box.admin("POST", "reset")
-        box.admin("POST", "faults", {"latency_ms": options.latency_ms})
+        config, _limits = set_up(box, options.crm, options.latency_ms)
+        workdir = config.parent
         if options.cprofile:
             stats_file = workdir / "run.pstats"
             child(box.base_url, box.token, options.crm, workdir, cprofile=stats_file)
