@@ -14,14 +14,13 @@ import argparse
 import collections
 import functools
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sync_bench import Sandbox  # noqa: E402
+from sync_bench import Sandbox, set_up  # noqa: E402
 
 from crmsync.config import load_settings  # noqa: E402
 from crmsync.sync import SyncOptions, SyncRun  # noqa: E402
@@ -55,19 +54,7 @@ def measure(crm: str, contacts: int) -> None:
     """Run one full sync and print the store's share of its client CPU."""
     box = Sandbox(crm, contacts)
     try:
-        workdir = Path(tempfile.mkdtemp(prefix="crmsync-share-"))
-        config = workdir / "crmsync.toml"
-        config.write_text(
-            f'[crm]\ntype = "{crm}"\nbase_url = "{box.base_url}"\ntoken = "{box.token}"\n'
-            f'[state]\nurl = "sqlite:///{workdir / "state.db"}"\n', "utf-8")
-        parts = load_parts(load_settings(config, env={}))
-        parts.connector.setup()
-        parts.close()
-        if crm == "hubspot":
-            box.admin("POST", "config", {"rate_limits": {
-                "per_10s": 1_000_000, "search_per_s": 10_000, "daily": 100_000_000}})
-        box.admin("POST", "reset")
-        box.admin("POST", "faults", {"latency_ms": 20})
+        config, _limits = set_up(box, crm, latency_ms=20)
         parts = load_parts(load_settings(config, env={}))
         try:
             totals = _timed(parts.store)
