@@ -1,4 +1,4 @@
-"""Settings come from crmsync.toml, the environment and a secrets file; problems come all at once."""
+"""Settings come from crmsync.toml, the environment and a secrets file; all problems at once."""
 
 from __future__ import annotations
 
@@ -111,7 +111,8 @@ path = "x.json"
     assert isinstance(error, ConfigError) and error.exit_code == ExitCode.BAD_CONFIG
     assert len(error.problems) == 8, text
     for expected in (
-        "[crm] auth: expected one of session, password, jwt, got 'pasword' (did you mean password?)",
+        "[crm] auth: expected one of session, password, jwt, got 'pasword' "
+        "(did you mean password?)",
         "[sync] batch_size: expected an integer, got 'many'",
         "[sync] concurrency: expected at least 1, got 0",
         "[sync] full: expected true or false",
@@ -174,7 +175,8 @@ def test_secrets_file_supplies_credentials_and_env_still_wins(tmp_path: Path) ->
 
 def test_secrets_file_holds_only_secrets(tmp_path: Path) -> None:
     secrets = _write(tmp_path / "s.toml", '[crm]\ntoken = "t"\ntype = "salesforce"\n')
-    error = _load_error(None, {"CRMSYNC_SECRETS_FILE": str(secrets), "CRMSYNC_CRM__TYPE": "hubspot"})
+    error = _load_error(None, {"CRMSYNC_SECRETS_FILE": str(secrets),
+                               "CRMSYNC_CRM__TYPE": "hubspot"})
     assert error.problems == [f"{secrets}: [crm] type does not belong in a secrets file"]
     error = _load_error(None, {"CRMSYNC_SECRETS_FILE": str(tmp_path / "gone.toml"),
                                "CRMSYNC_CRM__TYPE": "hubspot", "CRMSYNC_CRM__TOKEN": "t"})
@@ -248,7 +250,8 @@ def test_starter_file_loads_and_refuses_to_overwrite(tmp_path: Path) -> None:
 
 def test_salesforce_login_domain_is_configurable(tmp_path: Path) -> None:
     config = tmp_path / "crmsync.toml"
-    config.write_text('[crm]\ntype = "salesforce"\nauth = "password"\nusername = "u@x.example"\n', "utf-8")
+    config.write_text('[crm]\ntype = "salesforce"\nauth = "password"\n'
+                      'username = "u@x.example"\n', "utf-8")
     env = {"CRMSYNC_CRM__PASSWORD": "pw", "CRMSYNC_CRM__SECURITY_TOKEN": "tok"}
     assert load_settings(config, env=env).crm.domain == "login"
     assert load_settings(config, env={**env, "CRMSYNC_CRM__DOMAIN": "test"}).crm.domain == "test"

@@ -108,11 +108,14 @@ def salesforce_bare_server(
 
 
 @pytest.fixture
-def salesforce_server(salesforce_bare_server: SandboxServer, salesforce_fieldmap: Any) -> SandboxServer:
+def salesforce_server(
+    salesforce_bare_server: SandboxServer, salesforce_fieldmap: Any
+) -> SandboxServer:
     """A seeded emulator with crmsync's fields set up; no faults, call counts zeroed."""
     from crmsync.connectors.salesforce import SalesforceAuth, SalesforceConnector
 
-    auth = SalesforceAuth.with_session(salesforce_bare_server.base_url, salesforce_bare_server.token)
+    auth = SalesforceAuth.with_session(salesforce_bare_server.base_url,
+                                       salesforce_bare_server.token)
     connector = SalesforceConnector(salesforce_fieldmap, auth=auth)
     connector.setup()
     connector.close()

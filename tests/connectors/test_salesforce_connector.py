@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -33,7 +33,6 @@ from crmsync.errors import (
     TransientError,
 )
 from crmsync.model import TaskClose, TaskCreate, TaskSpec
-from crmsync.retry import RetryPolicy
 from crmsync.sandbox.seed import Org, Person
 
 #: ``salesforce_admin(method, path, body) -> (status, JSON)`` (see conftest).
@@ -49,7 +48,8 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:The 'initial' parameter is deprecated:DeprecationWarning")
 
 
-def _read_all(connector: SalesforceConnector, stream: str, since: datetime | None = None) -> list[Page]:
+def _read_all(connector: SalesforceConnector, stream: str,
+              since: datetime | None = None) -> list[Page]:
     return list(connector.read(stream, since))
 
 
@@ -74,7 +74,9 @@ def test_connector_satisfies_the_protocol(salesforce_connector: SalesforceConnec
     assert salesforce_connector.limits.write_batch == 200
 
 
-def test_objects_can_be_narrowed_and_unknown_ones_are_config_errors(salesforce_fieldmap: Any) -> None:
+def test_objects_can_be_narrowed_and_unknown_ones_are_config_errors(
+    salesforce_fieldmap: Any,
+) -> None:
     auth = SalesforceAuth.with_session("http://127.0.0.1:9", "tok")
     only = SalesforceConnector(salesforce_fieldmap, auth=auth, objects=["Contact"])
     assert only.streams() == [CONTACT]
@@ -123,7 +125,8 @@ def test_full_read_matches_the_seeded_org(
                 assert contact.facts["country"] == person.country
                 # A Contact without a company has no Account, so no firmographics either.
                 has_firmographics = person.is_lead or person.company is not None
-                assert contact.facts["employees"] == (person.employees if has_firmographics else None)
+                expected_employees = person.employees if has_firmographics else None
+                assert contact.facts["employees"] == expected_employees
                 assert contact.facts["page_views"] == person.page_views
                 assert contact.facts["trial_signup"] is person.trial_signup
                 assert contact.facts["email_domain"] == person.email.rpartition("@")[2]
@@ -131,7 +134,8 @@ def test_full_read_matches_the_seeded_org(
                 assert contact.modified_at == max(_ms(person.created_at), _ms(person.modified_at))
                 assert contact.owner_id and contact.owner_id == contact.facts["owner_id"]
                 if person.is_lead:
-                    assert contact.facts["company"] == (person.company or f"{person.last_name} (personal)")
+                    personal = f"{person.last_name} (personal)"
+                    assert contact.facts["company"] == (person.company or personal)
                 else:  # read through the parent Account (``Account.Name``)
                     assert contact.facts["company"] == person.company
                 outcomes = [d.outcome for d in person.deals]
@@ -275,7 +279,8 @@ def test_in_lists_are_chunked_to_keep_urls_short() -> None:
         in_list = ",".join(soql_string(i) for i in chunk)
         assert len(quote_plus(in_list)) <= 15_000
     assert soql_string("it's") == "'it\\'s'"
-    assert soql_datetime(datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)) == "2026-01-02T03:04:05Z"
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    assert soql_datetime(moment) == "2026-01-02T03:04:05Z"
 
 
 # -- writes -----------------------------------------------------------------------------------
@@ -577,7 +582,8 @@ def test_every_vendor_exception_is_translated_without_its_body(vendor: BaseExcep
     (404, "NOT_FOUND", "The requested resource does not exist", ConfigError),
 ])
 def test_error_classification(status: int, code: str, message: str, expected: type) -> None:
-    cls = {400: sf_exceptions.SalesforceMalformedRequest, 401: sf_exceptions.SalesforceExpiredSession,
+    cls = {400: sf_exceptions.SalesforceMalformedRequest,
+           401: sf_exceptions.SalesforceExpiredSession,
            403: sf_exceptions.SalesforceRefusedRequest,
            404: sf_exceptions.SalesforceResourceNotFound}.get(status,
                                                               sf_exceptions.SalesforceGeneralError)

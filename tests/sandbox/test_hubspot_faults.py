@@ -35,7 +35,7 @@ def test_ten_second_bucket_with_headers_and_a_policy_named_429(
     remaining = []
     for _ in range(3):
         status, _, headers = hubspot_http("GET", "/crm/v3/objects/contacts?limit=1")
-        assert status == 200 and RATE_HEADERS <= set(headers)
+        assert status == 200 and set(headers) >= RATE_HEADERS
         remaining.append(headers["X-HubSpot-RateLimit-Remaining"])
     assert remaining == ["2", "1", "0"]
     assert headers["X-HubSpot-RateLimit-Max"] == "3"

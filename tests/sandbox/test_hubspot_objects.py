@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from hubspot.crm.contacts import ApiException
+from hubspot.crm.contacts import (
+    ApiException,
+    SimplePublicObjectInput,
+    SimplePublicObjectInputForCreate,
+)
 from hubspot.crm.contacts.exceptions import NotFoundException
-from hubspot.crm.contacts import SimplePublicObjectInput, SimplePublicObjectInputForCreate
 
 from crmsync.sandbox.hubspot import HubSpotEmulator
 

@@ -12,7 +12,6 @@ from crmsync.sandbox.hubspot import HubSpotEmulator, RateLimits
 from crmsync.sandbox.hubspot.store import Record
 from crmsync.sandbox.server import Request
 
-
 HAS_EMAIL = {"propertyName": "email", "operator": "HAS_PROPERTY"}
 
 

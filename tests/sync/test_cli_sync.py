@@ -85,7 +85,8 @@ def test_undo_restores_fields_and_closes_tasks(crm: Crm) -> None:
 def test_bad_settings_exit_2_and_name_where_values_were_looked_for(tmp_path: Path) -> None:
     config = tmp_path / "crmsync.toml"
     config.write_text('[crm]\ntype = "hubspot"\n', "utf-8")
-    result = CliRunner().invoke(main, ["run", "--config", str(config)], env={"CRMSYNC_CRM__TOKEN": ""})
+    result = CliRunner().invoke(main, ["run", "--config", str(config)],
+                                env={"CRMSYNC_CRM__TOKEN": ""})
     assert result.exit_code == ExitCode.BAD_CONFIG
     assert "CRMSYNC_CRM__TOKEN" in result.output
     assert "Traceback" not in result.output

@@ -44,15 +44,17 @@ def test_unchanged_decision_writes_nothing_even_when_the_crm_spells_values_diffe
 
 
 def test_score_only_change_keeps_status_since() -> None:
-    stored = {"status": "prospect", "miss_type": "none", "score": 30, "reason": "Prospect: ICP fit; budget confirmed",
-              "ruleset": "2026.11", "status_since": datetime(2026, 1, 1, tzinfo=UTC)}
+    stored = {"status": "prospect", "miss_type": "none", "score": 30,
+              "reason": "Prospect: ICP fit; budget confirmed", "ruleset": "2026.11",
+              "status_since": datetime(2026, 1, 1, tzinfo=UTC)}
     plan = plan_contact(Contact("51", {}, outputs=stored), _decision(), now=NOW)
     assert set(plan.updates) == {"score", "evaluated_at"}
     assert plan.previous == {"score": 30, "evaluated_at": None}
 
 
 def test_status_move_restamps_status_since_and_reports_transition() -> None:
-    stored = {"status": "lead", "miss_type": "none", "score": 40, "status_since": datetime(2026, 1, 1, tzinfo=UTC)}
+    stored = {"status": "lead", "miss_type": "none", "score": 40,
+              "status_since": datetime(2026, 1, 1, tzinfo=UTC)}
     plan = plan_contact(Contact("51", {}, outputs=stored), _decision(status="opportunity"), now=NOW)
     assert plan.updates["status_since"] == NOW
     assert plan.transition == ("lead", "opportunity")
@@ -71,7 +73,8 @@ def test_task_keys_are_deterministic_and_distinct_per_contact_and_purpose() -> N
 def test_open_task_for_a_purpose_is_not_created_again() -> None:
     key = task_key("51", "sla")
     open_tasks = {key: OpenTask(key, "sla", "901")}
-    plan = plan_contact(Contact("51", {}), _decision(tasks=(_task("sla"),)), now=NOW, open_tasks=open_tasks)
+    plan = plan_contact(Contact("51", {}), _decision(tasks=(_task("sla"),)), now=NOW,
+                        open_tasks=open_tasks)
     assert plan.task_creates == ()
     assert plan.task_closes == ()
 

@@ -122,7 +122,8 @@ def test_scripted_fault_then_rerun_equals_undisturbed_run(
         _assert_no_duplicate_tasks(crm)
         # Nothing is left to retry forever once the CRM state is right.
         with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
-            assert [store.rejected_ids(s) for s in _streams(crm_name)] == [[] for _ in _streams(crm_name)]
+            streams = _streams(crm_name)
+            assert [store.rejected_ids(s) for s in streams] == [[] for _ in streams]
 
 
 def _streams(crm_name: str) -> list[str]:

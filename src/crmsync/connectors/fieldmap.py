@@ -305,10 +305,8 @@ def _transformed(transform: Callable[[str], str | None], kind: str) -> Callable[
     value that is not None: lookup text, transform, coerce (``email``, ``country``)."""
 
     def read(raw: Any) -> Any:
-        if raw.__class__ is str:
-            text = raw.strip() or None  # _lookup_text of text, without its two calls
-        else:
-            text = _lookup_text(raw)
+        # Text as _lookup_text reads it, without its two calls.
+        text = (raw.strip() or None) if raw.__class__ is str else _lookup_text(raw)
         if text is None:
             return None
         return coerce(transform(text), kind)

@@ -285,16 +285,15 @@ class Writer:
             )
         if fdef.type == "reference":
             return self._check_reference(fdef, value)
-        if fdef.unique or fdef.external_id:
-            if fdef.unique:
-                others = self.store.lookup(self._owner_object(fdef), fdef.name, value) - {record_id}
-                if others:
-                    return SaveError(
-                        "DUPLICATE_VALUE",
-                        f"duplicate value found: {fdef.name} duplicates value on record with id: "
-                        f"{sorted(others)[0]}",
-                        [fdef.name],
-                    )
+        if fdef.unique:  # an external id that is not unique may repeat
+            others = self.store.lookup(self._owner_object(fdef), fdef.name, value) - {record_id}
+            if others:
+                return SaveError(
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: {fdef.name} duplicates value on record with id: "
+                    f"{sorted(others)[0]}",
+                    [fdef.name],
+                )
         return None
 
     def _owner_object(self, fdef: FieldDef) -> str:

@@ -231,10 +231,9 @@ class SalesforceEmulator:
             nxt = segs[i + 1] if i + 1 < len(segs) else ""
             if prev in ("query", "queryAll") and seg.startswith("0r8"):
                 folded[i] = "{locator}"
-            elif prev in ("query", "ingest") and prev2 == "jobs" and seg:
-                folded[i] = "{id}"
-            elif seg and looks_like_id(seg) and prev not in ("sobjects", "composite"):
-                folded[i] = "{id}"
+            elif ((prev in ("query", "ingest") and prev2 == "jobs" and seg)
+                  or (seg and looks_like_id(seg) and prev not in ("sobjects", "composite"))):
+                folded[i] = "{id}"  # a Bulk job's id, or a record's
             elif prev2 == "sobjects" and prev and seg not in _SOBJECT_LEAVES and nxt:
                 folded[i + 1] = "{value}"  # /sobjects/Task/Ext__c/<value>
         endpoint = f"{request.method} {'/'.join(folded)}"
@@ -247,9 +246,8 @@ class SalesforceEmulator:
         if "/Soap/u/" in path or "/jobs/query" in path:
             return False
         # Retrieve-by-POST and tooling queries read.
-        if request.method == "POST" and re.search(r"/composite/sobjects/[^/]+/?$", path):
-            return False
-        return True
+        return not (request.method == "POST"
+                    and re.search(r"/composite/sobjects/[^/]+/?$", path))
 
     def fault_response(self, rule: FaultRule, request: Request) -> Response:
         """Render a scripted fault as Salesforce would answer it."""
