@@ -29,11 +29,12 @@ framework and no extension points. It makes the same calls as crmsync's Salesfor
   coerced by hand from Salesforce's typed JSON (or a query job's CSV text): only the facts
   those rules read;
 * **writes**: the changed outputs of each contact, spelled as crmsync sends them (numbers as
-  numbers, instants as ``...T...000Z``), queued per object as crmsync queues them: once 2,000
+  numbers, instants as ``...T...000Z``), queued per object as crmsync queues them: once 10,000
   are pending they go as one Bulk API 2.0 ingest job (create, CSV upload, close, a poll while
   not done, then ``failedResults`` / ``unprocessedrecords`` / ``successfulResults`` only when
-  the job's counters call for them); what is left at the object's end goes through sObject
-  Collections, 200 a call. Follow-up tasks are upserted by their key
+  the job's counters call for them); what is left at the object's end goes as one more job
+  when it is 2,000 or more (``[sync] bulk_threshold``), through sObject Collections otherwise,
+  200 a call. Follow-up tasks are upserted by their key
   (``PATCH composite/sobjects/Task/Crmsync_Task_Key__c``), 200 a call, full batches as they
   fill and the rest at the object's end: an upsert by key cannot duplicate, so no lookup;
 * **journal** (``sqlite3``, WAL, ``synchronous=NORMAL``, ``plain_sync``'s schema): before a
@@ -56,9 +57,9 @@ through a bare ``urllib3`` pool and the standard ``json`` (crmsync must use simp
 over ``requests``). It runs on one thread, which costs the least CPU; crmsync runs at
 ``[sync] concurrency`` 4 (writes in flight on threads, one page read ahead).
 
-Calls: the same as crmsync's, endpoint by endpoint, at 600, 10,000 and 30,000 contacts (46 at
-10,000: 4 describes, 3 queries and 5 ``queryMore``, 4 ingest jobs of 3 calls, 11 Collections
-updates, 11 task upserts; 85 at 30,000, whose Leads are read through a query job). crmsync's
+Calls: the same as crmsync's, endpoint by endpoint, at 600, 10,000 and 30,000 contacts (29 at
+10,000: 4 describes, 3 queries and 5 ``queryMore``, 2 ingest jobs of 3 calls, 11 task upserts;
+62 at 30,000, whose Leads are read through a query job). crmsync's
 queues are run-wide and drained at each object's end, so the two batch alike; nothing is pooled
 differently, and the request bodies (Collections records, task upserts, CSV lines) are the
 same byte for byte.
@@ -136,6 +137,9 @@ TASK_FIELDS = ["WhoId", "Subject", "Description", "ActivityDate", "Status", "Pri
                KEY_FIELD, "OwnerId"]
 PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
 PAGE, BATCH, BULK_THRESHOLD, BULK_PAGE = 2000, 200, 2000, 10_000
+#: Updates an ingest job carries while an object is still being read (crmsync's
+#: ``BULK_JOB_RECORDS``: Salesforce makes a batch of every 10,000 records of a job).
+BULK_JOB = 10_000
 REASON_MAX = 255
 NULL_CELL = "#N/A"
 _DONE = frozenset({"JobComplete", "Failed", "Aborted"})
@@ -555,7 +559,7 @@ class PlainSalesforceSync:
         db.execute("COMMIT")
         self.updates.extend((first + n, cid, after, state)
                             for n, (cid, _, after, state) in enumerate(writes))
-        if len(self.updates) >= self.bulk_threshold:
+        if len(self.updates) >= max(self.bulk_threshold, BULK_JOB):
             self.send_bulk(obj, self.updates[:])
             self.updates.clear()
         self.tasks.extend((first_task + n, cid, key, task)

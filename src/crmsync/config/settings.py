@@ -118,7 +118,8 @@ class SyncSettings:
         restamp: After a rule change, write the new rule-set version onto every contact, even
             those whose outputs did not change (off: only changed contacts are written).
         bulk_threshold: Pending updates of one Salesforce object from which they are sent as
-            one Bulk API 2.0 job instead of 200-record collections (0: never).
+            Bulk API 2.0 jobs (of up to 10,000 while the object is read) instead of 200-record
+            collections (0: never).
     """
 
     overlap_seconds: int = 300

@@ -53,8 +53,8 @@ retry_budget_s = 300
 task_close_policy = "rule"
 # Write calls in flight at once (the CRM's rate limits still apply to all of them together).
 concurrency = 4
-# Salesforce: from this many pending updates per object, one Bulk API 2.0 job instead of
-# 200-record collection calls (0: never).
+# Salesforce: from this many pending updates per object, Bulk API 2.0 jobs (up to 10,000
+# records each) instead of 200-record collection calls (0: never).
 bulk_threshold = 2000
 # After a rule change every contact is re-evaluated once; only contacts whose outputs change
 # are written. true: also write the new rule-set version onto every unchanged contact.

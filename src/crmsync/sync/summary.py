@@ -35,7 +35,8 @@ class SyncOptions:
             outputs did not change (a rule change then writes every contact once).
         concurrency: Write calls in flight at once (and one page read ahead when above 1).
         bulk_threshold: Pending updates of one stream from which they go through the CRM's
-            bulk API (Salesforce Bulk 2.0) instead of batches; 0 never uses it.
+            bulk API (Salesforce Bulk 2.0, jobs of up to ``BULK_JOB_RECORDS`` while the stream
+            is read) instead of batches; 0 never uses it.
         trigger: Who started the run, for the ledger: ``schedule:NAME`` or ``user@host``.
     """
 

@@ -6,8 +6,10 @@ recorded (and listed in the summary) so the next run retries them. Batches are s
 the run's thread; every queued item carries the number of the page it was planned from, so the
 :class:`~crmsync.sync.inflight.CursorGate` commits a page's cursor only once its writes settled.
 
-Salesforce updates go through one Bulk API 2.0 ingest job instead of collections once a stream
-has ``bulk_threshold`` of them pending (the connector says whether it can: ``limits.bulk_write``).
+Salesforce updates go through Bulk API 2.0 ingest jobs instead of collections when a stream has
+``bulk_threshold`` of them pending (the connector says whether it can: ``limits.bulk_write``):
+one job per :data:`BULK_JOB_RECORDS` updates while the stream is read, and one for what is left
+at its end when that is still ``bulk_threshold`` or more.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from crmsync.sync.inflight import CursorGate, InFlight
 from crmsync.sync.summary import MAX_LISTED_REJECTIONS, RunSummary, SyncOptions
 
 T = TypeVar("T")
+
+#: Updates one Bulk API 2.0 ingest job carries while a stream is still being read. Salesforce
+#: makes a batch of every 10,000 records of a job (plus an empty one for the upload) and counts
+#: batches against the org's 15,000 per rolling 24 hours: a job of 2,000 costs what one of
+#: 10,000 costs, batches and API calls (about five) alike. The price of waiting: up to this many
+#: updates journaled and held before they are sent, and the stream's cursor held behind them.
+BULK_JOB_RECORDS = 10_000
 
 
 def drain(queue: list[T], size: int, send: Callable[[list[T]], None], *,
@@ -100,7 +109,9 @@ class Writer:
         which the next run's recovery turns into re-reads (:meth:`_recover_pending_writes`).
 
         Where the CRM has a bulk path, updates wait until it is clear which path is cheaper:
-        ``bulk_threshold`` of them go as one bulk job; fewer, at the stream's end, as batches.
+        a job goes once :data:`BULK_JOB_RECORDS` are pending (or ``bulk_threshold``, if higher);
+        at the stream's end, what is left goes as one job when it is ``bulk_threshold`` or more,
+        as batches otherwise (:meth:`_flush_writes`).
         ``journal_ids``: the plans were journaled already (with the page's task intents).
         """
         if journal_ids is None:
@@ -111,7 +122,7 @@ class Writer:
             (plan, jid, self._page) for plan, jid in zip(plans, journal_ids, strict=True))
         threshold = self._bulk_threshold
         if threshold:
-            if len(self._queued_updates) >= threshold:
+            if len(self._queued_updates) >= max(threshold, BULK_JOB_RECORDS):
                 self._send_updates_bulk(stream, self._queued_updates[:])
                 self._queued_updates.clear()
             return
