@@ -30,8 +30,12 @@ framework and no extension points. It makes the same calls and keeps the same gu
   crmsync reads to skip contacts decided already and never open a second task).
 
 Left out, because a first run on a healthy sandbox exercises none of it or it costs nothing
-per contact: pacing by rate-limit headers, retries and rejections, the run ledger and lease,
-progress, the summary's counts, closing obsolete tasks. HTTP goes through a bare ``urllib3``
+per contact: the pre-flight check (crmsync reads the contact and task property definitions,
+two calls), pacing by rate-limit headers, retries and rejections, the run ledger and lease,
+progress, the summary's counts, closing obsolete tasks. It makes 223 calls where crmsync makes
+220 at 10,000 contacts: no check, and 30 deal reads to crmsync's 25 (crmsync fills every read
+with 100 deals across up to eight pages; this reads each 1,000 contacts' deals on their own).
+HTTP goes through a bare ``urllib3``
 pool and the standard ``json`` (crmsync must use hubspot-api-client, and chose ``json`` over
 orjson for bodies: the SDK's own cost is measured in ``hubspot_micro.py``). It runs on one
 thread, which costs the least CPU; crmsync runs at ``[sync] concurrency`` 4.
