@@ -6,16 +6,20 @@ jobs apply the CSV to its records and whose ``reject_record`` faults fail single
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crmsync.connectors.base import BulkWriter, RecordUpdate
 from crmsync.connectors.hubspot import HubSpotConnector
 from crmsync.connectors.salesforce import SalesforceAuth, SalesforceConnector
-from crmsync.connectors.salesforce.bulk import csv_records
+from crmsync.connectors.salesforce.bulk import BulkQuery, _lines, csv_records
 from crmsync.errors import ConfigError, CrmRequestError
 from crmsync.retry import RetryPolicy
 
@@ -262,6 +266,29 @@ def test_incremental_and_small_full_reads_stay_on_rest(
         "by_endpoint"]
 
 
+def test_a_query_job_result_is_handed_on_in_chunks_from_one_results_call(
+    connector: SalesforceConnector, salesforce_server: Any,
+) -> None:
+    """One results call of up to 10,000 records; the reader decides them 2,000 at a time (here
+    50), so a run never holds a whole result page of built records."""
+    every = [r["Id"] for page in connector.client.query_pages("query Lead", "SELECT Id FROM Lead")
+             for r in page]
+    salesforce_server.reset()
+    pages = BulkQuery(connector.client, 10_000).pages("Lead", "SELECT Id, Email FROM Lead",
+                                                     chunk=50)
+    first = next(pages)
+    by_endpoint = salesforce_server.call_counts()["by_endpoint"]
+    assert by_endpoint["GET /services/data/v59.0/jobs/query/{id}/results"] == 1
+    rest = list(pages)
+    sizes = [len(first)] + [len(p) for p in rest]
+    assert sizes[0] == 50 and all(0 < n <= 50 for n in sizes) and len(sizes) > 3
+    ids = [r["Id"] for page in [first, *rest] for r in page]
+    assert len(ids) == len(set(ids)) and sorted(ids) == sorted(every)
+    # Every chunk came from that one call.
+    by_endpoint = salesforce_server.call_counts()["by_endpoint"]
+    assert by_endpoint["GET /services/data/v59.0/jobs/query/{id}/results"] == 1
+
+
 def test_query_csv_becomes_rest_shaped_records() -> None:
     # Quoted commas and line breaks, an empty cell, a parent with one field set, a parent with
     # every field empty, a two-level parent, a short row and a blank line.
@@ -280,3 +307,17 @@ def test_query_csv_becomes_rest_shaped_records() -> None:
     ]
     assert csv_records("") == []
     assert csv_records("Id,Name\n") == []
+
+
+@given(st.text(alphabet=st.sampled_from(['a', ',', '"', '\n', '\r', '\u2028', '\x85', 'é', ' ']),
+               max_size=60))
+def test_query_csv_lines_are_read_as_stringio_reads_them(text: str) -> None:
+    """Result pages are parsed line by line (no StringIO copy of the page): same rows, same
+    errors, whatever quotes, carriage returns and Unicode line separators the text holds."""
+    def parse(lines: Any) -> Any:
+        try:
+            return list(csv.reader(lines))
+        except csv.Error as error:
+            return str(error)
+
+    assert parse(_lines(text)) == parse(io.StringIO(text))

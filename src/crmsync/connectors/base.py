@@ -7,7 +7,8 @@ moves data. It counts its own API calls so a run can report them against the min
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -21,6 +22,14 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """Yield consecutive slices of at most ``size`` items (API batches and pages)."""
     for start in range(0, len(items), max(1, size)):
         yield items[start : start + size]
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Yield lists of at most ``size`` items taken from ``items`` as they come (none empty):
+    :func:`chunks` for an iterator, which builds each item only when its batch is asked for."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, max(1, size))):
+        yield batch
 
 
 @slot_init

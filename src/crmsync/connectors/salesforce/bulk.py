@@ -31,6 +31,7 @@ from typing import Any
 from simple_salesforce import Salesforce
 from simple_salesforce.util import call_salesforce
 
+from crmsync.connectors.base import batched
 from crmsync.connectors.salesforce.client import SalesforceClient
 from crmsync.errors import CrmRequestError, CrmsyncError, TransientError
 
@@ -222,10 +223,16 @@ class BulkQuery:
         self.client = client
         self.page_size = page_size
 
-    def pages(self, obj: str, soql: str) -> Iterator[list[dict[str, Any]]]:
-        """Yield the records of ``soql`` (no ORDER BY), ``page_size`` at a time, as nested dicts
-        shaped like REST query records (``Account.Name`` -> ``{"Account": {"Name": ...}}``;
-        empty cells are ``None``; values are the CSV's strings)."""
+    def pages(self, obj: str, soql: str, chunk: int | None = None
+              ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the records of ``soql`` (no ORDER BY) as nested dicts shaped like REST query
+        records (``Account.Name`` -> ``{"Account": {"Name": ...}}``; empty cells are ``None``;
+        values are the CSV's strings).
+
+        Results are fetched ``page_size`` records a call and yielded ``chunk`` at a time
+        (default: a whole result page): a record is built only when its chunk is asked for, so
+        a caller deciding 2,000 at a time never holds 10,000 built records.
+        """
         client = self.client
         op = f"bulk query {obj}"
         job = client.call(op, lambda sf: sf.restful(
@@ -240,9 +247,7 @@ class BulkQuery:
         while True:
             text, locator = client.call(f"{op} (results)", lambda sf, at=locator: _query_results(
                 sf, job_id, at, self.page_size, client.timeout))
-            records = csv_records(text)
-            if records:
-                yield records
+            yield from batched(iter_csv_records(text), chunk or self.page_size)
             if not locator or locator == "null":
                 return
 
@@ -261,17 +266,23 @@ def _query_results(
 
 
 def csv_records(text: str) -> list[dict[str, Any]]:
-    """Turn a Bulk 2.0 query result (CSV with a header) into REST-shaped records.
+    """Turn a Bulk 2.0 query result (CSV with a header) into REST-shaped records (a list of
+    :func:`iter_csv_records`)."""
+    return list(iter_csv_records(text))
+
+
+def iter_csv_records(text: str) -> Iterator[dict[str, Any]]:
+    """Yield a Bulk 2.0 query result's (CSV with a header) rows as REST-shaped records.
 
     ``Account.Name`` becomes ``{"Account": {"Name": ...}}``, a parent whose every field is empty
     becomes ``None`` (as REST sends it), an empty cell ``None``. The header is read once and
     each row is built by position (``csv.DictReader`` builds a dict per row only for it to be
     rebuilt here). A short row's missing cells are empty; cells past the header are ignored.
     """
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(_lines(text))
     header = next(reader, None)
     if not header:
-        return []
+        return
     width = len(header)
     plain = [(i, name) for i, name in enumerate(header) if "." not in name]
     dotted = [(i, name.split(".")) for i, name in enumerate(header) if "." in name]
@@ -279,7 +290,6 @@ def csv_records(text: str) -> list[dict[str, Any]]:
     parent_paths = sorted({tuple(parts[:depth]) for _, parts in dotted
                            for depth in range(1, len(parts))}, key=len, reverse=True)
     padding = [""] * width
-    records = []
     for row in reader:
         if len(row) < width:
             if not row:
@@ -300,8 +310,23 @@ def csv_records(text: str) -> list[dict[str, Any]]:
                     holder = holder[parent]
                 if not any(value is not None for value in holder[name].values()):
                     holder[name] = None
-        records.append(record)
-    return records
+        yield record
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text``, each with its ``\n``, one at a time.
+
+    What ``csv.reader(io.StringIO(text))`` reads, without StringIO's copy of the whole text at
+    four bytes a character (22 MiB for a 10,000-record result page of 5.4 MiB, measured).
+    """
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        if stop < 0:
+            yield text[start:]
+            return
+        yield text[start:stop + 1]
+        start = stop + 1
 
 
 def _upload(sf: Salesforce, job_id: str, payload: bytes, timeout: Any) -> None:

@@ -252,7 +252,9 @@ class ReadingMixin:
         if records:
             yield Page(stream, self._contacts(obj, records, rollups), related=False,
                        ordered=False)
-        for page in BulkQuery(self.client, BULK_QUERY_PAGE).pages(obj, soql):
+        # Fetched 10,000 a call, decided 2,000 at a time as REST pages are: a page's contacts,
+        # plans and journal rows are what a run holds at once.
+        for page in BulkQuery(self.client, BULK_QUERY_PAGE).pages(obj, soql, chunk=QUERY_PAGE):
             fresh = [r for r in page if str(r.get("Id")) not in seen]
             if fresh:
                 yield Page(stream, self._contacts(obj, fresh, rollups), related=False,
