@@ -51,7 +51,7 @@ import json
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -358,27 +358,7 @@ class PlainSync:
                 if owner:
                     values["hubspot_owner_id"] = owner
                 creates.append((cid, spec.purpose, key, values))
-        # Journal the page's writes and task intents before any is sent.
-        stamp = self.stamp
-        db.execute("BEGIN")
-        first = db.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()[0] + 1
-        dumps = orjson.dumps
-        db.executemany(
-            "INSERT INTO journal (run_id, record_id, kind, before, after, task_key, state, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-            [(self.run_id, cid, "fields", dumps(before), dumps(after), None, stamp)
-             for cid, before, after, _ in writes]
-            + [(self.run_id, cid, "task_create", None, dumps(values), key, stamp)
-               for cid, _, key, values in creates])
-        db.executemany(
-            "INSERT INTO tasks (key, record_id, purpose, state, journal_id) "
-            "VALUES (?, ?, ?, 'intent', ?)",
-            [(key, cid, purpose, first + len(writes) + n)
-             for n, (cid, purpose, key, _) in enumerate(creates)])
-        if states:
-            db.executemany("INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           states)
-        db.execute("COMMIT")
+        first = journal_page(db, self.run_id, self.stamp, writes, creates, states)
         for start in range(0, len(writes), BATCH):
             self.send_updates(writes[start:start + BATCH], first + start)
         self.queued_tasks.extend((first + len(writes) + n, cid, key, values)
@@ -431,16 +411,8 @@ class PlainSync:
                             (value,))
 
     def settle_tasks(self, batch: list[Any], made: dict[str, str]) -> None:
-        if not batch:
-            return
-        db = self.db
-        db.execute("BEGIN")
-        db.executemany("UPDATE journal SET state = ?, updated_at = ? WHERE id = ?",
-                       [("applied" if key in made else "rejected", self.stamp, jid)
-                        for jid, _, key, _ in batch])
-        db.executemany("UPDATE tasks SET state = 'open', task_id = ? WHERE key = ?",
-                       [(made[key], key) for _, _, key, _ in batch if key in made])
-        db.execute("COMMIT")
+        if batch:
+            settle_tasks(self.db, self.stamp, batch, made)
 
     def existing_tasks(self, keys: list[str]) -> dict[str, str]:
         """Open tasks already carrying these keys (one search per 500 keys)."""
@@ -455,6 +427,49 @@ class PlainSync:
         return {t["properties"]["crmsync_task_key"]: t["id"] for t in page["results"]}
 
 
+def journal_page(db: sqlite3.Connection, run_id: str, stamp: str, writes: Sequence[Any],
+                 creates: Sequence[Any], states: Sequence[Any]) -> int:
+    """Journal a page before any of it is sent, in one transaction: its field writes
+    ``(record id, before, after, decision row)`` and task intents ``(record id, purpose, key,
+    task values)``, pending, and the decisions of contacts it writes nothing to.
+
+    Returns the first journal id: field writes take the ids from it, task intents follow.
+    """
+    db.execute("BEGIN")
+    first = db.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()[0] + 1
+    dumps = orjson.dumps
+    db.executemany(
+        "INSERT INTO journal (run_id, record_id, kind, before, after, task_key, state, "
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+        [(run_id, cid, "fields", dumps(before), dumps(after), None, stamp)
+         for cid, before, after, _ in writes]
+        + [(run_id, cid, "task_create", None, dumps(values), key, stamp)
+           for cid, _, key, values in creates])
+    db.executemany(
+        "INSERT INTO tasks (key, record_id, purpose, state, journal_id) "
+        "VALUES (?, ?, ?, 'intent', ?)",
+        [(key, cid, purpose, first + len(writes) + n)
+         for n, (cid, purpose, key, _) in enumerate(creates)])
+    if states:
+        db.executemany("INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       states)
+    db.execute("COMMIT")
+    return first
+
+
+def settle_tasks(db: sqlite3.Connection, stamp: str, batch: Sequence[Any],
+                 made: Mapping[str, str]) -> None:
+    """Settle sent task intents ``(journal id, record id, key, values)`` in one transaction:
+    those in ``made`` (key -> CRM task id) applied and open, the others rejected."""
+    db.execute("BEGIN")
+    db.executemany("UPDATE journal SET state = ?, updated_at = ? WHERE id = ?",
+                   [("applied" if key in made else "rejected", stamp, jid)
+                    for jid, _, key, _ in batch])
+    db.executemany("UPDATE tasks SET state = 'open', task_id = ? WHERE key = ?",
+                   [(made[key], key) for _, _, key, _ in batch if key in made])
+    db.execute("COMMIT")
+
+
 def _prepare(contacts: int) -> tuple[Sandbox, Path]:
     """A seeded sandbox with crmsync's properties created, quotas lifted, 20 ms latency."""
     box = Sandbox("hubspot", contacts)
@@ -462,24 +477,30 @@ def _prepare(contacts: int) -> tuple[Sandbox, Path]:
     return box, config
 
 
-def measure_crmsync(contacts: int, now: datetime, concurrency: int = 4
-                    ) -> tuple[float, int, dict[str, Any]]:
-    """crmsync's first full run: (client CPU s, calls, decisions by contact id, open tasks)."""
+def first_full_run(config: Path, now: datetime, **options: Any) -> float:
+    """crmsync's first full run with the config at ``config`` and the clock ``now``; returns
+    its client CPU seconds (building and closing the parts left out)."""
     from crmsync.config import load_settings
     from crmsync.sync import SyncOptions, SyncRun
     from crmsync.wiring import load_parts
 
+    parts = load_parts(load_settings(config, env={}))
+    try:
+        run = SyncRun(parts.connector, parts.ruleset, parts.store, now=now,
+                      options=SyncOptions(full=True, **options))
+        cpu = time.process_time()
+        run.execute()
+        return time.process_time() - cpu
+    finally:
+        parts.close()
+
+
+def measure_crmsync(contacts: int, now: datetime, concurrency: int = 4
+                    ) -> tuple[float, int, dict[str, Any]]:
+    """crmsync's first full run: (client CPU s, calls, decisions by contact id, open tasks)."""
     box, config = _prepare(contacts)
     try:
-        parts = load_parts(load_settings(config, env={}))
-        try:
-            run = SyncRun(parts.connector, parts.ruleset, parts.store, now=now,
-                          options=SyncOptions(full=True, concurrency=concurrency))
-            cpu = time.process_time()
-            run.execute()
-            cpu = time.process_time() - cpu
-        finally:
-            parts.close()
+        cpu = first_full_run(config, now, concurrency=concurrency)
         calls = box.admin("GET", "calls")["total"]
     finally:
         box.close()
@@ -520,8 +541,15 @@ def run_clock() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+#: One program's first run: (client CPU s, calls, results by name: decisions, CRM state...).
+Measured = tuple[float, int, dict[str, Mapping[str, Any]]]
+
+
+def compare(description: str, crmsync: Callable[[int, datetime, int], Measured],
+            plain: Callable[[int, datetime], Measured]) -> None:
+    """A comparator's command line: ``--pairs`` crmsync/plain pairs on fresh sandboxes with one
+    clock each, every named result checked equal before the pair's CPU is printed."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--contacts", type=int, default=10_000)
     parser.add_argument("--pairs", type=int, default=2,
                         help="crmsync/plain pairs, alternating (the machine is shared)")
@@ -531,17 +559,36 @@ def main() -> None:
     print(f"{'pair':<6}{'program':<10}{'calls':>7}{'cpu µs/contact':>16}{'x plain':>9}")
     for pair in range(1, args.pairs + 1):
         now = run_clock()
-        mine_cpu, mine_calls, mine = measure_crmsync(n, now, args.concurrency)
-        plain_cpu, plain_calls, plain = measure_plain(n, now)
-        differ = [k for k in mine.keys() | plain.keys() if mine.get(k) != plain.get(k)]
-        if differ:
-            sample = {k: (mine.get(k), plain.get(k)) for k in sorted(differ)[:5]}
-            raise SystemExit(f"the two runs decided {len(differ)} contacts differently "
-                             f"(or made different task counts): {sample}")
+        mine_cpu, mine_calls, mine = crmsync(n, now, args.concurrency)
+        plain_cpu, plain_calls, theirs = plain(n, now)
+        for what, results in mine.items():
+            differ = differences(results, theirs[what])
+            if differ:
+                sample = dict(sorted(differ.items())[:5])
+                raise SystemExit(f"the two runs {what} {len(differ)} contacts or tasks "
+                                 f"differently (or made different task counts): {sample}")
         print(f"{pair:<6}{'crmsync':<10}{mine_calls:>7}{mine_cpu / n * 1e6:>16.1f}"
               f"{mine_cpu / plain_cpu:>9.2f}")
         print(f"{pair:<6}{'plain':<10}{plain_calls:>7}{plain_cpu / n * 1e6:>16.1f}"
               f"{1.0:>9.2f}", flush=True)
+
+
+def differences(mine: Mapping[str, Any], plain: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys whose values differ between two runs' results: (crmsync's, plain's)."""
+    return {k: (mine.get(k), plain.get(k)) for k in mine.keys() | plain.keys()
+            if mine.get(k) != plain.get(k)}
+
+
+def main() -> None:
+    """Measure ``--pairs`` crmsync/plain pairs and print calls, CPU µs/contact and ratio."""
+    compare(__doc__.splitlines()[0],
+            lambda n, now, concurrency: _named(measure_crmsync(n, now, concurrency)),
+            lambda n, now: _named(measure_plain(n, now)))
+
+
+def _named(measured: tuple[float, int, dict[str, Any]]) -> Measured:
+    cpu, calls, decided = measured
+    return cpu, calls, {"decided": decided}
 
 
 if __name__ == "__main__":

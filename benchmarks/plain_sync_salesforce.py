@@ -72,7 +72,6 @@ writes differently is not one.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -88,12 +87,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
-import orjson
 import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from plain_sync import RULES, SCHEMA, _decisions, _iso, run_clock  # noqa: E402
+from plain_sync import (  # noqa: E402
+    RULES,
+    SCHEMA,
+    Measured,
+    _decisions,
+    _iso,
+    compare,
+    first_full_run,
+    journal_page,
+    settle_tasks,
+)
 from rules_ceiling import make_handwritten  # noqa: E402
 from sync_bench import Sandbox, set_up  # noqa: E402
 
@@ -536,27 +544,8 @@ class PlainSalesforceSync:
                     if owner:
                         task["OwnerId"] = owner
                     creates.append((cid, spec.purpose, key, task))
-        # Journal the page's writes and task intents before any is sent.
-        db.execute("BEGIN")
-        first = db.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()[0] + 1
-        dumps = orjson.dumps
-        db.executemany(
-            "INSERT INTO journal (run_id, record_id, kind, before, after, task_key, state, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-            [(self.run_id, cid, "fields", dumps(before), dumps(after), None, stamp)
-             for cid, before, after, _ in writes]
-            + [(self.run_id, cid, "task_create", None, dumps(task), key, stamp)
-               for cid, _, key, task in creates])
+        first = journal_page(db, self.run_id, stamp, writes, creates, states)
         first_task = first + len(writes)
-        db.executemany(
-            "INSERT INTO tasks (key, record_id, purpose, state, journal_id) "
-            "VALUES (?, ?, ?, 'intent', ?)",
-            [(key, cid, purpose, first_task + n)
-             for n, (cid, purpose, key, _) in enumerate(creates)])
-        if states:
-            db.executemany("INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           states)
-        db.execute("COMMIT")
         self.updates.extend((first + n, cid, after, state)
                             for n, (cid, _, after, state) in enumerate(writes))
         if len(self.updates) >= max(self.bulk_threshold, BULK_JOB):
@@ -669,14 +658,7 @@ class PlainSalesforceSync:
         made = {key: r["id"] for (_, _, key, _), r in zip(batch, results, strict=True)
                 if r.get("success")}
         self.tasks_created += len(made)
-        db = self.db
-        db.execute("BEGIN")
-        db.executemany("UPDATE journal SET state = ?, updated_at = ? WHERE id = ?",
-                       [("applied" if key in made else "rejected", self.stamp, jid)
-                        for jid, _, key, _ in batch])
-        db.executemany("UPDATE tasks SET state = 'open', task_id = ? WHERE key = ?",
-                       [(made[key], key) for _, _, key, _ in batch if key in made])
-        db.execute("COMMIT")
+        settle_tasks(self.db, self.stamp, batch, made)
 
 
 # -- measuring ----------------------------------------------------------------------------------
@@ -712,22 +694,9 @@ def measure_crmsync(contacts: int, now: datetime, concurrency: int = 4, *,
     ``bulk_threshold`` (``[sync] bulk_threshold``) and ``page_size`` (the sandbox's largest
     query page) let a small org take the Bulk API 2.0 paths; the defaults are crmsync's.
     """
-    from crmsync.config import load_settings
-    from crmsync.sync import SyncOptions, SyncRun
-    from crmsync.wiring import load_parts
-
     box, config = _prepare(contacts, page_size)
     try:
-        parts = load_parts(load_settings(config, env={}))
-        try:
-            run = SyncRun(parts.connector, parts.ruleset, parts.store, now=now,
-                          options=SyncOptions(full=True, concurrency=concurrency,
-                                              bulk_threshold=bulk_threshold))
-            cpu = time.process_time()
-            run.execute()
-            cpu = time.process_time() - cpu
-        finally:
-            parts.close()
+        cpu = first_full_run(config, now, concurrency=concurrency, bulk_threshold=bulk_threshold)
         calls = box.admin("GET", "calls")["total"]
         written = crm_state(box)
     finally:
@@ -763,36 +732,15 @@ def measure_plain(contacts: int, now: datetime, *, bulk_threshold: int = BULK_TH
     return cpu, calls, decided, written
 
 
-def differences(mine: Mapping[str, Any], plain: Mapping[str, Any]) -> dict[str, Any]:
-    """Keys whose values differ between two runs' results: (crmsync's, plain's)."""
-    return {k: (mine.get(k), plain.get(k)) for k in mine.keys() | plain.keys()
-            if mine.get(k) != plain.get(k)}
-
-
 def main() -> None:
     """Measure ``--pairs`` crmsync/plain pairs and print calls, CPU µs/contact and ratio."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=10_000)
-    parser.add_argument("--pairs", type=int, default=2,
-                        help="crmsync/plain pairs, alternating (the machine is shared)")
-    parser.add_argument("--concurrency", type=int, default=4, help="crmsync's [sync] concurrency")
-    args = parser.parse_args()
-    n = args.contacts
-    print(f"{'pair':<6}{'program':<10}{'calls':>7}{'cpu µs/contact':>16}{'x plain':>9}")
-    for pair in range(1, args.pairs + 1):
-        now = run_clock()
-        mine_cpu, mine_calls, mine, mine_crm = measure_crmsync(n, now, args.concurrency)
-        plain_cpu, plain_calls, plain, plain_crm = measure_plain(n, now)
-        for what, differ in (("decided", differences(mine, plain)),
-                             ("wrote", differences(mine_crm, plain_crm))):
-            if differ:
-                sample = dict(sorted(differ.items())[:5])
-                raise SystemExit(f"the two runs {what} {len(differ)} contacts or tasks "
-                                 f"differently (or made different task counts): {sample}")
-        print(f"{pair:<6}{'crmsync':<10}{mine_calls:>7}{mine_cpu / n * 1e6:>16.1f}"
-              f"{mine_cpu / plain_cpu:>9.2f}")
-        print(f"{pair:<6}{'plain':<10}{plain_calls:>7}{plain_cpu / n * 1e6:>16.1f}"
-              f"{1.0:>9.2f}", flush=True)
+    def named(measured: tuple[float, int, dict[str, Any], dict[str, Any]]) -> Measured:
+        cpu, calls, decided, wrote = measured
+        return cpu, calls, {"decided": decided, "wrote": wrote}
+
+    compare(__doc__.splitlines()[0],
+            lambda n, now, concurrency: named(measure_crmsync(n, now, concurrency)),
+            lambda n, now: named(measure_plain(n, now)))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
-"""The plain comparator of ``benchmarks/plain_sync_salesforce.py`` does the job crmsync does.
+"""The plain comparators of ``benchmarks/plain_sync.py`` (HubSpot) and
+``benchmarks/plain_sync_salesforce.py`` do the job crmsync does.
 
-Its client CPU is the yardstick crmsync's Salesforce runs are measured against, so it must stay
-the same job: a second, independent implementation of a first full Salesforce sync (Leads, then
-Contacts with their Opportunities) that decides every contact as crmsync does, opens as many
-follow-up tasks, writes the same values to the CRM and makes the same calls. Both run here
+Their client CPU is the yardstick crmsync's is measured against, so each must stay the same job:
+a second, independent implementation of a first sync that decides every contact as crmsync
+does, opens as many follow-up tasks and makes (about) the same calls. Both programs run here
 against the sandbox over HTTP.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -19,17 +21,43 @@ ROOT = BENCHMARKS.parent
 
 
 @pytest.fixture(scope="module")
-def plain_sync_salesforce():  # type: ignore[no-untyped-def]
+def benchmarks() -> Iterator[None]:
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        import plain_sync_salesforce
-
-        yield plain_sync_salesforce
+        yield
     finally:
         sys.path.remove(str(BENCHMARKS))
 
 
-def test_the_plain_sync_reads_the_fields_crmsync_reads(plain_sync_salesforce) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def plain_sync(benchmarks: None) -> ModuleType:
+    import plain_sync
+
+    return plain_sync
+
+
+@pytest.fixture(scope="module")
+def plain_sync_salesforce(benchmarks: None) -> ModuleType:
+    import plain_sync_salesforce
+
+    return plain_sync_salesforce
+
+
+def test_the_plain_hubspot_sync_decides_every_contact_as_crmsync_does(
+        plain_sync: ModuleType) -> None:
+    now = plain_sync.run_clock()
+    _, crmsync_calls, mine = plain_sync.measure_crmsync(600, now)
+    _, plain_calls, plain = plain_sync.measure_plain(600, now)
+
+    assert len(mine) == len(plain) == 601  # 600 decisions and the count of open tasks
+    assert plain_sync.differences(mine, plain) == {}
+    assert mine["_tasks"] > 0
+    # The same calls, give or take the pooling of deal reads.
+    assert abs(crmsync_calls - plain_calls) <= 0.1 * crmsync_calls + 2
+
+
+def test_the_plain_salesforce_sync_reads_the_fields_crmsync_reads(
+        plain_sync_salesforce: ModuleType) -> None:
     from crmsync.connectors.fieldmap_load import load_fieldmap
     from crmsync.connectors.salesforce import SalesforceAuth, SalesforceConnector
 
@@ -43,13 +71,13 @@ def test_the_plain_sync_reads_the_fields_crmsync_reads(plain_sync_salesforce) ->
 
 
 @pytest.mark.parametrize("bulk", [False, True], ids=["defaults", "bulk-paths"])
-def test_the_plain_sync_decides_every_contact_as_crmsync_does(
-        plain_sync_salesforce, bulk: bool) -> None:  # type: ignore[no-untyped-def]
+def test_the_plain_salesforce_sync_decides_and_writes_every_contact_as_crmsync_does(
+        plain_sync: ModuleType, plain_sync_salesforce: ModuleType, bulk: bool) -> None:
     # With crmsync's defaults 600 contacts go through REST pages, Collections and upserts.
     # "bulk-paths" forces query pages of 50 and a bulk threshold of 100, so the same org also
     # takes a Bulk 2.0 query job (Leads: more pages to come than a job costs) and ingest jobs.
     knobs = {"bulk_threshold": 100, "page_size": 50} if bulk else {}
-    now = plain_sync_salesforce.run_clock()
+    now = plain_sync.run_clock()
     _, crmsync_calls, mine, mine_crm = plain_sync_salesforce.measure_crmsync(600, now, **knobs)
     _, plain_calls, plain, plain_crm = plain_sync_salesforce.measure_plain(600, now, **knobs)
 
@@ -58,6 +86,6 @@ def test_the_plain_sync_decides_every_contact_as_crmsync_does(
     assert mine["_tasks"] > 0
     # What each left in the CRM: every Lead's and Contact's outputs, every task by key.
     assert len(mine_crm) >= 600 + mine["_tasks"]
-    assert plain_sync_salesforce.differences(mine_crm, plain_crm) == {}
+    assert plain_sync.differences(mine_crm, plain_crm) == {}
     # The same calls (the two batch alike; the margin is for the odd refusal retried).
     assert abs(crmsync_calls - plain_calls) <= 0.1 * crmsync_calls + 2
