@@ -400,8 +400,8 @@ class PlainSync:
                     for _, cid, _, values in batch]})
                 made = {r["properties"]["crmsync_task_key"]: r["id"] for r in answer["results"]}
                 self.tasks_created += len(made)
-                self.settle_tasks(batch, made)
-            self.settle_tasks([t for t in group if t[2] in found], found)
+                settle_tasks(self.db, self.stamp, batch, made)
+            settle_tasks(self.db, self.stamp, [t for t in group if t[2] in found], found)
         waiting = queued[0][0] if queued else None  # the oldest task intent not yet sent
         value = None
         while self.held and (waiting is None or self.held[0][0] < waiting):
@@ -409,10 +409,6 @@ class PlainSync:
         if value is not None:
             self.db.execute("UPDATE cursors SET value = ? WHERE stream = 'hubspot:contacts'",
                             (value,))
-
-    def settle_tasks(self, batch: list[Any], made: dict[str, str]) -> None:
-        if batch:
-            settle_tasks(self.db, self.stamp, batch, made)
 
     def existing_tasks(self, keys: list[str]) -> dict[str, str]:
         """Open tasks already carrying these keys (one search per 500 keys)."""
@@ -461,6 +457,8 @@ def settle_tasks(db: sqlite3.Connection, stamp: str, batch: Sequence[Any],
                  made: Mapping[str, str]) -> None:
     """Settle sent task intents ``(journal id, record id, key, values)`` in one transaction:
     those in ``made`` (key -> CRM task id) applied and open, the others rejected."""
+    if not batch:
+        return
     db.execute("BEGIN")
     db.executemany("UPDATE journal SET state = ?, updated_at = ? WHERE id = ?",
                    [("applied" if key in made else "rejected", stamp, jid)

@@ -11,8 +11,6 @@ from typing import Any
 from crmsync.connectors.base import ApiLimits
 from crmsync.errors import ExitCode
 
-#: Outputs whose changes a summary counts one by one ("206 status changes" among 5,000 writes).
-COUNTED_OUTPUTS = ("status", "miss_type", "score", "reason", "ruleset")
 #: How many rejected writes a summary lists (the ledger keeps them all in the journal).
 MAX_LISTED_REJECTIONS = 100
 #: How many SLA-breaching record ids a summary lists (the report's drill-down; ids only).
