@@ -7,19 +7,23 @@ one-call-at-a-time run does, and a run killed with writes in flight still conver
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from crmsync.connectors.salesforce import SalesforceConnector
 from crmsync.errors import ExitCode, TransientError
 from crmsync.model import Cursor
 from crmsync.sandbox.launch import build_sandbox
 from crmsync.state import StateStore
 from crmsync.sync.inflight import CursorGate, InFlight
 from crmsync.sync.readahead import read_ahead
+from crmsync.sync.summary import RunSummary, bulk_jobs, estimate_write_calls
 
 from .conftest import ANCHOR, Crm, crm_state, task_signature
 
@@ -207,3 +211,40 @@ def test_salesforce_updates_above_the_bulk_threshold_go_as_one_bulk_job_with_the
             retry = crm.run(bulk_threshold=threshold)
             assert retry.exit_code == ExitCode.OK, retry.error
     assert outcomes[100] == outcomes[0]
+
+
+def test_a_plan_prices_salesforce_updates_above_the_bulk_threshold_as_bulk_jobs(
+    tmp_path: Path,
+) -> None:
+    with build_sandbox("salesforce", contacts=500, seed=11, anchor=ANCHOR) as server:
+        # One rules clock for the plan and the run it predicts.
+        crm = Crm("salesforce", server, tmp_path,
+                  now=datetime.now(UTC))  # noqa: TID251 - read once, then fixed
+        crm.setup()
+        # Many pages per object; a job polled once before it completes, as on a real org
+        # (where its close never answers JobComplete).
+        crm.admin("POST", "config", {"page_size": 50, "bulk_polls": 1})
+        plan = crm.run(dry_run=True, bulk_threshold=100)
+        actual = crm.run(bulk_threshold=100)
+        assert actual.exit_code == ExitCode.OK, actual.error
+        planned_jobs = sum(bulk_jobs(p["updates"], 100)[0] for p in plan.planned_writes.values())
+        assert planned_jobs == actual.counts["bulk_jobs"] == 2, actual.counts
+        # The plan reads what the run reads: the rest of the run's calls are its writes. A job
+        # is priced at five calls (create, upload, close, a poll, the failures); its polls vary.
+        writes = actual.api_calls - plan.api_calls
+        assert 0 <= plan.estimated_write_calls - writes <= planned_jobs, (
+            plan.estimated_write_calls, writes)
+
+
+def test_the_estimate_of_a_large_salesforce_update_counts_jobs_not_collection_calls() -> None:
+    limits = SalesforceConnector.limits
+    summary = RunSummary("r", "salesforce", "plan", datetime.now(UTC))  # noqa: TID251
+    summary.planned_writes["salesforce:Contact"] = Counter(updates=25_000)
+    summary.planned_writes["salesforce:Lead"] = Counter(updates=1_500)
+    # Contact: two jobs of 10,000 while it is read and one of the 5,000 left at its end;
+    # Lead: fewer than the threshold, as Collections batches of 200.
+    expected = 3 * limits.calls_per_bulk_write + math.ceil(1_500 / limits.write_batch)
+    assert estimate_write_calls(summary, limits, bulk_threshold=2000) == expected
+    # Without a threshold, every update as Collections batches, per stream.
+    batches = math.ceil(25_000 / limits.write_batch) + math.ceil(1_500 / limits.write_batch)
+    assert estimate_write_calls(summary, limits) == batches

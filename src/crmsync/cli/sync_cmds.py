@@ -275,7 +275,7 @@ def _print_scope_and_changes(summary: RunSummary) -> None:
     if summary.mode == "plan":
         reads, writes = summary.api_calls, summary.estimated_write_calls
         stdout.print(f"estimated API calls for the run: {reads + writes} ({reads} reads and "
-                     f"checks + {writes} write batches)", markup=False)
+                     f"checks + {writes} writes)", markup=False)
 
 
 def _summary_table(summary: RunSummary) -> Table:

@@ -260,7 +260,8 @@ class SyncRun(Writer):
         summary.api_calls = self.connector.api_calls() - calls_before
         summary.finished_at = summary.started_at + timedelta(seconds=time.monotonic() - started)
         if self.options.dry_run:
-            summary.estimated_write_calls = estimate_write_calls(summary, self.connector.limits)
+            summary.estimated_write_calls = estimate_write_calls(
+                summary, self.connector.limits, bulk_threshold=self.options.bulk_threshold)
         try:
             if not store_failed:
                 self._record_shadow(summary)

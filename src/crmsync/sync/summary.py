@@ -11,6 +11,12 @@ from typing import Any
 from crmsync.connectors.base import ApiLimits
 from crmsync.errors import ExitCode
 
+#: Updates one Bulk API 2.0 ingest job carries while a stream is still being read. Salesforce
+#: makes a batch of every 10,000 records of a job (plus an empty one for the upload) and counts
+#: batches against the org's 15,000 per rolling 24 hours: a job of 2,000 costs what one of
+#: 10,000 costs, batches and API calls (about five) alike. The price of waiting: up to this many
+#: updates journaled and held before they are sent, and the stream's cursor held behind them.
+BULK_JOB_RECORDS = 10_000
 #: How many rejected writes a summary lists (the ledger keeps them all in the journal).
 MAX_LISTED_REJECTIONS = 100
 #: How many SLA-breaching record ids a summary lists (the report's drill-down; ids only).
@@ -213,18 +219,38 @@ def minimum_api_calls(summary: RunSummary, limits: ApiLimits, *, related_records
             + math.ceil(counts.get("tasks_closed", 0) / limits.task_batch))
 
 
-def estimate_write_calls(summary: RunSummary, limits: ApiLimits) -> int:
+def estimate_write_calls(summary: RunSummary, limits: ApiLimits, *, bulk_threshold: int = 0) -> int:
     """Return the write calls a run would make for what a dry run planned.
 
-    Field updates at the CRM's largest batch; task creates and closes likewise. Counted per
-    stream, as the run batches them (a batch never mixes objects; task creates wait for a full
-    batch across the pages of one stream).
+    Field updates at the CRM's largest batch, or, where the CRM has a bulk path and a stream
+    plans ``bulk_threshold`` updates or more, as the run routes them (:func:`bulk_jobs`): each
+    job at ``limits.calls_per_bulk_write``. Task creates and closes at the largest batch.
+    Counted per stream, as the run batches them (a batch never mixes objects; task creates wait
+    for a full batch across the pages of one stream).
     """
-    return sum(
-        math.ceil(planned["updates"] / limits.write_batch)
-        + math.ceil(planned["task_creates"] / limits.task_batch)
-        + (math.ceil(planned["task_creates"] / limits.task_lookup_batch)
-           if limits.task_lookup_batch else 0)
-        + math.ceil(planned["task_closes"] / limits.task_batch)
-        for planned in summary.planned_writes.values()
-    )
+    calls = 0
+    for planned in summary.planned_writes.values():
+        updates = planned["updates"]
+        if limits.bulk_write and bulk_threshold:
+            jobs, updates = bulk_jobs(updates, bulk_threshold)
+            calls += jobs * limits.calls_per_bulk_write
+        calls += (math.ceil(updates / limits.write_batch)
+                  + math.ceil(planned["task_creates"] / limits.task_batch)
+                  + (math.ceil(planned["task_creates"] / limits.task_lookup_batch)
+                     if limits.task_lookup_batch else 0)
+                  + math.ceil(planned["task_closes"] / limits.task_batch))
+    return calls
+
+
+def bulk_jobs(updates: int, threshold: int) -> tuple[int, int]:
+    """Return (bulk jobs, updates left to batches) for one stream's ``updates``.
+
+    As :mod:`crmsync.sync.writes` routes them: a job for every :data:`BULK_JOB_RECORDS` pending
+    while the stream is read (or ``threshold``, if higher), and one for what is left at its end
+    when that is ``threshold`` or more.
+    """
+    size = max(threshold, BULK_JOB_RECORDS)
+    jobs, left = divmod(updates, size)
+    if left >= threshold:
+        return jobs + 1, 0
+    return jobs, left

@@ -22,16 +22,14 @@ from crmsync.model import TaskClose, TaskCreate
 from crmsync.plan import ContactPlan
 from crmsync.state import StateStore, TaskRecord
 from crmsync.sync.inflight import CursorGate, InFlight
-from crmsync.sync.summary import MAX_LISTED_REJECTIONS, RunSummary, SyncOptions
+from crmsync.sync.summary import (
+    BULK_JOB_RECORDS,
+    MAX_LISTED_REJECTIONS,
+    RunSummary,
+    SyncOptions,
+)
 
 T = TypeVar("T")
-
-#: Updates one Bulk API 2.0 ingest job carries while a stream is still being read. Salesforce
-#: makes a batch of every 10,000 records of a job (plus an empty one for the upload) and counts
-#: batches against the org's 15,000 per rolling 24 hours: a job of 2,000 costs what one of
-#: 10,000 costs, batches and API calls (about five) alike. The price of waiting: up to this many
-#: updates journaled and held before they are sent, and the stream's cursor held behind them.
-BULK_JOB_RECORDS = 10_000
 
 
 def drain(queue: list[T], size: int, send: Callable[[list[T]], None], *,
