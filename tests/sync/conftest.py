@@ -86,6 +86,13 @@ class Crm:
             out.append(flat)
         return out
 
+    @property
+    def streams(self) -> list[str]:
+        """The sync's streams in this CRM (as the state store names them)."""
+        if self.crm == "hubspot":
+            return ["hubspot:contacts"]
+        return ["salesforce:Lead", "salesforce:Contact"]
+
     def contacts(self) -> list[dict[str, Any]]:
         return [r for obj in self.shape["contacts"] for r in self.records(obj)]
 

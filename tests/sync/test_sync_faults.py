@@ -122,13 +122,8 @@ def test_scripted_fault_then_rerun_equals_undisturbed_run(
         _assert_no_duplicate_tasks(crm)
         # Nothing is left to retry forever once the CRM state is right.
         with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
-            streams = _streams(crm_name)
+            streams = crm.streams
             assert [store.rejected_ids(s) for s in streams] == [[] for _ in streams]
-
-
-def _streams(crm_name: str) -> list[str]:
-    return (["hubspot:contacts"] if crm_name == "hubspot"
-            else ["salesforce:Lead", "salesforce:Contact"])
 
 
 @pytest.mark.parametrize("kill_at", [0.0, 0.3, 0.6, 0.9])

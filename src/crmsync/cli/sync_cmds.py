@@ -299,6 +299,9 @@ def _summary_table(summary: RunSummary) -> Table:
                   str(counts.get("tasks_created" if not verb else "planned_task_creates", 0)))
     table.add_row("rejected", str(counts.get("rejected", 0)), f"{verb} close tasks".strip(),
                   str(counts.get("tasks_closed" if not verb else "planned_task_closes", 0)))
+    if counts.get("tasks_found"):
+        # Tasks a lost or separate state store did not know of, found in the CRM and kept.
+        table.add_row("", "", "tasks found open", str(counts["tasks_found"]))
     return table
 
 

@@ -76,6 +76,8 @@ class WriteResult:
         retryable: Whether the same write may succeed on a later run.
         task_id: The created task's id (task creates only).
         key: The task key (task creates and closes).
+        existed: Task creates: the CRM already held a task under this key (found or
+            upserted), so none was created (a lost or separate state store).
     """
 
     record_id: str
@@ -85,6 +87,7 @@ class WriteResult:
     retryable: bool = False
     task_id: str | None = None
     key: str | None = None
+    existed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

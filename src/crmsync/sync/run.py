@@ -132,7 +132,7 @@ class SyncRun(Writer):
         self._queued_updates = []
         self._queued_closes = []
         self._rejected_now = set()
-        self._seen: set[str] = set()  # dry runs only: they record no contact states
+        self._seen: set[str] = set()  # dry runs only: they save no contact states
         self._lease_renewed = float("-inf")  # time.monotonic() of the last lease renewal
         self._tally: Tally | None = None
         self._gate = CursorGate()
@@ -484,24 +484,26 @@ class SyncRun(Writer):
         """Drop contacts this run, or a run under the same rules, decided in this very state.
 
         Pages overlap (the cursor's overlap, keyset ties, related re-reads): a record met again
-        with the same modification stamp is not evaluated, counted or written twice.
+        with the same modification stamp is not evaluated, counted or written twice. A plan
+        skips what the run after it would skip; as it saves no decisions, it also remembers
+        the ids it met itself.
         """
         kept = []
+        dry_run, seen = self.options.dry_run, self._seen
+        run_id, rules_hash = self._current.run_id, self._rules_hash
         for contact in contacts:
-            if self.options.dry_run:
-                if contact.id in self._seen:
-                    self._current.counts["duplicates_skipped"] += 1
-                    continue
-                self._seen.add(contact.id)
-                kept.append(contact)
-                continue
             state = states.get(contact.id)
             decided = (state is not None and contact.modified_at is not None
                        and state.modified_at == contact.modified_at
-                       and state.ruleset_hash == self._rules_hash)
-            if decided and (not explicit_full or state.run_id == self._current.run_id):
+                       and state.ruleset_hash == rules_hash)
+            if decided and (not explicit_full or state.run_id == run_id):  # type: ignore[union-attr]
                 self._current.counts["duplicates_skipped"] += 1
                 continue
+            if dry_run:
+                if contact.id in seen:
+                    self._current.counts["duplicates_skipped"] += 1
+                    continue
+                seen.add(contact.id)
             kept.append(contact)
         return kept
 

@@ -107,6 +107,10 @@ class Tally:
             counts["planned_task_creates"] += creates * n
             counts["planned_task_closes"] += closes * n
         self._shapes.clear()
+        if summary.mode != "plan":
+            # What the CRM took: a write it refused is counted as rejected, not as updated
+            # (the writes are settled before this is called).
+            counts["updated"] = counts["field_writes"]
         ranked = [s for bucket in self._samples for s in bucket]
         summary.samples = ranked[: self.limit]
 

@@ -295,16 +295,21 @@ class Writer:
         summary = self._current
         by_key = {r.key: r for r in results if r.key}
         created = {}
+        found = 0
         for create in batch:
             result = by_key.get(create.key)
             if result is not None and result.ok and result.task_id:
                 created[create.key] = result.task_id
+                found += result.existed
             else:
                 code = (result.error_code if result else None) or "NO_RESULT"
                 self.store.task_failed(create.key, code, (result.message if result else "") or "")
                 self._reject(stream, create.contact_id, code, "task create failed", fields=["task"])
         self.store.tasks_created(created)
-        summary.counts["tasks_created"] += len(created)
+        # A task the CRM already held is recorded as open, but it was not created.
+        summary.counts["tasks_created"] += len(created) - found
+        if found:
+            summary.counts["tasks_found"] += found
 
     def _close_tasks(self, stream: str, batch: Sequence[tuple[TaskClose, int, int]]) -> None:
         closes = [close for close, _, _ in batch]

@@ -89,15 +89,16 @@ class TaskWriter:
 
         The CRM has the last word, whatever the local state store says: before creating, one
         search per 500 keys looks for OPEN tasks already carrying them (a lost or separate state
-        store, another host), and a task found is reported as created, with its id, instead of
-        being created again. After a failure that may have created them (5xx, timeout, dropped
+        store, another host), and a task found is reported with its id, as ``existed``, instead
+        of being created again. After a failure that may have created them (5xx, timeout, dropped
         connection) the connector looks the keys up and re-creates only the missing ones.
         """
         results: list[WriteResult] = []
         unique = list({c.key: c for c in creates}.values())
         for group in chunks(unique, KEY_LOOKUP):
             existing = self.open_tasks_by_key([c.key for c in group])
-            results.extend(WriteResult(c.contact_id, True, task_id=existing[c.key], key=c.key)
+            results.extend(WriteResult(c.contact_id, True, task_id=existing[c.key], key=c.key,
+                                       existed=True)
                            for c in group if c.key in existing)
             missing = [c for c in group if c.key not in existing]
             for chunk in chunks(missing, BATCH):

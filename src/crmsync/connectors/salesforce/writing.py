@@ -77,7 +77,9 @@ class WritingMixin:
         task_id: str | None = None,
     ) -> WriteResult:
         if saved.get("success"):
-            return WriteResult(record_id, True, task_id=task_id or saved.get("id"), key=key)
+            # An upsert by key answers created=false when it found the task already there.
+            return WriteResult(record_id, True, task_id=task_id or saved.get("id"), key=key,
+                               existed=saved.get("created") is False)
         errors = saved.get("errors") or [{}]
         first = errors[0] if isinstance(errors[0], Mapping) else {}
         code = str(first.get("statusCode") or "UNKNOWN_ERROR")
