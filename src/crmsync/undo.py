@@ -14,19 +14,21 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from crmsync.connectors.base import Connector, RecordUpdate
 from crmsync.errors import ConfigError, ExitCode, RunInProgress
 from crmsync.model import TaskClose
 from crmsync.plan import same_value
-from crmsync.state import JournalEntry, StateStore
+from crmsync.state import JournalEntry, StateStore, stored_category
 
 log = logging.getLogger("crmsync.undo")
 
 #: Undo holds the run lease this long without renewal (an undo is a handful of batches).
 UNDO_LEASE_MINUTES = 15
+#: The rule-set hash of decisions an undo put back: no rule set, so every one is re-decided.
+UNDONE_RULES = ""
 
 
 @dataclass
@@ -39,6 +41,10 @@ class UndoResult:
     skipped: int = 0
     tasks_closed: int = 0
     failed: int = 0
+    #: Tasks the undone run closed: undo leaves them closed (a rep may have acted on them).
+    tasks_left_closed: int = 0
+    #: An earlier undo of the same run, if any (this one then finds little or nothing to do).
+    undone_before: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -67,6 +73,8 @@ class UndoPlan:
     restores: list[Restore] = field(default_factory=list)
     skipped: int = 0
     closes: dict[str, list[TaskClose]] = field(default_factory=dict)
+    #: Tasks the run closed, which undo leaves closed.
+    left_closed: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Return the dry run's answer: every write the undo would make."""
@@ -76,6 +84,7 @@ class UndoPlan:
             "would_restore": len(self.restores),
             "would_skip": self.skipped,
             "would_close_tasks": sum(len(c) for c in self.closes.values()),
+            "tasks_left_closed": self.left_closed,
             "restores": [
                 {"record_id": r.entry.record_id, "object_type": r.entry.object_type,
                  "stream": r.stream,
@@ -122,6 +131,7 @@ def plan_undo(connector: Connector, store: StateStore, run_id: str) -> UndoPlan:
         if e.kind == "task_create" and e.state == "applied" and e.task_id and e.task_key
         and _still_open(store, e)
     ]
+    plan.left_closed = sum(1 for e in journal if e.kind == "task_close" and e.state == "applied")
     for stream in sorted({e.stream for e in creates}):
         plan.closes[stream] = [TaskClose(e.record_id, e.object_type, e.task_key or "",
                                          e.task_id or "") for e in creates if e.stream == stream]
@@ -146,7 +156,8 @@ def undo_run(connector: Connector, store: StateStore, run_id: str) -> UndoResult
         raise
     if dead and store.abort_run(dead, "stopped without finishing (lease taken over)"):
         log.warning("run %s stopped without finishing; the next sync run finishes its work", dead)
-    result = UndoResult(run_id, undo_id)
+    earlier = store.undos_of(run_id)
+    result = UndoResult(run_id, undo_id, undone_before=earlier[0].id if earlier else None)
     try:
         _apply(connector, store, undo_id, plan_undo(connector, store, run_id), result)
     except BaseException as error:
@@ -164,11 +175,13 @@ def undo_run(connector: Connector, store: StateStore, run_id: str) -> UndoResult
 def _apply(connector: Connector, store: StateStore, undo_id: str, plan: UndoPlan,
            result: UndoResult) -> None:
     result.skipped = plan.skipped
+    result.tasks_left_closed = plan.left_closed
     by_stream: dict[str, list[Restore]] = defaultdict(list)
     for restore in plan.restores:
         by_stream[restore.stream].append(restore)
     for stream, restores in by_stream.items():
-        _restore_fields(connector, store, undo_id, stream, restores, result)
+        restored = _restore_fields(connector, store, undo_id, stream, restores, result)
+        _record_restored(connector, store, undo_id, stream, restored, plan.run_id)
     for stream, closes in plan.closes.items():
         store.journal_task_closes(undo_id, stream, closes)
         for outcome in connector.close_tasks(closes):
@@ -208,7 +221,8 @@ def _restore_fields(
     stream: str,
     restores: list[Restore],
     result: UndoResult,
-) -> None:
+) -> list[str]:
+    """Write ``restores`` back, journaled; return the ids of the records the CRM took."""
     ids = store.journal_fields(
         undo_id, stream,
         [(r.entry.record_id, r.entry.object_type, r.current, r.values) for r in restores],
@@ -219,14 +233,54 @@ def _restore_fields(
             [RecordUpdate(r.entry.record_id, r.entry.object_type, r.values) for r in restores]
         )
     }
-    applied = []
+    applied, restored = [], []
     for restore, journal_id in zip(restores, ids, strict=True):
         outcome = outcomes.get(restore.entry.record_id)
         if outcome is not None and outcome.ok:
             applied.append(journal_id)
+            restored.append(restore.entry.record_id)
             result.restored += 1
         else:
             store.journal_rejected(journal_id, (outcome.error_code if outcome else None)
                                    or "NO_RESULT", (outcome.message if outcome else "") or "")
             result.failed += 1
     store.journal_applied(applied)
+    return restored
+
+
+def _record_restored(connector: Connector, store: StateStore, undo_id: str, stream: str,
+                     record_ids: list[str], undone_run: str) -> None:
+    """Make the state store say what the CRM holds again after a restore.
+
+    The restored records are read back: their decisions become the values put back (a record
+    put back to no decision at all is forgotten), stamped with no rule set and the CRM's new
+    modification stamp, so the next run re-decides them and counts what moves as a rule
+    change, not as a change in the data. The stream's stamp no longer names rules that decided
+    every contact, so the next run re-reads the stream.
+    """
+    if not record_ids:
+        return
+    rows, forgotten = [], []
+    for contact in connector.read_ids(stream, record_ids):
+        outputs = contact.outputs
+        status, miss_type = outputs.get("status"), outputs.get("miss_type")
+        if not status:
+            forgotten.append(contact.id)
+            continue
+        since = outputs.get("status_since")
+        score = outputs.get("score")
+        rows.append({
+            "record_id": contact.id, "status": status, "miss_type": miss_type or "none",
+            "score": float(score) if isinstance(score, int | float) else None,
+            "status_since": since if isinstance(since, datetime) else None,
+            "ruleset_hash": UNDONE_RULES, "modified_at": contact.modified_at,
+            "owner_id": contact.owner_id,
+            "lead_source": stored_category(contact.facts.get("lead_source")),
+        })
+    store.save_contact_states(undo_id, stream, rows)
+    store.forget_contact_states(stream, forgotten)
+    stamp = store.stream_stamp(stream)
+    if stamp is not None:
+        store.set_stream_stamp(stream, ruleset_version=f"undo of {undone_run}",
+                               ruleset_hash=UNDONE_RULES, fieldmap_hash=stamp.fieldmap_hash,
+                               run_id=undo_id)

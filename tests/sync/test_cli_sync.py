@@ -8,7 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from crmsync.cli import main
+from crmsync.config import load_settings
 from crmsync.errors import ExitCode
+from crmsync.state import StateStore
 
 from .conftest import ROOT, Crm
 
@@ -74,11 +76,15 @@ def test_undo_restores_fields_and_closes_tasks(crm: Crm) -> None:
     assert all(not c.get(crm.shape["status"]) for c in others)
     assert undone["tasks_closed"] == len(crm.tasks()) > 0
     assert {t[2] for t in (crm.task_identities())} == {crm.closed_task_status}
+    # The store forgets the decisions put back to none: only the rep-edited contact keeps one.
+    with StateStore.open(load_settings(crm.config, env={}).state.url) as store:
+        assert sum(store.status_counts().values()) == 1
 
     crm.server.reset()
     code, out = _invoke("undo", run_id, "--config", config, "--output", "json")
     again = json.loads(out)
     assert (again["restored"], again["tasks_closed"]) == (0, 0)  # nothing left to undo
+    assert again["undone_before"] == undone["undo_run_id"]
     assert crm.server.call_counts()["writes"] == 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from crmsync.report import build_report, current_funnel, load_runs
 from crmsync.sandbox.launch import build_sandbox
 from crmsync.state import StateStore
 from crmsync.sync import RunSummary, SyncOptions, SyncRun
+from crmsync.undo import undo_run
 from crmsync.wiring import load_parts
 
 from .conftest import ANCHOR, ROOT, Crm
@@ -237,6 +239,39 @@ def test_report_counts_every_contacts_current_decision(crm: Crm, tmp_path: Path)
     assert report["snapshot"]["scope"] == "current"
     assert {k: v for k, v in report["stages"].items() if v} == statuses
     assert report["new_contacts"] == len(crm.contacts())
+
+
+def test_after_an_undo_the_store_and_report_say_what_the_crm_holds(
+    crm: Crm, tmp_path: Path
+) -> None:
+    crm.setup()
+    crm.run(full=True)
+    crm.run()  # the echo
+    _use_rules(crm, _stricter_rules(tmp_path))
+    changed = crm.run()
+    assert changed.counts["updated"] > 0
+    parts = load_parts(load_settings(crm.config, env={}))
+    try:
+        undone = undo_run(parts.connector, parts.store, changed.run_id)
+    finally:
+        parts.close()
+    assert undone.restored == changed.counts["updated"]
+    assert undone.tasks_left_closed == changed.counts.get("tasks_closed", 0)
+    store = StateStore.open(load_settings(crm.config, env={}).state.url)
+    try:
+        runs = load_runs(store, 20)
+        report = build_report(runs, current_funnel(store, runs, datetime.now(UTC)))  # noqa: TID251
+    finally:
+        store.close()
+    statuses = Counter(c.get(crm.shape["status"]) for c in crm.contacts())
+    assert {k: v for k, v in report["stages"].items() if v} == statuses
+    # The stricter rules, still configured, move the same contacts again: a rule change, not a
+    # change in their data.
+    again = crm.run()
+    assert again.exit_code == ExitCode.OK, again.error
+    assert again.counts["updated"] == changed.counts["updated"]
+    assert again.reclassified == changed.reclassified
+    assert not again.transitions
 
 
 @pytest.mark.slow

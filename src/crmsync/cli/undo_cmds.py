@@ -54,11 +54,17 @@ def undo(run_id: str, config_path: Path | None, connection: str, dry_run: bool,
     if output_format == "json":
         emit_json(result.to_json())
     else:
+        if result.undone_before:
+            stdout.print(f"run {run_id} was already undone by {result.undone_before}: only "
+                         "what changed back since is put back now", markup=False)
         stdout.print(
             f"undo {result.undo_run_id} of {run_id}: restored {result.restored} records, "
             f"skipped {result.skipped} changed since, closed {result.tasks_closed} tasks, "
             f"{result.failed} failed", markup=False,
         )
+        if result.tasks_left_closed:
+            stdout.print(f"{result.tasks_left_closed} tasks the run closed stay closed (undo "
+                         "does not reopen tasks)", markup=False)
     raise SystemExit(int(ExitCode.PARTIAL if result.failed else ExitCode.OK))
 
 
@@ -72,6 +78,9 @@ def _show_plan(plan: UndoPlan, output_format: str) -> None:
         f"{len(plan.restores)} records, skip {plan.skipped} changed since, close "
         f"{len(closes)} tasks", markup=False,
     )
+    if plan.left_closed:
+        stdout.print(f"{plan.left_closed} tasks the run closed would stay closed (undo does not "
+                     "reopen tasks)", markup=False)
     if plan.restores:
         from rich.table import Table
 

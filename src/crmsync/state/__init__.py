@@ -26,6 +26,7 @@ from crmsync.state.records import (
     RunRecord,
     StreamStamp,
     TaskRecord,
+    stored_category,
 )
 from crmsync.state.schema import REDECIDE_AFTER_UPGRADE, SCHEMA_VERSION
 from crmsync.state.shadow import RUN_PART, ShadowRecord
@@ -52,4 +53,5 @@ __all__ = [
     "StreamStamp",
     "TaskRecord",
     "shown_url",
+    "stored_category",
 ]

@@ -40,6 +40,11 @@ def _q_states(dialect: Dialect) -> sa.Executable:
                                             one_of(dialect, _contacts.c.record_id, "ids"))
 
 
+def _q_forget(dialect: Dialect) -> sa.Executable:
+    return _contacts.delete().where(_contacts.c.stream == sa.bindparam("stream"),
+                                    one_of(dialect, _contacts.c.record_id, "ids"))
+
+
 def _upsert(dialect: Dialect) -> Bulk:
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     statement = insert(_contacts)
@@ -90,6 +95,16 @@ class ContactStates(StoreBase):
             return
         with self._begin() as conn:
             self._save(conn, run_id, stream, rows, self._clock())
+
+    def forget_contact_states(self, stream: str, record_ids: Iterable[str]) -> None:
+        """Delete the stored decisions of some records: the CRM holds none of crmsync's for them
+        (an undo put back their values from before crmsync's first decision)."""
+        ids = list(record_ids)
+        if not ids:
+            return
+        with self._begin() as conn:
+            conn.execute(self._query("contacts.forget", _q_forget),
+                         {"stream": self._scoped(stream), "ids": ids})
 
     def _save(self, conn: sa.Connection, run_id: str, stream: str,
               rows: Sequence[Mapping[str, Any]], now: datetime) -> None:

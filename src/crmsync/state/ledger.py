@@ -94,6 +94,16 @@ class Ledger(StoreBase):
         with self._connect() as conn:
             return [RunRecord(**row._asdict()) for row in conn.execute(query)]
 
+    def undos_of(self, run_id: str) -> list[RunRecord]:
+        """Return the undo runs that finished putting back ``run_id``'s writes, oldest first."""
+        query = (_runs.select()
+                 .where(_runs.c.mode == "undo", _runs.c.status.in_(("ok", "partial")),
+                        _runs.c.connection == self.connection)
+                 .order_by(_runs.c.started_at, _runs.c.id))
+        with self._connect() as conn:
+            undos = [RunRecord(**row._asdict()) for row in conn.execute(query)]
+        return [u for u in undos if (u.counts or {}).get("run_id") == run_id]
+
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return one run, or ``None`` when no run has that id."""
         with self._connect() as conn:

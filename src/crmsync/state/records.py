@@ -149,3 +149,8 @@ class ContactRow:
     status_since: datetime | None
     owner_id: str | None
     lead_source: str | None
+
+
+def stored_category(value: object) -> str | None:
+    """A picklist value as the store keeps it (lead source): text, cut to its 120 characters."""
+    return None if value is None else str(value)[:120]

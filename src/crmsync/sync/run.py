@@ -30,6 +30,7 @@ from crmsync.state import (
     StateError,
     StateStore,
     TaskRecord,
+    stored_category,
 )
 from crmsync.sync.collector import tuned_for_run
 from crmsync.sync.cursoring import advance, already_processed
@@ -528,7 +529,7 @@ class SyncRun(Writer):
                 "ruleset_hash": rules_hash, "modified_at": contact.modified_at,
                 # The report's breakdowns: already on the contact, so saving them is free.
                 "owner_id": contact.owner_id,
-                "lead_source": None if source is None else _category(source),
+                "lead_source": stored_category(source),
             })
         return rows
 
@@ -541,11 +542,6 @@ class SyncRun(Writer):
                 task.key, task.purpose, task.task_id or ""
             )
         return by_contact
-
-
-def _category(value: object) -> str | None:
-    """A picklist value to store (lead source): text, cut to the column's 120 characters."""
-    return None if value is None else str(value)[:120]
 
 
 def _outcome(error: CrmsyncError) -> tuple[str, ExitCode]:
