@@ -130,3 +130,20 @@ def test_the_readme_documents_every_exit_code() -> None:
     documented = {cell.strip() for line in table for cell in line.split("|")[1].split("/")}
     for code in [*(int(c) for c in ExitCode), EXIT_INTERRUPTED, EXIT_TERMINATED]:
         assert str(code) in documented, code
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    # `crmsync ... | head -1`: the reader closes the pipe after one line of many.
+    contacts = tmp_path / "contacts.jsonl"
+    contacts.write_text("".join(json.dumps({"id": f"c{i}", "employees": 120}) + "\n"
+                                for i in range(20_000)), "utf-8")
+    rules = Path(__file__).resolve().parents[2] / "rules" / "default.json"
+    with subprocess.Popen([sys.executable, "-m", "crmsync", "evaluate", "--rules", str(rules),
+                           "--input", str(contacts)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, cwd=tmp_path) as child:
+        assert child.stdout is not None and child.stderr is not None
+        assert json.loads(child.stdout.readline())["id"] == "c0"
+        child.stdout.close()
+        errors = child.stderr.read().decode()
+        assert child.wait(timeout=120) == 141  # as a program stopped by SIGPIPE
+    assert errors == ""

@@ -82,7 +82,8 @@ class CrmsyncGroup(click.Group):
 
     A :class:`~crmsync.errors.CrmsyncError` becomes ``crmsync: error: ...`` and its exit code;
     any other exception goes to the last-resort handler (class name and a redacted message,
-    exit 1); Ctrl-C and SIGTERM exit 130 and 143 (see :mod:`crmsync.cli.failures`).
+    exit 1); Ctrl-C and SIGTERM exit 130 and 143, a closed output pipe 141 (see
+    :mod:`crmsync.cli.failures`).
     """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -119,6 +120,8 @@ class CrmsyncGroup(click.Group):
             ctx.exit(failures.report_crmsync_error(error))
         except (KeyboardInterrupt, failures.Terminated) as error:
             ctx.exit(failures.report_stop(error))
+        except BrokenPipeError:
+            ctx.exit(failures.pipe_closed())
         except Exception as error:  # the last resort: never a raw traceback, never a secret
             ctx.exit(failures.report_unexpected(error, debug=bool(root_obj(ctx).get("debug"))))
 
@@ -134,7 +137,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 
     Exit codes: 0 ok, 1 partial (some records rejected) or unexpected error, 2 bad config or
     rules, 3 credentials refused or daily quota used up, 4 transient failure after retries,
-    5 another run holds this CRM (nothing done), 130 interrupted, 143 stopped by SIGTERM.
+    5 another run holds this CRM (nothing done), 130 interrupted, 141 output pipe closed,
+    143 stopped by SIGTERM.
     """
     obj = root_obj(ctx)
     obj["debug"] = debug

@@ -18,7 +18,9 @@ Under ``--output json`` each of these also writes one JSON document to stdout of
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -32,6 +34,9 @@ from crmsync.redact import redact_text
 #: Exit codes of a stop by signal, as shells report them (128 + signal number).
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+#: The reader of stdout went away (``crmsync runs | head -1``): 128 + SIGPIPE, as a shell
+#: reports a program that SIGPIPE stopped.
+EXIT_PIPE_CLOSED = 141
 #: The exit code of an unexpected error (click's own convention for "it failed").
 EXIT_INTERNAL = 1
 
@@ -122,6 +127,20 @@ def report_unexpected(error: BaseException, *, debug: bool) -> int:
         stderr.print(redact_text(text).rstrip(), markup=False)
     _say(message, None if debug else DEBUG_HINT)
     return EXIT_INTERNAL
+
+
+def pipe_closed() -> int:
+    """stdout's reader stopped reading: end quietly, with no message (it would go nowhere).
+
+    Python flushes stdout again at exit, which would fail the same way and print a warning:
+    stdout is pointed at the null device first (the recipe of the ``signal`` module's docs).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (an in-process runner): nothing to do
+        pass
+    return EXIT_PIPE_CLOSED
 
 
 def report_stop(error: BaseException) -> int:
