@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -115,7 +116,14 @@ def test_incremental_run_over_many_pages_misses_nobody(tmp_path: Path, crm_name:
         assert [c["id"] for c in crm.contacts() if c.get(reason) == "stale"] == []
 
 
-def test_a_follow_up_needed_again_is_a_new_task_not_the_closed_one_reopened(crm: Crm) -> None:
+def _follow_up_needed_twice(
+    crm: Crm,
+) -> tuple[str, object, Callable[[], dict[object, object]]]:
+    """A contact whose follow-up was created, closed (no longer needed) and is needed again.
+
+    Returns the contact's id, its first task's key and a reader of its crmsync tasks' statuses
+    by key.
+    """
     crm.setup()
     crm.run(full=True)
     miss = crm.shape["status"].replace("status", "miss_type").replace("Status", "Miss_Type")
@@ -123,19 +131,47 @@ def test_a_follow_up_needed_again_is_a_new_task_not_the_closed_one_reopened(crm:
                    if c.get(crm.shape["status"]) == "lead" and c.get(miss) == "none")
     override = crm.shape["override"]
 
-    def tasks_of_contact() -> list[tuple[object, ...]]:
-        return [t for t in crm.task_identities()
-                if contact["id"] in (t[0] if isinstance(t[0], tuple) else (t[0],))]
+    def statuses() -> dict[object, object]:
+        return {key: status for ids, key, status in crm.task_identities()
+                if contact["id"] in (ids if isinstance(ids, tuple) else (ids,))}
 
     crm.edit(contact["id"], {override: "opportunity"})
     crm.run()
-    [(_, first_key, first_status)] = tasks_of_contact()
-    assert first_status != crm.closed_task_status
-    crm.edit(contact["id"], {override: "lead"})  # the follow-up no longer applies: closed
-    crm.run()
-    crm.edit(contact["id"], {override: "opportunity"})  # and applies again
-    crm.run()
-    status_by_key = {key: status for _, key, status in tasks_of_contact()}
-    assert status_by_key[first_key] == crm.closed_task_status  # stays done
-    still_open = [key for key, status in status_by_key.items() if status != crm.closed_task_status]
+    [first_key] = statuses()
+    assert statuses()[first_key] != crm.closed_task_status
+    for status in ("lead", "opportunity"):  # no longer needed: closed; then needed again
+        crm.edit(contact["id"], {override: status})
+        crm.run()
+    return contact["id"], first_key, statuses
+
+
+def test_a_follow_up_needed_again_is_a_new_task_not_the_closed_one_reopened(crm: Crm) -> None:
+    _, first_key, statuses = _follow_up_needed_twice(crm)
+    assert statuses()[first_key] == crm.closed_task_status  # stays done
+    still_open = [key for key, status in statuses().items() if status != crm.closed_task_status]
     assert len(still_open) == 1 and still_open[0] != first_key
+
+
+def test_a_lost_store_learns_the_crms_tasks_and_creates_none_twice(crm: Crm) -> None:
+    contact_id, _, statuses = _follow_up_needed_twice(crm)
+    for _ in range(3):  # until the echo of its own writes moves nothing more
+        if not crm.run(full=True).counts["updated"]:
+            break
+    before = statuses()
+    assert list(before.values()).count(crm.closed_task_status) >= 1  # a purpose's generation ≥ 1
+    tasks = len(crm.tasks())
+    for path in crm.config.parent.glob("state.db*"):
+        path.unlink()
+    again = crm.run()
+    assert again.exit_code == ExitCode.OK, again.error
+    assert (statuses(), len(crm.tasks())) == (before, tasks)  # nothing created, none reopened
+    assert again.counts["tasks_created"] == 0
+    assert again.counts["tasks_found"] > 0
+    # The store knows the purpose's history again: needed a third time, it is a third task.
+    override = crm.shape["override"]
+    for status in ("lead", "opportunity"):
+        crm.edit(contact_id, {override: status})
+        crm.run()
+    after = statuses()
+    assert {k: after[k] for k in before} == {k: crm.closed_task_status for k in before}
+    assert len(after) == len(before) + 1

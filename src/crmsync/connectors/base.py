@@ -91,6 +91,16 @@ class WriteResult:
 
 
 @dataclass(frozen=True, slots=True)
+class FoundTask:
+    """A crmsync task the CRM holds for a contact, open or closed (its key identifies it)."""
+
+    contact_id: str
+    key: str
+    task_id: str
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SetupReport:
     """What ``crmsync setup`` did: fields created now and fields that were already there."""
 
@@ -180,6 +190,14 @@ class Connector(Protocol):
         """Return ``{task key: task id}`` for open crmsync tasks among those contacts' tasks.
 
         Used to recover after a crash between creating a task and recording it.
+        """
+        ...
+
+    def crmsync_tasks(self, contact_ids: Sequence[str]) -> list[FoundTask]:
+        """Return every crmsync task (one carrying a key), open or closed, of these contacts.
+
+        Used when the state store has no record of contacts crmsync decided before (a lost or
+        new store), to learn which of their tasks exist before planning new ones.
         """
         ...
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from crmsync.model import TaskClose, TaskCreate
@@ -118,6 +119,27 @@ class TaskRegistry(Journal):
     def task_intent(self, run_id: str, stream: str, create: TaskCreate) -> TaskRecord:
         """Record the intent to create one task; see :meth:`task_intents`."""
         return self.task_intents(run_id, stream, [create])[0]
+
+    def adopt_tasks(self, run_id: str, stream: str,
+                    tasks: Sequence[tuple[str, str, str, str, bool]]) -> None:
+        """Record tasks found in the CRM that the registry does not know of, as they are there.
+
+        Each is ``(record id, purpose, key, task id, open)``. A key already registered is left
+        as it is. A store that lost its registry learns, this way, which tasks are open (none
+        is created again) and how many of a purpose were closed (the next one's generation).
+        """
+        if not tasks:
+            return
+        insert = (postgresql.insert if self._engine.dialect.name == "postgresql"
+                  else sqlite.insert)
+        now, stored_stream = self._clock(), self._scoped(stream)
+        rows = [{"key": self._scoped(key), "record_id": record_id, "stream": stored_stream,
+                 "purpose": purpose, "state": "open" if is_open else "closed",
+                 "task_id": task_id, "run_id": run_id, "journal_id": None, "updated_at": now}
+                for record_id, purpose, key, task_id, is_open in tasks]
+        with self._begin() as conn:
+            conn.execute(insert(_tasks).on_conflict_do_nothing(index_elements=[_tasks.c.key]),
+                         rows)
 
     def task_intents(
         self, run_id: str, stream: str, creates: Sequence[TaskCreate]

@@ -32,6 +32,7 @@ from crmsync.state import (
     TaskRecord,
     stored_category,
 )
+from crmsync.sync.adopt import adopt_forgotten_tasks, forgotten
 from crmsync.sync.collector import tuned_for_run
 from crmsync.sync.cursoring import advance, already_processed
 from crmsync.sync.inflight import CursorGate, InFlight
@@ -128,6 +129,7 @@ class SyncRun(Writer):
         self.on_progress = on_progress or (lambda stream, n: None)
         self.plan_options = _plan_options(self.options.task_close_policy, ruleset,
                                           restamp=self.options.restamp)
+        self._task_purposes = frozenset(task.purpose for task in ruleset.tree.tasks)
         self.summary: RunSummary | None = None
         self._queued_tasks = []
         self._queued_updates = []
@@ -443,6 +445,15 @@ class SyncRun(Writer):
         # One read for the page: states, open tasks and closed counts of all its contacts.
         context = self.store.page_context(stream, [c.id for c in fresh])
         states = context.states
+        lost = forgotten(fresh, states) if not self.options.dry_run else []
+        if lost:
+            recorded, still_open = adopt_forgotten_tasks(
+                self.connector, self.store, summary.run_id, stream, lost, self._task_purposes)
+            if still_open:
+                summary.counts["tasks_found"] += still_open
+            if recorded:
+                # What the CRM holds, now in the store: the page's open tasks and closed counts.
+                context = self.store.page_context(stream, [c.id for c in fresh])
         if dedupe:
             fresh = self._unseen(fresh, states, explicit_full)
             if not fresh:

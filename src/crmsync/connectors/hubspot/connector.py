@@ -18,7 +18,14 @@ from datetime import datetime
 
 from crmsync import stopping
 from crmsync.connectors.asof import OutcomeRecord
-from crmsync.connectors.base import ApiLimits, Page, RecordUpdate, SetupReport, WriteResult
+from crmsync.connectors.base import (
+    ApiLimits,
+    FoundTask,
+    Page,
+    RecordUpdate,
+    SetupReport,
+    WriteResult,
+)
 from crmsync.connectors.fieldmap import FieldMap
 from crmsync.connectors.hubspot.client import HubSpotClient
 from crmsync.connectors.hubspot.reading import ContactReader
@@ -145,6 +152,10 @@ class HubSpotConnector:
     def find_tasks(self, contact_ids: Sequence[str], keys: Sequence[str]) -> dict[str, str]:
         """Return ``{key: task id}`` for open crmsync tasks of these contacts carrying ``keys``."""
         return self._tasks.find_tasks(contact_ids, keys)
+
+    def crmsync_tasks(self, contact_ids: Sequence[str]) -> list[FoundTask]:
+        """Every task of these contacts carrying a crmsync key, open or closed."""
+        return self._tasks.crmsync_tasks(contact_ids)
 
     def create_tasks(self, creates: Sequence[TaskCreate]) -> list[WriteResult]:
         """Create tasks with ``batch/create`` (100 a call), associated with their contacts."""

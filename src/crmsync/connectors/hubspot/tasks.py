@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from datetime import time as dtime
 from typing import Any
 
-from crmsync.connectors.base import WriteResult, chunks
+from crmsync.connectors.base import FoundTask, WriteResult, chunks
 from crmsync.connectors.fieldmap import FieldMap
 from crmsync.connectors.hubspot.client import HubSpotClient
 from crmsync.connectors.hubspot.errors import _Rejected, _Unsure
@@ -203,14 +203,29 @@ class TaskWriter:
         One v4 association read per 1000 contacts, then one task batch read per 100 tasks.
         """
         wanted = set(keys)
-        if not wanted or not contact_ids:
+        if not wanted:
             return {}
+        found: dict[str, str] = {}
+        for task in self.crmsync_tasks(contact_ids):
+            if task.open and task.key in wanted:
+                _keep_oldest(found, task.key, task.task_id)
+        return found
+
+    def crmsync_tasks(self, contact_ids: Sequence[str]) -> list[FoundTask]:
+        """Every task of these contacts that carries a crmsync key, open or closed.
+
+        One v4 association read per 1000 contacts, then one task batch read per 100 tasks
+        (reps' own tasks among them are read and left out).
+        """
+        if not contact_ids:
+            return []
         links = self._reader.associated("contacts", "tasks", list(dict.fromkeys(contact_ids)))
-        task_ids = list(dict.fromkeys(t for ids in links.values() for t in ids))
+        contact_of = {t: contact for contact, ids in links.items() for t in ids}
+        task_ids = list(contact_of)
         f = self.fieldmap.tasks.fields
         body_field = f.get("body", "hs_task_body")
         status_field = f.get("status", "hs_task_status")
-        found: dict[str, str] = {}
+        found: list[FoundTask] = []
         for chunk in chunks(task_ids, BATCH):
             body = {"inputs": [{"id": t} for t in chunk],
                     "properties": [self.key_field, body_field, status_field]}
@@ -222,10 +237,12 @@ class TaskWriter:
                 props = _props(task)
                 # Tasks made by older versions carry the key in the body only.
                 key = props.get(self.key_field) or task_key(props.get(body_field))
-                closed = props.get(status_field) == self.fieldmap.tasks.closed_status
-                if key not in wanted or closed:
+                if not key:
                     continue
-                _keep_oldest(found, str(key), str(task["id"]))
+                task_id = str(task["id"])
+                found.append(FoundTask(
+                    str(contact_of.get(task_id, "")), str(key), task_id,
+                    props.get(status_field) != self.fieldmap.tasks.closed_status))
         return found
 
     def close_tasks(self, closes: Sequence[TaskClose]) -> list[WriteResult]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from crmsync.connectors.base import WriteResult, chunks
+from crmsync.connectors.base import FoundTask, WriteResult, chunks
 from crmsync.connectors.fieldmap import FieldMap
 from crmsync.connectors.salesforce.client import SalesforceClient
 from crmsync.connectors.salesforce.writing import COLLECTION_BATCH, WritingMixin
@@ -40,6 +40,19 @@ class TasksMixin(WritingMixin):
                 if not row.get("IsClosed") and row.get(key_field):
                     found[str(row[key_field])] = str(row["Id"])
         return found
+
+    def crmsync_tasks(self, contact_ids: Sequence[str]) -> list[FoundTask]:
+        """Every task of these contacts (``WhoId``) that carries a crmsync key, open or closed."""
+        if not contact_ids:
+            return []
+        key_field = self._task_key_field()
+        who = self.fieldmap.tasks.fields.get("contact", "WhoId")
+        select = f"SELECT Id, {who}, {key_field}, IsClosed FROM {self.fieldmap.tasks.object}"
+        return [FoundTask(str(row[who]), str(row[key_field]), str(row["Id"]),
+                          not row.get("IsClosed"))
+                for page in self.client.query_in("query Task", select, who, contact_ids,
+                                                 f" AND {key_field} != null")
+                for row in page if row.get(key_field)]
 
     def _task_key_field(self) -> str:
         key_field = self.fieldmap.tasks.key_field
