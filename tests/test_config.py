@@ -469,3 +469,23 @@ enabled = true
         "[schedules.d]: set cron",
     ):
         assert expected in text
+
+
+def test_crm_credentials_in_the_settings_file_get_a_warning_without_their_value(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = _write(tmp_path / "real.toml", f'[crm]\ntype = "hubspot"\ntoken = "{TOKEN}"\n')
+    with caplog.at_level("WARNING", logger="crmsync.config"):
+        assert load_settings(real, {}).crm.secret("token") == TOKEN  # it still works
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "[crm] token" in warning and "CRMSYNC_CRM__TOKEN" in warning
+    assert TOKEN not in warning
+    caplog.clear()
+    # From the environment, or for the loopback sandbox (crmsync demo writes its token there).
+    sandbox = _write(tmp_path / "sandbox.toml", '[crm]\ntype = "hubspot"\ntoken = "pat-sandbox"\n'
+                     'base_url = "http://127.0.0.1:8790"\n')
+    with caplog.at_level("WARNING", logger="crmsync.config"):
+        load_settings(sandbox, {})
+        load_settings(_write(tmp_path / "env.toml", '[crm]\ntype = "hubspot"\n'),
+                      {"CRMSYNC_CRM__TOKEN": TOKEN})
+    assert caplog.records == []

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from crmsync.config.coerce import _coerce, _did_you_mean, _secret, _show
 from crmsync.config.connections import (
@@ -40,6 +42,8 @@ from crmsync.config.settings import (
     WorkersSettings,
 )
 from crmsync.config.sources import _own_secrets, _read_toml, _secrets_file, _Source
+
+log = logging.getLogger("crmsync.config")
 
 
 def load_settings(
@@ -107,10 +111,13 @@ def load_settings(
         return ", ".join(where)
 
     values: dict[tuple[str, str], Any] = {}
+    from_file: set[tuple[str, str]] = set()
     for section, keys in _KEYS.items():
         for key, spec in keys.items():
             for layer in (env_values, secret_values, file_values):
                 if (section, key) in layer:
+                    if layer is file_values:
+                        from_file.add((section, key))
                     raw, source = layer[(section, key)]
                     ok, value = _coerce(raw, spec, from_env=source.base is None
                                         and source.label.startswith("env "), base=source.base)
@@ -123,6 +130,8 @@ def load_settings(
                         values[(section, key)] = _INVALID
                     break
 
+    _warn_of_credentials_in(found_file, from_file & _CRM_CREDENTIALS,
+                            values.get(("crm", "base_url")))
     # Only the selected connection must be complete: `--connection emea_sf` works in a file
     # with no [crm] at all, and a default run is not blocked by another connection's secrets.
     has_default = ("crm", "type") in values or not file_named.get("connections")
@@ -141,6 +150,25 @@ def load_settings(
 
 
 _INVALID = object()
+#: The CRM credentials a settings file should not hold (it is often shared or committed).
+_CRM_CREDENTIALS = {("crm", "token"), ("crm", "password"), ("crm", "security_token")}
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _warn_of_credentials_in(file: Path | None, keys: set[tuple[str, str]], base_url: Any) -> None:
+    """Warn (never fail: it works) when the settings file itself holds CRM credentials.
+
+    A loopback CRM is the sandbox, whose made-up token ``crmsync demo`` writes there itself.
+    """
+    if not keys or file is None:
+        return
+    host = urlsplit(base_url).hostname if isinstance(base_url, str) else None
+    if host in _LOOPBACK:
+        return
+    names = ", ".join(f"[{section}] {key}" for section, key in sorted(keys))
+    log.warning("%s: %s set in the settings file, which is often shared or committed; keep "
+                "it in the environment (%s) or the secrets file instead", file, names,
+                ", ".join(env_var(section, key) for section, key in sorted(keys)))
 
 
 def _build(
