@@ -120,3 +120,13 @@ def test_explain_reads_a_contact_from_the_crm(crm: Crm) -> None:
     assert decision["id"] == contact["id"]
     assert decision["trace"], "the explanation lists the rules it went through"
     assert crm.server.call_counts()["writes"] == 0  # read-only
+
+
+def test_verbose_shows_the_runs_steps_and_its_summary_line_once(crm: Crm) -> None:
+    crm.setup()
+    result = CliRunner().invoke(main, ["run", "-v", "--config", str(crm.config)],
+                                catch_exceptions=False)
+    assert result.exit_code == ExitCode.OK, result.stderr
+    stream = "hubspot:contacts" if crm.crm == "hubspot" else "salesforce:Lead"
+    assert f"{stream}: reading, full: first read" in result.stderr
+    assert result.stderr.count("crmsync_run=") == 1, result.stderr

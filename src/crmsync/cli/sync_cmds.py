@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import tempfile
@@ -225,7 +226,7 @@ def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
         stderr.print(f"crmsync: error: {summary.error or summary.status}", markup=False)
         if hint:
             stderr.print(f"hint: {hint}", markup=False)
-        stderr.print(summary.logfmt(), markup=False)
+        _print_logfmt(summary)
         return
     stdout.print(_summary_table(summary))
     _print_scope_and_changes(summary)
@@ -250,7 +251,14 @@ def _report(summary: RunSummary, parts: Parts, output_format: str) -> None:
         stderr.print(f"crmsync: error: {summary.error}", markup=False)
         if hint:
             stderr.print(f"hint: {hint}", markup=False)
-    stderr.print(summary.logfmt(), markup=False)
+    _print_logfmt(summary)
+
+
+def _print_logfmt(summary: RunSummary) -> None:
+    """The run's one-line summary for log tools, unless ``-v`` logged it already (the run logs
+    it at INFO when it finishes)."""
+    if not logging.getLogger("crmsync.sync").isEnabledFor(logging.INFO):
+        stderr.print(summary.logfmt(), markup=False)
 
 
 def _print_scope_and_changes(summary: RunSummary) -> None:

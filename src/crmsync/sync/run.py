@@ -352,6 +352,7 @@ class SyncRun(Writer):
             f"full: {reason}" if full else
             f"incremental (partial: contacts changed since {since:%Y-%m-%d %H:%M:%S}Z)"
         )
+        log.info("%s: reading, %s", stream, summary.scope[stream])
         # Each stream's pages are numbered from 0; retried records count as a page of their own.
         self._gate = CursorGate()
         self._page = self._gate.open_page()
@@ -485,6 +486,9 @@ class SyncRun(Writer):
         summary.counts["read"] += len(fresh)
         summary.read_by_stream[stream] += len(fresh)
         summary.counts["evaluated"] += len(fresh)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: page %d: %d contacts decided, %d with changes", stream, self._page,
+                      len(fresh), sum(1 for p in plans if p.changed))
         if not self.options.dry_run:
             self._apply(stream, plans)
             # Contacts with field updates are saved once their batch settles.
