@@ -62,6 +62,8 @@ def run_demo(
     ``then`` is called with the result while the sandbox CRM still runs (its state is saved
     when it stops, so a later ``crmsync sandbox serve --state`` brings it back).
     """
+    # Absolute: the settings file's relative paths are read from its own folder, workdir.
+    workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     sandbox_state = workdir / f"sandbox-{crm}.json"
     server = build_sandbox(crm, contacts=contacts, seed=seed, state_file=sandbox_state)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import jsonschema
+import pytest
 from click.testing import CliRunner
 
 from crmsync.cli import main
@@ -155,3 +156,13 @@ def test_the_progress_bar_shows_rate_and_says_when_it_paces(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "contacts/s" in result.stderr
     assert "pacing for the rate limit" in result.stderr
+
+
+def test_a_demo_in_a_relative_folder_keeps_its_state_in_that_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    demo = CliRunner().invoke(main, ["demo", "--contacts", "20", "--dir", "d"])
+    assert demo.exit_code == 0, demo.output
+    assert (tmp_path / "d" / "state.db").is_file()
+    assert not (tmp_path / "d" / "d").exists()
