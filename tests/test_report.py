@@ -203,6 +203,16 @@ def test_cli_on_an_empty_store_says_so_and_exits_0(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_cli_with_dates_before_every_run_names_the_latest_run_not_a_first_sync(
+        tmp_path: Path, ledger: list[RunRecord]) -> None:
+    result = CliRunner().invoke(main, ["report", "--config", str(_settings(tmp_path)),
+                                       "--out", str(tmp_path / "out"), "--until", "2020-01-01"])
+    assert result.exit_code == 0, result.output
+    assert "No sync runs started in that date range" in result.output
+    assert f"the latest started {ledger[0].started_at:%Y-%m-%d}" in result.output
+    assert "crmsync run" not in result.output
+
+
 def test_runs_from_before_the_dashboard_fields_are_left_out_not_zeroed(
         ledger: list[RunRecord]) -> None:
     # The hand-made ledger's runs carry no stage totals and no rule hits (an older crmsync).
