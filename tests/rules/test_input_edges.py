@@ -108,3 +108,30 @@ def test_a_byte_order_mark_later_in_the_input_is_still_a_bad_line(tmp_path: Path
     result = run("evaluate", "--rules", str(DEFAULT_RULES), "--input", str(contacts), "--now", NOW)
     assert result.exit_code == 1
     assert f"{contacts}:2: skipped: invalid JSON" in result.stderr
+
+
+def test_evaluate_names_odd_values_and_unknown_facts_without_their_values(tmp_path: Path) -> None:
+    contacts = tmp_path / "contacts.jsonl"
+    contacts.write_text(
+        '{"id": "a", "employees": "lots", "last_activity_at": "yesterday", "country": "DE"}\n'
+        '{"id": "b", "employees": "1,200", "emploees": 5, "notes": "a rep\'s private note"}\n'
+        '{"id": "c", "employees": "n/a"}\n', encoding="utf-8")
+    result = run("evaluate", "--rules", str(DEFAULT_RULES), "--input", str(contacts),
+                 "--now", NOW)
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3  # every contact still decided
+    odd, unknown = result.stderr.splitlines()
+    assert "employees 2×" in odd and f"{contacts}:1" in odd  # "1,200" is a number
+    assert "last_activity_at 1×" in odd and "country" not in odd
+    assert "emploees" in unknown and "did you mean 'employees'?" in unknown
+    assert "notes" in unknown
+    for value in ("lots", "yesterday", "private note", "n/a"):
+        assert value not in result.stderr
+
+
+def test_evaluate_of_clean_input_says_nothing_more(tmp_path: Path) -> None:
+    contacts = tmp_path / "contacts.jsonl"
+    contacts.write_text('{"id": "a", "employees": 120, "country": "DE"}\n', encoding="utf-8")
+    result = run("evaluate", "--rules", str(DEFAULT_RULES), "--input", str(contacts),
+                 "--now", NOW)
+    assert result.exit_code == 0 and result.stderr == ""

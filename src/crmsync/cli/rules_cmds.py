@@ -20,9 +20,10 @@ import click
 import orjson
 
 from crmsync.cli.common import connection_option, emit_json, output_option, stderr, stdout
+from crmsync.cli.evaluate_input import InputCheck
 from crmsync.cli.promote_cmds import promote
 from crmsync.errors import ConfigError, Diagnostic, ExitCode, InvalidFileError
-from crmsync.model import Decision
+from crmsync.model import CANONICAL_FACTS, Decision
 from crmsync.rules import RuleSet, load_ruleset, ruleset_schema
 from crmsync.rules.selftest import SuiteResult, run_tests
 
@@ -307,22 +308,28 @@ def evaluate(rules_file: str, input_file: str, now_text: str | None, output_file
     Streams: memory does not grow with the input. A bad line is reported on stderr with its
     number and skipped; the exit code is then 1.
     """
-    ruleset = load_ruleset(rules_file, extra_facts=_extra_facts(field_map))
+    extra_facts = _extra_facts(field_map)
+    ruleset = load_ruleset(rules_file, extra_facts=extra_facts)
     now = _parse_now(now_text)
     started = time.perf_counter()
     done = skipped = 0
     dumps = orjson.dumps
     evaluate_one = ruleset.evaluate
+    check = InputCheck({**CANONICAL_FACTS, **ruleset.declared_facts, **(extra_facts or {})})
+    see = check.see
     with _open_in(input_file) as source, _open_out(output_file) as sink:
         write = sink.write
-        for _number, record in _records(source, input_file):
+        for number, record in _records(source, input_file):
             if record is None:
                 skipped += 1
                 continue
+            see(number, record)
             decision = evaluate_one(record, now=now, explain=explain)
             write(dumps(decision_json(decision), option=orjson.OPT_APPEND_NEWLINE))
             done += 1
     elapsed = time.perf_counter() - started
+    for note in check.notes(input_file):
+        stderr.print(note, markup=False)
     if output_file != "-" or skipped:
         stderr.print(f"crmsync: evaluated {done} contacts"
                      f"{f', skipped {skipped} bad lines' if skipped else ''} in {elapsed:.2f}s",
