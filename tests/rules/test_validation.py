@@ -59,6 +59,23 @@ class TestBrokenJson:
         assert fragment in diagnostic.message
         assert diagnostic.render().startswith(f"r.json:{line}:{col}: error: invalid JSON")
 
+    @pytest.mark.parametrize(
+        ("text", "pointer", "hint"),
+        [
+            ('{"version": "1", "params": {"a": 1,,}}', "/params", "a comma with nothing"),
+            ('{"params": {"a": [1, 2 3]}}', "/params/a", None),
+            ("{'a': 1}", "", "a comma with nothing"),
+            ('{"a": {"b": \'x\'}}', "/a/b", 'JSON writes text as "text"'),
+        ],
+    )
+    def test_broken_json_names_where_in_the_document(self, text, pointer, hint) -> None:
+        [diagnostic] = problems(text)
+        assert diagnostic.pointer == pointer
+        if hint is None:
+            assert diagnostic.suggestion is None
+        else:
+            assert hint in (diagnostic.suggestion or "")
+
     def test_parser_matches_stdlib_on_valid_json(self) -> None:
         text = '{"a": [1, 2.5, -3e2, true, false, null, "\\u00e9\\n\\ud83d\\ude00"], "b": {}}'
         value, smap = parse(text)
@@ -148,6 +165,12 @@ class TestSemantics:
     def test_operator_hints(self) -> None:
         [d] = problems(status(rule(when={"fact": "employees", "at_least": "50"})))
         assert d.suggestion == "write the number without quotes: 50"
+        [d] = problems(status(rule(when={"fact": "decision_maker", "is": "yes"})))
+        assert d.suggestion == "write true without quotes"
+        [d] = problems(status(rule(when={"fact": "decision_maker", "is": "No"})))
+        assert d.suggestion == "write false without quotes"
+        [d] = problems(status(rule(when={"fact": "decision_maker", "is": "maybe"})))
+        assert d.suggestion == "compare it with true or false, without quotes"
         [d] = problems(status(rule(when={"fact": "employees", "greater_than": 1})))
         assert d.suggestion == "did you mean 'more_than'?"
 

@@ -33,11 +33,13 @@ class JSONPositionError(ValueError):
         msg: What is wrong, in words.
     """
 
-    def __init__(self, msg: str, line: int, col: int) -> None:
+    def __init__(self, msg: str, line: int, col: int, pointer: str = "") -> None:
         super().__init__(f"{line}:{col}: {msg}")
         self.msg = msg
         self.line = line
         self.col = col
+        #: The JSON pointer of the innermost value being read ("" for the document itself).
+        self.pointer = pointer
 
 
 @dataclass
@@ -91,6 +93,8 @@ class _Parser:
         self.text = text
         self.pos = 0
         self.source_map = SourceMap(text)
+        # The innermost value being read: where a syntax error is (left as it is on failure).
+        self.pointer = ""
         # Offsets of line starts, for offset -> (line, col) by bisection.
         self.line_starts = [0] + [m.end() for m in re.finditer(r"\n", text)]
 
@@ -102,7 +106,7 @@ class _Parser:
 
     def fail(self, msg: str, offset: int | None = None) -> JSONPositionError:
         line, col = self.where(self.pos if offset is None else offset)
-        return JSONPositionError(msg, line, col)
+        return JSONPositionError(msg, line, col, self.pointer)
 
     def skip_ws(self) -> None:
         self.pos = _WS.match(self.text, self.pos).end()  # type: ignore[union-attr]
@@ -120,6 +124,12 @@ class _Parser:
         return value
 
     def value(self, pointer: str, depth: int) -> Any:
+        outer, self.pointer = self.pointer, pointer
+        result = self._value(pointer, depth)
+        self.pointer = outer
+        return result
+
+    def _value(self, pointer: str, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise self.fail(f"nested deeper than {MAX_DEPTH} levels")
         self.source_map.positions[pointer] = self.where(self.pos)

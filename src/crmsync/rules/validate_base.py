@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from crmsync.coerce import coerce
 from crmsync.errors import Diagnostic
 from crmsync.model import MISS_TYPES, STATUSES
 from crmsync.rules.jsonpos import SourceMap
@@ -163,6 +164,12 @@ def _literal_hint(raw: Any, kind: str) -> str | None:
         return "compare it with a number, e.g. 50"
     if kind == "bool" and isinstance(raw, str) and raw.lower() in ("true", "false"):
         return f"write {raw.lower()} without quotes"
+    if kind == "bool" and isinstance(raw, str | int | float):
+        # What a value means comes from crmsync.coerce: "yes", "Y", 1, "checked"...
+        meant = coerce(raw, "bool")
+        if meant is not None:
+            return f"write {str(meant).lower()} without quotes"
+        return "compare it with true or false, without quotes"
     if kind == "str" and not isinstance(raw, str):
         return f"put the value in quotes: \"{raw}\""
     return None
