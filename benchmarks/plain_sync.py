@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -552,8 +553,12 @@ def compare(description: str, crmsync: Callable[[int, datetime, int], Measured],
     parser.add_argument("--pairs", type=int, default=2,
                         help="crmsync/plain pairs, alternating (the machine is shared)")
     parser.add_argument("--concurrency", type=int, default=4, help="crmsync's [sync] concurrency")
+    parser.add_argument("--target", type=float, default=None, metavar="RATIO",
+                        help="exit 1 when the median crmsync ÷ plain ratio is above RATIO (the "
+                             "client-CPU target, stated against the plain program)")
     args = parser.parse_args()
     n = args.contacts
+    ratios = []
     print(f"{'pair':<6}{'program':<10}{'calls':>7}{'cpu µs/contact':>16}{'x plain':>9}")
     for pair in range(1, args.pairs + 1):
         now = run_clock()
@@ -569,6 +574,13 @@ def compare(description: str, crmsync: Callable[[int, datetime, int], Measured],
               f"{mine_cpu / plain_cpu:>9.2f}")
         print(f"{pair:<6}{'plain':<10}{plain_calls:>7}{plain_cpu / n * 1e6:>16.1f}"
               f"{1.0:>9.2f}", flush=True)
+        ratios.append(mine_cpu / plain_cpu)
+    median = statistics.median(ratios)
+    verdict = "" if args.target is None else (
+        f" (target ≤ {args.target:.2f}: {'met' if median <= args.target else 'NOT met'})")
+    print(f"median crmsync ÷ plain: {median:.2f}{verdict}")
+    if args.target is not None and median > args.target:
+        raise SystemExit(1)
 
 
 def differences(mine: Mapping[str, Any], plain: Mapping[str, Any]) -> dict[str, Any]:
