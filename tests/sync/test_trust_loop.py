@@ -220,22 +220,24 @@ def test_the_run_taking_over_a_dead_runs_lease_closes_its_books(crm: Crm) -> Non
         store.close()
 
 
+def _report(crm: Crm) -> dict[str, Any]:
+    """The funnel report over the run history, as ``crmsync report`` builds it now."""
+    store = StateStore.open(load_settings(crm.config, env={}).state.url)
+    try:
+        runs = load_runs(store, 20)
+        return build_report(runs, current_funnel(store, runs, datetime.now(UTC)))  # noqa: TID251
+    finally:
+        store.close()
+
+
 def test_report_counts_every_contacts_current_decision(crm: Crm, tmp_path: Path) -> None:
     crm.setup()
     crm.run(full=True)
     edited = crm.contacts()[0]["id"]
     crm.edit(edited, crm.shape["edit_hot"])
     crm.run()  # incremental: reads one contact (plus echoes)
-    store = StateStore.open(load_settings(crm.config, env={}).state.url)
-    try:
-        runs = load_runs(store, 20)
-        report = build_report(runs, current_funnel(store, runs, datetime.now(UTC)))  # noqa: TID251
-    finally:
-        store.close()
-    statuses: dict[str, int] = {}
-    for contact in crm.contacts():
-        status = contact.get(crm.shape["status"])
-        statuses[status] = statuses.get(status, 0) + 1
+    report = _report(crm)
+    statuses = Counter(c.get(crm.shape["status"]) for c in crm.contacts())
     assert report["snapshot"]["scope"] == "current"
     assert {k: v for k, v in report["stages"].items() if v} == statuses
     assert report["new_contacts"] == len(crm.contacts())
@@ -257,12 +259,7 @@ def test_after_an_undo_the_store_and_report_say_what_the_crm_holds(
         parts.close()
     assert undone.restored == changed.counts["updated"]
     assert undone.tasks_left_closed == changed.counts.get("tasks_closed", 0)
-    store = StateStore.open(load_settings(crm.config, env={}).state.url)
-    try:
-        runs = load_runs(store, 20)
-        report = build_report(runs, current_funnel(store, runs, datetime.now(UTC)))  # noqa: TID251
-    finally:
-        store.close()
+    report = _report(crm)
     statuses = Counter(c.get(crm.shape["status"]) for c in crm.contacts())
     assert {k: v for k, v in report["stages"].items() if v} == statuses
     # The stricter rules, still configured, move the same contacts again: a rule change, not a
