@@ -21,6 +21,7 @@ def test_updated_counts_the_writes_the_crm_took_not_the_ones_it_refused(crm: Crm
     written = sum(1 for c in crm.contacts() if c.get(crm.shape["status"]))
     assert summary.counts["rejected"] == 3
     assert summary.counts["updated"] == written == summary.counts["evaluated"] - 3
+    assert summary.changes["status"] == written  # a first run sets every contact's status
 
 
 def test_tasks_found_already_in_the_crm_are_not_counted_as_created(crm: Crm) -> None:

@@ -47,6 +47,7 @@ class Tally:
         self._sampling = samples > 0  # False once every bucket is full
         self._shapes: Counter[tuple[Any, ...]] = Counter()
         self._fired: list[str] = []
+        self._refused: Counter[str] = Counter()
 
     def add(self, stream: str, plan: ContactPlan, *, by_rules: bool) -> None:
         """Count one contact's plan; ``by_rules``: its data did not change, the rules did.
@@ -69,6 +70,10 @@ class Tally:
         self._health(plan)
         if self._sampling and (updates or creates or closes):  # ContactPlan.changed
             self._sample(plan)
+
+    def refused(self, plan: ContactPlan) -> None:
+        """The CRM refused a plan's field write: its outputs did not change after all."""
+        self._refused.update(name for name in plan.updates if name not in _STAMPS)
 
     def finish(self) -> None:
         """Add the counted shapes to the summary; put the kept samples in, the most telling first.
@@ -108,9 +113,14 @@ class Tally:
             counts["planned_task_closes"] += closes * n
         self._shapes.clear()
         if summary.mode != "plan":
-            # What the CRM took: a write it refused is counted as rejected, not as updated
-            # (the writes are settled before this is called).
+            # What the CRM took: a write it refused is counted as rejected, not as updated or
+            # as a changed output (the writes are settled before this is called).
             counts["updated"] = counts["field_writes"]
+            for name, n in self._refused.items():
+                changes[name] -= n
+                if changes[name] <= 0:
+                    del changes[name]
+            self._refused.clear()
         ranked = [s for bucket in self._samples for s in bucket]
         summary.samples = ranked[: self.limit]
 

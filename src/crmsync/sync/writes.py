@@ -28,6 +28,7 @@ from crmsync.sync.summary import (
     RunSummary,
     SyncOptions,
 )
+from crmsync.sync.tally import Tally
 
 T = TypeVar("T")
 
@@ -58,6 +59,7 @@ class Writer:
     _inflight: InFlight
     _gate: CursorGate
     _page: int
+    _tally: Tally | None
 
     @property
     def _current(self) -> RunSummary:
@@ -228,6 +230,8 @@ class Writer:
             rejected.append((journal_id, plan.contact.id, code, message))
             self._reject(stream, plan.contact.id, code, message, fields=sorted(plan.updates),
                          recorded=True)
+            if self._tally is not None:
+                self._tally.refused(plan)
         # The whole batch in one transaction: journal, rejections and the decisions saved.
         self.store.settle_fields(summary.run_id, stream, applied=applied, resolved=resolved,
                                  states=self._state_rows(plans), rejected=rejected)
