@@ -51,14 +51,14 @@ def report(config_path: Path | None, out_dir: Path, run_count: int | None,
     try:
         count = run_count or (1000 if start or end else 20)
         records, result = live_report(store, count, now, since=start, until=end)
-        latest = store.runs(1) if not records and (start or end) else []
+        latest = store.runs(1) if not records else []
     finally:
         store.close()
     if not records:
         if output_format == "json":
             emit_json(result)
         else:
-            stdout.print(_no_runs_message(start, end, latest), markup=False)
+            stdout.print(_no_runs_message(latest), markup=False)
         return
     html_path, json_path = write_report(result, out_dir)
     if output_format == "json":
@@ -69,14 +69,10 @@ def report(config_path: Path | None, out_dir: Path, run_count: int | None,
     stdout.print(f"wrote {html_path}\nwrote {json_path}", markup=False)
 
 
-def _no_runs_message(start: datetime | None, end: datetime | None, latest: list[RunRecord]
-                     ) -> str:
+def _no_runs_message(latest: list[RunRecord]) -> str:
     """Why there is nothing to report, and what to do: sync first, or widen the dates."""
-    if not (start or end):
-        return ("No sync runs recorded yet, so there is no funnel to report on: run "
-                "`crmsync run` (or `crmsync demo`) first.")
     if not latest:
-        return ("No sync runs recorded at all, so there is no funnel to report on: run "
+        return ("No sync runs recorded yet, so there is no funnel to report on: run "
                 "`crmsync run` (or `crmsync demo`) first.")
     return (f"No sync runs started in that date range (the latest started "
             f"{latest[0].started_at:%Y-%m-%d %H:%M}Z): widen --since/--until or use --days.")

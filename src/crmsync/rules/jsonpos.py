@@ -33,13 +33,16 @@ class JSONPositionError(ValueError):
         msg: What is wrong, in words.
     """
 
-    def __init__(self, msg: str, line: int, col: int, pointer: str = "") -> None:
+    def __init__(self, msg: str, line: int, col: int, pointer: str = "",
+                 hint: str | None = None) -> None:
         super().__init__(f"{line}:{col}: {msg}")
         self.msg = msg
         self.line = line
         self.col = col
         #: The JSON pointer of the innermost value being read ("" for the document itself).
         self.pointer = pointer
+        #: What usually causes this mistake, when the parser can tell.
+        self.hint = hint
 
 
 @dataclass
@@ -104,9 +107,10 @@ class _Parser:
         line = bisect_right(self.line_starts, offset)
         return line, offset - self.line_starts[line - 1] + 1
 
-    def fail(self, msg: str, offset: int | None = None) -> JSONPositionError:
+    def fail(self, msg: str, offset: int | None = None, *,
+             hint: str | None = None) -> JSONPositionError:
         line, col = self.where(self.pos if offset is None else offset)
-        return JSONPositionError(msg, line, col, self.pointer)
+        return JSONPositionError(msg, line, col, self.pointer, hint)
 
     def skip_ws(self) -> None:
         self.pos = _WS.match(self.text, self.pos).end()  # type: ignore[union-attr]
@@ -159,7 +163,8 @@ class _Parser:
         if text.startswith(("NaN", "Infinity", "-Infinity"), self.pos):
             raise self.fail("NaN and Infinity are not JSON numbers")
         if char in "'":
-            raise self.fail("strings must use double quotes (\")")
+            raise self.fail("strings must use double quotes (\")",
+                            hint='JSON writes text as "text"')
         if char in "}]":
             raise self.fail(f"unexpected '{char}'; expected a value (trailing comma?)")
         raise self.fail(f"unexpected character {char!r}; expected a value")
@@ -176,7 +181,9 @@ class _Parser:
             if not self.text.startswith('"', self.pos):
                 if self.text.startswith("}", self.pos):
                     raise self.fail("trailing comma before '}'")
-                raise self.fail("expected a property name in double quotes")
+                raise self.fail("expected a property name in double quotes",
+                                hint="a comma with nothing after it, or a name without double "
+                                     'quotes? JSON writes "name": value')
             key_offset = self.pos
             key = self.string()
             child = pointer + "/" + escape_pointer_token(key)

@@ -197,7 +197,7 @@ def load_ruleset_text(
     except JSONPositionError as error:
         raise InvalidFileError([Diagnostic(filename, error.line, error.col, error.pointer,
                                            f"invalid JSON: {error.msg}",
-                                           _syntax_hint(error.msg))]) from None
+                                           error.hint)]) from None
     tree, diagnostics = check_document(doc, smap, filename, fact_catalogue(extra_facts))
     if tree is None:
         raise InvalidFileError(diagnostics)
@@ -264,13 +264,3 @@ def with_email_domain(facts: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return ``facts`` with ``email_domain`` derived from ``email`` when it can be."""
     domain = domain_of_email(facts.get("email"))
     return {**facts, "email_domain": domain} if domain else facts
-
-
-def _syntax_hint(message: str) -> str | None:
-    """What usually causes a JSON syntax error that a person editing rules makes."""
-    if message.startswith("expected a property name"):
-        return ('a comma with nothing after it, or a name without double quotes? JSON '
-                'writes "name": value')
-    if message.startswith("strings must use double quotes"):
-        return 'JSON writes text as "text"'
-    return None

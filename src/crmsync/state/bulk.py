@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 
@@ -114,6 +114,11 @@ class Bulk:
         source = f"lambda {', '.join(constant_args)}: lambda r: {body}"
         factory: Callable[..., Any] = eval(source, namespace)  # noqa: S307 - generated names only
         return factory
+
+
+def dialect_insert(dialect: Dialect) -> Any:
+    """The dialect's own ``insert`` (PostgreSQL's or SQLite's), which has ``ON CONFLICT``."""
+    return postgresql.insert if dialect.name == "postgresql" else sqlite.insert
 
 
 def one_of(dialect: Dialect, column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:

@@ -13,11 +13,10 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from crmsync.state.base import StoreBase
-from crmsync.state.bulk import Bulk, one_of
+from crmsync.state.bulk import Bulk, dialect_insert, one_of
 from crmsync.state.records import ContactRow, ContactState
 from crmsync.state.schema import _contacts, _journal, _tasks
 
@@ -46,7 +45,7 @@ def _q_forget(dialect: Dialect) -> sa.Executable:
 
 
 def _upsert(dialect: Dialect) -> Bulk:
-    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(dialect)
     statement = insert(_contacts)
     statement = statement.on_conflict_do_update(
         index_elements=[_contacts.c.stream, _contacts.c.record_id],

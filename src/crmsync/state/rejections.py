@@ -6,11 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from crmsync.state.base import StoreBase
-from crmsync.state.bulk import Bulk, one_of
+from crmsync.state.bulk import Bulk, dialect_insert, one_of
 from crmsync.state.schema import _rejections
 
 
@@ -28,7 +27,7 @@ _REJECTED = ("record_id", "error_code", "message", "stream", "run_id", "attempts
 
 
 def _upsert(dialect: Dialect) -> Bulk:
-    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(dialect)
     statement = insert(_rejections)
     statement = statement.on_conflict_do_update(
         index_elements=[_rejections.c.stream, _rejections.c.record_id],

@@ -8,12 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from crmsync.model import TaskClose, TaskCreate
 from crmsync.state.base import DEFAULT_SCOPE
-from crmsync.state.bulk import Bulk, one_of
+from crmsync.state.bulk import Bulk, dialect_insert, one_of
 from crmsync.state.journal import Journal
 from crmsync.state.records import PendingWrite, TaskRecord
 from crmsync.state.schema import _journal, _tasks
@@ -130,8 +129,7 @@ class TaskRegistry(Journal):
         """
         if not tasks:
             return
-        insert = (postgresql.insert if self._engine.dialect.name == "postgresql"
-                  else sqlite.insert)
+        insert = dialect_insert(self._engine.dialect)
         now, stored_stream = self._clock(), self._scoped(stream)
         rows = [{"key": self._scoped(key), "record_id": record_id, "stream": stored_stream,
                  "purpose": purpose, "state": "open" if is_open else "closed",

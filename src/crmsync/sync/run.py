@@ -444,7 +444,8 @@ class SyncRun(Writer):
             return
         summary = self._current
         # One read for the page: states, open tasks and closed counts of all its contacts.
-        context = self.store.page_context(stream, [c.id for c in fresh])
+        ids = [c.id for c in fresh]
+        context = self.store.page_context(stream, ids)
         states = context.states
         lost = forgotten(fresh, states) if not self.options.dry_run else []
         if lost:
@@ -454,7 +455,7 @@ class SyncRun(Writer):
                 summary.counts["tasks_found"] += still_open
             if recorded:
                 # What the CRM holds, now in the store: the page's open tasks and closed counts.
-                context = self.store.page_context(stream, [c.id for c in fresh])
+                context = self.store.page_context(stream, ids)
         if dedupe:
             fresh = self._unseen(fresh, states, explicit_full)
             if not fresh:
